@@ -1,0 +1,1 @@
+"""What apps import: the job model, validation, enqueue() and lookup()."""

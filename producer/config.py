@@ -1,0 +1,199 @@
+"""Configuration: accounts from a TOML file, infrastructure URLs from the environment.
+
+Accounts live in ``./teledispatch.toml`` (or the file named by ``TELEDISPATCH_CONFIG``), one table
+per account under ``[accounts.NAME]``. Any string value written as ``ENV:VARNAME`` is read from
+the environment when the file is loaded, so the file itself never has to hold a secret.
+Secrets are held as :class:`pydantic.SecretStr` so that ``repr``, logs and tracebacks show
+``'**********'`` instead of the value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+Channel = Literal["nxcloud.sms", "uspeedo.sms", "volc.vms.append", "volc.axn.bind"]
+CHANNELS: tuple[Channel, ...] = ("nxcloud.sms", "uspeedo.sms", "volc.vms.append", "volc.axn.bind")
+
+#: Largest request each provider documents; an account's ``max_batch`` may only lower it.
+PROVIDER_MAX_BATCH: dict[str, int] = {
+    "nxcloud.sms": 200,
+    "uspeedo.sms": 1000,
+    "volc.vms.append": 10_000,
+    "volc.axn.bind": 1,
+}
+
+DEFAULT_CONFIG_PATH = "teledispatch.toml"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_DATABASE_URL = "sqlite:///teledispatch.db"
+
+_WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names every problem found."""
+
+
+def parse_window(text: str) -> float:
+    """``"5m"`` → 300.0. Windows are written the way providers publish their caps."""
+    m = _WINDOW.match(text)
+    if not m:
+        raise ValueError(f"window {text!r} must be a number followed by s, m, h or d (e.g. '5m')")
+    return float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+
+
+class RecipientCap(BaseModel):
+    """At most ``count`` messages to one recipient within any ``window_s`` seconds."""
+
+    model_config = ConfigDict(frozen=True)
+    count: int = Field(gt=0)
+    window_s: float = Field(gt=0)
+
+
+class AccountConfig(BaseModel):
+    """One provider account. Field names are fixed: they are the documented config keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    channel: Channel
+    base_url: str
+    #: NXCloud ``accessKey``, USpeedo ``accesskeyId``, Volcengine access key id.
+    access_key: str = ""
+    #: NXCloud ``accessSecret``, USpeedo ``accesskeySecret``, Volcengine secret access key.
+    secret: SecretStr = SecretStr("")
+    #: NXCloud ``appKey``.
+    app_key: str = ""
+    #: Volcengine signing scope.
+    region: str = "cn-north-1"
+    service: str = "vms"
+
+    max_batch: int = Field(default=0, ge=0)
+    max_attempts: int = Field(default=5, ge=1)
+    linger_ms: int = Field(default=250, ge=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+    backoff_base_s: float = Field(default=1.0, gt=0)
+    backoff_max_s: float = Field(default=300.0, gt=0)
+    on_ambiguous: Literal["reconcile", "resend", "fail"] = "reconcile"
+
+    max_requests_per_second: float | None = Field(default=None, gt=0)
+    max_messages_per_second: float | None = Field(default=None, gt=0)
+    max_messages_per_hour: int | None = Field(default=None, gt=0)
+    max_messages_per_day: int | None = Field(default=None, gt=0)
+    recipient_caps: tuple[RecipientCap, ...] = ()
+    concurrency: int | None = Field(default=None, gt=0)
+
+    #: Shared secret in the delivery-receipt URL (NXCloud DRs are unsigned) / Volcengine authToken.
+    callback_token: SecretStr = SecretStr("")
+
+    @field_validator("recipient_caps", mode="before")
+    @classmethod
+    def _caps(cls, value: Any) -> Any:
+        if not isinstance(value, list | tuple):
+            return value
+        caps = []
+        for item in value:
+            if isinstance(item, list | tuple) and len(item) == 2:
+                count, window = item
+                seconds = parse_window(window) if isinstance(window, str) else window
+                caps.append({"count": count, "window_s": seconds})
+            else:
+                caps.append(item)
+        return caps
+
+    @property
+    def batch_size(self) -> int:
+        """The batch size in force: the account's setting, never above the provider's limit."""
+        limit = PROVIDER_MAX_BATCH[self.channel]
+        return min(self.max_batch, limit) if self.max_batch else limit
+
+
+@dataclass(frozen=True)
+class Settings:
+    accounts: dict[str, AccountConfig] = field(default_factory=dict)
+    redis_url: str = DEFAULT_REDIS_URL
+    database_url: str = DEFAULT_DATABASE_URL
+    source: str = "<defaults>"
+
+    def account(self, name: str) -> AccountConfig:
+        try:
+            return self.accounts[name]
+        except KeyError:
+            known = ", ".join(sorted(self.accounts)) or "none"
+            raise ConfigError(
+                f"account {name!r} is not configured in {self.source} (configured: {known})"
+            ) from None
+
+
+def _resolve_env(value: Any, where: str, problems: list[str]) -> Any:
+    if isinstance(value, str) and value.startswith("ENV:"):
+        var = value[4:]
+        if var not in os.environ:
+            problems.append(f"{where}: environment variable {var} is not set")
+            return ""
+        return os.environ[var]
+    if isinstance(value, list):
+        return [_resolve_env(v, where, problems) for v in value]
+    return value
+
+
+def parse_config(data: dict[str, Any], source: str = "<memory>") -> dict[str, AccountConfig]:
+    """Build accounts from parsed TOML; one :class:`ConfigError` lists every problem."""
+    problems: list[str] = []
+    accounts: dict[str, AccountConfig] = {}
+    raw_accounts = data.get("accounts", {})
+    if not isinstance(raw_accounts, dict):
+        raise ConfigError(f"{source}: [accounts] must be a table of tables")
+    for name, table in raw_accounts.items():
+        if not isinstance(table, dict):
+            problems.append(f"accounts.{name}: must be a table")
+            continue
+        resolved = {k: _resolve_env(v, f"accounts.{name}.{k}", problems) for k, v in table.items()}
+        try:
+            accounts[name] = AccountConfig(name=name, **resolved)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = ".".join(str(p) for p in err["loc"])
+                problems.append(f"accounts.{name}.{loc}: {err['msg']}")
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
+    return accounts
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("TELEDISPATCH_CONFIG", DEFAULT_CONFIG_PATH))
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read the config file (a missing default file means no accounts) and the environment."""
+    path = path or config_path()
+    accounts: dict[str, AccountConfig] = {}
+    if path.exists():
+        with path.open("rb") as fh:
+            try:
+                data = tomllib.load(fh)
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        accounts = parse_config(data, str(path))
+    elif "TELEDISPATCH_CONFIG" in os.environ:
+        raise ConfigError(f"TELEDISPATCH_CONFIG names {path}, which does not exist")
+    return Settings(
+        accounts=accounts,
+        redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
+        database_url=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
+        source=str(path),
+    )
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """Process-wide settings, read once: workers and the CLI share one view of the file."""
+    return load_settings()

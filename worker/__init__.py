@@ -1,0 +1,1 @@
+"""The dispatching side: Celery app, thin tasks, and the domain functions they call."""

@@ -1,0 +1,74 @@
+"""Why a send failed, and what may be done about it.
+
+Every failure the dispatcher handles is one of these. Two questions decide what happens to the
+recipients of the batch, so each class answers them as attributes rather than by its name:
+
+* ``retryable`` — may the same request be tried again later?
+* ``may_have_been_sent`` — could the provider have acted on the request? If so a blind retry
+  could deliver twice, so the recipients become ``unknown`` and are reconciled instead.
+
+``throttled`` marks provider back-pressure: the account slows down and the attempt is not
+counted against the recipient.
+
+    DispatchError
+    ├── TransportError                 no usable HTTP response
+    │   ├── NotSentError               refused / connect timeout: provably never sent (retry)
+    │   └── AmbiguousError             read timeout, dropped response: may have been sent
+    └── ProviderError                  the provider answered
+        ├── RetryableProviderError     5xx, InternalError, ServiceUnavailable, 215400
+        │   └── ThrottledError         13008, HTTP 429, Volcengine flow control
+        ├── RejectedError              auth, balance, parameters: every recipient failed
+        └── MalformedResponseError     an answer we cannot read (may have been sent)
+"""
+
+from __future__ import annotations
+
+
+class DispatchError(Exception):
+    retryable: bool = False
+    may_have_been_sent: bool = False
+    throttled: bool = False
+
+    def __init__(self, message: str, *, code: str | None = None, retry_after: float | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        #: Seconds the provider asked us to wait (``Retry-After``), if it said.
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}" if self.code else self.message
+
+
+class TransportError(DispatchError):
+    pass
+
+
+class NotSentError(TransportError):
+    retryable = True
+
+
+class AmbiguousError(TransportError):
+    may_have_been_sent = True
+
+
+class ProviderError(DispatchError):
+    pass
+
+
+class RetryableProviderError(ProviderError):
+    retryable = True
+
+
+class ThrottledError(RetryableProviderError):
+    throttled = True
+
+
+class RejectedError(ProviderError):
+    pass
+
+
+class MalformedResponseError(ProviderError):
+    """The provider answered 2xx with something we cannot interpret; it may have sent."""
+
+    may_have_been_sent = True

@@ -1,0 +1,1 @@
+"""One module per provider operation: pure request building and response parsing."""
