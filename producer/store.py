@@ -49,9 +49,12 @@ class Job(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)
     account: str = Field(max_length=100)
     channel: str = Field(max_length=40)
+    #: Recipients in the job; fewer rows exist while parts are still in transit to a worker.
     total: int
-    #: Recipients the worker has written; ``accepted < total`` while parts are still in transit.
-    accepted: int = 0
+    #: Parts the producer published; a re-enqueue with the same key re-publishes missing ones.
+    parts: int = 0
+    #: Job-wide fields, for display; each message's payload already has them merged in.
+    defaults: str = "{}"
     idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
     #: sha256 of the validated job: the same key with other content is refused.
     content_hash: str = Field(max_length=64)

@@ -15,7 +15,8 @@ from typing import Any, Literal, Protocol
 
 from producer.config import AccountConfig
 
-ItemStatus = Literal["sent", "failed", "deferred", "retry"]
+#: ``retry``: the provider refused the item for now (not sent); ``unknown``: it may have gone out.
+ItemStatus = Literal["sent", "failed", "deferred", "retry", "unknown"]
 
 
 @dataclass(frozen=True, slots=True)

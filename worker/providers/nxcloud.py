@@ -140,7 +140,9 @@ def _items(messages: Sequence[OutMessage], data: list[Any]) -> list[ItemOutcome]
             # The provider accepted the request but said nothing of this item: it may or may
             # not go out, so it is treated like an ambiguous send (reconciled by status query).
             outcomes.append(
-                ItemOutcome(message.id, "retry", error_code="missing", error_text="no item status")
+                ItemOutcome(
+                    message.id, "unknown", error_code="missing", error_text="no item status"
+                )
             )
             continue
         item_text = str(entry.get("message") or "")[:500]
