@@ -1,1 +1,32 @@
-"""What apps import: the job model, validation, enqueue() and lookup()."""
+"""What apps import: the job model, validation, enqueue() and lookup().
+
+    from producer import SendJob, enqueue, job_status, lookup
+
+    job_id = enqueue(SendJob(account="nxcloud", recipients=[{"phone": "+8613800138000"}],
+                             defaults={"content": "Your code is 1234"}))
+"""
+
+from producer.config import ConfigError, load_settings, settings
+from producer.enqueue import Enqueued, IdempotencyConflict, enqueue, enqueue_stream
+from producer.jobs import SendJob
+from producer.lookup import JobNotFound, JobStatus, MessageView, job_messages, job_status, lookup
+from producer.validation import Problem, ValidationFailed
+
+__all__ = [
+    "ConfigError",
+    "Enqueued",
+    "IdempotencyConflict",
+    "JobNotFound",
+    "JobStatus",
+    "MessageView",
+    "Problem",
+    "SendJob",
+    "ValidationFailed",
+    "enqueue",
+    "enqueue_stream",
+    "job_messages",
+    "job_status",
+    "load_settings",
+    "lookup",
+    "settings",
+]

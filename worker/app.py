@@ -1,0 +1,60 @@
+"""The Celery app: reliability settings, one queue per channel, the sweep schedule.
+
+Delivery settings follow from "nothing lost": a task is acknowledged only after it ran
+(``acks_late``), is requeued if its process dies (``reject_on_worker_lost``), a process holds
+one unstarted task at a time (prefetch 1), and Redis redelivers an unacknowledged task only
+after ``visibility_timeout`` — longer than any task runs and longer than any countdown used.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+from kombu import Queue
+
+from producer.broker import ACCEPT_QUEUE, MAINTENANCE_QUEUE, SWEEP_TASK, channel_queue
+from producer.config import CHANNELS, settings
+from producer.store import dispose_engines
+
+VISIBILITY_TIMEOUT_S = 3600
+SWEEP_INTERVAL_S = float(os.environ.get("TELEDISPATCH_SWEEP_S", "1.0"))
+QUEUES = [ACCEPT_QUEUE, MAINTENANCE_QUEUE, *(channel_queue(c) for c in CHANNELS)]
+
+
+def make_app() -> Celery:
+    app = Celery("teledispatch", broker=settings().redis_url, include=["worker.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        broker_connection_retry_on_startup=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        task_queues=[Queue(q) for q in QUEUES],
+        task_default_queue=MAINTENANCE_QUEUE,
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "sweep": {
+                "task": SWEEP_TASK,
+                "schedule": SWEEP_INTERVAL_S,
+                "options": {"queue": MAINTENANCE_QUEUE, "expires": max(SWEEP_INTERVAL_S * 5, 5)},
+            }
+        },
+    )
+    return app
+
+
+app = make_app()
+
+
+@worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    # A forked pool process must not reuse the parent's database sockets.
+    dispose_engines()

@@ -1,0 +1,53 @@
+"""Per-process resources the domain functions need, built once and rebuilt after a fork."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from sqlalchemy.engine import Engine
+
+from producer.config import Settings, settings
+from producer.store import create_schema, get_engine
+from worker.transport import Transport
+
+#: Sends a task by name: ``publish(name, args, queue, countdown)``. Celery in production,
+#: a list in unit tests.
+Publish = Callable[[str, list[Any], str, float], None]
+
+
+@dataclass
+class Context:
+    settings: Settings
+    engine: Engine
+    redis: redis.Redis
+    transport: Transport
+    publish: Publish
+
+
+_ctx: Context | None = None
+_pid = 0
+
+
+def build(publish: Publish, cfg: Settings | None = None) -> Context:
+    cfg = cfg or settings()
+    engine = get_engine(cfg.database_url)
+    create_schema(engine)
+    return Context(
+        settings=cfg,
+        engine=engine,
+        redis=redis.Redis.from_url(cfg.redis_url, socket_timeout=10, socket_connect_timeout=5),
+        transport=Transport(),
+        publish=publish,
+    )
+
+
+def current(publish: Publish) -> Context:
+    global _ctx, _pid
+    if _ctx is None or _pid != os.getpid():
+        _ctx = build(publish)
+        _pid = os.getpid()
+    return _ctx

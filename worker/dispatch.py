@@ -1,0 +1,175 @@
+"""Claim due messages of one account, send them in provider-sized requests, record outcomes.
+
+Messages of every job of the account are claimed together, so single-recipient jobs share
+requests with each other and with big jobs. One call handles one claim; if the claim came back
+full, another dispatch is published *before* this one sends, so a backlog is worked by every
+free worker process at once while each task stays short.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from producer.config import AccountConfig
+from producer.store import DEFERRED, FAILED, QUEUED, SENT, UNKNOWN
+from worker import repo
+from worker.context import Context
+from worker.errors import DispatchError, MalformedResponseError
+from worker.kick import follow_up
+from worker.providers.base import Adapter, ItemOutcome, OutMessage
+from worker.providers.registry import adapter_for
+
+log = logging.getLogger("teledispatch.dispatch")
+
+#: How long a claim is held; longer than any request's timeout plus writing its outcome.
+LEASE_MARGIN_S = 30.0
+
+
+@dataclass
+class Report:
+    claimed: int = 0
+    requests: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, status: str, n: int = 1) -> None:
+        self.counts[status] = self.counts.get(status, 0) + n
+
+
+def backoff(account: AccountConfig, attempts: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with jitter: ``base·2^(n-1)``, capped, drawn from its upper half.
+
+    Half-jitter keeps retries of one failed batch from arriving together, while never
+    retrying sooner than half the nominal delay; a provider's ``Retry-After`` wins if longer.
+    """
+    nominal = min(account.backoff_max_s, account.backoff_base_s * 2 ** max(attempts - 1, 0))
+    delay = nominal * (0.5 + random.random() / 2)
+    return max(delay, retry_after or 0.0)
+
+
+def dispatch(ctx: Context, account_name: str) -> Report:
+    account = ctx.settings.account(account_name)
+    adapter = adapter_for(account.channel)
+    now = time.time()
+    limit = account.batch_size
+    claim = repo.claim(ctx.engine, account.name, limit, account.timeout_s + LEASE_MARGIN_S, now)
+    report = Report(claimed=len(claim.messages))
+    if not claim.messages:
+        return report
+    if len(claim.messages) >= limit:
+        follow_up(ctx, account)
+    groups: dict[str, list[repo.Claimed]] = {}
+    for row in claim.messages:
+        groups.setdefault(row.group_key, []).append(row)
+    for rows in groups.values():
+        send_batch(ctx, account, adapter, claim.token, rows, report)
+    return report
+
+
+def send_batch(
+    ctx: Context,
+    account: AccountConfig,
+    adapter: Adapter,
+    token: str,
+    rows: Sequence[repo.Claimed],
+    report: Report,
+) -> None:
+    messages = [OutMessage(r.id, r.phone, repo.payload_of(r)) for r in rows]
+    attempts = {r.id: r.attempts for r in rows}
+    try:
+        request = adapter.build_request(account, messages, time.time())
+        report.requests += 1
+        response = ctx.transport.send(request, account.timeout_s)
+        result = adapter.parse_response(
+            messages, response.status, response.headers, response.body
+        )
+    except DispatchError as exc:
+        updates = batch_failure(account, [r.id for r in rows], attempts, exc)
+    except Exception as exc:  # a bug in an adapter must not leave the batch claimed
+        log.exception("adapter %s failed on account %s", adapter.channel, account.name)
+        error = MalformedResponseError(f"internal error: {type(exc).__name__}", code="internal")
+        updates = batch_failure(account, [r.id for r in rows], attempts, error)
+    else:
+        updates = item_updates(account, result.items, attempts)
+    for u in updates:
+        report.add(u.status)
+    repo.apply(ctx.engine, token, updates, time.time())
+
+
+def batch_failure(
+    account: AccountConfig, ids: Sequence[str], attempts: dict[str, int], exc: DispatchError
+) -> list[repo.Update]:
+    """One error covers every message of the request."""
+    now = time.time()
+    code, text = exc.code or type(exc).__name__, exc.message
+    if exc.may_have_been_sent:
+        return [ambiguous(account, i, attempts[i], code, text, now) for i in ids]
+    if exc.throttled:
+        delay = max(exc.retry_after or 0.0, 1.0)
+        return [
+            repo.Update(i, QUEUED, None, code, text, now + delay, refund_attempt=True)
+            for i in ids
+        ]
+    if exc.retryable:
+        return [retry(account, i, attempts[i], code, text, now, exc.retry_after) for i in ids]
+    return [repo.Update(i, FAILED, None, code, text) for i in ids]
+
+
+def retry(
+    account: AccountConfig,
+    message_id: str,
+    attempts: int,
+    code: str,
+    text: str,
+    now: float,
+    retry_after: float | None = None,
+) -> repo.Update:
+    if attempts >= account.max_attempts:
+        return repo.Update(message_id, FAILED, None, code, f"{text} (after {attempts} attempts)")
+    return repo.Update(
+        message_id, QUEUED, None, code, text, now + backoff(account, attempts, retry_after)
+    )
+
+
+def ambiguous(
+    account: AccountConfig, message_id: str, attempts: int, code: str, text: str, now: float
+) -> repo.Update:
+    """The request may have reached the provider: the account's policy decides."""
+    if account.on_ambiguous == "resend":
+        return retry(account, message_id, attempts, code, text, now)
+    if account.on_ambiguous == "fail":
+        return repo.Update(message_id, FAILED, None, code, f"{text} (may have been sent)")
+    return repo.Update(message_id, UNKNOWN, None, code, text, now)
+
+
+def item_updates(
+    account: AccountConfig, items: Sequence[ItemOutcome], attempts: dict[str, int]
+) -> list[repo.Update]:
+    now = time.time()
+    updates: list[repo.Update] = []
+    answered: set[str] = set()
+    for item in items:
+        if item.message_id not in attempts or item.message_id in answered:
+            continue  # not in this batch, or answered twice: the first answer stands
+        answered.add(item.message_id)
+        n = attempts[item.message_id]
+        code, text = item.error_code or item.status, item.error_text or ""
+        if item.status == "sent":
+            updates.append(repo.Update(item.message_id, SENT, item.provider_id))
+        elif item.status == "failed":
+            updates.append(repo.Update(item.message_id, FAILED, None, code, text))
+        elif item.status == "deferred":
+            due = now + (item.retry_in or 60.0)
+            updates.append(repo.Update(item.message_id, DEFERRED, None, code, text, due, True))
+        elif item.status == "retry":
+            updates.append(retry(account, item.message_id, n, code, text, now))
+        else:
+            updates.append(ambiguous(account, item.message_id, n, code, text, now))
+    for message_id, n in attempts.items():
+        if message_id not in answered:
+            text = "the provider's answer did not mention this message"
+            updates.append(ambiguous(account, message_id, n, "missing", text, now))
+    return updates

@@ -1,0 +1,33 @@
+"""The periodic sweep (celery beat): whatever no task is waiting for, the sweep drives on.
+
+It is what makes Redis expendable: retries and deferrals wait in the database with a due
+time, a lost broker message or a crashed worker only delays a message until the next sweep.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from worker import repo
+from worker.context import Context
+from worker.kick import kick
+
+
+@dataclass
+class SweepReport:
+    reclaimed: int = 0
+    kicked: list[str] = field(default_factory=list)
+
+
+def sweep(ctx: Context) -> SweepReport:
+    now = time.time()
+    accounts = ctx.settings.accounts
+    report = SweepReport()
+    report.reclaimed = repo.reclaim_expired(
+        ctx.engine, {name: a.max_attempts for name, a in accounts.items()}, now
+    )
+    for account in accounts.values():
+        if repo.has_due(ctx.engine, account.name, now) and kick(ctx, account, delay_s=0):
+            report.kicked.append(account.name)
+    return report

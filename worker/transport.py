@@ -1,0 +1,78 @@
+"""The one place that performs provider HTTP: turns httpx's failures into our error classes.
+
+The split that matters is whether the request may have left: a refused connection or a connect
+timeout provably sent nothing (retry freely); a failure after the request was written may have
+been acted on (ambiguous: reconcile, never blindly resend).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import httpx
+
+from worker.errors import AmbiguousError, MalformedResponseError, NotSentError
+from worker.providers.base import HttpRequest
+
+#: Bodies larger than this are not read: no provider answer is legitimately this big.
+MAX_BODY = 8 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class Transport:
+    """A keep-alive client per process (never shared across a fork)."""
+
+    def __init__(self) -> None:
+        self._client: httpx.Client | None = None
+        self._pid = 0
+
+    def _get(self) -> httpx.Client:
+        if self._client is None or self._pid != os.getpid():
+            self._client = httpx.Client(
+                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+                follow_redirects=False,
+            )
+            self._pid = os.getpid()
+        return self._client
+
+    def send(self, request: HttpRequest, timeout_s: float) -> HttpResponse:
+        client = self._get()
+        timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0))
+        try:
+            with client.stream(
+                request.method,
+                request.url,
+                headers=dict(request.headers),
+                content=request.body,
+                timeout=timeout,
+            ) as resp:
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in resp.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_BODY:
+                        raise MalformedResponseError(
+                            f"response body over {MAX_BODY} bytes", code="huge_body"
+                        )
+                    chunks.append(chunk)
+                return HttpResponse(resp.status_code, dict(resp.headers), b"".join(chunks))
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise NotSentError(f"{type(exc).__name__}: {exc}", code="connect") from None
+        except httpx.TimeoutException as exc:
+            raise AmbiguousError(f"{type(exc).__name__} after sending", code="timeout") from None
+        except httpx.TransportError as exc:
+            raise AmbiguousError(
+                f"{type(exc).__name__} after sending: {exc}", code="transport"
+            ) from None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
