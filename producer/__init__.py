@@ -7,7 +7,7 @@
 """
 
 from producer.config import ConfigError, load_settings, settings
-from producer.enqueue import Enqueued, IdempotencyConflict, enqueue, enqueue_stream
+from producer.submit import Enqueued, IdempotencyConflict, enqueue, enqueue_stream
 from producer.jobs import SendJob
 from producer.lookup import JobNotFound, JobStatus, MessageView, job_messages, job_status, lookup
 from producer.validation import Problem, ValidationFailed

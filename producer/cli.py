@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from producer.config import ConfigError, settings
-from producer.enqueue import IdempotencyConflict, enqueue_stream
+from producer.submit import IdempotencyConflict, enqueue_stream
 from producer.jobs import SendJob
 from producer.lookup import JobNotFound, JobStatus, job_status, lookup
 from producer.validation import ValidationFailed

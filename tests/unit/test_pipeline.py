@@ -1,0 +1,165 @@
+"""The domain pipeline without Celery: enqueue → accept → dispatch → outcomes → lookup."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from producer import submit as enqueue_mod
+from producer.submit import enqueue_stream
+from producer.lookup import job_status, lookup
+from worker.accept import accept_part
+from worker.context import Context
+from worker.dispatch import dispatch
+from worker.providers.base import HttpRequest
+from worker.sweep import sweep
+from worker.transport import HttpResponse
+
+from ..conftest import StubTransport, make_settings
+
+
+@pytest.fixture
+def parts(monkeypatch: pytest.MonkeyPatch) -> list[list[Any]]:
+    sent: list[list[Any]] = []
+    monkeypatch.setattr(
+        enqueue_mod, "publish", lambda url, name, args, queue, argsrepr=None: sent.append(args)
+    )
+    return sent
+
+
+def run_all(ctx: Context, parts: list[list[Any]]) -> None:
+    for job_id, part_no, rows in parts:
+        accept_part(ctx, job_id, part_no, rows)
+    parts.clear()
+    for _ in range(1000):
+        if dispatch(ctx, "nx").claimed == 0:
+            break
+
+
+def phones(n: int, start: int = 0) -> list[dict[str, str]]:
+    return [{"phone": f"861380013{i:04d}"} for i in range(start, start + n)]
+
+
+def test_job_is_split_into_parts_and_every_recipient_sent(ctx: Context, parts: list[Any]) -> None:
+    enqueue_mod.PART_SIZE, old = 300, enqueue_mod.PART_SIZE
+    try:
+        result = enqueue_stream("nx", phones(1000), defaults={"content": "hi"}, cfg=ctx.settings)
+    finally:
+        enqueue_mod.PART_SIZE = old
+    assert len(parts) == 4
+    run_all(ctx, parts)
+    st = job_status(result.job_id, cfg=ctx.settings)
+    assert st.counts == {"sent": 1000} and st.done
+    requests = ctx.transport.requests  # type: ignore[attr-defined]
+    assert len(requests) == 5
+    assert all(len(json.loads(r.body)["items"]) <= 200 for r in requests)
+    row = lookup(phone="+8613800130007", cfg=ctx.settings)[0]
+    assert row.status == "sent" and row.provider_id == f"{result.job_id}-7"
+
+
+def test_single_jobs_share_requests_across_jobs(ctx: Context, parts: list[Any]) -> None:
+    ids = [
+        enqueue_stream("nx", phones(1, i), defaults={"content": "code"}, cfg=ctx.settings).job_id
+        for i in range(30)
+    ]
+    run_all(ctx, parts)
+    assert len(ctx.transport.requests) == 1  # type: ignore[attr-defined]
+    assert all(job_status(j, cfg=ctx.settings).counts == {"sent": 1} for j in ids)
+
+
+def test_503_is_retried_then_failed_after_max_attempts(ctx: Context, parts: list[Any]) -> None:
+    calls = {"n": 0}
+
+    def flaky(request: HttpRequest) -> HttpResponse:
+        calls["n"] += 1
+        return HttpResponse(503, {}, b"busy")
+
+    ctx.transport = StubTransport(flaky)  # type: ignore[assignment]
+    ctx.settings = make_settings(ctx.settings.database_url, max_attempts=3, backoff_base_s=0.001)
+    job = enqueue_stream("nx", phones(2), defaults={"content": "x"}, cfg=ctx.settings)
+    for job_id, part_no, rows in parts:
+        accept_part(ctx, job_id, part_no, rows)
+    for _ in range(3):
+        import time
+
+        time.sleep(0.01)  # the backoff is 1–2 ms; the clock has to pass it
+        dispatch(ctx, "nx")
+    st = job_status(job.job_id, cfg=ctx.settings)
+    assert st.counts == {"failed": 2}
+    assert calls["n"] == 3
+    row = lookup(phone="+8613800130000", cfg=ctx.settings)[0]
+    assert row.error_code == "503" and "after 3 attempts" in (row.error_text or "")
+
+
+def test_item_failure_recorded_with_provider_text(ctx: Context, parts: list[Any]) -> None:
+    def partial(request: HttpRequest) -> HttpResponse:
+        items = json.loads(request.body)["items"]
+        data = [
+            {
+                "phone": it["phone"],
+                "messageid": it["sysMessageId"],
+                "status": "Failure" if k % 2 else "Success",
+                "message": "number blacklisted" if k % 2 else "",
+            }
+            for k, it in enumerate(items)
+        ]
+        return HttpResponse(200, {}, json.dumps({"code": 0, "data": data}).encode())
+
+    ctx.transport = StubTransport(partial)  # type: ignore[assignment]
+    job = enqueue_stream("nx", phones(4), defaults={"content": "x"}, cfg=ctx.settings)
+    run_all(ctx, parts)
+    assert job_status(job.job_id, cfg=ctx.settings).counts == {"failed": 2, "sent": 2}
+    failed = lookup(phone="+8613800130001", cfg=ctx.settings)[0]
+    assert (failed.status, failed.error_text) == ("failed", "number blacklisted")
+
+
+def test_auth_error_fails_whole_batch_with_code(ctx: Context, parts: list[Any]) -> None:
+    ctx.transport = StubTransport(  # type: ignore[assignment]
+        lambda r: HttpResponse(200, {}, b'{"code":1003,"message":"sign error"}')
+    )
+    job = enqueue_stream("nx", phones(3), defaults={"content": "x"}, cfg=ctx.settings)
+    run_all(ctx, parts)
+    assert job_status(job.job_id, cfg=ctx.settings).counts == {"failed": 3}
+    assert lookup(phone="+8613800130002", cfg=ctx.settings)[0].error_code == "1003"
+
+
+def test_expired_lease_is_reclaimed_by_sweep(ctx: Context, parts: list[Any]) -> None:
+    from worker import repo
+
+    job = enqueue_stream("nx", phones(2), defaults={"content": "x"}, cfg=ctx.settings)
+    for job_id, part_no, rows in parts:
+        accept_part(ctx, job_id, part_no, rows)
+    claim = repo.claim(ctx.engine, "nx", 10, lease_s=-1, now=__import__("time").time())
+    assert len(claim.messages) == 2  # claimed, then the "worker" died: lease already expired
+    report = sweep(ctx)
+    assert report.reclaimed == 2
+    run_all(ctx, [])
+    assert job_status(job.job_id, cfg=ctx.settings).counts == {"sent": 2}
+
+
+def test_stale_claim_cannot_overwrite_newer_outcome(ctx: Context, parts: list[Any]) -> None:
+    import time
+
+    from worker import repo
+
+    enqueue_stream("nx", phones(1), defaults={"content": "x"}, cfg=ctx.settings)
+    for job_id, part_no, rows in parts:
+        accept_part(ctx, job_id, part_no, rows)
+    first = repo.claim(ctx.engine, "nx", 10, lease_s=-1, now=time.time())
+    sweep(ctx)
+    second = repo.claim(ctx.engine, "nx", 10, lease_s=60, now=time.time())
+    assert [m.id for m in second.messages] == [m.id for m in first.messages]
+    stale = repo.apply(ctx.engine, first.token, [repo.Update(first.messages[0].id, "failed")], 0)
+    assert stale == 0
+    fresh = repo.apply(ctx.engine, second.token, [repo.Update(first.messages[0].id, "sent")], 0)
+    assert fresh == 1
+
+
+def test_accept_is_idempotent(ctx: Context, parts: list[Any]) -> None:
+    job = enqueue_stream("nx", phones(5), defaults={"content": "x"}, cfg=ctx.settings)
+    for _ in range(3):
+        for job_id, part_no, rows in parts:
+            accept_part(ctx, job_id, part_no, rows)
+    assert job_status(job.job_id, cfg=ctx.settings).counts == {"queued": 5}
