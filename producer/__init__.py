@@ -1,15 +1,15 @@
 """What apps import: the job model, validation, enqueue() and lookup().
 
-    from producer import SendJob, enqueue, job_status, lookup
+from producer import SendJob, enqueue, job_status, lookup
 
-    job_id = enqueue(SendJob(account="nxcloud", recipients=[{"phone": "+8613800138000"}],
-                             defaults={"content": "Your code is 1234"}))
+job_id = enqueue(SendJob(account="nxcloud", recipients=[{"phone": "+8613800138000"}],
+                         defaults={"content": "Your code is 1234"}))
 """
 
 from producer.config import ConfigError, load_settings, settings
-from producer.submit import Enqueued, IdempotencyConflict, enqueue, enqueue_stream
 from producer.jobs import SendJob
 from producer.lookup import JobNotFound, JobStatus, MessageView, job_messages, job_status, lookup
+from producer.submit import Enqueued, IdempotencyConflict, enqueue, enqueue_stream
 from producer.validation import Problem, ValidationFailed
 
 __all__ = [

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from producer.config import ConfigError, settings
-from producer.submit import IdempotencyConflict, enqueue_stream
 from producer.jobs import SendJob
 from producer.lookup import JobNotFound, JobStatus, job_status, lookup
+from producer.submit import IdempotencyConflict, enqueue_stream
 from producer.validation import ValidationFailed
 
 EXIT_INVALID = 2
@@ -184,7 +184,7 @@ def cmd_beat(args: argparse.Namespace) -> int:
 def cmd_simulate(rest: list[str]) -> int:
     from simulator.server import main as simulate
 
-    return simulate(rest)
+    return int(simulate(rest))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

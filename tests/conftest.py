@@ -67,9 +67,7 @@ def published() -> list[tuple[str, list[Any], str, float]]:
 
 
 @pytest.fixture
-def ctx(
-    db_url: str, published: list[tuple[str, list[Any], str, float]]
-) -> Iterator[Context]:
+def ctx(db_url: str, published: list[tuple[str, list[Any], str, float]]) -> Iterator[Context]:
     from producer.store import create_schema, get_engine
 
     cfg = make_settings(db_url)

@@ -13,7 +13,7 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import worker_process_init
-from kombu import Queue
+from kombu.entity import Queue
 
 from producer.broker import ACCEPT_QUEUE, MAINTENANCE_QUEUE, SWEEP_TASK, channel_queue
 from producer.config import CHANNELS, settings

@@ -23,7 +23,7 @@ Publish = Callable[[str, list[Any], str, float], None]
 class Context:
     settings: Settings
     engine: Engine
-    redis: redis.Redis
+    redis: redis.Redis[bytes]
     transport: Transport
     publish: Publish
 

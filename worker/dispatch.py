@@ -45,7 +45,7 @@ def backoff(account: AccountConfig, attempts: int, retry_after: float | None = N
     Half-jitter keeps retries of one failed batch from arriving together, while never
     retrying sooner than half the nominal delay; a provider's ``Retry-After`` wins if longer.
     """
-    nominal = min(account.backoff_max_s, account.backoff_base_s * 2 ** max(attempts - 1, 0))
+    nominal = min(account.backoff_max_s, account.backoff_base_s * 2.0 ** max(attempts - 1, 0))
     delay = nominal * (0.5 + random.random() / 2)
     return max(delay, retry_after or 0.0)
 
@@ -83,9 +83,7 @@ def send_batch(
         request = adapter.build_request(account, messages, time.time())
         report.requests += 1
         response = ctx.transport.send(request, account.timeout_s)
-        result = adapter.parse_response(
-            messages, response.status, response.headers, response.body
-        )
+        result = adapter.parse_response(messages, response.status, response.headers, response.body)
     except DispatchError as exc:
         updates = batch_failure(account, [r.id for r in rows], attempts, exc)
     except Exception as exc:  # a bug in an adapter must not leave the batch claimed
@@ -110,8 +108,7 @@ def batch_failure(
     if exc.throttled:
         delay = max(exc.retry_after or 0.0, 1.0)
         return [
-            repo.Update(i, QUEUED, None, code, text, now + delay, refund_attempt=True)
-            for i in ids
+            repo.Update(i, QUEUED, None, code, text, now + delay, refund_attempt=True) for i in ids
         ]
     if exc.retryable:
         return [retry(account, i, attempts[i], code, text, now, exc.retry_after) for i in ids]

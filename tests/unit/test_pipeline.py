@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from producer import submit as enqueue_mod
-from producer.submit import enqueue_stream
 from producer.lookup import job_status, lookup
+from producer.submit import enqueue_stream
 from worker.accept import accept_part
 from worker.context import Context
 from worker.dispatch import dispatch

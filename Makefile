@@ -1,0 +1,44 @@
+# Every target installs what it needs: a fresh clone needs only python3 (3.11+).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install demo test unit integration lint format bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the real pipeline (simulator + worker + Redis) on embedded defaults and show the result.
+demo: $(STAMP)
+	$(BIN)/teledispatch demo
+
+## Lint, type-check, then every test (unit + integration with real Redis, Celery, SQLite, PostgreSQL).
+test: lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+integration: $(STAMP)
+	$(BIN)/python -m pytest -q tests/integration
+
+lint: $(STAMP)
+	$(BIN)/ruff check producer worker simulator tests bench
+	$(BIN)/ruff format --check producer worker simulator tests bench
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix producer worker simulator tests bench
+	$(BIN)/ruff format producer worker simulator tests bench
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

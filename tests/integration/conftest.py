@@ -1,0 +1,141 @@
+"""Real parts: a private redis-server, PostgreSQL and SQLite, the simulator and Celery
+workers as subprocesses. A test names what it needs; everything is torn down after it."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_lib
+import sqlalchemy as sa
+
+from producer.config import Settings, load_settings
+from producer.local import Proc, start_simulator, start_worker
+from producer.lookup import job_status
+from producer.services import RedisService, redis_ping, start_redis_server
+from producer.store import dispose_engines
+
+PG_ADMIN_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(scope="session")
+def redis_service() -> Iterator[RedisService]:
+    try:
+        service = start_redis_server()
+    except FileNotFoundError:
+        url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+        if not redis_ping(url):
+            pytest.skip("Redis: no redis-server on PATH and none reachable at REDIS_URL")
+        service = RedisService(url, "existing")
+    yield service
+    service.stop()
+
+
+def _pg_reachable() -> bool:
+    try:
+        engine = sa.create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'td.db'}"
+        return
+    if not _pg_reachable():
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}")
+    name = f"td_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    dispose_engines()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    env: dict[str, str]
+    cfg: Settings
+    sim_url: str
+    procs: list[Proc] = field(default_factory=list)
+
+    def worker(self, *, concurrency: int = 4, beat: bool = False, name: str = "w") -> Proc:
+        proc = start_worker(
+            self.env,
+            concurrency=concurrency,
+            beat=beat,
+            name=name,
+            log_path=self.workdir / f"{name}.log",
+        )
+        self.procs.append(proc)
+        return proc
+
+    def sim_requests(self) -> list[dict[str, Any]]:
+        with urllib.request.urlopen(self.sim_url + "/_sim/requests", timeout=30) as resp:
+            data: list[dict[str, Any]] = json.load(resp)
+        return data
+
+    def wait_done(self, job_ids: Sequence[str], timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(job_status(j, cfg=self.cfg).done for j in job_ids):
+                return
+            for p in self.procs:
+                assert p.alive() or p.name.startswith("killed"), f"{p.name} died:\n{p.tail()}"
+            time.sleep(0.25)
+        counts = [job_status(j, cfg=self.cfg).counts for j in job_ids[:5]]
+        logs = "\n".join(f"--- {p.name}\n{p.tail()}" for p in self.procs)
+        raise AssertionError(f"jobs not done in {timeout:.0f}s: {counts}\n{logs}")
+
+
+@pytest.fixture
+def make_stack(
+    redis_service: RedisService,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Callable[..., Stack]]:
+    """``make_stack(sim_options=[...])`` starts the simulator and returns the stack."""
+    redis_lib.Redis.from_url(redis_service.url).flushdb()
+    stacks: list[Stack] = []
+
+    def make(sim_options: Sequence[str] = ()) -> Stack:
+        config = tmp_path / "teledispatch.toml"
+        env = {
+            "REDIS_URL": redis_service.url,
+            "DATABASE_URL": database_url,
+            "TELEDISPATCH_CONFIG": str(config),
+            "TELEDISPATCH_SWEEP_S": "0.5",
+        }
+        sim, url = start_simulator(config, env, sim_options)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        stack = Stack(tmp_path, env, load_settings(config), url, [sim])
+        stacks.append(stack)
+        return stack
+
+    yield make
+    for stack in stacks:
+        for p in reversed(stack.procs):
+            p.stop()
+    dispose_engines()

@@ -1,0 +1,67 @@
+"""The whole NXCloud slice through real processes, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+import sqlalchemy as sa
+
+from producer.store import get_engine, messages_table
+from producer.submit import enqueue_stream
+
+from .conftest import Stack
+
+pytestmark = pytest.mark.integration
+
+
+def test_bulk_and_singles_with_faults_reach_one_terminal_state(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack(["--fail-rate", "0.15", "--item-fail-rate", "0.03", "--seed", "3"])
+    stack.worker(concurrency=4, beat=True)
+    bulk = enqueue_stream(
+        "nxcloud",
+        ({"phone": f"+86139{i:08d}"} for i in range(5000)),
+        defaults={"content": "bulk"},
+        cfg=stack.cfg,
+    )
+    singles = [
+        enqueue_stream(
+            "nxcloud", [{"phone": f"+1415555{i:04d}", "content": f"otp {i}"}], cfg=stack.cfg
+        ).job_id
+        for i in range(100)
+    ]
+    stack.wait_done([bulk.job_id, *singles], timeout=180)
+
+    engine = get_engine(stack.cfg.database_url)
+    m = messages_table.c
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(m.id, m.status, m.error_text, m.attempts)).all()
+    assert len(rows) == 5100 and len({r.id for r in rows}) == 5100
+    statuses = Counter(r.status for r in rows)
+    assert set(statuses) <= {"sent", "failed"}, statuses
+
+    log = stack.sim_requests()
+    assert log, "the simulator saw no request"
+    assert max(len(r["ids"]) for r in log) <= 200
+
+    # 503s happened and their messages were retried to a definite outcome.
+    refused = {i for r in log if r["http_status"] == 503 for i in r["ids"]}
+    assert refused, "fault injection produced no 503"
+    accepted_ids = Counter(i for r in log if r["http_status"] == 200 for i in r["accepted"])
+    assert all(n == 1 for n in accepted_ids.values()), "a message was accepted twice"
+    by_id = {r.id: r for r in rows}
+    retried = [by_id[i] for i in refused if i in by_id]
+    assert all(r.attempts >= 2 for r in retried if r.status == "sent")
+
+    # Per-item failures carry the provider's own text.
+    failed = [r for r in rows if r.status == "failed"]
+    assert failed and all(r.error_text for r in failed)
+
+    # The singles were coalesced: far fewer requests carried them than there were jobs.
+    single_ids = {f"{j}-0" for j in singles}
+    carrying = [r for r in log if single_ids.intersection(r["ids"])]
+    assert len(carrying) < 50, f"{len(carrying)} requests for 100 single jobs"
+    assert statuses["sent"] == len(accepted_ids)
