@@ -1,0 +1,211 @@
+"""The ASGI app: routes shaped like the real hosts, plus ``/_sim/*`` for tests and benchmarks.
+
+Handlers do all checking and state changes synchronously right after the body arrives, then
+apply ``--latency-ms`` with ``asyncio.sleep`` so slow answers overlap instead of queueing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from simulator import nxcloud, uspeedo, volc
+from simulator.context import Reply, Sim, dumps, lower_headers
+
+log = logging.getLogger("simulator")
+
+#: ``scope["extensions"][CONNECTION_EXTENSION]["transport"]`` is the connection's transport, put
+#: there by :mod:`simulator.server`; ASGI has no standard way to drop a connection unanswered.
+CONNECTION_EXTENSION = "teledispatch.connection"
+
+
+class ResponseDropped(ConnectionAbortedError):
+    """Raised instead of answering when no transport is reachable (e.g. in-process ASGI tests)."""
+
+
+class DropConnection(Response):
+    """Close the client's connection without a byte of answer: the send is now ambiguous."""
+
+    def __init__(self) -> None:
+        super().__init__(b"", 200)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        connection: dict[str, Any] = scope.get("extensions", {}).get(CONNECTION_EXTENSION, {})
+        transport: Any = connection.get("transport")
+        if transport is None:
+            raise ResponseDropped("response dropped by --drop-response-rate")
+        transport.close()
+        # Let the server see the connection as lost before the app returns, so it does not try
+        # to write a "500 returned without response" to it.
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+
+class DrSender:
+    """Pushes NXCloud delivery reports once each, after a delay, like the provider does."""
+
+    def __init__(self, sim: Sim, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._sim = sim
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timers: set[asyncio.TimerHandle] = set()
+        self.sent = 0
+        self.failed = 0
+
+    def schedule(self, url: str, form: dict[str, str], delay_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        generation = self._sim.state.generation
+        holder: list[asyncio.TimerHandle] = []
+
+        def fire() -> None:
+            self._timers.discard(holder[0])
+            if generation != self._sim.state.generation:
+                return  # state was reset since: the message no longer exists
+            task = loop.create_task(self._post(url, form))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        holder.append(loop.call_later(delay_s, fire))
+        self._timers.add(holder[0])
+
+    async def _post(self, url: str, form: dict[str, str]) -> None:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                transport=self._transport,
+                timeout=5.0,
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            )
+        try:
+            response = await self._client.post(url, data=form)
+        except httpx.HTTPError as exc:
+            self.failed += 1
+            log.debug("DR to %s failed: %s", url, type(exc).__name__)
+            return
+        if response.is_success:
+            self.sent += 1
+        else:
+            self.failed += 1
+
+    @property
+    def pending(self) -> int:
+        return len(self._timers) + len(self._tasks)
+
+    async def aclose(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+def _to_response(reply: Reply) -> Response:
+    if reply.drop:
+        return DropConnection()
+    return Response(reply.body, reply.status, reply.headers, media_type=reply.content_type)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def create_app(sim: Sim, dr_transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
+    dr = DrSender(sim, dr_transport)
+    sim.schedule_dr = dr.schedule
+    latency_s = sim.options.faults.latency_ms / 1000.0
+
+    async def finish(reply: Reply) -> Response:
+        if latency_s > 0:
+            await asyncio.sleep(latency_s)
+        return _to_response(reply)
+
+    def body_endpoint(
+        handler: Callable[[Sim, float, dict[str, str], bytes], Reply],
+    ) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            t = sim.clock()
+            body = await request.body()
+            return await finish(handler(sim, t, lower_headers(request.scope["headers"]), body))
+
+        return endpoint
+
+    async def us_receipt(request: Request) -> Response:
+        t = sim.clock()
+        query = request.scope["query_string"].decode("latin-1")
+        return await finish(uspeedo.receipt(sim, t, lower_headers(request.scope["headers"]), query))
+
+    async def volc_endpoint(request: Request) -> Response:
+        t = sim.clock()
+        body = await request.body()
+        scope = request.scope
+        reply = volc.handle(
+            sim,
+            t,
+            scope["method"],
+            scope["path"],
+            scope["query_string"].decode("latin-1"),
+            lower_headers(scope["headers"]),
+            body,
+        )
+        return await finish(reply)
+
+    async def sim_requests(request: Request) -> Response:
+        try:
+            since = max(0, int(request.query_params.get("since", "0")))
+        except ValueError:
+            return Response(
+                dumps({"error": "since must be an integer"}), 400, media_type="application/json"
+            )
+        return Response(dumps(sim.state.log[since:]), media_type="application/json")
+
+    async def sim_reset(request: Request) -> Response:
+        sim.reset()
+        return Response(dumps({"ok": True}), media_type="application/json")
+
+    async def sim_health(request: Request) -> Response:
+        info = {
+            "ok": True,
+            "requests": len(sim.state.log),
+            "dr_sent": dr.sent,
+            "dr_failed": dr.failed,
+            "dr_pending": dr.pending,
+        }
+        return Response(dumps(info), media_type="application/json")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await dr.aclose()
+
+    nx_send = body_endpoint(nxcloud.send)
+    routes = [
+        Route("/v1/sms/multi/mt", nx_send, methods=["POST"]),
+        # The docs' curl example uses this older path for the same operation.
+        Route("/api/sms/multi/mt", nx_send, methods=["POST"]),
+        Route("/api/sms/get", body_endpoint(nxcloud.query), methods=["POST"]),
+        Route("/api/v1/usms/SendBatchUSMSMessage", body_endpoint(uspeedo.send), methods=["POST"]),
+        Route("/api/v1/usms/USMSSendReceipt", us_receipt, methods=["GET"]),
+        Route("/", volc_endpoint, methods=["POST"]),
+        Route("/_sim/requests", sim_requests, methods=["GET"]),
+        Route("/_sim/reset", sim_reset, methods=["POST"]),
+        Route("/_sim/health", sim_health, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.sim = sim
+    app.state.dr = dr
+    return app

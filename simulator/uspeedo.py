@@ -1,0 +1,231 @@
+"""USpeedo ``SendBatchUSMSMessage`` and ``USMSSendReceipt`` (PROVIDERS.md §4).
+
+Auth is HTTP Basic checked the way an API gateway does: a bad or missing key is HTTP 401 with no
+``RetCode``. Throttling (``--tps``) is HTTP 429 with ``Retry-After``, also gateway-shaped, since
+USpeedo documents no rate-limit code. Server faults answer HTTP 503/500 with ``RetCode 215400``
+(the documented retryable server error). One ``SessionNo`` is issued per ``TaskContent``
+element that had at least one accepted number; the receipt query reports per phone.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
+from simulator.context import Reply, Sim, json_reply
+from simulator.state import UsTarget
+
+CHANNEL = "uspeedo.sms"
+RECEIPT_CHANNEL = "uspeedo.receipt"
+MAX_RECEIPT_IDS = 100
+MAX_MESSAGE = 500
+BAD_PARAMETER = 215392
+MISSING_PARAMETER = 215397
+SERVER_ERROR = 215400
+
+_PHONE = re.compile(r"^\+?[1-9]\d{5,19}$")
+
+
+def _basic_ok(sim: Sim, headers: dict[str, str]) -> bool:
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        user, _, password = base64.b64decode(token.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    creds = sim.credentials
+    return hmac.compare_digest(user, creds.us_access_key) and hmac.compare_digest(
+        password, creds.us_secret
+    )
+
+
+def _unauthorized() -> Reply:
+    return json_reply(
+        401,
+        {"message": "Unauthorized"},
+        {"WWW-Authenticate": 'Basic realm="uspeedo"'},
+    )
+
+
+def _phones(payload: Any) -> list[str]:
+    out: list[str] = []
+    tasks = payload.get("TaskContent") if isinstance(payload, dict) else None
+    if isinstance(tasks, list):
+        for task in tasks:
+            targets = task.get("Target") if isinstance(task, dict) else None
+            if isinstance(targets, list):
+                out.extend(str(t.get("Phone", "")) if isinstance(t, dict) else "" for t in targets)
+    return out
+
+
+def _error(sim: Sim, t: float, ids: list[str], code: int, message: str) -> Reply:
+    sim.state.record(t=t, channel=CHANNEL, ids=ids, http_status=200, code=code, accepted=[])
+    return json_reply(200, {"RetCode": code, "Message": message})
+
+
+def _validate(payload: Any, max_targets: int) -> tuple[int, str] | None:
+    """First request-level problem as (RetCode, Message), or None."""
+    if not isinstance(payload, dict):
+        return BAD_PARAMETER, "Invalid parameter [body]"
+    tasks = payload.get("TaskContent")
+    if tasks is None or tasks == []:
+        return MISSING_PARAMETER, "Missing parameter [TaskContent]"
+    if not isinstance(tasks, list):
+        return BAD_PARAMETER, "Invalid parameter [TaskContent]"
+    total = 0
+    for task in tasks:
+        if not isinstance(task, dict):
+            return BAD_PARAMETER, "Invalid parameter [TaskContent]"
+        for key in ("TemplateId", "SenderId", "Target"):
+            if not task.get(key):
+                return MISSING_PARAMETER, f"Missing parameter [{key}]"
+        if not isinstance(task["TemplateId"], str) or not isinstance(task["SenderId"], str):
+            return BAD_PARAMETER, "Invalid parameter [TemplateId]"
+        targets = task["Target"]
+        if not isinstance(targets, list):
+            return BAD_PARAMETER, "Invalid parameter [Target]"
+        for target in targets:
+            if not isinstance(target, dict) or not target.get("Phone"):
+                return MISSING_PARAMETER, "Missing parameter [Phone]"
+            params = target.get("TemplateParams", [])
+            if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+                return BAD_PARAMETER, "Invalid parameter [TemplateParams]"
+        total += len(targets)
+    if total > max_targets:
+        return BAD_PARAMETER, f"Invalid parameter [Target]: more than {max_targets} numbers"
+    return None
+
+
+def send(sim: Sim, t: float, headers: dict[str, str], body: bytes) -> Reply:
+    try:
+        payload: Any = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        payload = None
+    ids = _phones(payload)
+    state, faults = sim.state, sim.faults
+    if not _basic_ok(sim, headers):
+        state.record(t=t, channel=CHANNEL, ids=ids, http_status=401, code=None, accepted=[])
+        return _unauthorized()
+    if faults.throttled(f"{CHANNEL}|{sim.credentials.us_access_key}", t):
+        state.record(t=t, channel=CHANNEL, ids=ids, http_status=429, code=None, accepted=[])
+        return json_reply(429, {"message": "Too Many Requests"}, {"Retry-After": "1"})
+    server_error = faults.server_error()
+    if server_error is not None:
+        state.record(
+            t=t, channel=CHANNEL, ids=ids, http_status=server_error, code=SERVER_ERROR, accepted=[]
+        )
+        return json_reply(server_error, {"RetCode": SERVER_ERROR, "Message": "Server error"})
+    problem = _validate(payload, sim.options.uspeedo_max_targets)
+    if problem is not None:
+        return _error(sim, t, ids, *problem)
+    return _accept(sim, t, payload["TaskContent"], ids)
+
+
+def _target_problem(target: dict[str, Any]) -> str | None:
+    phone = target["Phone"]
+    if not isinstance(phone, str) or not _PHONE.match(phone):
+        return "Invalid phone number"
+    if sum(len(p) for p in target.get("TemplateParams", [])) > MAX_MESSAGE:
+        return f"Message longer than {MAX_MESSAGE} characters"
+    return None
+
+
+def _accept(sim: Sim, t: float, tasks: list[dict[str, Any]], ids: list[str]) -> Reply:
+    state, faults = sim.state, sim.faults
+    delay = sim.options.faults.dr_delay_ms / 1000.0
+    sessions: list[str] = []
+    failed: list[dict[str, Any]] = []
+    accepted: list[str] = []
+    for task in tasks:
+        receipts: list[UsTarget] = []
+        for target in task["Target"]:
+            phone = str(target["Phone"])
+            reason = _target_problem(target)
+            if reason is None and faults.item_fails():
+                reason = "Send failed (simulated)"
+            if reason is None and faults.recipient_refused(CHANNEL, phone, t):
+                reason = "Frequency limit exceeded for this number"
+            if reason is not None:
+                failed.append(
+                    {
+                        "Phone": phone,
+                        "TemplateParams": target.get("TemplateParams", []),
+                        "FailureReason": reason,
+                    }
+                )
+                continue
+            receipts.append(UsTarget(phone, t, t + delay, not faults.dr_fails()))
+            accepted.append(phone)
+        if receipts:
+            session = state.new_uuid()
+            state.us_sessions[session] = receipts
+            sessions.append(session)
+    dropped = faults.drop_response()
+    state.record(
+        t=t, channel=CHANNEL, ids=ids, http_status=200, code=0, accepted=accepted, dropped=dropped
+    )
+    reply = json_reply(
+        200,
+        {"RetCode": 0, "Message": "success", "SessionNo": sessions, "FailedTargetPhones": failed},
+    )
+    reply.drop = dropped
+    return reply
+
+
+def receipt(sim: Sim, t: float, headers: dict[str, str], raw_query: str) -> Reply:
+    """Receipts stay ``Unknow`` until the simulated carrier answers (``--dr-delay-ms``)."""
+    session_ids = [v for k, v in parse_qsl(raw_query, keep_blank_values=True) if k == "id"]
+    state = sim.state
+    if not _basic_ok(sim, headers):
+        state.record(
+            t=t, channel=RECEIPT_CHANNEL, ids=session_ids, http_status=401, code=None, accepted=[]
+        )
+        return _unauthorized()
+    code, message = 0, ""
+    if not session_ids:
+        code, message = MISSING_PARAMETER, "Missing parameter [id]"
+    elif len(session_ids) > MAX_RECEIPT_IDS:
+        code, message = BAD_PARAMETER, f"Invalid parameter [id]: at most {MAX_RECEIPT_IDS}"
+    if code:
+        state.record(
+            t=t, channel=RECEIPT_CHANNEL, ids=session_ids, http_status=200, code=code, accepted=[]
+        )
+        return json_reply(200, {"RetCode": code, "Message": message})
+    data: list[dict[str, Any]] = []
+    for session in session_ids:
+        targets = state.us_sessions.get(session)
+        if targets is not None:
+            data.append({"SessionNo": session, "ReceiptSet": [_receipt(x, t) for x in targets]})
+    state.record(
+        t=t,
+        channel=RECEIPT_CHANNEL,
+        ids=session_ids,
+        http_status=200,
+        code=0,
+        accepted=[d["SessionNo"] for d in data],
+    )
+    return json_reply(200, {"RetCode": 0, "Action": "USMSSendReceipt", "Data": data})
+
+
+def _receipt(target: UsTarget, now: float) -> dict[str, Any]:
+    if now < target.receipt_due:
+        result, code, desc, when = "Unknow", "", "Waiting for the carrier's report", 0
+    elif target.delivered:
+        result, code, desc, when = "Success", "DELIVRD", "Delivered", int(target.receipt_due)
+    else:
+        result, code, desc, when = "Fail", "UNDELIV", "Undeliverable", int(target.receipt_due)
+    return {
+        "Phone": target.phone,
+        "CostCount": 1,
+        "ReceiptResult": result,
+        "ReceiptCode": code,
+        "ReceiptDesc": desc,
+        "ReceiptTime": when,
+        "UserId": "",
+    }
