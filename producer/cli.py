@@ -194,7 +194,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="teledispatch", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="teledispatch",
+        description="Enqueue send jobs, run workers and the simulator, look up outcomes.",
+    )
     sub = p.add_subparsers(dest="verb", required=True)
 
     s = sub.add_parser("send", help="validate and enqueue a job")
@@ -252,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--singles", type=int, default=50)
     d.add_argument("--timeout", type=float, default=100.0)
     d.set_defaults(func=cmd_demo)
+
+    from producer import cli_ops
+
+    cli_ops.register(sub)
     return p
 
 
