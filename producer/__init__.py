@@ -6,6 +6,7 @@ job_id = enqueue(SendJob(account="nxcloud", recipients=[{"phone": "+861380013800
                          defaults={"content": "Your code is 1234"}))
 """
 
+from producer.cancel import Cancelled, cancel_job
 from producer.config import ConfigError, load_settings, settings
 from producer.jobs import SendJob
 from producer.lookup import JobNotFound, JobStatus, MessageView, job_messages, job_status, lookup
@@ -13,6 +14,7 @@ from producer.submit import Enqueued, IdempotencyConflict, enqueue, enqueue_stre
 from producer.validation import Problem, ValidationFailed
 
 __all__ = [
+    "Cancelled",
     "ConfigError",
     "Enqueued",
     "IdempotencyConflict",
@@ -22,6 +24,7 @@ __all__ = [
     "Problem",
     "SendJob",
     "ValidationFailed",
+    "cancel_job",
     "enqueue",
     "enqueue_stream",
     "job_messages",

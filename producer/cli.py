@@ -161,6 +161,21 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from producer.cancel import cancel_job
+
+    try:
+        result = cancel_job(args.job_id)
+    except JobNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        _print_json({"job_id": result.job_id, "cancelled": result.cancelled})
+    else:
+        print(f"cancelled {result.cancelled} messages not yet claimed; the rest will finish")
+    return 0
+
+
 def _celery(argv: Sequence[str]) -> int:
     os.execvp(sys.executable, [sys.executable, "-m", "celery", "-A", "worker.tasks", *argv])
 
@@ -233,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     lk.add_argument("--limit", type=int, default=20)
     lk.add_argument("--json", action="store_true")
     lk.set_defaults(func=cmd_lookup)
+
+    c = sub.add_parser("cancel", help="cancel what a job has not sent yet")
+    c.add_argument("job_id")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_cancel)
 
     w = sub.add_parser("worker", help="run a Celery worker (all queues unless --queues)")
     w.add_argument("--concurrency", type=int, default=os.cpu_count() or 2)

@@ -163,3 +163,24 @@ def test_accept_is_idempotent(ctx: Context, parts: list[Any]) -> None:
         for job_id, part_no, rows in parts:
             accept_part(ctx, job_id, part_no, rows)
     assert job_status(job.job_id, cfg=ctx.settings).counts == {"queued": 5}
+
+
+def test_cancel_stops_unclaimed_and_lets_claimed_finish(ctx: Context, parts: list[Any]) -> None:
+    import time
+
+    from producer.cancel import cancel_job
+    from worker import repo
+
+    job = enqueue_stream("nx", phones(5), defaults={"content": "x"}, cfg=ctx.settings)
+    for job_id, part_no, rows in parts:
+        accept_part(ctx, job_id, part_no, rows)
+    in_flight = repo.claim(ctx.engine, "nx", 2, lease_s=60, now=time.time())
+    assert cancel_job(job.job_id, cfg=ctx.settings).cancelled == 3
+    done = [repo.Update(m.id, "sent", m.id) for m in in_flight.messages]
+    assert repo.apply(ctx.engine, in_flight.token, done, time.time()) == 2
+    st = job_status(job.job_id, cfg=ctx.settings)
+    assert st.counts == {"cancelled": 3, "sent": 2} and st.done and st.cancelled
+    # A part that arrives after the cancel is written as cancelled, never sent.
+    accept_part(ctx, job.job_id, 9, json.dumps([[7, {"phone": "+8613800139999"}]]))
+    assert job_status(job.job_id, cfg=ctx.settings).counts["cancelled"] == 4
+    assert dispatch(ctx, "nx").claimed == 0
