@@ -246,14 +246,16 @@ if msg_rate > 0 then
     msum = msum - cnt
     redis.call('LPOP', KEYS[2])
   end
+  -- Fill the earliest slot that has any room: capacity left behind a slot is lost for good
+  -- (slots only move forward), while a smaller request costs only a request slot.
   local want = math.min(a, mcap)
-  a = math.min(want, math.max(0, mcap - msg_sum_at(now + max_wait)))
-  if a == 0 then
+  t = earliest(1, s)
+  if t - now > max_wait then
     for k = 1, a_window do retry[k] = eligible[k] - 1 end
     defer_overflow(a_window, s)
-    return result(0, earliest(want, s) - now - max_wait)
+    return result(0, t - now - max_wait)
   end
-  t = earliest(a, s)
+  a = math.min(want, mcap - msg_sum_at(t))
 end
 
 -- 5. Commit: the request slot, the message log, the windows and every admitted recipient.
