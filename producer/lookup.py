@@ -15,7 +15,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from producer.config import Settings, settings
-from producer.store import ACTIVE_STATUSES, create_schema, get_engine, jobs_table, messages_table
+from producer.store import (
+    ACTIVE_STATUSES,
+    UNKNOWN,
+    UNRECONCILED,
+    create_schema,
+    get_engine,
+    jobs_table,
+    messages_table,
+)
 
 
 class JobNotFound(LookupError):
@@ -85,6 +93,13 @@ def job_status(job_id: str, *, cfg: Settings | None = None) -> JobStatus:
             sa.select(m.status, sa.func.count()).where(m.job_id == job_id).group_by(m.status)
         ).all()
         counts = {str(status): int(n) for status, n in rows}
+        reconciling = 0
+        if counts.get(UNKNOWN):
+            reconciling = conn.execute(
+                sa.select(sa.func.count()).where(
+                    m.job_id == job_id, m.status == UNKNOWN, m.error_code != UNRECONCILED
+                )
+            ).scalar_one()
         next_due = conn.execute(
             sa.select(sa.func.min(m.due_at)).where(
                 m.job_id == job_id, m.status.in_(("queued", "deferred")), m.due_at > time.time()
@@ -99,7 +114,7 @@ def job_status(job_id: str, *, cfg: Settings | None = None) -> JobStatus:
         total=job.total,
         accepted=accepted,
         counts=dict(sorted(counts.items())),
-        done=accepted >= job.total and active == 0,
+        done=accepted >= job.total and active == 0 and reconciling == 0,
         created_at=iso(job.created_at),
         cancelled=job.cancelled_at is not None,
         next_due_at=iso(next_due),

@@ -39,8 +39,10 @@ STATUSES = (
     DELIVERED,
     UNDELIVERED,
 )
-#: A job is done when none of its messages is in one of these.
-ACTIVE_STATUSES = frozenset({QUEUED, DEFERRED, SENDING, UNKNOWN})
+#: A job is done when none of its messages is in one of these, and no ``unknown`` message is
+#: still being reconciled (``unknown`` with :data:`UNRECONCILED` is final: nobody can tell).
+ACTIVE_STATUSES = frozenset({QUEUED, DEFERRED, SENDING})
+UNRECONCILED = "unreconciled"
 
 
 class Job(SQLModel, table=True):

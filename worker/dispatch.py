@@ -25,6 +25,8 @@ from worker.providers.registry import adapter_for
 
 log = logging.getLogger("teledispatch.dispatch")
 
+#: An ambiguous message is first asked about this long after the attempt.
+FIRST_QUERY_AFTER_S = 2.0
 #: How long a claim is held; longer than any request's timeout plus writing its outcome.
 LEASE_MARGIN_S = 30.0
 
@@ -77,7 +79,7 @@ def send_batch(
     rows: Sequence[repo.Claimed],
     report: Report,
 ) -> None:
-    messages = [OutMessage(r.id, r.phone, repo.payload_of(r)) for r in rows]
+    messages = [OutMessage(r.id, r.phone, repo.payload_of(r.payload)) for r in rows]
     attempts = {r.id: r.attempts for r in rows}
     try:
         request = adapter.build_request(account, messages, time.time())
@@ -139,7 +141,7 @@ def ambiguous(
         return retry(account, message_id, attempts, code, text, now)
     if account.on_ambiguous == "fail":
         return repo.Update(message_id, FAILED, None, code, f"{text} (may have been sent)")
-    return repo.Update(message_id, UNKNOWN, None, code, text, now)
+    return repo.Update(message_id, UNKNOWN, None, code, text, now + FIRST_QUERY_AFTER_S)
 
 
 def item_updates(

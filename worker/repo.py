@@ -55,9 +55,7 @@ def insert_messages(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         return
     if conn.dialect.name == "postgresql":
-        stmt: Any = postgresql.insert(messages_table).on_conflict_do_nothing(
-            index_elements=["id"]
-        )
+        stmt: Any = postgresql.insert(messages_table).on_conflict_do_nothing(index_elements=["id"])
     else:
         stmt = sqlite.insert(messages_table).on_conflict_do_nothing(index_elements=["id"])
     conn.execute(stmt, list(rows))
@@ -201,9 +199,9 @@ def job_header(conn: Connection, job_id: str) -> Any:
     return conn.execute(sa.select(jobs_table).where(jobs_table.c.id == job_id)).first()
 
 
-def payload_of(row: Claimed) -> dict[str, Any]:
+def payload_of(payload: str) -> dict[str, Any]:
     try:
-        value = json.loads(row.payload)
+        value = json.loads(payload)
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}

@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 from worker import repo
 from worker.context import Context
 from worker.kick import kick
+from worker.reconcile import reconcile
 
 
 @dataclass
 class SweepReport:
     reclaimed: int = 0
     kicked: list[str] = field(default_factory=list)
+    settled: int = 0
+    resent: int = 0
 
 
 def sweep(ctx: Context) -> SweepReport:
@@ -28,6 +31,9 @@ def sweep(ctx: Context) -> SweepReport:
         ctx.engine, {name: a.max_attempts for name, a in accounts.items()}, now
     )
     for account in accounts.values():
+        rec = reconcile(ctx, account)
+        report.settled += rec.settled
+        report.resent += rec.resent
         if repo.has_due(ctx.engine, account.name, now) and kick(ctx, account, delay_s=0):
             report.kicked.append(account.name)
     return report

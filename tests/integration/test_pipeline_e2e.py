@@ -65,3 +65,30 @@ def test_bulk_and_singles_with_faults_reach_one_terminal_state(
     carrying = [r for r in log if single_ids.intersection(r["ids"])]
     assert len(carrying) < 50, f"{len(carrying)} requests for 100 single jobs"
     assert statuses["sent"] == len(accepted_ids)
+
+
+def test_dropped_responses_are_reconciled_not_resent(make_stack: Callable[..., Stack]) -> None:
+    """The simulator processes some requests and then drops the connection: those messages
+    are settled by status query; none is accepted by the provider twice."""
+    stack = make_stack(["--drop-response-rate", "0.1", "--seed", "5"])
+    stack.worker(concurrency=4, beat=True)
+    job = enqueue_stream(
+        "nxcloud",
+        ({"phone": f"+86139{i:08d}"} for i in range(3000)),
+        defaults={"content": "drop"},
+        cfg=stack.cfg,
+    )
+    stack.wait_done([job.job_id], timeout=180)
+    log = stack.sim_requests()
+    sends = [r for r in log if r["channel"] == "nxcloud.sms"]
+    assert any(r["dropped"] for r in sends), "no response was dropped"
+    accepted = Counter(i for r in sends for i in r["accepted"])
+    assert all(n == 1 for n in accepted.values()), "a message reached the provider twice"
+    engine = get_engine(stack.cfg.database_url)
+    m = messages_table.c
+    with engine.connect() as conn:
+        statuses = Counter(
+            s for (s,) in conn.execute(sa.select(m.status).where(m.job_id == job.job_id))
+        )
+    assert statuses == {"sent": 3000}, statuses
+    assert len(accepted) == 3000

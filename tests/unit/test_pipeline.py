@@ -17,7 +17,7 @@ from worker.providers.base import HttpRequest
 from worker.sweep import sweep
 from worker.transport import HttpResponse
 
-from ..conftest import StubTransport, make_settings
+from ..conftest import StubTransport, make_settings, nx_ok
 
 
 @pytest.fixture
@@ -184,3 +184,67 @@ def test_cancel_stops_unclaimed_and_lets_claimed_finish(ctx: Context, parts: lis
     accept_part(ctx, job.job_id, 9, json.dumps([[7, {"phone": "+8613800139999"}]]))
     assert job_status(job.job_id, cfg=ctx.settings).counts["cancelled"] == 4
     assert dispatch(ctx, "nx").claimed == 0
+
+
+def test_ambiguous_send_is_reconciled_never_blindly_resent(ctx: Context, parts: list[Any]) -> None:
+    """A dropped answer makes the batch unknown; the status query settles each message:
+    the one the provider got becomes sent, the one it never got is resent exactly once."""
+    import time
+    import urllib.parse
+
+    from worker.errors import AmbiguousError
+    from worker.reconcile import reconcile
+
+    received: set[str] = set()
+    state = {"drop": True}
+
+    def provider(request: HttpRequest) -> HttpResponse:
+        if request.url.endswith("/api/sms/get"):
+            form = dict(urllib.parse.parse_qsl(request.body.decode()))
+            row = {"msgid": form["messageid"]} if form["messageid"] in received else None
+            return HttpResponse(200, {}, json.dumps({"code": "0", "row": row}).encode())
+        items = json.loads(request.body)["items"]
+        if state["drop"]:
+            received.add(items[0]["sysMessageId"])  # the provider kept only the first item
+            raise AmbiguousError("ReadTimeout after sending", code="timeout")
+        received.update(i["sysMessageId"] for i in items)
+        return nx_ok(request)
+
+    ctx.transport = StubTransport(provider)  # type: ignore[assignment]
+    job = enqueue_stream("nx", phones(2), defaults={"content": "x"}, cfg=ctx.settings)
+    run_all(ctx, parts)
+    st = job_status(job.job_id, cfg=ctx.settings)
+    assert st.counts == {"unknown": 2} and not st.done
+    state["drop"] = False
+    with ctx.engine.begin() as conn:  # skip the wait before the first status query
+        conn.exec_driver_sql("UPDATE messages SET due_at = 0")
+    assert reconcile(ctx, ctx.settings.account("nx")).settled == 1
+    with ctx.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE messages SET due_at = 0 WHERE status = 'queued'")
+    time.sleep(0.01)
+    run_all(ctx, [])
+    st = job_status(job.job_id, cfg=ctx.settings)
+    assert st.counts == {"sent": 2} and st.done
+    sends = [r for r in ctx.transport.requests if r.url.endswith("/multi/mt")]  # type: ignore[attr-defined]
+    sent_ids = [i["sysMessageId"] for r in sends for i in json.loads(r.body)["items"]]
+    assert sent_ids.count(f"{job.job_id}-0") == 1  # the received one was never resent
+    assert sent_ids.count(f"{job.job_id}-1") == 2  # the lost one was resent once
+
+
+def test_unreconcilable_unknown_is_final_and_marked(ctx: Context, parts: list[Any]) -> None:
+    from worker.errors import AmbiguousError
+    from worker.reconcile import GIVE_UP_AFTER_S, reconcile
+
+    def drop(request: HttpRequest) -> HttpResponse:
+        raise AmbiguousError("connection dropped", code="transport")
+
+    ctx.transport = StubTransport(drop)  # type: ignore[assignment]
+    job = enqueue_stream("nx", phones(1), defaults={"content": "x"}, cfg=ctx.settings)
+    run_all(ctx, parts)
+    with ctx.engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE messages SET due_at = 0, updated_at = {-GIVE_UP_AFTER_S}")
+    reconcile(ctx, ctx.settings.account("nx"))
+    st = job_status(job.job_id, cfg=ctx.settings)
+    assert st.counts == {"unknown": 1} and st.done
+    row = lookup(phone="+8613800130000", cfg=ctx.settings)[0]
+    assert row.error_code == "unreconciled" and "may have been sent" in (row.error_text or "")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from producer.config import AccountConfig
 
@@ -74,4 +74,20 @@ class Adapter(Protocol):
         self, messages: Sequence[OutMessage], status: int, headers: Mapping[str, str], body: bytes
     ) -> BatchResult:
         """One outcome per message, or raise a ``DispatchError`` that covers the whole batch."""
+        ...
+
+
+@runtime_checkable
+class StatusQuery(Protocol):
+    """Adapters whose provider can say whether it received one message (reconciliation)."""
+
+    def status_query(
+        self, account: AccountConfig, message: OutMessage, sent_at: float, now: float
+    ) -> HttpRequest | None: ...
+
+    def parse_status(
+        self, message: OutMessage, status: int, headers: Mapping[str, str], body: bytes
+    ) -> ItemOutcome:
+        """``sent``/``failed`` if the provider knows it, ``retry`` if it provably never got it,
+        ``unknown`` if the answer does not tell."""
         ...

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 from producer.config import AccountConfig
 from worker.errors import (
@@ -22,6 +25,7 @@ from worker.errors import (
 from worker.providers.base import BatchResult, HttpRequest, ItemOutcome, OutMessage
 
 PATH = "/v1/sms/multi/mt"
+STATUS_PATH = "/api/sms/get"
 BIZ_TYPE = "3"
 ACTION = "mtsend"
 
@@ -110,6 +114,46 @@ class NxcloudAdapter:
             raise MalformedResponseError("NXCloud answered code 0 without a data list")
         return BatchResult(_items(messages, data))
 
+    def status_query(
+        self, account: AccountConfig, message: OutMessage, sent_at: float, now: float
+    ) -> HttpRequest | None:
+        """``/api/sms/get`` by our ``sysMessageId`` and the send date (UTC+8, China time)."""
+        date = time.strftime("%Y%m%d", time.gmtime(sent_at + 8 * 3600))
+        body = urlencode(
+            {
+                "appkey": account.app_key,
+                "secretkey": account.secret.get_secret_value(),
+                "messageid": message.id,
+                "date": date,
+            }
+        )
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        url = account.base_url.rstrip("/") + STATUS_PATH
+        return HttpRequest("POST", url, headers, body.encode())
+
+    def parse_status(
+        self, message: OutMessage, status: int, headers: Mapping[str, str], body: bytes
+    ) -> ItemOutcome:
+        """``sent`` if NXCloud has the message, ``retry`` if it provably never got it."""
+        try:
+            doc = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            doc = None
+        if status != 200 or not isinstance(doc, dict) or str(doc.get("code")) != "0":
+            return ItemOutcome(message.id, "unknown", error_code="status_query", error_text="")
+        row = doc.get("row")
+        if isinstance(row, dict) and row.get("msgid") == message.id:
+            return ItemOutcome(message.id, "sent", provider_id=message.id)
+        return ItemOutcome(
+            message.id,
+            "retry",
+            error_code="not_received",
+            error_text="status query: NXCloud has no such message",
+        )
+
+
+_CODE_IN_TEXT = re.compile(r"\((-?\d+)\)\s*$")
+
 
 def _classify(code: Any, text: str, status: int) -> DispatchError:
     try:
@@ -159,7 +203,9 @@ def _items(messages: Sequence[OutMessage], data: list[Any]) -> list[ItemOutcome]
                 )
             )
         else:
+            m = _CODE_IN_TEXT.search(item_text)
+            code = m.group(1) if m else "Failure"
             outcomes.append(
-                ItemOutcome(message.id, "failed", error_code="Failure", error_text=item_text)
+                ItemOutcome(message.id, "failed", error_code=code, error_text=item_text)
             )
     return outcomes

@@ -1,0 +1,134 @@
+"""Settling ``unknown`` messages: ask the provider whether it got them.
+
+A request that timed out after it was written, or whose answer was lost, may or may not have
+been acted on. Resending blindly could deliver twice, so such messages wait as ``unknown``
+until a status query says ``sent``/``failed`` (recorded as such) or "never received" (then,
+and only then, resent). Where the channel has no status query, or the provider keeps not
+knowing, the message stays ``unknown`` with the code ``unreconciled``: the one window that
+cannot be closed, marked as such.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from producer.config import AccountConfig
+from producer.store import FAILED, SENT, UNKNOWN, UNRECONCILED, messages_table
+from worker import repo
+from worker.context import Context
+from worker.dispatch import retry
+from worker.errors import DispatchError
+from worker.providers.base import OutMessage, StatusQuery
+from worker.providers.registry import adapter_for
+
+m = messages_table.c
+
+#: Between queries that did not tell.
+REQUERY_AFTER_S = 30.0
+#: Stop asking after this long: the provider's status query covers days, our patience less.
+GIVE_UP_AFTER_S = 6 * 3600.0
+BATCH = 50
+
+
+@dataclass
+class ReconcileReport:
+    settled: int = 0
+    resent: int = 0
+    unreconciled: int = 0
+
+
+def _set(ctx: Context, message_id: str, now: float, **values: object) -> int:
+    """Compare-and-set on status: only a message still ``unknown`` is changed."""
+    with ctx.engine.begin() as conn:
+        result = conn.execute(
+            sa.update(messages_table)
+            .where(m.id == message_id, m.status == UNKNOWN)
+            .values(updated_at=now, **values)
+        )
+    return int(result.rowcount or 0)
+
+
+def reconcile(ctx: Context, account: AccountConfig) -> ReconcileReport:
+    report = ReconcileReport()
+    now = time.time()
+    adapter = adapter_for(account.channel)
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(m.id, m.phone, m.payload, m.attempts, m.updated_at, m.error_text)
+            .where(
+                m.account == account.name,
+                m.status == UNKNOWN,
+                m.error_code != UNRECONCILED,
+                m.due_at <= now,
+            )
+            .order_by(m.due_at)
+            .limit(BATCH)
+        ).all()
+    for row in rows:
+        if not isinstance(adapter, StatusQuery) or now - row.updated_at > GIVE_UP_AFTER_S:
+            why = (
+                "no status query for this channel"
+                if not isinstance(adapter, StatusQuery)
+                else ("the provider could not tell in time")
+            )
+            report.unreconciled += _set(
+                ctx,
+                row.id,
+                now,
+                error_code=UNRECONCILED,
+                error_text=f"may have been sent ({row.error_text}); {why}"[:1000],
+            )
+            continue
+        message = OutMessage(row.id, row.phone, repo.payload_of(row.payload))
+        request = adapter.status_query(account, message, row.updated_at, now)
+        outcome = None
+        if request is not None:
+            try:
+                resp = ctx.transport.send(request, account.timeout_s)
+                outcome = adapter.parse_status(message, resp.status, resp.headers, resp.body)
+            except DispatchError:
+                outcome = None
+        if outcome is None or outcome.status == "unknown":
+            _set(ctx, row.id, row.updated_at, due_at=now + REQUERY_AFTER_S)
+        elif outcome.status == "sent":
+            report.settled += _set(
+                ctx,
+                row.id,
+                now,
+                status=SENT,
+                provider_id=outcome.provider_id,
+                sent_at=now,
+                error_code=None,
+                error_text=None,
+            )
+        elif outcome.status == "failed":
+            report.settled += _set(
+                ctx,
+                row.id,
+                now,
+                status=FAILED,
+                error_code=outcome.error_code,
+                error_text=outcome.error_text,
+            )
+        else:
+            u = retry(
+                account,
+                row.id,
+                row.attempts,
+                outcome.error_code or "not_received",
+                outcome.error_text or "",
+                now,
+            )
+            report.resent += _set(
+                ctx,
+                row.id,
+                now,
+                status=u.status,
+                due_at=u.due_at or now,
+                error_code=u.error_code,
+                error_text=u.error_text,
+            )
+    return report
