@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import socket
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -190,6 +192,16 @@ def _runner() -> asyncio.Runner:
     return asyncio.Runner(loop_factory=uvloop.new_event_loop)
 
 
+class _Stopped(Exception):
+    """SIGINT/SIGTERM: the normal way to end the simulator, so ``main`` returns 0."""
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    # uvicorn shuts down gracefully on these signals, then re-raises them to the handlers it
+    # found installed: this one turns that into a clean return instead of a death by signal.
+    raise _Stopped
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -217,10 +229,17 @@ def main(argv: list[str] | None = None) -> int:
         backlog=2048,
     )
     server = uvicorn.Server(config)
-    print(LISTENING + url, flush=True)
-    with _runner() as runner:
-        runner.run(_serve(server, sock))
-    sock.close()
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        print(LISTENING + url, flush=True)
+        with _runner() as runner:
+            runner.run(_serve(server, sock))
+    except _Stopped:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sock.close()
     return 0
 
 
