@@ -52,44 +52,6 @@ def cmd_flower(args: argparse.Namespace) -> int:
     os.execvp(argv[0], argv)
 
 
-def cmd_api(args: argparse.Namespace) -> int:
-    from producer.api import serve
-
-    serve(host=args.host, port=args.port, log_level=args.log_level)
-    return 0
-
-
-def cmd_api_hash_key(args: argparse.Namespace) -> int:
-    from producer.api import hash_key
-
-    key = args.key
-    if key == "-":
-        key = sys.stdin.readline().rstrip("\n")
-    if not key:
-        print("error: the key is empty", file=sys.stderr)
-        return 2
-    print(hash_key(key))
-    return 0
-
-
-def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from producer.config import settings
-    from producer.migrations import upgrade
-
-    url = args.url or settings().database_url
-    applied = upgrade(url, revision=args.revision)
-    print(f"database at revision {applied}")
-    return 0
-
-
-def cmd_db_current(args: argparse.Namespace) -> int:
-    from producer.config import settings
-    from producer.migrations import current_revision
-
-    print(current_revision(args.url or settings().database_url) or "none")
-    return 0
-
-
 def register(sub: Any) -> None:
     """Add this module's verbs to ``sub`` (the CLI's subparsers)."""
     f = sub.add_parser(
@@ -105,25 +67,3 @@ def register(sub: Any) -> None:
     f.add_argument("--port", type=int, default=5555)
     f.add_argument("--address", help="interface to bind (Flower's default: all)")
     f.set_defaults(func=cmd_flower)
-
-    a = sub.add_parser("api", help="serve the HTTP API (or: api hash-key KEY)")
-    a.add_argument("--host", default="127.0.0.1")
-    a.add_argument("--port", type=int, default=8000)
-    a.add_argument("--log-level", default="info")
-    a.set_defaults(func=cmd_api)
-    api_sub = a.add_subparsers(dest="api_verb")
-    hk = api_sub.add_parser(
-        "hash-key", help="print the sha256: form of an API key for [api] keys in the config"
-    )
-    hk.add_argument("key", help="the key clients will send; '-' reads it from stdin")
-    hk.set_defaults(func=cmd_api_hash_key)
-
-    d = sub.add_parser("db", help="database schema migrations")
-    db_sub = d.add_subparsers(dest="db_verb", required=True)
-    up = db_sub.add_parser("upgrade", help="migrate the database to the newest schema")
-    up.add_argument("--url", help="database URL (default: DATABASE_URL)")
-    up.add_argument("--revision", default="head")
-    up.set_defaults(func=cmd_db_upgrade)
-    cur = db_sub.add_parser("current", help="print the database's schema revision")
-    cur.add_argument("--url", help="database URL (default: DATABASE_URL)")
-    cur.set_defaults(func=cmd_db_current)
