@@ -11,6 +11,7 @@ import asyncio
 import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -229,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         backlog=2048,
     )
     server = uvicorn.Server(config)
-    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         print(LISTENING + url, flush=True)
         with _runner() as runner:

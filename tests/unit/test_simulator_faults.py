@@ -242,7 +242,7 @@ async def test_latency_delays_answers_but_requests_overlap() -> None:
         )
         overlapped = time.monotonic() - started
     assert one.status_code == 200 and all(r.status_code == 200 for r in many)
-    assert single >= 0.2
+    assert single >= 0.19  # asyncio may wake up to one clock tick early
     assert overlapped < 2.0  # 20 × 0.2 s = 4 s if they queued
 
 
