@@ -147,15 +147,19 @@ def test_batches_share_the_message_window(client: redis.Redis[bytes], prefix: st
     assert rl.reserve(acct, sixty, now_ms=T0).send_at == pytest.approx(S0)
     # 60 + 60 > 100 in one window: 40 fill this slot, 20 wait until the first 60 leave it.
     r = rl.reserve(acct, sixty, now_ms=T0)
-    assert (len(r.admitted), r.send_at, len(r.retry)) == (40, pytest.approx(S0), 20)
+    assert (len(r.admitted), len(r.retry)) == (40, 20)
+    assert r.send_at == pytest.approx(S0)
     assert r.wait_s == pytest.approx(0.02, abs=1e-6)
     r = rl.reserve(acct, ["+x"], now_ms=T0)
-    assert (r.admitted, r.retry, r.wait_s) == ((), (0,), pytest.approx(0.02, abs=1e-6))
+    assert (r.admitted, r.retry) == ((), (0,))
+    assert r.wait_s == pytest.approx(0.02, abs=1e-6)
     r = rl.reserve(acct, sixty[:20], now_ms=T0 + 20)
-    assert (len(r.admitted), r.send_at) == (20, pytest.approx(S0 + 1.02))
+    assert len(r.admitted) == 20
+    assert r.send_at == pytest.approx(S0 + 1.02)
     # A larger horizon reaches the slot where the second 100 fit.
     r = rl.reserve(acct, sixty, now_ms=T0 + 20, max_wait_s=1.5)
-    assert (len(r.admitted), r.send_at) == (60, pytest.approx(S0 + 2.04))
+    assert len(r.admitted) == 60
+    assert r.send_at == pytest.approx(S0 + 2.04)
 
 
 def test_partial_batch_fills_the_room_left_within_the_horizon(
@@ -309,7 +313,8 @@ def test_provider_cap_defers_the_number_for_its_window(
     # The block is added to the number's send history, which is kept.
     assert client.get(rl.keys(acct).recipient("+A")) == f"{T0 + 3_601_000} {T0}".encode()
     r = rl.reserve(acct, ["+A", "+B"], now_ms=T0 + 2000)
-    assert (r.admitted, r.deferred) == ((1,), {0: pytest.approx(S0 + 3601)})
+    assert r.admitted == (1,)
+    assert r.deferred == {0: pytest.approx(S0 + 3601)}
     assert rl.reserve(acct, ["+A"], now_ms=T0 + 3_600_999).admitted == ()
     assert rl.reserve(acct, ["+A"], now_ms=T0 + 3_601_000).admitted == (0,)
 

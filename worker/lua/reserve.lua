@@ -239,6 +239,7 @@ local t = s
 if msg_rate > 0 then
   local cap, period = window_of(msg_rate * factor)
   mcap, mperiod = cap, period + jitter
+  local before = msum
   while true do -- forget what left the window ending at s: slots never go back before s
     local ts, cnt = mentry(0)
     if not ts then msum = 0; break end
@@ -246,16 +247,17 @@ if msg_rate > 0 then
     msum = msum - cnt
     redis.call('LPOP', KEYS[2])
   end
+  if msum ~= before then redis.call('HSET', KEYS[1], 'msum', fmt(msum)) end
   -- Fill the earliest slot that has any room: capacity left behind a slot is lost for good
   -- (slots only move forward), while a smaller request costs only a request slot.
   local want = math.min(a, mcap)
   t = earliest(1, s)
-  if t - now > max_wait then
+  if t - now <= max_wait then a = math.min(want, mcap - msg_sum_at(t)) else a = 0 end
+  if a < 1 then
     for k = 1, a_window do retry[k] = eligible[k] - 1 end
     defer_overflow(a_window, s)
     return result(0, t - now - max_wait)
   end
-  a = math.min(want, mcap - msg_sum_at(t))
 end
 
 -- 5. Commit: the request slot, the message log, the windows and every admitted recipient.
