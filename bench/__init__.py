@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of teledispatch and a plain one-task-per-message baseline."""

@@ -1,0 +1,188 @@
+"""``python -m bench``: teledispatch against the baseline, side by side.
+
+Runs (``--only`` picks some): ``system`` (system-bound, SQLite and PostgreSQL), ``otp`` (mixed
+single-recipient traffic), ``latency`` (paced single recipients), ``big`` (one very large job),
+``provider`` (provider-bound, when the dispatcher has a rate limiter). Prints a table per run,
+the targets, and writes everything to ``bench/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import report, runs
+from bench.runs import Shape
+
+RUNS = ("system", "otp", "latency", "big", "provider")
+DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
+
+#: (full, --quick) sizes.
+SIZES: dict[str, tuple[float, float]] = {
+    "n": (100_000, 10_000),
+    "baseline_n": (10_000, 2_000),
+    "otp_n": (10_000, 1_000),
+    "otp_baseline_n": (5_000, 1_000),
+    "latency_s": (20, 8),
+    "big_n": (1_000_000, 50_000),
+    "provider_s": (15, 5),
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small sizes (about two minutes)")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help=f"run only these ({', '.join(RUNS)}); repeat or comma-separate",
+    )
+    p.add_argument("--n", type=int, help="system-bound recipients for teledispatch")
+    p.add_argument("--baseline-n", type=int, help="system-bound messages for the baseline")
+    p.add_argument("--otp-n", type=int, help="mixed OTP jobs for teledispatch")
+    p.add_argument("--otp-baseline-n", type=int, help="mixed OTP messages for the baseline")
+    p.add_argument("--latency-s", type=float, help="latency run length in seconds")
+    p.add_argument("--latency-rate", type=float, default=5.0, help="latency run jobs/s")
+    p.add_argument("--big-n", type=int, help="recipients of the one big job")
+    p.add_argument("--provider-s", type=float, help="provider-bound run length in seconds")
+    p.add_argument(
+        "--databases", default="sqlite,postgresql", help="system-bound databases (comma list)"
+    )
+    p.add_argument("--workers", type=int, default=1, help="worker processes (both systems)")
+    p.add_argument("--concurrency", type=int, default=4, help="pool size per worker")
+    p.add_argument("--linger-ms", type=int, default=250, help="teledispatch account linger")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = p.parse_args(argv)
+    for key, (full, quick) in SIZES.items():
+        if getattr(args, key) is None:
+            value = quick if args.quick else full
+            setattr(args, key, type(full)(value))
+    selected = {n.strip() for item in args.only or RUNS for n in item.split(",") if n.strip()}
+    unknown = selected - set(RUNS)
+    if unknown:
+        p.error(f"unknown run(s): {', '.join(sorted(unknown))}; choose from {', '.join(RUNS)}")
+    args.selected = [r for r in RUNS if r in selected]
+    return args
+
+
+def _pair(td: dict[str, Any], bl: dict[str, Any]) -> dict[str, Any]:
+    return {"teledispatch": td, "baseline": bl}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    shape = Shape(args.workers, args.concurrency, args.linger_ms)
+    started = time.monotonic()
+    results: dict[str, Any] = {}
+    doc: dict[str, Any] = {
+        "command": shlex.join([sys.executable, "-m", "bench", *(argv or sys.argv[1:])]),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": report.machine(),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "only")},
+        "results": results,
+    }
+    doc["settings"]["selected"] = args.selected
+    shape_note = f"{shape.workers} worker × {shape.concurrency} processes, both systems"
+    sections: list[str] = []
+
+    def emit(text: str) -> None:
+        sections.append(text)
+        print(text + "\n", flush=True)
+        doc["elapsed_s"] = time.monotonic() - started
+        args.out.write_text(json.dumps(doc, indent=2, default=str))
+
+    print(f"machine: {doc['machine']}\n", flush=True)
+    if "system" in args.selected:
+        for db in [d.strip() for d in args.databases.split(",") if d.strip()]:
+            database: Any = db
+            td = runs.throughput("teledispatch", database, "bulk", args.n, shape)
+            bl = runs.throughput("baseline", database, "bulk", args.baseline_n, shape)
+            results[f"system.{db}"] = _pair(td, bl)
+            note = shape_note
+            if args.baseline_n != args.n:
+                note += f"; baseline ran {args.baseline_n:,} messages"
+            emit(
+                report.table(
+                    f"System-bound, {db}: one job, no latency, no limits",
+                    results[f"system.{db}"],
+                    report.THROUGHPUT_METRICS,
+                    note,
+                )
+            )
+    if "otp" in args.selected:
+        td = runs.throughput("teledispatch", "postgresql", "singles", args.otp_n, shape)
+        bl = runs.throughput("baseline", "postgresql", "singles", args.otp_baseline_n, shape)
+        results["otp"] = _pair(td, bl)
+        note = f"{shape_note}; single-recipient jobs enqueued one by one"
+        if args.otp_baseline_n != args.otp_n:
+            note += f"; baseline ran {args.otp_baseline_n:,}"
+        emit(
+            report.table(
+                "Mixed OTP traffic, postgresql", results["otp"], report.THROUGHPUT_METRICS, note
+            )
+        )
+    if "latency" in args.selected:
+        rate, secs = args.latency_rate, args.latency_s
+        td = runs.latency("teledispatch", "postgresql", rate, secs, shape)
+        bl = runs.latency("baseline", "postgresql", rate, secs, shape)
+        results["latency"] = _pair(td, bl)
+        emit(
+            report.table(
+                f"Latency: single recipients at {rate:g}/s for {secs:g}s, postgresql",
+                results["latency"],
+                report.LATENCY_METRICS,
+                f"{shape_note}; teledispatch waits up to linger_ms to fill a request",
+            )
+        )
+    if "big" in args.selected:
+        results["big"] = _pair(runs.big_job(args.big_n, shape), {"skipped": "not run"})
+        emit(
+            report.table(
+                f"One job of {args.big_n:,} recipients, postgresql (teledispatch only)",
+                results["big"],
+                report.THROUGHPUT_METRICS,
+                shape_note,
+            )
+        )
+    if "provider" in args.selected:
+        if runs.rate_limiter_integrated():
+            td = runs.provider_bound("teledispatch", args.provider_s, shape)
+            bl = runs.provider_bound("baseline", args.provider_s, shape)
+            results["provider"] = _pair(td, bl)
+            note = "baseline: Celery rate_limit 20/s per worker, one message per request"
+        else:
+            skipped = {"skipped": "n/a: rate limiter not integrated yet"}
+            results["provider"] = _pair(skipped, skipped)
+            note = "worker/dispatch.py does not use worker/ratelimit yet"
+        emit(
+            report.table(
+                f"Provider-bound: {runs.PROVIDER_RPS} requests/s × {runs.PROVIDER_BATCH}/batch",
+                results["provider"],
+                report.PROVIDER_METRICS,
+                note,
+            )
+        )
+    verdicts = report.evaluate(results)
+    doc["targets"] = verdicts
+    emit(report.targets_text(verdicts))
+    print(f"bench finished in {time.monotonic() - started:.0f}s; results in {args.out}")
+    failed = [
+        f"{name}/{system}"
+        for name, pair in results.items()
+        for system, run in pair.items()
+        if "error" in run
+    ]
+    if failed:
+        print(f"runs that failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,113 @@
+"""The producer side of a run, in its own process so its memory and CPU are its own.
+
+``python -m bench.produce SYSTEM MODE --n N --out FILE`` where SYSTEM is ``teledispatch`` or
+``baseline`` and MODE is ``bulk`` (one job of N recipients; the baseline has no jobs, so N
+``delay`` calls), ``singles`` (N single-recipient jobs, one call each) or ``paced`` (single
+recipients at ``--rate`` per second for ``--n`` of them). Writes a JSON report to FILE.
+Only the chosen system's code is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+BULK_TEXT = "Your order has shipped."
+
+#: Send one recipient: (index, phone, text) -> the message id the simulator will see.
+SendOne = Callable[[int, str, str], str]
+
+
+def phone(i: int) -> str:
+    """Distinct valid mobile numbers (China Mobile 139 range)."""
+    return f"+86139{i:08d}"
+
+
+def _teledispatch_one() -> SendOne:
+    from producer.submit import enqueue_stream
+
+    def send(i: int, number: str, text: str) -> str:
+        job = enqueue_stream("nxcloud", [{"phone": number, "content": text}])
+        return f"{job.job_id}-0"
+
+    return send
+
+
+def _baseline_one() -> SendOne:
+    from bench.baseline import send_sms
+
+    def send(i: int, number: str, text: str) -> str:
+        message_id = f"bl{i:010d}"
+        send_sms.delay(message_id, number, text)
+        return message_id
+
+    return send
+
+
+def _bulk(system: str, n: int) -> dict[str, Any]:
+    if system == "teledispatch":
+        from producer.submit import enqueue_stream
+
+        def rows() -> Iterator[dict[str, Any]]:
+            for i in range(n):
+                yield {"phone": phone(i)}
+
+        job = enqueue_stream("nxcloud", rows(), defaults={"content": BULK_TEXT})
+        return {"job_id": job.job_id, "total": job.total}
+    send = _baseline_one()
+    for i in range(n):
+        send(i, phone(i), BULK_TEXT)
+    return {"total": n}
+
+
+def _singles(system: str, n: int, rate: float | None) -> dict[str, Any]:
+    send = _teledispatch_one() if system == "teledispatch" else _baseline_one()
+    sent_at: dict[str, float] = {}
+    start = time.monotonic()
+    for i in range(n):
+        if rate:
+            pause = start + i / rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+        t = time.time()
+        sent_at[send(i, phone(i), f"Your code is {100000 + i}")] = t
+    return {"total": n, "sent_at": sent_at if rate else {}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.produce")
+    p.add_argument("system", choices=["teledispatch", "baseline"])
+    p.add_argument("mode", choices=["bulk", "singles", "paced"])
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--rate", type=float, default=5.0, help="paced: jobs per second")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    # Import the system's code before the clock starts: its start-up is not enqueue time.
+    if args.system == "teledispatch":
+        import producer.submit  # noqa: F401
+    else:
+        import bench.baseline  # noqa: F401
+    t_start = time.time()
+    if args.mode == "bulk":
+        report = _bulk(args.system, args.n)
+    else:
+        report = _singles(args.system, args.n, args.rate if args.mode == "paced" else None)
+    t_end = time.time()
+    report.update(
+        t_start=t_start,
+        t_end=t_end,
+        # Linux reports ru_maxrss in kB.
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        cpu_s=sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
+    )
+    args.out.write_text(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,181 @@
+"""Tables side by side, the targets (PASS/MISS), and the machine the figures came from."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+Run = dict[str, Any]
+
+#: (label, key, format, direction) — direction says which way "better" points for the ratio:
+#: "up" → ratio = teledispatch / baseline; "down" → ratio = baseline / teledispatch.
+Metric = tuple[str, str, str, str]
+
+THROUGHPUT_METRICS: list[Metric] = [
+    ("messages", "n", "{:,.0f}", ""),
+    ("messages/s (enqueue → last outcome)", "messages_per_s", "{:,.0f}", "up"),
+    ("enqueue time s", "enqueue_s", "{:.1f}", ""),
+    ("HTTP requests / message", "requests_per_message", "{:.4f}", "down"),
+    ("worker CPU s / 1,000 messages", "worker_cpu_s_per_1k", "{:.3f}", "down"),
+    ("worker peak RSS MB (largest process)", "worker_peak_rss_mb", "{:.0f}", ""),
+    ("worker peak RSS MB (whole tree)", "worker_tree_peak_rss_mb", "{:.0f}", ""),
+    ("producer peak RSS MB", "producer_peak_rss_mb", "{:.0f}", ""),
+]
+LATENCY_METRICS: list[Metric] = [
+    ("jobs (single recipient)", "n", "{:,.0f}", ""),
+    ("rate jobs/s", "rate_per_s", "{:.0f}", ""),
+    ("linger_ms (teledispatch account)", "linger_ms", "{}", ""),
+    ("p50 ms enqueue → provider", "p50_ms", "{:,.0f}", ""),
+    ("p99 ms enqueue → provider", "p99_ms", "{:,.0f}", ""),
+    ("HTTP requests / message", "requests_per_message", "{:.3f}", ""),
+]
+PROVIDER_METRICS: list[Metric] = [
+    ("messages", "n", "{:,.0f}", ""),
+    ("messages/s", "messages_per_s", "{:,.0f}", "up"),
+    ("requests/s at the provider", "requests_per_s", "{:.1f}", ""),
+    ("throttled requests (13008)", "throttled_requests", "{}", ""),
+]
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    mem_kb = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1])
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "ram_gb": round(mem_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "loadavg_at_start": os.getloadavg(),
+    }
+
+
+def _fmt(fmt: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return fmt.format(value)
+
+
+def ratio(td: Run, bl: Run, key: str, direction: str) -> float | None:
+    a, b = td.get(key), bl.get(key)
+    if not isinstance(a, int | float) or not isinstance(b, int | float) or not direction:
+        return None
+    num, den = (a, b) if direction == "up" else (b, a)
+    return num / den if den else None
+
+
+def table(title: str, runs: dict[str, Run], metrics: list[Metric], note: str = "") -> str:
+    td, bl = runs.get("teledispatch", {}), runs.get("baseline", {})
+    rows = [(f"{'metric':<40}{'teledispatch':>14}{'baseline':>14}{'ratio':>10}")]
+    for label, key, fmt, direction in metrics:
+        r = ratio(td, bl, key, direction)
+        ratio_text = "-" if r is None else f"{r:,.1f}×"
+        rows.append(
+            f"{label:<40}{_fmt(fmt, td.get(key)):>14}{_fmt(fmt, bl.get(key)):>14}{ratio_text:>10}"
+        )
+    for name, run in (("teledispatch", td), ("baseline", bl)):
+        if "error" in run:
+            rows.append(f"  {name} FAILED: {run['error'].splitlines()[0]}")
+        elif "skipped" in run:
+            rows.append(f"  {name}: {run['skipped']}")
+    lines = [f"== {title} ==", *rows]
+    if note:
+        lines.append(f"  ({note})")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    #: Extracts the measured value from the results; None when the run did not happen.
+    measure: Callable[[dict[str, Any]], float | None]
+    limit: float
+    #: ">=" or "<=".
+    op: str
+    unit: str = "×"
+
+
+def _ratio_of(run: str, key: str, direction: str) -> Callable[[dict[str, Any]], float | None]:
+    def get(results: dict[str, Any]) -> float | None:
+        pair = results.get(run) or {}
+        return ratio(pair.get("teledispatch", {}), pair.get("baseline", {}), key, direction)
+
+    return get
+
+
+def _value_of(run: str, key: str) -> Callable[[dict[str, Any]], float | None]:
+    def get(results: dict[str, Any]) -> float | None:
+        value = (results.get(run) or {}).get("teledispatch", {}).get(key)
+        return float(value) if isinstance(value, int | float) else None
+
+    return get
+
+
+TARGETS = [
+    Target(
+        "system-bound PostgreSQL messages/s ≥ 25× baseline",
+        _ratio_of("system.postgresql", "messages_per_s", "up"),
+        25,
+        ">=",
+    ),
+    Target(
+        "mixed OTP messages/s ≥ 100× baseline",
+        _ratio_of("otp", "messages_per_s", "up"),
+        100,
+        ">=",
+    ),
+    Target(
+        "system-bound PostgreSQL worker CPU/1k ≤ 1/20 of baseline (baseline/td ≥ 20×)",
+        _ratio_of("system.postgresql", "worker_cpu_s_per_1k", "down"),
+        20,
+        ">=",
+    ),
+    Target(
+        "1M job: worker peak RSS ≤ 300 MB (largest process)",
+        _value_of("big", "worker_peak_rss_mb"),
+        300,
+        "<=",
+        " MB",
+    ),
+    Target(
+        "1M job: producer peak RSS ≤ 300 MB",
+        _value_of("big", "producer_peak_rss_mb"),
+        300,
+        "<=",
+        " MB",
+    ),
+]
+
+
+def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for t in TARGETS:
+        value = t.measure(results)
+        if value is None:
+            verdict = "n/a"
+        elif t.op == ">=":
+            verdict = "PASS" if value >= t.limit else "MISS"
+        else:
+            verdict = "PASS" if value <= t.limit else "MISS"
+        out.append({"target": t.name, "value": value, "unit": t.unit, "verdict": verdict})
+    return out
+
+
+def targets_text(verdicts: list[dict[str, Any]]) -> str:
+    lines = ["== Targets =="]
+    for v in verdicts:
+        value = "-" if v["value"] is None else f"{v['value']:,.1f}{v['unit']}"
+        lines.append(f"  {v['verdict']:<5} {v['target']}: {value}")
+    return "\n".join(lines)

@@ -1,0 +1,171 @@
+"""The runs: each starts a fresh stack for one system, drives it, and returns its figures.
+
+Every figure is measured the same way for both systems: the producer is a separate process
+(``bench.produce``); time runs from the producer's first enqueue to the last outcome row
+committed (read back from the database); requests are counted by the simulator; worker CPU and
+memory are read from /proc over each worker's process tree.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bench.measure import MemorySampler, TreeSnapshot, percentile
+from bench.stack import REPO, Database, RunFailed, Stack, System, open_stack
+
+#: The TPS check of the provider-bound run: the simulator throttles above this.
+PROVIDER_RPS = 20
+PROVIDER_BATCH = 200
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How many workers, each with how many pool processes, and the account's linger."""
+
+    workers: int = 1
+    concurrency: int = 4
+    linger_ms: int = 250
+
+
+def _timeout(n: int) -> float:
+    """Generous but bounded: no run here is expected near 250 messages/s."""
+    return min(900.0, 90.0 + n / 250)
+
+
+def _measure(stack: Stack, shape: Shape, mode: str, n: int) -> dict[str, Any]:
+    """Start workers, run the producer, wait for ``n`` outcomes; the common figures."""
+    stack.start_workers(shape.workers, shape.concurrency)
+    roots = [w.popen.pid for w in stack.workers]
+    before = [TreeSnapshot.take(r) for r in roots]
+    timeout = _timeout(n)
+    with MemorySampler(roots) as mem:
+        producer = stack.start_producer(mode, n)
+        prod = producer.result(timeout)
+        last = stack.wait_outcomes(n, timeout)
+        after = [TreeSnapshot.take(r) for r in roots]
+    cpu = sum(a.cpu_since(b) for a, b in zip(after, before, strict=True))
+    requests = stack.sim_request_count()
+    elapsed = last - prod["t_start"]
+    return {
+        "n": n,
+        "database": stack.database,
+        "seconds": elapsed,
+        "messages_per_s": n / elapsed if elapsed > 0 else float("nan"),
+        "enqueue_s": prod["t_end"] - prod["t_start"],
+        "requests": requests,
+        "requests_per_message": requests / n,
+        "worker_cpu_s": cpu,
+        "worker_cpu_s_per_1k": cpu / n * 1000,
+        "worker_peak_rss_mb": max(mem.process_peak_mb(r) for r in roots),
+        "worker_tree_peak_rss_mb": sum(mem.tree_peak_mb(r) for r in roots),
+        "producer_peak_rss_mb": prod["peak_rss_mb"],
+        "producer_cpu_s": prod["cpu_s"],
+        "workers": shape.workers,
+        "concurrency": shape.concurrency,
+    }
+
+
+def _guarded(system: System, fn: Any, *args: Any) -> dict[str, Any]:
+    started = time.monotonic()
+    try:
+        result: dict[str, Any] = fn(*args)
+    except RunFailed as exc:
+        result = {"error": str(exc)[:2000]}
+    result["wall_s"] = time.monotonic() - started
+    result["system"] = system
+    return result
+
+
+def throughput(
+    system: System, database: Database, mode: str, n: int, shape: Shape
+) -> dict[str, Any]:
+    """System-bound (``bulk``) or mixed OTP (``singles``): no latency, no limits."""
+
+    def run() -> dict[str, Any]:
+        account = {"linger_ms": shape.linger_ms}
+        with open_stack(system, database, account=account) as stack:
+            result = _measure(stack, shape, mode, n)
+            result["linger_ms"] = shape.linger_ms
+            return result
+
+    return _guarded(system, run)
+
+
+def latency(
+    system: System, database: Database, rate: float, seconds: float, shape: Shape
+) -> dict[str, Any]:
+    """Single recipients at ``rate``/s: enqueue → the simulator receiving the request."""
+
+    def run() -> dict[str, Any]:
+        n = max(1, round(rate * seconds))
+        with open_stack(system, database, account={"linger_ms": shape.linger_ms}) as stack:
+            stack.start_workers(shape.workers, shape.concurrency)
+            producer = stack.start_producer("paced", n, rate=rate)
+            prod = producer.result(seconds * 3 + 60)
+            stack.wait_outcomes(n, 120)
+            log: list[dict[str, Any]] = stack.sim_get("/_sim/requests")
+        sent_at: dict[str, float] = prod["sent_at"]
+        received: dict[str, float] = {}
+        for entry in log:
+            for message_id in entry.get("ids", ()):
+                received.setdefault(message_id, float(entry["t"]))
+        requests = sum(1 for e in log if not sent_at.keys().isdisjoint(e.get("ids", ())))
+        lat = [(received[i] - t) * 1000 for i, t in sent_at.items() if i in received]
+        if len(lat) < len(sent_at):
+            raise RunFailed(f"the simulator saw {len(lat)} of {len(sent_at)} messages")
+        return {
+            "n": n,
+            "rate_per_s": rate,
+            "database": database,
+            "linger_ms": shape.linger_ms,
+            "p50_ms": percentile(lat, 50),
+            "p99_ms": percentile(lat, 99),
+            "max_ms": max(lat),
+            "requests_per_message": requests / n,
+        }
+
+    return _guarded(system, run)
+
+
+def big_job(n: int, shape: Shape) -> dict[str, Any]:
+    """One job of ``n`` recipients on PostgreSQL: enqueue time, memory, rate."""
+
+    def run() -> dict[str, Any]:
+        with open_stack("teledispatch", "postgresql", account={"linger_ms": shape.linger_ms}) as st:
+            return _measure(st, shape, "bulk", n)
+
+    return _guarded("teledispatch", run)
+
+
+def rate_limiter_integrated() -> bool:
+    """Whether the dispatcher consults ``worker/ratelimit`` (checked in the source)."""
+    dispatch = REPO / "worker" / "dispatch.py"
+    package = REPO / "worker" / "ratelimit"
+    return package.is_dir() and "ratelimit" in dispatch.read_text()
+
+
+def provider_bound(system: System, seconds: float, shape: Shape) -> dict[str, Any]:
+    """20 requests/s at the provider (which throttles above that), 200 per batch."""
+
+    def run() -> dict[str, Any]:
+        if system == "teledispatch":
+            n = PROVIDER_RPS * PROVIDER_BATCH * round(seconds)
+            account: dict[str, Any] = {
+                "linger_ms": shape.linger_ms,
+                "max_batch": PROVIDER_BATCH,
+                "max_requests_per_second": PROVIDER_RPS,
+            }
+        else:
+            n = PROVIDER_RPS * round(seconds)
+            account = {"baseline_rate_limit": f"{PROVIDER_RPS}/s"}
+        options = ["--tps", str(PROVIDER_RPS)]
+        with open_stack(system, "postgresql", sim_options=options, account=account) as stack:
+            result = _measure(stack, shape, "bulk", n)
+            log = stack.sim_get("/_sim/requests")
+        result["throttled_requests"] = sum(1 for e in log if e.get("code") == 13008)
+        result["requests_per_s"] = result["requests"] / result["seconds"]
+        return result
+
+    return _guarded(system, run)

@@ -1,0 +1,242 @@
+"""One run's private world: redis-server, a fresh database, the simulator, workers, producer.
+
+Every run gets its own of each, so no figure carries another run's state (a warm cache, a
+backlog, a process's high-water mark). Everything started here is stopped on the way out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from bench.measure import Deadline
+from producer.broker import publisher
+from producer.local import Proc, spawn, start_simulator, start_worker
+from producer.services import RedisService, start_redis_server
+
+System = Literal["teledispatch", "baseline"]
+Database = Literal["sqlite", "postgresql"]
+
+PG_ADMIN_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REPO = Path(__file__).resolve().parent.parent
+TERMINAL = ("sent", "failed", "cancelled", "delivered", "undelivered")
+
+
+class RunFailed(RuntimeError):
+    """A run could not finish; the message says what was waited for and what was seen."""
+
+
+@dataclass
+class Stack:
+    system: System
+    database: Database
+    workdir: Path
+    database_url: str
+    env: dict[str, str]
+    sim_url: str
+    procs: list[Proc] = field(default_factory=list)
+    workers: list[Proc] = field(default_factory=list)
+    _engine: sa.Engine | None = None
+
+    # --- processes -------------------------------------------------------------------------
+
+    def start_workers(self, count: int, concurrency: int, timeout: float = 60.0) -> list[Proc]:
+        for i in range(count):
+            log = self.workdir / f"{self.system}-worker{i}.log"
+            if self.system == "teledispatch":
+                proc = start_worker(
+                    self.env, concurrency=concurrency, beat=i == 0, name=f"td{i}", log_path=log
+                )
+            else:
+                argv = [sys.executable, "-m", "celery", "-A", "bench.baseline", "worker"]
+                argv += ["--concurrency", str(concurrency), "--loglevel", "WARNING"]
+                argv += ["--queues", "baseline", "--hostname", f"bl{i}-{os.getpid()}@%h"]
+                proc = spawn(f"bl{i}", argv, self.env, log)
+            self.procs.append(proc)
+            self.workers.append(proc)
+        self._wait_workers_ready(count, timeout)
+        return self.workers
+
+    def _wait_workers_ready(self, count: int, timeout: float) -> None:
+        control = publisher(self.env["REDIS_URL"]).control
+        deadline = Deadline(timeout)
+        while not deadline.expired:
+            self.check_alive()
+            if len(control.ping(timeout=0.5) or []) >= count:
+                return
+        raise RunFailed(f"{count} worker(s) did not answer ping within {timeout:.0f}s")
+
+    def check_alive(self) -> None:
+        for p in self.procs:
+            finished_ok = p.name == "producer" and p.popen.returncode == 0
+            if not p.alive() and not finished_ok:
+                raise RunFailed(f"{p.name} exited:\n{p.tail()}")
+
+    def start_producer(self, mode: str, n: int, rate: float | None = None) -> Producer:
+        out = self.workdir / f"produce-{uuid.uuid4().hex[:8]}.json"
+        argv = [sys.executable, "-m", "bench.produce", self.system, mode, "--n", str(n)]
+        argv += ["--out", str(out)]
+        if rate is not None:
+            argv += ["--rate", str(rate)]
+        proc = spawn("producer", argv, self.env, self.workdir / "producer.log")
+        self.procs.append(proc)
+        return Producer(proc, out)
+
+    # --- the simulator and the database ----------------------------------------------------
+
+    def sim_get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.sim_url + path, timeout=60) as resp:
+            return json.load(resp)
+
+    def sim_request_count(self) -> int:
+        return int(self.sim_get("/_sim/health")["requests"])
+
+    @property
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            self._engine = sa.create_engine(self.database_url)
+        return self._engine
+
+    def progress(self) -> tuple[int, float | None]:
+        """(outcomes committed, time of the last one) in this system's own table."""
+        if self.system == "teledispatch":
+            sql = (
+                "SELECT count(*), max(updated_at) FROM messages WHERE status IN "
+                "(" + ", ".join(f"'{s}'" for s in TERMINAL) + ")"
+            )
+        else:
+            sql = "SELECT count(*), max(created_at) FROM baseline_outcomes"
+        try:
+            with self.engine.connect() as conn:
+                row = conn.exec_driver_sql(sql).one()
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+            return 0, None  # the table does not exist yet (the first worker creates it)
+        return int(row[0]), row[1]
+
+    def wait_outcomes(self, n: int, timeout: float, poll: float = 0.5) -> float:
+        """Block until ``n`` outcomes are committed; returns the time of the last commit."""
+        deadline = Deadline(timeout)
+        done, last = 0, None
+        while not deadline.expired:
+            self.check_alive()
+            done, last = self.progress()
+            if done >= n and last is not None:
+                return float(last)
+            time.sleep(poll)
+        logs = "\n".join(f"--- {p.name}\n{p.tail(15)}" for p in self.workers)
+        raise RunFailed(f"{done}/{n} outcomes after {timeout:.0f}s\n{logs}")
+
+
+@dataclass
+class Producer:
+    proc: Proc
+    out: Path
+
+    def result(self, timeout: float) -> dict[str, Any]:
+        try:
+            code = self.proc.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.stop()
+            raise RunFailed(f"producer did not finish within {timeout:.0f}s") from None
+        if code != 0 or not self.out.exists():
+            raise RunFailed(f"producer exited with {code}:\n{self.proc.tail()}")
+        report: dict[str, Any] = json.loads(self.out.read_text())
+        return report
+
+
+def _create_pg_database() -> tuple[str, str]:
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.dispose()
+    return name, f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+
+
+def _drop_pg_database(name: str) -> None:
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+
+
+def _configure(config: Path, account: Mapping[str, Any]) -> None:
+    """Add settings to ``[accounts.nxcloud]`` of the simulator-written config."""
+    if not account:
+        return
+    lines = [f"{k} = {json.dumps(v)}" for k, v in account.items()]
+    text = config.read_text()
+    header = "[accounts.nxcloud]\n"
+    config.write_text(text.replace(header, header + "\n".join(lines) + "\n", 1))
+
+
+@contextlib.contextmanager
+def open_stack(
+    system: System,
+    database: Database,
+    *,
+    sim_options: Sequence[str] = (),
+    account: Mapping[str, Any] | None = None,
+) -> Iterator[Stack]:
+    """A private redis-server, a fresh database and the simulator; torn down on exit."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{system}-"))
+    redis: RedisService | None = None
+    pg_name: str | None = None
+    stack: Stack | None = None
+    try:
+        redis = start_redis_server()
+        if database == "postgresql":
+            pg_name, database_url = _create_pg_database()
+        else:
+            database_url = f"sqlite:///{workdir / 'bench.db'}"
+        config = workdir / "teledispatch.toml"
+        env = {
+            "REDIS_URL": redis.url,
+            "DATABASE_URL": database_url,
+            "TELEDISPATCH_CONFIG": str(config),
+            "BASELINE_DATABASE_URL": database_url,
+            "BASELINE_CONFIG": str(config),
+            "BASELINE_RATE_LIMIT": str((account or {}).get("baseline_rate_limit", "")),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        }
+        sim, sim_url = start_simulator(config, env, sim_options)
+        stack = Stack(system, database, workdir, database_url, env, sim_url, [sim])
+        _configure(config, {k: v for k, v in (account or {}).items() if k != "baseline_rate_limit"})
+        if system == "baseline":
+            from bench.baseline import make_engine, metadata
+
+            engine = make_engine(database_url)
+            metadata.create_all(engine)
+            engine.dispose()
+        yield stack
+    finally:
+        if stack is not None:
+            for p in reversed(stack.procs):
+                p.stop()
+            if stack._engine is not None:
+                stack._engine.dispose()
+        if redis is not None:
+            redis.stop()
+        if pg_name is not None:
+            _drop_pg_database(pg_name)
+        shutil.rmtree(workdir, ignore_errors=True)
