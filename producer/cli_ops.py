@@ -1,4 +1,4 @@
-"""Operator verbs (flower, api, db): registered into the main CLI's parser.
+"""Operator verbs (flower, api): registered into the main CLI's parser.
 
 Like ``worker`` and ``beat``, ``flower`` execs Celery by module name so the producer package
 never imports worker code. The API and the migrations are imported only when their verb runs,
@@ -52,6 +52,26 @@ def cmd_flower(args: argparse.Namespace) -> int:
     os.execvp(argv[0], argv)
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    from producer.api import serve
+
+    serve(host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def cmd_api_hash_key(args: argparse.Namespace) -> int:
+    from producer.api import hash_key
+
+    key = args.key
+    if key == "-":
+        key = sys.stdin.readline().rstrip("\n")
+    if not key:
+        print("error: the key is empty", file=sys.stderr)
+        return 2
+    print(hash_key(key))
+    return 0
+
+
 def register(sub: Any) -> None:
     """Add this module's verbs to ``sub`` (the CLI's subparsers)."""
     f = sub.add_parser(
@@ -67,3 +87,15 @@ def register(sub: Any) -> None:
     f.add_argument("--port", type=int, default=5555)
     f.add_argument("--address", help="interface to bind (Flower's default: all)")
     f.set_defaults(func=cmd_flower)
+
+    a = sub.add_parser("api", help="serve the HTTP API (or: api hash-key KEY)")
+    a.add_argument("--host", default="127.0.0.1")
+    a.add_argument("--port", type=int, default=8000)
+    a.add_argument("--log-level", default="info")
+    a.set_defaults(func=cmd_api)
+    api_sub = a.add_subparsers(dest="api_verb")
+    hk = api_sub.add_parser(
+        "hash-key", help="print the sha256: form of an API key for [api] keys in the config"
+    )
+    hk.add_argument("key", help="the key clients will send; '-' reads it from stdin")
+    hk.set_defaults(func=cmd_api_hash_key)
