@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from producer.config import Settings, settings
 from producer.store import create_schema, get_engine
+from worker.ratelimit import RateLimiter
 from worker.transport import Transport
 
 #: Sends a task by name: ``publish(name, args, queue, countdown)``. Celery in production,
@@ -26,6 +27,14 @@ class Context:
     redis: redis.Redis[bytes]
     transport: Transport
     publish: Publish
+    _limiter: RateLimiter | None = None
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """Built on first use: its Lua scripts are registered with this context's Redis."""
+        if self._limiter is None:
+            self._limiter = RateLimiter(self.redis)
+        return self._limiter
 
 
 _ctx: Context | None = None

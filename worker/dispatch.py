@@ -19,9 +19,10 @@ from producer.store import DEFERRED, FAILED, QUEUED, SENT, UNKNOWN
 from worker import repo
 from worker.context import Context
 from worker.errors import DispatchError, MalformedResponseError
-from worker.kick import follow_up
+from worker.kick import follow_up, kick
 from worker.providers.base import Adapter, ItemOutcome, OutMessage
 from worker.providers.registry import adapter_for
+from worker.ratelimit import Reservation
 
 log = logging.getLogger("teledispatch.dispatch")
 
@@ -61,14 +62,90 @@ def dispatch(ctx: Context, account_name: str) -> Report:
     report = Report(claimed=len(claim.messages))
     if not claim.messages:
         return report
-    if len(claim.messages) >= limit:
-        follow_up(ctx, account)
+    full = len(claim.messages) >= limit
+    followed = False
+    waits: list[float] = []
     groups: dict[str, list[repo.Claimed]] = {}
     for row in claim.messages:
         groups.setdefault(row.group_key, []).append(row)
     for rows in groups.values():
-        send_batch(ctx, account, adapter, claim.token, rows, report)
+        admission = admit(ctx, account, claim.token, rows, report)
+        if admission.wait_s:
+            waits.append(admission.wait_s)
+        elif full and not followed:
+            # More is waiting and the limits allow it: the next claim starts now, in another
+            # process, while this one sends. Not when the limiter said wait (that would spin).
+            follow_up(ctx, account)
+            followed = True
+        if admission.rows:
+            send_batch(ctx, account, adapter, claim.token, admission.rows, report, admission)
+    if waits or (full and not followed):
+        kick(ctx, account, delay_s=max(min(waits, default=0.05), 0.05))
     return report
+
+
+def has_limits(account: AccountConfig) -> bool:
+    return bool(
+        account.max_requests_per_second
+        or account.max_messages_per_second
+        or account.max_messages_per_hour
+        or account.max_messages_per_day
+        or account.recipient_caps
+    )
+
+
+@dataclass
+class Admission:
+    """What the global limits let through for one request."""
+
+    rows: list[repo.Claimed]
+    reservation: Reservation | None = None
+    slot: str | None = None
+    #: Seconds until the held-back rows may be tried (0: nothing is waiting on a budget).
+    wait_s: float = 0.0
+
+
+def admit(
+    ctx: Context, account: AccountConfig, token: str, rows: list[repo.Claimed], report: Report
+) -> Admission:
+    """Take a concurrency slot and one rate reservation for the batch; hand back the rest.
+
+    Recipients over a per-recipient or hour/day window become ``deferred`` until the window
+    allows; recipients for which no request slot was free soon enough go back to ``queued``.
+    Neither spends an attempt.
+    """
+    if account.concurrency is None and not has_limits(account):
+        return Admission(rows)
+    now = time.time()
+    slot = None
+    if account.concurrency is not None:
+        slot = ctx.limiter.acquire_slot(
+            account, lease_s=account.timeout_s + LEASE_MARGIN_S, timeout_s=1.0
+        )
+        if slot is None:
+            held = [repo.Update(r.id, QUEUED, None, None, None, now + 0.2, True) for r in rows]
+            repo.apply(ctx.engine, token, held, now)
+            report.add("waiting", len(held))
+            return Admission([], wait_s=0.2)
+    if not has_limits(account):
+        return Admission(rows, slot=slot)
+    res = ctx.limiter.reserve(account, [r.phone for r in rows], max_wait_s=1.0)
+    held = [
+        repo.Update(rows[i].id, DEFERRED, None, "rate_window", "held by a rate window", due, True)
+        for i, due in res.deferred.items()
+    ]
+    held += [
+        repo.Update(rows[i].id, QUEUED, None, None, None, now + res.wait_s, True) for i in res.retry
+    ]
+    if held:
+        repo.apply(ctx.engine, token, held, now)
+        report.add("deferred", len(res.deferred))
+        report.add("waiting", len(res.retry))
+    admitted = [rows[i] for i in res.admitted]
+    if not admitted and slot is not None:
+        ctx.limiter.release_slot(account, slot)
+        slot = None
+    return Admission(admitted, res, slot, res.wait_s if res.retry else 0.0)
 
 
 def send_batch(
@@ -78,15 +155,27 @@ def send_batch(
     token: str,
     rows: Sequence[repo.Claimed],
     report: Report,
+    admission: Admission | None = None,
 ) -> None:
     messages = [OutMessage(r.id, r.phone, repo.payload_of(r.payload)) for r in rows]
     attempts = {r.id: r.attempts for r in rows}
+    reservation = admission.reservation if admission else None
     try:
         request = adapter.build_request(account, messages, time.time())
+        if reservation is not None and not reservation.wait_for_slot():
+            # Woke too late for the reserved slot: sending now could crowd the next second.
+            now = time.time()
+            updates = [repo.Update(r.id, QUEUED, None, None, None, now, True) for r in rows]
+            report.add("waiting", len(updates))
+            repo.apply(ctx.engine, token, updates, now)
+            kick(ctx, account, delay_s=0.05)
+            return
         report.requests += 1
         response = ctx.transport.send(request, account.timeout_s)
         result = adapter.parse_response(messages, response.status, response.headers, response.body)
     except DispatchError as exc:
+        if exc.throttled:
+            ctx.limiter.report_throttled(account, retry_after_s=exc.retry_after)
         updates = batch_failure(account, [r.id for r in rows], attempts, exc)
     except Exception as exc:  # a bug in an adapter must not leave the batch claimed
         log.exception("adapter %s failed on account %s", adapter.channel, account.name)
@@ -94,6 +183,14 @@ def send_batch(
         updates = batch_failure(account, [r.id for r in rows], attempts, error)
     else:
         updates = item_updates(account, result.items, attempts)
+        phones = {r.id: r.phone for r in rows}
+        for item in result.items:
+            if item.status == "deferred" and item.message_id in phones:
+                # The provider's own per-number cap (NXCloud 13007): every worker holds it.
+                ctx.limiter.defer_recipient(account, phones[item.message_id], item.retry_in)
+    finally:
+        if admission is not None and admission.slot is not None:
+            ctx.limiter.release_slot(account, admission.slot)
     for u in updates:
         report.add(u.status)
     repo.apply(ctx.engine, token, updates, time.time())

@@ -90,6 +90,15 @@ class Stack:
         self.procs.append(proc)
         return proc
 
+    def configure(self, account: str, **values: object) -> None:
+        """Add settings to an account of the simulator-written config (before workers start)."""
+        path = Path(self.env["TELEDISPATCH_CONFIG"])
+        lines = path.read_text().splitlines()
+        at = lines.index(f"[accounts.{account}]") + 1
+        lines[at:at] = [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+        path.write_text("\n".join(lines) + "\n")
+        self.cfg = load_settings(path)
+
     def sim_requests(self) -> list[dict[str, Any]]:
         with urllib.request.urlopen(self.sim_url + "/_sim/requests", timeout=30) as resp:
             data: list[dict[str, Any]] = json.load(resp)
