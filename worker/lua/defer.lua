@@ -26,6 +26,6 @@ if v then
 end
 if parts[1] and tonumber(parts[1]) > until_ms then until_ms = tonumber(parts[1]) end
 parts[1] = string.format('%.0f', until_ms)
-local ttl = math.max(redis.call('PTTL', KEYS[1]), until_ms - now_ms)
+local ttl = math.max(1, redis.call('PTTL', KEYS[1]), until_ms - now_ms)
 redis.call('SET', KEYS[1], table.concat(parts, ' '), 'PX', ttl)
 return until_ms
