@@ -1,4 +1,4 @@
-"""Operator verbs (flower, api): registered into the main CLI's parser.
+"""Operator verbs (flower, api, db): registered into the main CLI's parser.
 
 Like ``worker`` and ``beat``, ``flower`` execs Celery by module name so the producer package
 never imports worker code. The API and the migrations are imported only when their verb runs,
@@ -72,6 +72,24 @@ def cmd_api_hash_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from producer.config import settings
+    from producer.migrations import upgrade
+
+    url = args.url or settings().database_url
+    applied = upgrade(url, revision=args.revision)
+    print(f"database at revision {applied}")
+    return 0
+
+
+def cmd_db_current(args: argparse.Namespace) -> int:
+    from producer.config import settings
+    from producer.migrations import current_revision
+
+    print(current_revision(args.url or settings().database_url) or "none")
+    return 0
+
+
 def register(sub: Any) -> None:
     """Add this module's verbs to ``sub`` (the CLI's subparsers)."""
     f = sub.add_parser(
@@ -99,3 +117,13 @@ def register(sub: Any) -> None:
     )
     hk.add_argument("key", help="the key clients will send; '-' reads it from stdin")
     hk.set_defaults(func=cmd_api_hash_key)
+
+    d = sub.add_parser("db", help="database schema migrations")
+    db_sub = d.add_subparsers(dest="db_verb", required=True)
+    up = db_sub.add_parser("upgrade", help="migrate the database to the newest schema")
+    up.add_argument("--url", help="database URL (default: DATABASE_URL)")
+    up.add_argument("--revision", default="head")
+    up.set_defaults(func=cmd_db_upgrade)
+    cur = db_sub.add_parser("current", help="print the database's schema revision")
+    cur.add_argument("--url", help="database URL (default: DATABASE_URL)")
+    cur.set_defaults(func=cmd_db_current)
