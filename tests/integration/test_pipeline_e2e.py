@@ -92,3 +92,34 @@ def test_dropped_responses_are_reconciled_not_resent(make_stack: Callable[..., S
         )
     assert statuses == {"sent": 3000}, statuses
     assert len(accepted) == 3000
+
+
+def test_every_channel_reaches_terminal_states(make_stack: Callable[..., Stack]) -> None:
+    """A job on each account the simulator writes, with faults on: signed requests are
+    accepted, outcomes recorded, provider ids kept, nothing left in flight."""
+    from pathlib import Path
+
+    from producer.demo import channel_jobs
+    from producer.lookup import job_status
+
+    stack = make_stack(["--fail-rate", "0.1", "--item-fail-rate", "0.05", "--seed", "11"])
+    stack.worker(concurrency=4, beat=True)
+    jobs = {
+        account: enqueue_stream(account, rows, cfg=stack.cfg).job_id
+        for account, rows in channel_jobs(Path(stack.env["TELEDISPATCH_CONFIG"]), 200)
+    }
+    stack.wait_done(list(jobs.values()), timeout=120)
+    log = stack.sim_requests()
+    for account, job_id in jobs.items():
+        st = job_status(job_id, cfg=stack.cfg)
+        assert set(st.counts) <= {"sent", "failed"} and st.counts.get("sent"), (account, st)
+        channel = stack.cfg.account(account).channel
+        mine = [r for r in log if r["channel"] == channel]
+        assert mine and all(r["http_status"] not in (401, 403) for r in mine), account
+    engine = get_engine(stack.cfg.database_url)
+    m = messages_table.c
+    with engine.connect() as conn:
+        missing_ids = conn.execute(
+            sa.select(sa.func.count()).where(m.status == "sent", m.provider_id.is_(None))
+        ).scalar_one()
+    assert missing_ids == 0
