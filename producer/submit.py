@@ -128,8 +128,8 @@ def _validate(
                     found.append(
                         Problem(
                             index,
-                            "phone",
-                            fields.get("phone"),
+                            "phone" if "phone" in fields else "phone_a",
+                            fields.get("phone", fields.get("phone_a")),
                             "duplicate recipient in this job (set allow_duplicates to send again)",
                         )
                     )

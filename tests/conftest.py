@@ -36,6 +36,9 @@ class StubTransport:
         self.handler = handler
         self.requests: list[HttpRequest] = []
 
+    def warm(self) -> None:
+        pass
+
     def send(self, request: HttpRequest, timeout_s: float) -> HttpResponse:
         self.requests.append(request)
         return self.handler(request)

@@ -162,6 +162,7 @@ def send_batch(
     reservation = admission.reservation if admission else None
     try:
         request = adapter.build_request(account, messages, time.time())
+        ctx.transport.warm()
         if reservation is not None and not reservation.wait_for_slot():
             # Woke too late for the reserved slot: sending now could crowd the next second.
             now = time.time()

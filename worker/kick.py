@@ -22,7 +22,9 @@ def kick(ctx: Context, account: AccountConfig, *, delay_s: float | None = None) 
     window_ms = max(int(delay * 1000), 50)
     if not ctx.redis.set(kick_key(account.name), b"1", nx=True, px=window_ms):
         return False
-    ctx.publish(dispatch_task(account.channel), [account.name], channel_queue(account.channel), delay)
+    ctx.publish(
+        dispatch_task(account.channel), [account.name], channel_queue(account.channel), delay
+    )
     return True
 
 

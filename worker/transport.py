@@ -42,6 +42,11 @@ class Transport:
             self._pid = os.getpid()
         return self._client
 
+    def warm(self) -> None:
+        """Build the client now: the first one in a process costs tens of milliseconds (TLS
+        context, pool), which must not fall between a rate slot and the request it was for."""
+        self._get()
+
     def send(self, request: HttpRequest, timeout_s: float) -> HttpResponse:
         client = self._get()
         timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0))

@@ -158,7 +158,7 @@ _CODE_IN_TEXT = re.compile(r"\((-?\d+)\)\s*$")
 def _classify(code: Any, text: str, status: int) -> DispatchError:
     try:
         number = int(code)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return MalformedResponseError(f"NXCloud answered HTTP {status} with code {code!r}")
     label = str(number)
     if number in THROTTLED_CODES:
