@@ -72,21 +72,27 @@ def cmd_api_hash_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _database_url(args: argparse.Namespace) -> str:
+    # Straight from the environment, not settings(): a migrate job needs the database only,
+    # not the account config and the provider secrets it names.
+    from producer.config import DEFAULT_DATABASE_URL
+
+    url: str = args.url or os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    return url
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from producer.config import settings
     from producer.migrations import upgrade
 
-    url = args.url or settings().database_url
-    applied = upgrade(url, revision=args.revision)
+    applied = upgrade(_database_url(args), revision=args.revision)
     print(f"database at revision {applied}")
     return 0
 
 
 def cmd_db_current(args: argparse.Namespace) -> int:
-    from producer.config import settings
     from producer.migrations import current_revision
 
-    print(current_revision(args.url or settings().database_url) or "none")
+    print(current_revision(_database_url(args)) or "none")
     return 0
 
 
