@@ -37,7 +37,15 @@ from producer.cancel import cancel_job
 from producer.config import ConfigError, Settings, config_path, settings
 from producer.jobs import SendJob
 from producer.lookup import JobNotFound, MessageView, job_messages, job_status, lookup
-from producer.store import ACTIVE_STATUSES, STATUSES, get_engine, jobs_table
+from producer.store import (
+    ACTIVE_STATUSES,
+    DEFERRED,
+    QUEUED,
+    STATUSES,
+    get_engine,
+    jobs_table,
+    messages_table,
+)
 from producer.submit import IdempotencyConflict, enqueue_stream
 from producer.validation import Problem, ValidationFailed
 
@@ -281,6 +289,65 @@ def _message_out(view: MessageView) -> MessageOut:
     return MessageOut(**view.as_dict())
 
 
+# --- metrics ----------------------------------------------------------------------------------
+
+
+def collect_metrics(cfg: Settings, now: float | None = None) -> list[Any]:
+    """Gauges read from the database at scrape time.
+
+    The database, not a counter in some process, is the source of truth: every API replica
+    reports the same numbers, and a restart loses nothing. The messages query is a GROUP BY
+    over the table (index-assisted on PostgreSQL), so scrape every 15 s or slower.
+    """
+    from prometheus_client.core import GaugeMetricFamily
+
+    now = time.time() if now is None else now
+    m = messages_table.c
+    with get_engine(cfg.database_url).connect() as conn:
+        counts = conn.execute(
+            sa.select(m.channel, m.account, m.status, sa.func.count()).group_by(
+                m.channel, m.account, m.status
+            )
+        ).all()
+        oldest = conn.execute(
+            sa.select(m.channel, m.account, sa.func.min(m.due_at))
+            .where(m.status.in_((QUEUED, DEFERRED)), m.due_at <= now)
+            .group_by(m.channel, m.account)
+        ).all()
+    messages = GaugeMetricFamily(
+        "teledispatch_messages",
+        "Messages by channel, account and status",
+        labels=["channel", "account", "status"],
+    )
+    for channel, account, status, n in counts:
+        messages.add_metric([str(channel), str(account), str(status)], float(n))
+    age = GaugeMetricFamily(
+        "teledispatch_oldest_due_message_age_seconds",
+        "Seconds the oldest due, unclaimed message of an account has waited (0: none waiting)",
+        labels=["channel", "account"],
+    )
+    # Every configured account gets a series, so "absent" never hides "stuck".
+    ages: dict[tuple[str, str], float] = {(a.channel, a.name): 0.0 for a in cfg.accounts.values()}
+    for channel, account, due_at in oldest:
+        ages[(str(channel), str(account))] = max(0.0, now - float(due_at))
+    for (channel, account), seconds in sorted(ages.items()):
+        age.add_metric([channel, account], seconds)
+    return [messages, age]
+
+
+def render_metrics(cfg: Settings) -> tuple[bytes, str]:
+    """The Prometheus text exposition of :func:`collect_metrics`."""
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    class _Collector:
+        def collect(self) -> list[Any]:
+            return collect_metrics(cfg)
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector())
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
 # --- the app ----------------------------------------------------------------------------------
 
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
@@ -469,6 +536,11 @@ def create_app(cfg: Settings | None = None, keys: Sequence[bytes] | None = None)
         return [_message_out(v) for v in rows]
 
     app.include_router(v1)
+
+    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(require_key)])
+    def metrics() -> Response:
+        body, content_type = render_metrics(get_cfg())
+        return Response(content=body, media_type=content_type)
 
     return app
 

@@ -14,6 +14,7 @@ import pytest
 from producer.api import API_KEYS_ENV, hash_key
 from producer.local import cli_argv, spawn
 from producer.services import free_port
+from producer.store import get_engine, messages_table
 
 from .conftest import Stack
 
@@ -133,6 +134,17 @@ def test_api_job_roundtrip(api: tuple[Stack, httpx.Client]) -> None:
     by_pid = client.get("/v1/messages", params={"provider_id": provider_id})
     assert [m["id"] for m in by_pid.json()] == [seen[0]["id"]]
 
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    assert 'teledispatch_messages{account="nxcloud",channel="nxcloud.sms",status="sent"} 10.0' in (
+        metrics.text
+    )
+    assert (
+        'teledispatch_oldest_due_message_age_seconds{account="nxcloud",channel="nxcloud.sms"} 0.0'
+        in metrics.text
+    )
+    assert httpx.get(str(client.base_url) + "/metrics", timeout=10).status_code == 401
+
     assert client.get("/v1/jobs/nope").status_code == 404
     assert client.get("/v1/jobs/nope/messages").status_code == 404
     assert client.post("/v1/jobs/nope/cancel").status_code == 404
@@ -168,7 +180,7 @@ def test_api_cancel_scheduled_job(api: tuple[Stack, httpx.Client]) -> None:
 
 
 def test_api_refuses_bad_input_and_bad_keys(api: tuple[Stack, httpx.Client]) -> None:
-    _, client = api
+    stack, client = api
     bad = client.post(
         "/v1/jobs",
         json={
@@ -219,6 +231,33 @@ def test_api_refuses_bad_input_and_bad_keys(api: tuple[Stack, httpx.Client]) -> 
         "/v1/jobs", json={**job, "defaults": {"content": "b"}}, headers={"Idempotency-Key": "k1"}
     )
     assert conflict.status_code == 409 and "k1" in conflict.json()["detail"]
+
+    # A due message nobody claims (no worker runs in this test) ages in /metrics.
+    now = time.time()
+    with get_engine(stack.cfg.database_url).begin() as conn:
+        conn.execute(
+            messages_table.insert().values(
+                id="stuck-0",
+                job_id="stuck",
+                seq=0,
+                account="uspeedo",
+                channel="uspeedo.sms",
+                phone="+8613900000077",
+                payload="{}",
+                status="queued",
+                due_at=now - 120,
+                created_at=now - 120,
+                updated_at=now - 120,
+            )
+        )
+    text = client.get("/metrics").text
+    line = next(
+        ln
+        for ln in text.splitlines()
+        if ln.startswith("teledispatch_oldest_due_message_age_seconds") and "uspeedo" in ln
+    )
+    assert 120 <= float(line.rsplit(" ", 1)[1]) < 200, line
+    assert 'account="uspeedo",channel="uspeedo.sms",status="queued"} 1.0' in text
 
     assert client.get("/v1/messages").status_code == 422
     assert client.get("/v1/messages", params={"phone": "1", "provider_id": "2"}).status_code == 422
