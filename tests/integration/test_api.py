@@ -6,12 +6,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from producer.api import API_KEYS_ENV, hash_key
+from producer.api import API_KEYS_ENV, KeyRing, hash_key, load_api_keys
+from producer.cli import main
+from producer.config import ConfigError
 from producer.local import cli_argv, spawn
 from producer.services import free_port
 from producer.store import get_engine, messages_table
@@ -284,3 +287,25 @@ def test_api_refuses_bad_input_and_bad_keys(api: tuple[Stack, httpx.Client]) -> 
     } <= set(paths)
     assert httpx.get(str(client.base_url) + "/docs", timeout=10).status_code == 200
     assert httpx.get(str(client.base_url) + "/readyz", timeout=10).status_code == 200
+
+
+def test_api_keys_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["api", "hash-key", TOML_KEY]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed == hash_key(TOML_KEY) and printed.startswith("sha256:")
+
+    config = tmp_path / "teledispatch.toml"
+    config.write_text(f'[api]\nkeys = ["{printed}"]\n')
+    monkeypatch.setenv(API_KEYS_ENV, hash_key(ENV_KEY))
+    ring = KeyRing(load_api_keys(config))
+    assert len(ring) == 2
+    assert ring.accepts(TOML_KEY) and ring.accepts(ENV_KEY)
+    assert not ring.accepts(printed) and not ring.accepts("")
+
+    # A raw key pasted by mistake is refused, and the error does not repeat it.
+    config.write_text(f'[api]\nkeys = ["{printed}", "{TOML_KEY}"]\n')
+    with pytest.raises(ConfigError) as refused:
+        load_api_keys(config)
+    assert "entry 2" in str(refused.value) and TOML_KEY not in str(refused.value)
