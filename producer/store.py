@@ -11,9 +11,11 @@ Times are stored as epoch seconds (UTC, float): the dispatcher compares ``due_at
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
@@ -150,6 +152,17 @@ def dispose_engines() -> None:
         for engine in _engines.values():
             engine.dispose(close=False)
         _engines.clear()
+
+
+def insert_messages(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert, skipping ids already present: storing the same part twice changes nothing."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        stmt: Any = postgresql.insert(messages_table).on_conflict_do_nothing(index_elements=["id"])
+    else:
+        stmt = sqlite.insert(messages_table).on_conflict_do_nothing(index_elements=["id"])
+    conn.execute(stmt, list(rows))
 
 
 def create_schema(engine: Engine) -> None:

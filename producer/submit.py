@@ -1,15 +1,19 @@
-"""Validate a whole job, then hand it to the workers in parts.
+"""Validate a whole job, then store it in parts and wake the dispatchers.
 
 Order matters for the promise "bad input enqueues nothing": every recipient is validated (and
 spooled to a temporary file, so a million-recipient job costs the same memory as a small one)
-before the job row is written or anything is published. Parts carry at most
-:data:`PART_SIZE` recipients each, so no broker message grows with the job.
+before the job row is written. Rows then go to the database in parts of :data:`PART_SIZE`,
+one transaction each, so sending starts while a big job is still being stored. The broker
+only ever carries a wake-up ("dispatch account X"): no job data lives in Redis, so losing
+Redis loses nothing (the sweep re-issues wake-ups from the database).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
 import tempfile
 import time
 import uuid
@@ -18,18 +22,30 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
 
+import redis
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from producer.broker import ACCEPT_QUEUE, ACCEPT_TASK, publish
+from producer import broker
 from producer.channels import rules_for
-from producer.config import ConfigError, Settings, settings
+from producer.channels.base import ChannelRules
+from producer.config import AccountConfig, ConfigError, Settings, settings
 from producer.jobs import SendJob
-from producer.store import create_schema, get_engine, jobs_table, messages_table
+from producer.store import (
+    CANCELLED,
+    QUEUED,
+    create_schema,
+    get_engine,
+    insert_messages,
+    jobs_table,
+    messages_table,
+)
 from producer.validation import Problem, ValidationFailed
 
-#: Recipients per broker message (one ``jobs.accept`` task, one database transaction).
+#: Recipients per database transaction while storing a job.
 PART_SIZE = 5000
+
+log = logging.getLogger("teledispatch.submit")
 #: Problems kept in memory for the error; the count beyond that is still reported.
 PROBLEM_KEEP = 1000
 
@@ -186,11 +202,8 @@ def enqueue_stream(
     now = time.time()
     channel, spool = _validate(cfg, account, recipients, defaults or {}, allow_duplicates, now)
     try:
-        header = {
-            "account": account,
-            "not_before": _as_epoch(not_before),
-            "allow_duplicates": allow_duplicates,
-        }
+        start_at = _as_epoch(not_before)
+        header = {"account": account, "not_before": start_at, "allow_duplicates": allow_duplicates}
         spool.hash.update(json.dumps(header, sort_keys=True).encode())
         content_hash = spool.hash.hexdigest()
         engine = get_engine(cfg.database_url)
@@ -206,7 +219,7 @@ def enqueue_stream(
             "defaults": json.dumps(dict(defaults or {}), ensure_ascii=False, default=str),
             "idempotency_key": idempotency_key,
             "content_hash": content_hash,
-            "not_before": header["not_before"],
+            "not_before": start_at,
             "created_at": now,
         }
         try:
@@ -215,15 +228,20 @@ def enqueue_stream(
         except IntegrityError:
             if idempotency_key is None:
                 raise
-            return _existing(cfg, engine, idempotency_key, content_hash, spool)
-        _publish_parts(cfg, job_id, spool)
+            return _existing(cfg, engine, idempotency_key, content_hash, spool, start_at)
+        _store_parts(cfg, engine, job_id, spool, start_at)
         return Enqueued(job_id, spool.count, created=True)
     finally:
         spool.close()
 
 
 def _existing(
-    cfg: Settings, engine: sa.Engine, key: str, content_hash: str, spool: _Spool
+    cfg: Settings,
+    engine: sa.Engine,
+    key: str,
+    content_hash: str,
+    spool: _Spool,
+    not_before: float | None,
 ) -> Enqueued:
     with engine.connect() as conn:
         job = conn.execute(
@@ -240,20 +258,78 @@ def _existing(
             sa.select(sa.func.count()).where(messages_table.c.job_id == job.id)
         ).scalar_one()
     if accepted < job.total:
-        # The first enqueue may have died between writing the job and publishing every part.
-        # Accepting is idempotent per message id, so publishing all parts again is safe.
-        _publish_parts(cfg, job.id, spool)
+        # The first enqueue may have died between writing the job and storing every part.
+        # Storing is idempotent per message id, so storing all parts again is safe.
+        _store_parts(cfg, engine, job.id, spool, not_before)
     return Enqueued(job.id, job.total, created=False)
 
 
-def _publish_parts(cfg: Settings, job_id: str, spool: _Spool) -> None:
-    for part_no, part in enumerate(spool.parts(PART_SIZE)):
-        rows = json.dumps(part, ensure_ascii=False, separators=(",", ":"))
-        publish(
-            cfg.redis_url,
-            ACCEPT_TASK,
-            [job_id, part_no, rows],
-            queue=ACCEPT_QUEUE,
-            # Flower and task events show this instead of thousands of phone numbers.
-            argsrepr=f"(job={job_id}, part={part_no}, recipients={len(part)})",
-        )
+def _store_parts(
+    cfg: Settings, engine: sa.Engine, job_id: str, spool: _Spool, not_before: float | None
+) -> None:
+    job = _job_row(engine, job_id)
+    account = cfg.account(job.account)
+    rules = rules_for(account.channel)
+    for part in spool.parts(PART_SIZE):
+        store_part(engine, job_id, part, rules, not_before)
+        due_in = (not_before or 0.0) - time.time()
+        wake(cfg, account, max(account.linger_ms / 1000, due_in))
+
+
+def _job_row(engine: sa.Engine, job_id: str) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(jobs_table).where(jobs_table.c.id == job_id)).one()
+
+
+def store_part(
+    engine: sa.Engine,
+    job_id: str,
+    part: list[list[Any]],
+    rules: ChannelRules,
+    not_before: float | None,
+) -> int:
+    """One transaction: the part's rows, ``queued`` (``cancelled`` if the job was cancelled
+    while it was being stored). Rows already present are skipped."""
+    now = time.time()
+    with engine.begin() as conn:
+        job = conn.execute(
+            sa.select(jobs_table.c.account, jobs_table.c.channel, jobs_table.c.cancelled_at).where(
+                jobs_table.c.id == job_id
+            )
+        ).one()
+        status = CANCELLED if job.cancelled_at is not None else QUEUED
+        due = max(now, not_before or 0.0)
+        records = [
+            {
+                "id": f"{job_id}-{index}",
+                "job_id": job_id,
+                "seq": index,
+                "account": job.account,
+                "channel": job.channel,
+                "phone": fields["phone"],
+                "group_key": rules.group_key(fields),
+                "payload": json.dumps(fields, ensure_ascii=False, separators=(",", ":")),
+                "status": status,
+                "due_at": due,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for index, fields in part
+        ]
+        insert_messages(conn, records)
+    return len(records)
+
+
+def wake(cfg: Settings, account: AccountConfig, delay_s: float) -> None:
+    """Ask for a dispatch of ``account``. Best effort: if the broker is unreachable the rows
+    are stored all the same and the periodic sweep starts them."""
+    try:
+        broker.kick(_redis(cfg.redis_url), broker.sender(cfg.redis_url), account, delay_s)
+    except Exception as exc:  # the broker is optional at this point, the database is not
+        log.warning("could not wake dispatchers for %s (%s); the sweep will", account.name, exc)
+
+
+@functools.lru_cache(maxsize=4)
+def _redis(url: str) -> redis.Redis[bytes]:
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)

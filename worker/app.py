@@ -15,13 +15,13 @@ from celery import Celery
 from celery.signals import worker_process_init
 from kombu.entity import Queue
 
-from producer.broker import ACCEPT_QUEUE, MAINTENANCE_QUEUE, SWEEP_TASK, channel_queue
+from producer.broker import MAINTENANCE_QUEUE, SWEEP_TASK, channel_queue
 from producer.config import CHANNELS, settings
 from producer.store import dispose_engines
 
 VISIBILITY_TIMEOUT_S = 3600
 SWEEP_INTERVAL_S = float(os.environ.get("TELEDISPATCH_SWEEP_S", "1.0"))
-QUEUES = [ACCEPT_QUEUE, MAINTENANCE_QUEUE, *(channel_queue(c) for c in CHANNELS)]
+QUEUES = [MAINTENANCE_QUEUE, *(channel_queue(c) for c in CHANNELS)]
 
 
 def make_app() -> Celery:

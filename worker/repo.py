@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from producer.store import (
@@ -48,17 +47,6 @@ class Claimed:
 class Claim:
     token: str
     messages: list[Claimed]
-
-
-def insert_messages(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert, skipping ids already present: a redelivered accept task changes nothing."""
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        stmt: Any = postgresql.insert(messages_table).on_conflict_do_nothing(index_elements=["id"])
-    else:
-        stmt = sqlite.insert(messages_table).on_conflict_do_nothing(index_elements=["id"])
-    conn.execute(stmt, list(rows))
 
 
 def claim(engine: Engine, account: str, limit: int, lease_s: float, now: float) -> Claim:
@@ -218,6 +206,5 @@ __all__ = [
     "apply",
     "claim",
     "has_due",
-    "insert_messages",
     "reclaim_expired",
 ]

@@ -1,7 +1,7 @@
 """Thin Celery tasks: each one unpacks its arguments and calls one domain function.
 
-Task arguments carry ids and names only: never credentials (adapters read those from config
-inside the worker) and never a recipient list large enough to swamp Flower.
+Task arguments carry account names only: never credentials (adapters read those from config
+inside the worker) and never recipients (they are in the database).
 """
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from producer.broker import ACCEPT_TASK, SWEEP_TASK, dispatch_task
+from producer.broker import SWEEP_TASK, dispatch_task
 from producer.config import CHANNELS
-from worker.accept import RejectedPart, accept_part
 from worker.app import app
 from worker.context import Context, current
 from worker.dispatch import dispatch
@@ -26,15 +25,6 @@ def _publish(name: str, args: list[Any], queue: str, countdown: float) -> None:
 
 def ctx() -> Context:
     return current(_publish)
-
-
-@app.task(name=ACCEPT_TASK)
-def accept_task(job_id: str, part_no: int, rows_json: str) -> int:
-    try:
-        return accept_part(ctx(), job_id, part_no, rows_json)
-    except RejectedPart as exc:
-        log.error("rejected part: %s", exc)
-        return 0
 
 
 def _dispatch_task(channel: str) -> None:

@@ -22,6 +22,10 @@ class ChannelRules(Protocol):
         """
         ...
 
+    def group_key(self, fields: dict[str, Any]) -> str:
+        """Messages with different keys never share a request (VMS ``TaskOpenId``); else ""."""
+        ...
+
     def dedupe_key(self, fields: dict[str, Any]) -> str:
         """Two recipients of one job with the same key are the same message sent twice."""
         ...

@@ -59,5 +59,8 @@ class NxcloudRules:
             return None
         return out
 
+    def group_key(self, fields: dict[str, Any]) -> str:
+        return ""
+
     def dedupe_key(self, fields: dict[str, Any]) -> str:
         return str(fields["phone"])

@@ -38,6 +38,9 @@ class UspeedoRules:
             return None
         return out
 
+    def group_key(self, fields: dict[str, Any]) -> str:
+        return ""
+
     def dedupe_key(self, fields: dict[str, Any]) -> str:
         return str(fields["phone"])
 

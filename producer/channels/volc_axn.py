@@ -110,6 +110,9 @@ class VolcAxnRules:
             return None
         return seconds
 
+    def group_key(self, fields: dict[str, Any]) -> str:
+        return ""
+
     def dedupe_key(self, fields: dict[str, Any]) -> str:
         # One A bound twice to the same X is one binding; the same A on two Xs is two.
         return f"{fields['phone']}:{fields['phone_x']}"

@@ -91,6 +91,9 @@ class VolcVmsRules:
             return None
         return out
 
+    def group_key(self, fields: dict[str, Any]) -> str:
+        return str(fields["task_open_id"])
+
     def dedupe_key(self, fields: dict[str, Any]) -> str:
         # The same number may be appended to two tasks; within one task it is a duplicate.
         return f"{fields['task_open_id']}:{fields['phone']}"

@@ -10,7 +10,6 @@ import pytest
 from producer import submit as enqueue_mod
 from producer.lookup import job_status, lookup
 from producer.submit import enqueue_stream
-from worker.accept import accept_part
 from worker.context import Context
 from worker.dispatch import dispatch
 from worker.providers.base import HttpRequest
@@ -21,18 +20,16 @@ from ..conftest import StubTransport, make_settings, nx_ok
 
 
 @pytest.fixture
-def parts(monkeypatch: pytest.MonkeyPatch) -> list[list[Any]]:
-    sent: list[list[Any]] = []
+def parts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, float]]:
+    """Wake-ups the producer asked for, one per stored part (no broker in unit tests)."""
+    wakes: list[tuple[str, float]] = []
     monkeypatch.setattr(
-        enqueue_mod, "publish", lambda url, name, args, queue, argsrepr=None: sent.append(args)
+        enqueue_mod, "wake", lambda cfg, account, delay: wakes.append((account.name, delay))
     )
-    return sent
+    return wakes
 
 
-def run_all(ctx: Context, parts: list[list[Any]]) -> None:
-    for job_id, part_no, rows in parts:
-        accept_part(ctx, job_id, part_no, rows)
-    parts.clear()
+def run_all(ctx: Context, parts: list[Any]) -> None:
     for _ in range(1000):
         if dispatch(ctx, "nx").claimed == 0:
             break
@@ -79,8 +76,6 @@ def test_503_is_retried_then_failed_after_max_attempts(ctx: Context, parts: list
     ctx.transport = StubTransport(flaky)  # type: ignore[assignment]
     ctx.settings = make_settings(ctx.settings.database_url, max_attempts=3, backoff_base_s=0.001)
     job = enqueue_stream("nx", phones(2), defaults={"content": "x"}, cfg=ctx.settings)
-    for job_id, part_no, rows in parts:
-        accept_part(ctx, job_id, part_no, rows)
     for _ in range(3):
         import time
 
@@ -129,8 +124,6 @@ def test_expired_lease_is_reclaimed_by_sweep(ctx: Context, parts: list[Any]) -> 
     from worker import repo
 
     job = enqueue_stream("nx", phones(2), defaults={"content": "x"}, cfg=ctx.settings)
-    for job_id, part_no, rows in parts:
-        accept_part(ctx, job_id, part_no, rows)
     claim = repo.claim(ctx.engine, "nx", 10, lease_s=-1, now=__import__("time").time())
     assert len(claim.messages) == 2  # claimed, then the "worker" died: lease already expired
     report = sweep(ctx)
@@ -145,8 +138,6 @@ def test_stale_claim_cannot_overwrite_newer_outcome(ctx: Context, parts: list[An
     from worker import repo
 
     enqueue_stream("nx", phones(1), defaults={"content": "x"}, cfg=ctx.settings)
-    for job_id, part_no, rows in parts:
-        accept_part(ctx, job_id, part_no, rows)
     first = repo.claim(ctx.engine, "nx", 10, lease_s=-1, now=time.time())
     sweep(ctx)
     second = repo.claim(ctx.engine, "nx", 10, lease_s=60, now=time.time())
@@ -157,11 +148,14 @@ def test_stale_claim_cannot_overwrite_newer_outcome(ctx: Context, parts: list[An
     assert fresh == 1
 
 
-def test_accept_is_idempotent(ctx: Context, parts: list[Any]) -> None:
+def test_storing_a_part_again_changes_nothing(ctx: Context, parts: list[Any]) -> None:
+    from producer.channels import rules_for
+    from producer.submit import store_part
+
     job = enqueue_stream("nx", phones(5), defaults={"content": "x"}, cfg=ctx.settings)
+    part = [[0, {"phone": "+8613800130000", "content": "x"}]]
     for _ in range(3):
-        for job_id, part_no, rows in parts:
-            accept_part(ctx, job_id, part_no, rows)
+        store_part(ctx.engine, job.job_id, part, rules_for("nxcloud.sms"), None)
     assert job_status(job.job_id, cfg=ctx.settings).counts == {"queued": 5}
 
 
@@ -172,16 +166,18 @@ def test_cancel_stops_unclaimed_and_lets_claimed_finish(ctx: Context, parts: lis
     from worker import repo
 
     job = enqueue_stream("nx", phones(5), defaults={"content": "x"}, cfg=ctx.settings)
-    for job_id, part_no, rows in parts:
-        accept_part(ctx, job_id, part_no, rows)
     in_flight = repo.claim(ctx.engine, "nx", 2, lease_s=60, now=time.time())
     assert cancel_job(job.job_id, cfg=ctx.settings).cancelled == 3
     done = [repo.Update(m.id, "sent", m.id) for m in in_flight.messages]
     assert repo.apply(ctx.engine, in_flight.token, done, time.time()) == 2
     st = job_status(job.job_id, cfg=ctx.settings)
     assert st.counts == {"cancelled": 3, "sent": 2} and st.done and st.cancelled
-    # A part that arrives after the cancel is written as cancelled, never sent.
-    accept_part(ctx, job.job_id, 9, json.dumps([[7, {"phone": "+8613800139999"}]]))
+    # A part stored after the cancel is written as cancelled, never sent.
+    from producer.channels import rules_for
+    from producer.submit import store_part
+
+    late = [[7, {"phone": "+8613800139999", "content": "x"}]]
+    store_part(ctx.engine, job.job_id, late, rules_for("nxcloud.sms"), None)
     assert job_status(job.job_id, cfg=ctx.settings).counts["cancelled"] == 4
     assert dispatch(ctx, "nx").claimed == 0
 
