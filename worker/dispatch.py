@@ -26,8 +26,6 @@ from worker.ratelimit import Reservation
 
 log = logging.getLogger("teledispatch.dispatch")
 
-#: An ambiguous message is first asked about this long after the attempt.
-FIRST_QUERY_AFTER_S = 2.0
 #: How long a claim is held; longer than any request's timeout plus writing its outcome.
 LEASE_MARGIN_S = 30.0
 
@@ -171,6 +169,7 @@ def send_batch(
             repo.apply(ctx.engine, token, updates, now)
             kick(ctx, account, delay_s=0.05)
             return
+        repo.mark_departing(ctx.engine, token, time.time())
         report.requests += 1
         response = ctx.transport.send(request, account.timeout_s)
         result = adapter.parse_response(messages, response.status, response.headers, response.body)
@@ -239,7 +238,7 @@ def ambiguous(
         return retry(account, message_id, attempts, code, text, now)
     if account.on_ambiguous == "fail":
         return repo.Update(message_id, FAILED, None, code, f"{text} (may have been sent)")
-    return repo.Update(message_id, UNKNOWN, None, code, text, now + FIRST_QUERY_AFTER_S)
+    return repo.Update(message_id, UNKNOWN, None, code, text, now + repo.RECONCILE_AFTER_S)
 
 
 def item_updates(

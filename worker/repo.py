@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from producer.config import AccountConfig
 from producer.store import (
     DEFERRED,
     FAILED,
@@ -30,6 +31,8 @@ from producer.store import (
 
 m = messages_table.c
 
+#: An ambiguous message is first asked about this long after the attempt.
+RECONCILE_AFTER_S = 2.0
 #: Statuses a claim may pick up once due.
 CLAIMABLE = (QUEUED, DEFERRED)
 
@@ -69,6 +72,9 @@ def claim(engine: Engine, account: str, limit: int, lease_s: float, now: float) 
             lease_until=now + lease_s,
             attempts=m.attempts + 1,
             updated_at=now,
+            # Cleared on claim, set just before the request leaves: the sweep's only evidence
+            # of whether a lost batch may have reached the provider.
+            sent_at=None,
         )
         .returning(m.id, m.phone, m.group_key, m.payload, m.attempts)
     )
@@ -135,39 +141,72 @@ def apply(engine: Engine, token: str, updates: Iterable[Update], now: float) -> 
     return int(result.rowcount or 0)
 
 
-def reclaim_expired(engine: Engine, max_attempts: dict[str, int], now: float) -> int:
-    """Messages whose worker vanished mid-batch go back to ``queued``, or fail if out of tries.
+def mark_departing(engine: Engine, token: str, now: float) -> None:
+    """Record that the claimed batch is about to be sent (one statement per request)."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(messages_table)
+            .where(m.claim_token == token, m.status == SENDING)
+            .values(sent_at=now)
+        )
 
-    A crashed batch counts as an attempt (it was counted at claim), so a batch that kills its
-    worker every time ends ``failed`` after ``max_attempts`` instead of cycling forever.
+
+def reclaim_expired(engine: Engine, accounts: Iterable[AccountConfig], now: float) -> int:
+    """Messages whose worker vanished mid-batch are driven on from the database.
+
+    Not yet departed: back to ``queued`` (or ``failed`` once out of attempts: a batch that
+    kills its worker every time must not cycle forever — the attempt was counted at claim).
+    Departed (``sent_at`` set): the provider may have it, so like any ambiguous send it is
+    reconciled (``unknown``), or resent / failed if the account's policy says so.
     """
     changed = 0
+    lost = "worker lost the batch"
     with engine.begin() as conn:
-        for account, limit in max_attempts.items():
-            expired = sa.and_(m.account == account, m.status == SENDING, m.lease_until < now)
-            changed += (
-                conn.execute(
-                    sa.update(messages_table)
-                    .where(expired, m.attempts >= limit)
-                    .values(
-                        status=FAILED,
-                        error_code="lease_expired",
-                        error_text=f"worker lost the batch {limit} times",
-                        claim_token=None,
-                        lease_until=None,
-                        updated_at=now,
+        for account in accounts:
+            expired = sa.and_(m.account == account.name, m.status == SENDING, m.lease_until < now)
+            steps: list[tuple[Any, dict[str, Any]]] = [
+                (
+                    sa.and_(expired, m.attempts >= account.max_attempts),
+                    {
+                        "status": FAILED,
+                        "error_code": "worker_lost",
+                        "error_text": f"{lost} {account.max_attempts} times",
+                    },
+                ),
+            ]
+            departed = sa.and_(expired, m.sent_at.is_not(None))
+            if account.on_ambiguous == "reconcile":
+                steps.append(
+                    (
+                        departed,
+                        {
+                            "status": UNKNOWN,
+                            "error_code": "worker_lost",
+                            "error_text": f"{lost} after sending",
+                            # asked about a little later, like any ambiguous send
+                            "due_at": now + RECONCILE_AFTER_S,
+                        },
                     )
-                ).rowcount
-                or 0
-            )
-            changed += (
-                conn.execute(
+                )
+            elif account.on_ambiguous == "fail":
+                steps.append(
+                    (
+                        departed,
+                        {
+                            "status": FAILED,
+                            "error_code": "worker_lost",
+                            "error_text": f"{lost} after sending; may have been sent",
+                        },
+                    )
+                )
+            steps.append((expired, {"status": QUEUED, "due_at": now}))
+            for where, values in steps:
+                result = conn.execute(
                     sa.update(messages_table)
-                    .where(expired)
-                    .values(status=QUEUED, claim_token=None, lease_until=None, updated_at=now)
-                ).rowcount
-                or 0
-            )
+                    .where(where)
+                    .values(claim_token=None, lease_until=None, updated_at=now, **values)
+                )
+                changed += int(result.rowcount or 0)
     return changed
 
 

@@ -27,9 +27,7 @@ def sweep(ctx: Context) -> SweepReport:
     now = time.time()
     accounts = ctx.settings.accounts
     report = SweepReport()
-    report.reclaimed = repo.reclaim_expired(
-        ctx.engine, {name: a.max_attempts for name, a in accounts.items()}, now
-    )
+    report.reclaimed = repo.reclaim_expired(ctx.engine, accounts.values(), now)
     for account in accounts.values():
         rec = reconcile(ctx, account)
         report.settled += rec.settled

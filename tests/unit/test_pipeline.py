@@ -244,3 +244,41 @@ def test_unreconcilable_unknown_is_final_and_marked(ctx: Context, parts: list[An
     assert st.counts == {"unknown": 1} and st.done
     row = lookup(phone="+8613800130000", cfg=ctx.settings)[0]
     assert row.error_code == "unreconciled" and "may have been sent" in (row.error_text or "")
+
+
+def test_batch_lost_after_departure_is_reconciled_not_resent(
+    ctx: Context, parts: list[Any]
+) -> None:
+    """A worker killed between sending and recording: the sweep must not requeue blindly."""
+    import time
+
+    from worker import repo
+
+    job = enqueue_stream("nx", phones(2), defaults={"content": "x"}, cfg=ctx.settings)
+    lost = repo.claim(ctx.engine, "nx", 10, lease_s=-1, now=time.time())
+    repo.mark_departing(ctx.engine, lost.token, time.time())
+    assert sweep(ctx).reclaimed == 2
+    assert job_status(job.job_id, cfg=ctx.settings).counts == {"unknown": 2}
+    row = lookup(phone="+8613800130000", cfg=ctx.settings)[0]
+    assert row.error_code == "worker_lost"
+    assert dispatch(ctx, "nx").claimed == 0  # nothing is sent again without reconciliation
+
+
+def test_poison_batch_fails_after_max_attempts(ctx: Context, parts: list[Any]) -> None:
+    """A batch whose worker dies every time (before sending) ends failed, not redelivered
+    forever: each crash costs an attempt."""
+    import time
+
+    from worker import repo
+
+    job = enqueue_stream("nx", phones(3), defaults={"content": "x"}, cfg=ctx.settings)
+    limit = ctx.settings.account("nx").max_attempts
+    for n in range(limit):
+        claim = repo.claim(ctx.engine, "nx", 10, lease_s=-1, now=time.time())
+        assert len(claim.messages) == 3, f"crash {n}"
+        sweep(ctx)
+    st = job_status(job.job_id, cfg=ctx.settings)
+    assert st.counts == {"failed": 3} and st.done
+    assert "worker lost the batch 5 times" in (
+        lookup(phone="+8613800130001", cfg=ctx.settings)[0].error_text or ""
+    )
