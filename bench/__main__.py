@@ -24,13 +24,13 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 #: (full, --quick) sizes.
 SIZES: dict[str, tuple[float, float]] = {
-    "n": (100_000, 10_000),
-    "baseline_n": (10_000, 2_000),
-    "otp_n": (10_000, 1_000),
-    "otp_baseline_n": (5_000, 1_000),
-    "latency_s": (20, 8),
-    "big_n": (1_000_000, 50_000),
-    "provider_s": (15, 5),
+    "n": (100_000, 5_000),
+    "baseline_n": (10_000, 1_000),
+    "otp_n": (10_000, 500),
+    "otp_baseline_n": (5_000, 500),
+    "latency_s": (20, 6),
+    "big_n": (1_000_000, 20_000),
+    "provider_s": (15, 4),
 }
 
 
@@ -47,18 +47,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--baseline-n", type=int, help="system-bound messages for the baseline")
     p.add_argument("--otp-n", type=int, help="mixed OTP jobs for teledispatch")
     p.add_argument("--otp-baseline-n", type=int, help="mixed OTP messages for the baseline")
+    p.add_argument(
+        "--otp-producers", type=int, default=4, help="producer processes in the OTP run (both)"
+    )
     p.add_argument("--latency-s", type=float, help="latency run length in seconds")
     p.add_argument("--latency-rate", type=float, default=5.0, help="latency run jobs/s")
     p.add_argument("--big-n", type=int, help="recipients of the one big job")
     p.add_argument("--provider-s", type=float, help="provider-bound run length in seconds")
     p.add_argument(
-        "--databases", default="sqlite,postgresql", help="system-bound databases (comma list)"
+        "--databases",
+        help="system-bound databases, comma list (default sqlite,postgresql; --quick: postgresql)",
     )
     p.add_argument("--workers", type=int, default=1, help="worker processes (both systems)")
     p.add_argument("--concurrency", type=int, default=4, help="pool size per worker")
     p.add_argument("--linger-ms", type=int, default=250, help="teledispatch account linger")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = p.parse_args(argv)
+    if args.databases is None:
+        args.databases = "postgresql" if args.quick else "sqlite,postgresql"
     for key, (full, quick) in SIZES.items():
         if getattr(args, key) is None:
             value = quick if args.quick else full
@@ -116,10 +122,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
     if "otp" in args.selected:
-        td = runs.throughput("teledispatch", "postgresql", "singles", args.otp_n, shape)
-        bl = runs.throughput("baseline", "postgresql", "singles", args.otp_baseline_n, shape)
+        k = args.otp_producers
+        td = runs.throughput("teledispatch", "postgresql", "singles", args.otp_n, shape, k)
+        bl = runs.throughput("baseline", "postgresql", "singles", args.otp_baseline_n, shape, k)
         results["otp"] = _pair(td, bl)
-        note = f"{shape_note}; single-recipient jobs enqueued one by one"
+        note = f"{shape_note}; single-recipient jobs enqueued one by one by {k} producers"
         if args.otp_baseline_n != args.otp_n:
             note += f"; baseline ran {args.otp_baseline_n:,}"
         emit(

@@ -3,7 +3,8 @@
 ``python -m bench.produce SYSTEM MODE --n N --out FILE`` where SYSTEM is ``teledispatch`` or
 ``baseline`` and MODE is ``bulk`` (one job of N recipients; the baseline has no jobs, so N
 ``delay`` calls), ``singles`` (N single-recipient jobs, one call each) or ``paced`` (single
-recipients at ``--rate`` per second for ``--n`` of them). Writes a JSON report to FILE.
+recipients at ``--rate`` per second for ``--n`` of them); ``--offset`` lets several producers
+share one run with distinct recipients. Writes a JSON report to FILE.
 Only the chosen system's code is imported.
 """
 
@@ -65,15 +66,16 @@ def _bulk(system: str, n: int) -> dict[str, Any]:
     return {"total": n}
 
 
-def _singles(system: str, n: int, rate: float | None) -> dict[str, Any]:
+def _singles(system: str, n: int, offset: int, rate: float | None) -> dict[str, Any]:
     send = _teledispatch_one() if system == "teledispatch" else _baseline_one()
     sent_at: dict[str, float] = {}
     start = time.monotonic()
-    for i in range(n):
+    for k in range(n):
         if rate:
-            pause = start + i / rate - time.monotonic()
+            pause = start + k / rate - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
+        i = offset + k
         t = time.time()
         sent_at[send(i, phone(i), f"Your code is {100000 + i}")] = t
     return {"total": n, "sent_at": sent_at if rate else {}}
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("system", choices=["teledispatch", "baseline"])
     p.add_argument("mode", choices=["bulk", "singles", "paced"])
     p.add_argument("--n", type=int, required=True)
+    p.add_argument("--offset", type=int, default=0, help="first recipient index (singles)")
     p.add_argument("--rate", type=float, default=5.0, help="paced: jobs per second")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
@@ -96,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode == "bulk":
         report = _bulk(args.system, args.n)
     else:
-        report = _singles(args.system, args.n, args.rate if args.mode == "paced" else None)
+        rate = args.rate if args.mode == "paced" else None
+        report = _singles(args.system, args.n, args.offset, rate)
     t_end = time.time()
     report.update(
         t_start=t_start,

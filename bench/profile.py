@@ -1,7 +1,8 @@
 """``python -m bench.profile``: where a teledispatch message's time goes, in-process.
 
 Starts a private stack (redis-server, a fresh database, the simulator; no Celery worker), then
-under cProfile: ``enqueue_stream`` of one N-recipient job (the producer), and
+under cProfile: ``enqueue_stream`` of one N-recipient job and of ``--singles`` one-recipient
+jobs (the producer), and
 ``worker.dispatch.dispatch`` called in a loop until nothing is left (the worker's hot path, one
 process). Wall time of each dispatch step is timed separately by wrapping the step functions in
 this process only (nothing in the product is changed), because much of a message's time is
@@ -122,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=20_000)
     p.add_argument("--db", choices=["sqlite", "postgresql"], default="postgresql")
     p.add_argument("--top", type=int, default=20)
+    p.add_argument(
+        "--singles", type=int, default=500, help="single-recipient jobs to profile (0: none)"
+    )
     args = p.parse_args(argv)
     database: Database = args.db
     with open_stack("teledispatch", database) as stack:
@@ -140,6 +144,16 @@ def main(argv: list[str] | None = None) -> int:
         enqueue_stream("nxcloud", _rows(args.n), defaults={"content": "Your order has shipped."})
         prof.disable()
         _report("producer: enqueue_stream", prof, args.n, time.perf_counter() - t, args.top)
+
+        if args.singles:
+            prof = cProfile.Profile()
+            t = time.perf_counter()
+            prof.enable()
+            for i in range(args.singles):
+                enqueue_stream("nxcloud", [{"phone": f"+86138{i:08d}", "content": f"Code {i}"}])
+            prof.disable()
+            wall = time.perf_counter() - t
+            _report("producer: single-recipient jobs", prof, args.singles, wall, args.top)
 
         ctx = build(lambda *_: None, cfg)
         steps = StepTimer()

@@ -34,36 +34,62 @@ def _timeout(n: int) -> float:
     return min(900.0, 90.0 + n / 250)
 
 
-def _measure(stack: Stack, shape: Shape, mode: str, n: int) -> dict[str, Any]:
-    """Start workers, run the producer, wait for ``n`` outcomes; the common figures."""
+def _measure(
+    stack: Stack,
+    shape: Shape,
+    mode: str,
+    n: int,
+    producers: int = 1,
+    max_wait: float | None = None,
+) -> dict[str, Any]:
+    """Start workers, run the producer(s), wait for ``n`` outcomes; the common figures.
+
+    With several producers (``singles`` only) each sends its own share of distinct recipients,
+    as several app processes would; their figures are combined (earliest start, latest end,
+    largest peak RSS, summed CPU). With ``max_wait``, a run still going after that many
+    seconds is measured on the outcomes committed so far (``partial``).
+    """
     stack.start_workers(shape.workers, shape.concurrency)
     roots = [w.popen.pid for w in stack.workers]
     before = [TreeSnapshot.take(r) for r in roots]
     timeout = _timeout(n)
     with MemorySampler(roots) as mem:
-        producer = stack.start_producer(mode, n)
-        prod = producer.result(timeout)
-        last = stack.wait_outcomes(n, timeout)
+        shares = [n // producers + (1 if i < n % producers else 0) for i in range(producers)]
+        started = [
+            stack.start_producer(mode, share, offset=sum(shares[:i]))
+            for i, share in enumerate(shares)
+            if share
+        ]
+        reports = [p.result(timeout) for p in started]
+        prod = {
+            "t_start": min(r["t_start"] for r in reports),
+            "t_end": max(r["t_end"] for r in reports),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in reports),
+            "cpu_s": sum(r["cpu_s"] for r in reports),
+        }
+        done, last = stack.wait_outcomes(n, max_wait or timeout, partial_ok=max_wait is not None)
         after = [TreeSnapshot.take(r) for r in roots]
     cpu = sum(a.cpu_since(b) for a, b in zip(after, before, strict=True))
     requests = stack.sim_request_count()
     elapsed = last - prod["t_start"]
     return {
-        "n": n,
+        "n": done,
+        "partial": done < n,
         "database": stack.database,
         "seconds": elapsed,
-        "messages_per_s": n / elapsed if elapsed > 0 else float("nan"),
+        "messages_per_s": done / elapsed if elapsed > 0 else float("nan"),
         "enqueue_s": prod["t_end"] - prod["t_start"],
         "requests": requests,
-        "requests_per_message": requests / n,
+        "requests_per_message": requests / done,
         "worker_cpu_s": cpu,
-        "worker_cpu_s_per_1k": cpu / n * 1000,
+        "worker_cpu_s_per_1k": cpu / done * 1000,
         "worker_peak_rss_mb": max(mem.process_peak_mb(r) for r in roots),
         "worker_tree_peak_rss_mb": sum(mem.tree_peak_mb(r) for r in roots),
         "producer_peak_rss_mb": prod["peak_rss_mb"],
         "producer_cpu_s": prod["cpu_s"],
         "workers": shape.workers,
         "concurrency": shape.concurrency,
+        "producers": producers,
     }
 
 
@@ -79,14 +105,14 @@ def _guarded(system: System, fn: Any, *args: Any) -> dict[str, Any]:
 
 
 def throughput(
-    system: System, database: Database, mode: str, n: int, shape: Shape
+    system: System, database: Database, mode: str, n: int, shape: Shape, producers: int = 1
 ) -> dict[str, Any]:
     """System-bound (``bulk``) or mixed OTP (``singles``): no latency, no limits."""
 
     def run() -> dict[str, Any]:
         account = {"linger_ms": shape.linger_ms}
         with open_stack(system, database, account=account) as stack:
-            result = _measure(stack, shape, mode, n)
+            result = _measure(stack, shape, mode, n, producers)
             result["linger_ms"] = shape.linger_ms
             return result
 
@@ -162,7 +188,7 @@ def provider_bound(system: System, seconds: float, shape: Shape) -> dict[str, An
             account = {"baseline_rate_limit": f"{PROVIDER_RPS}/s"}
         options = ["--tps", str(PROVIDER_RPS)]
         with open_stack(system, "postgresql", sim_options=options, account=account) as stack:
-            result = _measure(stack, shape, "bulk", n)
+            result = _measure(stack, shape, "bulk", n, max_wait=seconds * 3)
             log = stack.sim_get("/_sim/requests")
         result["throttled_requests"] = sum(1 for e in log if e.get("code") == 13008)
         result["requests_per_s"] = result["requests"] / result["seconds"]

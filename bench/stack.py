@@ -88,13 +88,15 @@ class Stack:
             if not p.alive() and not finished_ok:
                 raise RunFailed(f"{p.name} exited:\n{p.tail()}")
 
-    def start_producer(self, mode: str, n: int, rate: float | None = None) -> Producer:
+    def start_producer(
+        self, mode: str, n: int, rate: float | None = None, offset: int = 0
+    ) -> Producer:
         out = self.workdir / f"produce-{uuid.uuid4().hex[:8]}.json"
         argv = [sys.executable, "-m", "bench.produce", self.system, mode, "--n", str(n)]
-        argv += ["--out", str(out)]
+        argv += ["--out", str(out), "--offset", str(offset)]
         if rate is not None:
             argv += ["--rate", str(rate)]
-        proc = spawn("producer", argv, self.env, self.workdir / "producer.log")
+        proc = spawn("producer", argv, self.env, self.workdir / f"producer-{offset}.log")
         self.procs.append(proc)
         return Producer(proc, out)
 
@@ -129,16 +131,23 @@ class Stack:
             return 0, None  # the table does not exist yet (the first worker creates it)
         return int(row[0]), row[1]
 
-    def wait_outcomes(self, n: int, timeout: float, poll: float = 0.5) -> float:
-        """Block until ``n`` outcomes are committed; returns the time of the last commit."""
+    def wait_outcomes(
+        self, n: int, timeout: float, poll: float = 0.5, *, partial_ok: bool = False
+    ) -> tuple[int, float]:
+        """Block until ``n`` outcomes are committed; returns (how many, time of the last).
+
+        With ``partial_ok`` a timeout returns what was committed so far instead of failing.
+        """
         deadline = Deadline(timeout)
         done, last = 0, None
         while not deadline.expired:
             self.check_alive()
             done, last = self.progress()
             if done >= n and last is not None:
-                return float(last)
+                return done, float(last)
             time.sleep(poll)
+        if partial_ok and done and last is not None:
+            return done, float(last)
         logs = "\n".join(f"--- {p.name}\n{p.tail(15)}" for p in self.workers)
         raise RunFailed(f"{done}/{n} outcomes after {timeout:.0f}s\n{logs}")
 
