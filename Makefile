@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test unit integration lint format bench clean
+.PHONY: install demo test chaos unit integration lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/teledispatch demo
 
-## Lint, type-check, then every test (unit + integration with real Redis, Celery, SQLite, PostgreSQL).
+## Lint, type-check, then every test (unit + integration with real Redis, Celery, SQLite, PostgreSQL)
+## except the slowest fault runs, which `make chaos` runs (CI runs both).
 test: lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not chaos"
+
+## Fault runs with workers killed (kill -9) every few seconds; about 3 minutes.
+chaos: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m chaos
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit

@@ -27,6 +27,8 @@ class Proc:
     popen: subprocess.Popen[bytes]
     log_path: Path | None = None
     lines: list[str] = field(default_factory=list)
+    #: Set by :meth:`kill`: its death was intended.
+    killed: bool = False
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -46,6 +48,7 @@ class Proc:
 
     def kill(self) -> None:
         """SIGKILL the process and its children (a worker's pool) at once: a crash."""
+        self.killed = True
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, signal.SIGKILL)
         self.popen.wait(timeout=15)

@@ -26,8 +26,9 @@ from worker.ratelimit import Reservation
 
 log = logging.getLogger("teledispatch.dispatch")
 
-#: How long a claim is held; longer than any request's timeout plus writing its outcome.
-LEASE_MARGIN_S = 30.0
+#: A claim is held for the request's timeout plus this: the rate-slot wait (at most about a
+#: second) and writing the outcome. Shorter leases mean faster recovery from a dead worker.
+LEASE_MARGIN_S = 10.0
 
 
 @dataclass

@@ -18,7 +18,7 @@ import redis as redis_lib
 import sqlalchemy as sa
 
 from producer.config import Settings, load_settings
-from producer.local import Proc, start_simulator, start_worker
+from producer.local import Proc, cli_argv, spawn, start_simulator, start_worker
 from producer.lookup import job_status
 from producer.services import RedisService, redis_ping, start_redis_server
 from producer.store import dispose_engines
@@ -90,6 +90,14 @@ class Stack:
         self.procs.append(proc)
         return proc
 
+    def beat(self) -> Proc:
+        """The sweep schedule in its own process, so killing workers leaves it running."""
+        schedule = self.workdir / ".beat-schedule"
+        argv = cli_argv("beat", "--loglevel", "WARNING", "--schedule", str(schedule))
+        proc = spawn("beat", argv, self.env, self.workdir / "beat.log")
+        self.procs.append(proc)
+        return proc
+
     def configure(self, account: str, **values: object) -> None:
         """Add settings to an account of the simulator-written config (before workers start)."""
         path = Path(self.env["TELEDISPATCH_CONFIG"])
@@ -110,7 +118,7 @@ class Stack:
             if all(job_status(j, cfg=self.cfg).done for j in job_ids):
                 return
             for p in self.procs:
-                assert p.alive() or p.name.startswith("killed"), f"{p.name} died:\n{p.tail()}"
+                assert p.alive() or p.killed, f"{p.name} died:\n{p.tail()}"
             time.sleep(0.25)
         counts = [job_status(j, cfg=self.cfg).counts for j in job_ids[:5]]
         logs = "\n".join(f"--- {p.name}\n{p.tail()}" for p in self.procs)
