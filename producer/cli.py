@@ -59,8 +59,16 @@ def _report_invalid(exc: ValidationFailed, csv_mode: bool) -> int:
 
 def cmd_send(args: argparse.Namespace) -> int:
     defaults: dict[str, Any] = dict(args.default or [])
-    if args.content is not None:
-        defaults["content"] = args.content
+    for flag, field in (
+        ("content", "content"),
+        ("template_id", "template_id"),
+        ("sender_id", "sender_id"),
+        ("task_open_id", "task_open_id"),
+    ):
+        if getattr(args, flag) is not None:
+            defaults[field] = getattr(args, flag)
+    if args.param is not None:
+        defaults["template_params"] = list(args.param)
     not_before = datetime.fromisoformat(args.not_before) if args.not_before else None
     recipients: Any
     account = args.account
@@ -220,7 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--to", action="append", metavar="PHONE", help="a recipient (repeatable)")
     s.add_argument("--csv", metavar="FILE", help="recipients from a CSV with a 'phone' column")
     s.add_argument("--job", metavar="FILE", help="a whole job as JSON (the SendJob model)")
-    s.add_argument("--content", help="message text for every recipient")
+    s.add_argument("--content", help="message text for every recipient (nxcloud.sms)")
+    s.add_argument("--template-id", help="USpeedo TemplateId for every recipient")
+    s.add_argument("--sender-id", help="USpeedo SenderId for every recipient")
+    s.add_argument(
+        "--param", action="append", metavar="VALUE", help="a USpeedo template parameter (repeat)"
+    )
+    s.add_argument("--task-open-id", help="Volcengine VMS task for every recipient")
     s.add_argument(
         "--default",
         action="append",

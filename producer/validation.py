@@ -87,6 +87,9 @@ def check_str(
     pattern_rule: str = "",
 ) -> str | None:
     """A string within length bounds (and matching ``pattern`` when given)."""
+    if value is None:
+        problems.append(Problem(index, field, value, "is required"))
+        return None
     if not isinstance(value, str):
         problems.append(Problem(index, field, value, "must be a string"))
         return None

@@ -75,7 +75,7 @@ def test_phone_accepted_for_phone_a_and_output_revalidates() -> None:
         ({"phone_x": None}, f"recipients[1].phone_x = None: {E164}"),
         ({"number_pool_no": ""},
          "recipients[1].number_pool_no = '': must be at least 1 characters"),
-        ({"number_pool_no": None}, "recipients[1].number_pool_no = None: must be a string"),
+        ({"number_pool_no": None}, "recipients[1].number_pool_no = None: is required"),
         ({"expire_time": None}, f"recipients[1].expire_time = None: {UNIX}"),
         ({"expire_time": 1.7e9}, f"recipients[1].expire_time = 1700000000.0: {UNIX}"),
         ({"expire_time": True}, f"recipients[1].expire_time = True: {UNIX}"),

@@ -55,7 +55,7 @@ def test_landline_accepted() -> None:
          "recipients[5].phone = 'abc': must be a phone number with country code (E.164)"),
         ({"phone": "+85255311111"},
          "recipients[5].phone = '+85255311111': must be a Chinese mainland number (+86)"),
-        ({"task_open_id": None}, "recipients[5].task_open_id = None: must be a string"),
+        ({"task_open_id": None}, "recipients[5].task_open_id = None: is required"),
         ({"task_open_id": ""}, "recipients[5].task_open_id = '': must be 1–200 characters (got 0)"),
         ({"task_open_id": "t" * 201}, "must be 1–200 characters (got 201)"),
         ({"phone_param": "x" * 2049}, "must be at most 2048 characters (got 2049)"),
