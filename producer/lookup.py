@@ -97,7 +97,9 @@ def job_status(job_id: str, *, cfg: Settings | None = None) -> JobStatus:
         if counts.get(UNKNOWN):
             reconciling = conn.execute(
                 sa.select(sa.func.count()).where(
-                    m.job_id == job_id, m.status == UNKNOWN, m.error_code != UNRECONCILED
+                    m.job_id == job_id,
+                    m.status == UNKNOWN,
+                    sa.or_(m.error_code.is_(None), m.error_code != UNRECONCILED),
                 )
             ).scalar_one()
         next_due = conn.execute(

@@ -170,7 +170,14 @@ def send_batch(
             repo.apply(ctx.engine, token, updates, now)
             kick(ctx, account, delay_s=0.05)
             return
-        repo.mark_departing(ctx.engine, token, time.time())
+        if repo.mark_departing(ctx.engine, token, [r.id for r in rows], time.time()) < len(rows):
+            # The lease expired while we waited (a stalled process): the sweep has taken
+            # the batch back, and sending now could duplicate a resend. Give back the rest.
+            now = time.time()
+            updates = [repo.Update(r.id, QUEUED, None, None, None, now, True) for r in rows]
+            report.add("lease_lost", len(rows))
+            repo.apply(ctx.engine, token, updates, now)
+            return
         report.requests += 1
         response = ctx.transport.send(request, account.timeout_s)
         result = adapter.parse_response(messages, response.status, response.headers, response.body)

@@ -61,7 +61,7 @@ def reconcile(ctx: Context, account: AccountConfig) -> ReconcileReport:
             .where(
                 m.account == account.name,
                 m.status == UNKNOWN,
-                m.error_code != UNRECONCILED,
+                sa.or_(m.error_code.is_(None), m.error_code != UNRECONCILED),
                 m.due_at <= now,
             )
             .order_by(m.due_at)

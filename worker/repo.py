@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,14 +141,17 @@ def apply(engine: Engine, token: str, updates: Iterable[Update], now: float) -> 
     return int(result.rowcount or 0)
 
 
-def mark_departing(engine: Engine, token: str, now: float) -> None:
-    """Record that the claimed batch is about to be sent (one statement per request)."""
+def mark_departing(engine: Engine, token: str, ids: Sequence[str], now: float) -> int:
+    """Record that these claimed messages are about to be sent; returns how many are still
+    ours. Fewer than asked means the lease ran out and the sweep took some back: the caller
+    must not send (someone else may be sending them)."""
     with engine.begin() as conn:
-        conn.execute(
+        result = conn.execute(
             sa.update(messages_table)
-            .where(m.claim_token == token, m.status == SENDING)
+            .where(m.id.in_(ids), m.claim_token == token, m.status == SENDING)
             .values(sent_at=now)
         )
+    return int(result.rowcount or 0)
 
 
 def reclaim_expired(engine: Engine, accounts: Iterable[AccountConfig], now: float) -> int:

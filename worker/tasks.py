@@ -28,7 +28,20 @@ def ctx() -> Context:
 
 
 def _dispatch_task(channel: str) -> None:
-    def run(account: str) -> dict[str, Any]:
+    def run(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        # Anyone with broker access can publish anything under this name: refuse what is
+        # not a dispatch of a configured account of this channel, with the reason as the
+        # task's result (Flower shows it) and in the log, instead of failing the worker.
+        account = args[0] if len(args) == 1 and not kwargs else None
+        cfg = ctx().settings
+        if not isinstance(account, str) or account not in cfg.accounts:
+            reason = f"rejected: expected one configured account name, got {args!r:.100}"
+            log.error("%s %s", dispatch_task(channel), reason)
+            return {"rejected": reason}
+        if cfg.accounts[account].channel != channel:
+            reason = f"rejected: account {account!r} is not on channel {channel}"
+            log.error("%s %s", dispatch_task(channel), reason)
+            return {"rejected": reason}
         report = dispatch(ctx(), account)
         return {"claimed": report.claimed, "requests": report.requests, **report.counts}
 

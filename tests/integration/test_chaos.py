@@ -123,6 +123,10 @@ def test_every_dispatch_published_again_and_again(
     def duplicate() -> None:
         for _ in range(3):  # on top of the dispatches the system publishes itself
             app.send_task(dispatch_task(channel), args=["nxcloud"], queue=channel_queue(channel))
+        # Malformed tasks straight to the broker: refused with a reason, never a crash
+        # (wait_done fails if a worker process dies).
+        for args in ([], [42], ["no-such-account"], ["uspeedo"], ["nxcloud", "extra"]):
+            app.send_task(dispatch_task(channel), args=args, queue=channel_queue(channel))
 
     job_id = bulk(stack)
     repeat(duplicate, 0.02)
