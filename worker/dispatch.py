@@ -178,6 +178,15 @@ def send_batch(
             report.add("lease_lost", len(rows))
             repo.apply(ctx.engine, token, updates, now)
             return
+        if reservation is not None and not ctx.limiter.depart(account, len(rows)):
+            # The departure window stayed full: give the batch back undeparted.
+            now = time.time()
+            updates = [repo.Update(r.id, QUEUED, None, None, None, now, True) for r in rows]
+            report.add("waiting", len(rows))
+            repo.unmark_departing(ctx.engine, token, [r.id for r in rows])
+            repo.apply(ctx.engine, token, updates, now)
+            kick(ctx, account, delay_s=0.05)
+            return
         report.requests += 1
         response = ctx.transport.send(request, account.timeout_s)
         result = adapter.parse_response(messages, response.status, response.headers, response.body)

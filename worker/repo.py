@@ -154,6 +154,16 @@ def mark_departing(engine: Engine, token: str, ids: Sequence[str], now: float) -
     return int(result.rowcount or 0)
 
 
+def unmark_departing(engine: Engine, token: str, ids: Sequence[str]) -> None:
+    """The request did not leave after all (the departure gate refused it)."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(messages_table)
+            .where(m.id.in_(ids), m.claim_token == token, m.status == SENDING)
+            .values(sent_at=None)
+        )
+
+
 def reclaim_expired(engine: Engine, accounts: Iterable[AccountConfig], now: float) -> int:
     """Messages whose worker vanished mid-batch are driven on from the database.
 

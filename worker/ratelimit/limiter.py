@@ -76,6 +76,10 @@ class AccountKeys:
     def slots_wake(self) -> str:
         return f"{self.base}:slots:wake"
 
+    @property
+    def departures(self) -> str:
+        return f"{self.base}:departures"
+
     def recipient(self, phone: str) -> str:
         return f"{self.base}:r:{phone}"
 
@@ -232,6 +236,53 @@ class RateLimiter:
             late_limit_s=self.late_limit_s,
             local_now=(before + after) / 2,
         )
+
+    def depart(
+        self,
+        account: AccountConfig,
+        messages: int,
+        *,
+        timeout_s: float = 2.0,
+        now_ms: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> bool:
+        """Record a departure right before the request is written; False if the window stayed
+        full for ``timeout_s`` (then do not send: re-queue).
+
+        The reservation spaced the slots; this checks the sliding window on real departure
+        times, so a sender that was descheduled after its slot cannot bunch with the next.
+        """
+        per_s = account.max_requests_per_second
+        msg_s = account.max_messages_per_second
+        if not per_s and not msg_s:
+            return True
+        # Whole numbers per window, as reserve.lua floors them: 2.5/s allows 2 in any window.
+        window_s = 1.0 + self.jitter_s
+        max_req = max(1, int(per_s)) if per_s else 0
+        max_msg = max(1, int(msg_s)) if msg_s else 0
+        if per_s and per_s < 1:
+            window_s, max_req = 1.0 / per_s + self.jitter_s, 1
+        deadline = time.monotonic() + timeout_s
+        token = secrets.token_hex(4)
+        while True:
+            raw: Any = self._scripts.depart(
+                keys=[self.keys(account).departures],
+                args=[
+                    _now_arg(now_ms),
+                    str(round(window_s * _US)),
+                    str(max_req),
+                    str(max_msg),
+                    str(messages),
+                    token,
+                ],
+                client=self._redis,
+            )
+            wait = int(raw) / _US
+            if wait == 0:
+                return True
+            if now_ms is not None or time.monotonic() + wait > deadline:
+                return False
+            sleep(wait)
 
     def report_throttled(
         self,

@@ -28,12 +28,20 @@ class Scripts:
     defer: Script
     slot_acquire: Script
     slot_release: Script
+    depart: Script
 
     @classmethod
     def register(cls, client: redis.Redis[Any]) -> Scripts:
         return cls(
             **{
                 name: client.register_script(lua_source(name))
-                for name in ("reserve", "throttle", "defer", "slot_acquire", "slot_release")
+                for name in (
+                    "reserve",
+                    "throttle",
+                    "defer",
+                    "slot_acquire",
+                    "slot_release",
+                    "depart",
+                )
             }
         )
