@@ -15,11 +15,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from producer.config import Settings, settings
+from producer.schema import ensure_schema
 from producer.store import (
     ACTIVE_STATUSES,
     UNKNOWN,
     UNRECONCILED,
-    create_schema,
     get_engine,
     jobs_table,
     messages_table,
@@ -77,9 +77,9 @@ class MessageView:
 
 
 def _engine(cfg: Settings | None) -> sa.Engine:
-    engine = get_engine((cfg or settings()).database_url)
-    create_schema(engine)
-    return engine
+    url = (cfg or settings()).database_url
+    ensure_schema(url)
+    return get_engine(url)
 
 
 def job_status(job_id: str, *, cfg: Settings | None = None) -> JobStatus:

@@ -31,10 +31,10 @@ from producer.channels import rules_for
 from producer.channels.base import ChannelRules
 from producer.config import AccountConfig, ConfigError, Settings, settings
 from producer.jobs import SendJob
+from producer.schema import ensure_schema
 from producer.store import (
     CANCELLED,
     QUEUED,
-    create_schema,
     get_engine,
     insert_messages,
     jobs_table,
@@ -207,7 +207,7 @@ def enqueue_stream(
         spool.hash.update(json.dumps(header, sort_keys=True).encode())
         content_hash = spool.hash.hexdigest()
         engine = get_engine(cfg.database_url)
-        create_schema(engine)
+        ensure_schema(cfg.database_url)
         job_id = new_job_id()
         parts = -(-spool.count // PART_SIZE)
         row = {

@@ -11,7 +11,8 @@ import redis
 from sqlalchemy.engine import Engine
 
 from producer.config import Settings, settings
-from producer.store import create_schema, get_engine
+from producer.schema import ensure_schema
+from producer.store import get_engine
 from worker.ratelimit import RateLimiter
 from worker.transport import Transport
 
@@ -44,7 +45,7 @@ _pid = 0
 def build(publish: Publish, cfg: Settings | None = None) -> Context:
     cfg = cfg or settings()
     engine = get_engine(cfg.database_url)
-    create_schema(engine)
+    ensure_schema(cfg.database_url)
     return Context(
         settings=cfg,
         engine=engine,
