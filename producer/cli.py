@@ -20,7 +20,7 @@ from typing import Any
 from producer.config import ConfigError, settings
 from producer.jobs import SendJob
 from producer.lookup import JobNotFound, JobStatus, job_status, lookup
-from producer.submit import IdempotencyConflict, enqueue_stream
+from producer.submit import IdempotencyConflict, enqueue_stream, validate_stream
 from producer.validation import ValidationFailed
 
 EXIT_INVALID = 2
@@ -37,15 +37,26 @@ def _parse_default(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def csv_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows as recipients; empty cells are left out so job defaults apply to them."""
+def csv_rows(path: Path, progress: bool = False) -> Iterator[dict[str, Any]]:
+    """Rows as recipients; empty cells are left out so job defaults apply to them.
+
+    With ``progress`` (a terminal), a line on stderr shows how far into the file we are, by
+    bytes read, so a million-row file shows movement without being counted first.
+    """
+    size = max(path.stat().st_size, 1)
     with path.open(newline="", encoding="utf-8-sig") as fh:
-        for row in csv.DictReader(fh):
+        for n, row in enumerate(csv.DictReader(fh), start=1):
+            if progress and n % 20_000 == 0:
+                pct = 100.0 * os.lseek(fh.fileno(), 0, os.SEEK_CUR) / size
+                print(f"\r  reading {path.name}: {n:,} rows ({pct:4.1f}%)", end="", file=sys.stderr)
             yield {k: v for k, v in row.items() if k and v not in (None, "")}
+    if progress:
+        print(f"\r  reading {path.name}: done{' ' * 30}", file=sys.stderr)
 
 
 def _report_invalid(exc: ValidationFailed, csv_mode: bool) -> int:
-    print(f"error: job rejected, nothing was enqueued ({exc.total} problems):", file=sys.stderr)
+    noun = "problem" if exc.total == 1 else "problems"
+    print(f"error: job rejected, nothing was enqueued ({exc.total} {noun}):", file=sys.stderr)
     for p in exc.problems:
         where = p.field
         if p.index is not None:
@@ -88,7 +99,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         if "phone" not in [h.strip() for h in header.split(",")]:
             print(f"error: {args.csv}: the header row must have a 'phone' column", file=sys.stderr)
             return EXIT_INVALID
-        recipients = csv_rows(Path(args.csv))
+        recipients = csv_rows(Path(args.csv), progress=sys.stderr.isatty())
     elif args.to:
         recipients = [{"phone": p} for p in args.to]
     else:
@@ -97,6 +108,18 @@ def cmd_send(args: argparse.Namespace) -> int:
     if not account:
         print("error: --account is required", file=sys.stderr)
         return EXIT_INVALID
+    if args.dry_run:
+        try:
+            count = validate_stream(
+                account, recipients, defaults=defaults, allow_duplicates=allow_duplicates
+            )
+        except ValidationFailed as exc:
+            return _report_invalid(exc, csv_mode=bool(args.csv))
+        if args.json:
+            _print_json({"valid": True, "total": count})
+        else:
+            print(f"{count} recipients valid; nothing was sent (dry run)")
+        return 0
     try:
         result = enqueue_stream(
             account,
@@ -245,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--idempotency-key")
     s.add_argument("--not-before", metavar="ISO-TIME")
     s.add_argument("--allow-duplicates", action="store_true")
+    s.add_argument(
+        "--dry-run", action="store_true", help="validate every recipient and send nothing"
+    )
     s.add_argument("--json", action="store_true", help='print {"job_id": ...}')
     s.set_defaults(func=cmd_send)
 

@@ -171,6 +171,24 @@ def _validate(
     return account.channel, spool
 
 
+def validate_stream(
+    account: str,
+    recipients: Iterable[Mapping[str, Any]],
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    allow_duplicates: bool = False,
+    cfg: Settings | None = None,
+) -> int:
+    """Check every recipient as :func:`enqueue_stream` would, and store nothing (a dry run).
+
+    Returns how many recipients would be enqueued; raises :class:`ValidationFailed` otherwise.
+    """
+    cfg = cfg or settings()
+    _, spool = _validate(cfg, account, recipients, defaults or {}, allow_duplicates, time.time())
+    spool.close()
+    return spool.count
+
+
 def enqueue(job: SendJob, *, cfg: Settings | None = None) -> str:
     """Validate and enqueue ``job``; returns its id. Raises :class:`ValidationFailed`."""
     return enqueue_stream(

@@ -35,6 +35,10 @@ def captured(monkeypatch: pytest.MonkeyPatch, db_url: str) -> list[dict[str, Any
         return real(account, recipients, **kw)
 
     monkeypatch.setattr(cli, "enqueue_stream", spy)
+    real_validate = submit.validate_stream
+    monkeypatch.setattr(
+        cli, "validate_stream", lambda *a, **kw: real_validate(*a, **{**kw, "cfg": cfg})
+    )
     monkeypatch.setattr(submit, "wake", lambda *a: None)
     return calls
 
@@ -82,3 +86,26 @@ def test_bad_csv_rows_reported_with_row_numbers(
     assert "row 3 phone = 'nope': must be a phone number with country code (E.164)" in err
     assert "row 4 content = None: is required" in err
     assert "nothing was enqueued (2 problems)" in err
+
+
+def test_dry_run_validates_every_row_and_stores_nothing(
+    captured: list[dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "big.csv"
+    rows = [f"+86139{i:08d},hello" for i in range(30_000)]
+    rows[12_345] = "12,hello"
+    rows[29_999] = "+8613900000000,hello"  # a duplicate of row 2
+    path.write_text("phone,content\n" + "\n".join(rows) + "\n")
+    argv = ["send", "--account", "nx", "--csv", str(path), "--dry-run"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "nothing was enqueued (2 problems)" in err
+    assert "row 12347 phone = '12'" in err
+    assert "row 30001 phone = '+8613900000000': duplicate recipient" in err
+    assert captured == []  # enqueue_stream was never called
+
+    rows[12_345], rows[29_999] = "+8613812345678,hello", "+8613812345679,hello"
+    path.write_text("phone,content\n" + "\n".join(rows) + "\n")
+    assert cli.main([*argv, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"valid": True, "total": 30_000}
+    assert captured == []
