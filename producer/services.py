@@ -61,24 +61,26 @@ class RedisService:
                 self.process.wait(timeout=10)
 
 
+def _start(kind: str, argv: list[str], port: int) -> RedisService:
+    """Run ``argv`` (a server on ``port``) and wait until it answers PING."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    service = RedisService(url, kind, proc)
+    try:
+        wait_until(lambda: redis_ping(url, 0.2), 20, f"{kind} on port {port}")
+    except TimeoutError:
+        service.stop()
+        raise
+    return service
+
+
 def start_redis_server(port: int | None = None) -> RedisService:
     port = port or free_port()
     exe = shutil.which("redis-server")
     if exe is None:
         raise FileNotFoundError("redis-server is not on PATH")
-    proc = subprocess.Popen(
-        [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    service = RedisService(url, "redis-server", proc)
-    try:
-        wait_until(lambda: redis_ping(url, 0.2), 20, f"redis-server on port {port}")
-    except TimeoutError:
-        service.stop()
-        raise
-    return service
+    argv = [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    return _start("redis-server", argv, port)
 
 
 def start_fakeredis(port: int | None = None) -> RedisService:
@@ -88,19 +90,7 @@ def start_fakeredis(port: int | None = None) -> RedisService:
         "s = TcpFakeServer(('127.0.0.1', int(sys.argv[1])), server_type='redis'); "
         "s.serve_forever()"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    service = RedisService(url, "fakeredis", proc)
-    try:
-        wait_until(lambda: redis_ping(url, 0.2), 20, f"fakeredis on port {port}")
-    except TimeoutError:
-        service.stop()
-        raise
-    return service
+    return _start("fakeredis", [sys.executable, "-c", code, str(port)], port)
 
 
 def ensure_redis(url: str | None = None, *, private: bool = False) -> RedisService:
