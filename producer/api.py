@@ -24,12 +24,14 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
@@ -37,6 +39,13 @@ from producer.cancel import cancel_job
 from producer.config import ConfigError, Settings, config_path, settings
 from producer.jobs import SendJob
 from producer.lookup import JobNotFound, MessageView, job_messages, job_status, lookup
+from producer.receipts import (
+    nxcloud_token_ok,
+    parse_nxcloud_dr,
+    parse_volc_records,
+    settle,
+    volc_verified,
+)
 from producer.store import (
     ACTIVE_STATUSES,
     DEFERRED,
@@ -536,6 +545,8 @@ def create_app(cfg: Settings | None = None, keys: Sequence[bytes] | None = None)
         return [_message_out(v) for v in rows]
 
     app.include_router(v1)
+    app.include_router(_callbacks(get_cfg))
+    _redact_access_log()
 
     @app.get("/metrics", include_in_schema=False, dependencies=[Depends(require_key)])
     def metrics() -> Response:
@@ -543,6 +554,79 @@ def create_app(cfg: Settings | None = None, keys: Sequence[bytes] | None = None)
         return Response(content=body, media_type=content_type)
 
     return app
+
+
+# --- delivery-receipt callbacks ---------------------------------------------------------------
+
+#: The NXCloud DR token sits in the URL path (NXCloud sends no header we could use) and a
+#: Volcengine ``authCode`` in the query; access logs must not keep either.
+_CALLBACK_SECRET = re.compile(r"(/v1/callbacks/nxcloud/[^/?\s]+/)[^/?\s]+|(authCode=)[^&\s]+")
+
+
+class _RedactCallbackSecrets(logging.Filter):
+    """Rewrites uvicorn access-log lines: ``/v1/callbacks/nxcloud/acct/***``, ``authCode=***``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _CALLBACK_SECRET.sub(lambda mt: (mt.group(1) or mt.group(2)) + "***", a)
+                if isinstance(a, str)
+                else a
+                for a in record.args
+            )
+        return True
+
+
+def _redact_access_log() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _RedactCallbackSecrets) for f in access.filters):
+        access.addFilter(_RedactCallbackSecrets())
+
+
+def _callbacks(get_cfg: Callable[[], Settings]) -> APIRouter:
+    """Provider pushes. No API key (providers cannot send one): each is authenticated by the
+    account's ``callback_token`` instead, and a refusal looks the same whether the account
+    exists or not."""
+    router = APIRouter(prefix="/v1/callbacks", include_in_schema=False)
+
+    @router.api_route("/nxcloud/{account}/{token}", methods=["POST", "GET"])
+    async def nxcloud_dr(account: str, token: str, request: Request) -> Response:
+        cfg = get_cfg()
+        if not nxcloud_token_ok(cfg.accounts.get(account), token):
+            return JSONResponse(status_code=404, content={"detail": "Not Found"})
+        fields = dict(request.query_params)  # older accounts: the DR in the query string
+        body = await request.body()
+        if body:
+            fields.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        dr = parse_nxcloud_dr(fields)
+        if dr is not None:
+            moved = await run_in_threadpool(
+                settle, get_engine(cfg.database_url), account, dr.receipt, message_id=dr.message_id
+            )
+            log.debug("nxcloud DR for %s on %s: %d settled", dr.message_id, account, moved)
+        # Always "success": NXCloud pushes once and a refusal would not make it resend.
+        return PlainTextResponse("success")
+
+    @router.post("/volc/{account}")
+    async def volc_call_record(
+        account: str,
+        request: Request,
+        timestamp: Annotated[str, Query()] = "",
+        auth_code: Annotated[str, Query(alias="authCode")] = "",
+    ) -> Response:
+        cfg = get_cfg()
+        body = await request.body()
+        if not volc_verified(cfg.accounts.get(account), timestamp, auth_code, body):
+            return JSONResponse(status_code=403, content={"detail": "Forbidden"})
+        engine = get_engine(cfg.database_url)
+        moved = 0
+        for record in parse_volc_records(body):
+            moved += await run_in_threadpool(
+                settle, engine, account, record.receipt, provider_id=record.provider_id
+            )
+        return JSONResponse(content={"status": "ok", "settled": moved})
+
+    return router
 
 
 def serve(*, host: str, port: int, log_level: str = "info") -> None:

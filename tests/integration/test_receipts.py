@@ -1,0 +1,133 @@
+"""Delivery receipts end to end over real HTTP: the simulator pushes NXCloud DRs to
+``teledispatch api`` (a subprocess), workers and the beat-driven USpeedo poller settle
+messages, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from producer.jobs import SendJob
+from producer.local import Proc, cli_argv, spawn
+from producer.services import free_port
+from producer.store import get_engine, messages_table
+from producer.submit import enqueue
+
+from .conftest import Stack
+
+pytestmark = pytest.mark.integration
+
+NX_TOKEN = "nx-dr-9c2e41d07a5b"
+
+
+def _poll(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _start_api(stack: Stack) -> tuple[Proc, str]:
+    port = free_port()
+    proc = spawn(
+        "api",
+        cli_argv("api", "--port", str(port), "--log-level", "info"),
+        stack.env,
+        stack.workdir / "api.log",
+    )
+    stack.procs.append(proc)
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        assert proc.alive(), f"api exited:\n{proc.tail()}"
+        try:
+            return httpx.get(base + "/livez", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    _poll(up, 30, "the API's /livez")
+    return proc, base
+
+
+def _statuses(stack: Stack, job_id: str) -> dict[str, str]:
+    m = messages_table.c
+    with get_engine(stack.cfg.database_url).connect() as conn:
+        rows = conn.execute(sa.select(m.id, m.status).where(m.job_id == job_id)).all()
+    return {str(r.id): str(r.status) for r in rows}
+
+
+def _row(stack: Stack, message_id: str) -> Any:
+    with get_engine(stack.cfg.database_url).connect() as conn:
+        return conn.execute(
+            sa.select(messages_table).where(messages_table.c.id == message_id)
+        ).one()
+
+
+def _final(statuses: dict[str, str]) -> bool:
+    return all(s in ("delivered", "undelivered") for s in statuses.values())
+
+
+def test_nxcloud_drs_settle_messages(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(["--dr-delay-ms", "300", "--dr-fail-rate", "0.5", "--seed", "7"])
+    stack.configure("nxcloud", callback_token=NX_TOKEN)
+    _, base = _start_api(stack)
+    stack.worker(concurrency=2, beat=True, name="rw")
+    dr_url = f"{base}/v1/callbacks/nxcloud/nxcloud/{NX_TOKEN}"
+    phones = [f"+8613900{i:06d}" for i in range(20)]
+    job_id = enqueue(
+        SendJob(
+            account="nxcloud",
+            recipients=[{"phone": p} for p in phones],
+            defaults={"content": "hello", "dr_url": dr_url},
+        ),
+        cfg=stack.cfg,
+    )
+
+    final = _poll(
+        lambda: (s := _statuses(stack, job_id)) and len(s) == 20 and _final(s) and s,
+        25,
+        "every DR to settle its message",
+    )
+    counts = {s: list(final.values()).count(s) for s in set(final.values())}
+    # Half the DRs say undelivered (seeded): both kinds arrived and were applied.
+    assert counts.get("delivered", 0) > 0 and counts.get("undelivered", 0) > 0, counts
+    some_undelivered = next(mid for mid, s in final.items() if s == "undelivered")
+    row = _row(stack, some_undelivered)
+    assert (row.error_code, row.error_text) == ("5/UNDELIV", "delivery failed")
+    assert row.final_at is not None and row.final_at >= row.sent_at
+
+    delivered = next(mid for mid, s in final.items() if s == "delivered")
+    with httpx.Client(base_url=base, timeout=10) as client:
+        # The same DR again, then a contradicting one: first final wins.
+        dup = {"messageid": delivered, "status": "2", "result": "DELIVRD", "phone": "x"}
+        for form in (dup, dup, {**dup, "status": "5", "result": "UNDELIV"}):
+            resp = client.post(f"/v1/callbacks/nxcloud/nxcloud/{NX_TOKEN}", data=form)
+            assert (resp.status_code, resp.text) == (200, "success")
+        # The older query-string form, for a message that is final already.
+        resp = client.post(
+            f"/v1/callbacks/nxcloud/nxcloud/{NX_TOKEN}",
+            params={"messageid": some_undelivered, "status": "2", "result": "DELIVRD"},
+        )
+        assert resp.text == "success"
+        # Wrong token, unknown account: the same 404, nothing changed.
+        wrong = client.post("/v1/callbacks/nxcloud/nxcloud/guess", data=dup)
+        ghost = client.post(f"/v1/callbacks/nxcloud/ghost/{NX_TOKEN}", data=dup)
+        assert wrong.status_code == ghost.status_code == 404
+        assert wrong.text == ghost.text
+        # No API key is needed for callbacks, but the rest of /v1 still wants one.
+        assert client.get(f"/v1/jobs/{job_id}").status_code == 401
+    assert _row(stack, delivered).status == "delivered"
+    assert _row(stack, some_undelivered).status == "undelivered"
+    assert _statuses(stack, job_id) == final
+
+    log_text = (stack.workdir / "api.log").read_text(errors="replace")
+    assert "/v1/callbacks/nxcloud/nxcloud/***" in log_text  # access log is on...
+    assert NX_TOKEN not in log_text  # ...and never shows the token
