@@ -21,6 +21,10 @@ from producer.store import dispose_engines
 
 VISIBILITY_TIMEOUT_S = 3600
 SWEEP_INTERVAL_S = float(os.environ.get("TELEDISPATCH_SWEEP_S", "1.0"))
+#: USpeedo receipt polling (``worker.receipts``); its own task so a slow provider never
+#: holds up the sweep.
+RECEIPTS_TASK = "maintenance.receipts"
+RECEIPTS_INTERVAL_S = float(os.environ.get("TELEDISPATCH_RECEIPTS_S", "10.0"))
 QUEUES = [MAINTENANCE_QUEUE, *(channel_queue(c) for c in CHANNELS)]
 
 
@@ -45,7 +49,12 @@ def make_app() -> Celery:
                 "task": SWEEP_TASK,
                 "schedule": SWEEP_INTERVAL_S,
                 "options": {"queue": MAINTENANCE_QUEUE, "expires": max(SWEEP_INTERVAL_S * 5, 5)},
-            }
+            },
+            "receipts": {
+                "task": RECEIPTS_TASK,
+                "schedule": RECEIPTS_INTERVAL_S,
+                "options": {"queue": MAINTENANCE_QUEUE, "expires": max(RECEIPTS_INTERVAL_S, 5)},
+            },
         },
     )
     return app

@@ -11,9 +11,10 @@ from typing import Any
 
 from producer.broker import SWEEP_TASK, dispatch_task
 from producer.config import CHANNELS
-from worker.app import app
+from worker.app import RECEIPTS_TASK, app
 from worker.context import Context, current
 from worker.dispatch import dispatch
+from worker.receipts import poll_receipts
 from worker.sweep import sweep
 
 log = logging.getLogger("teledispatch.tasks")
@@ -57,3 +58,9 @@ for _channel in CHANNELS:
 def sweep_task() -> dict[str, Any]:
     report = sweep(ctx())
     return {"reclaimed": report.reclaimed, "kicked": report.kicked}
+
+
+@app.task(name=RECEIPTS_TASK)
+def receipts_task() -> dict[str, Any]:
+    report = poll_receipts(ctx())
+    return {"asked": report.asked, "settled": report.settled, "pending": report.pending}

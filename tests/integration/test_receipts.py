@@ -4,6 +4,8 @@ messages, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -131,3 +133,81 @@ def test_nxcloud_drs_settle_messages(make_stack: Callable[..., Stack]) -> None:
     log_text = (stack.workdir / "api.log").read_text(errors="replace")
     assert "/v1/callbacks/nxcloud/nxcloud/***" in log_text  # access log is on...
     assert NX_TOKEN not in log_text  # ...and never shows the token
+
+
+def test_uspeedo_receipts_are_polled(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(["--dr-delay-ms", "300", "--dr-fail-rate", "0.5", "--seed", "11"])
+    stack.env.update(
+        TELEDISPATCH_RECEIPTS_S="0.3",  # the beat interval of the poller
+        TELEDISPATCH_RECEIPT_POLL_DELAY_S="0.1",  # before the simulator's 300 ms: sees Unknow
+        TELEDISPATCH_RECEIPT_REPOLL_S="0.3",
+    )
+    stack.worker(concurrency=2, beat=True, name="uw")
+    phones = [f"+4477009{i:05d}" for i in range(12)]
+    job_id = enqueue(
+        SendJob(
+            account="uspeedo",
+            recipients=[{"phone": p} for p in phones],
+            defaults={"template_id": "T100", "sender_id": "ACME", "template_params": ["1234"]},
+        ),
+        cfg=stack.cfg,
+    )
+    final = _poll(
+        lambda: (s := _statuses(stack, job_id)) and len(s) == 12 and _final(s) and s,
+        25,
+        "the poller to settle every USpeedo message",
+    )
+    kinds = set(final.values())
+    assert kinds == {"delivered", "undelivered"}, final
+    row = _row(stack, next(mid for mid, s in final.items() if s == "undelivered"))
+    assert (row.error_code, row.error_text) == ("Fail/UNDELIV", "Undeliverable")
+    queries = [r for r in stack.sim_requests() if r["channel"] == "uspeedo.receipt"]
+    assert queries and all(0 < len(q["ids"]) <= 100 for q in queries)
+
+
+def test_volc_call_records_settle_voice_messages(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack()
+    token = "volc-auth-token-41aa"
+    stack.configure("volc-vms", callback_token=token)
+    _, base = _start_api(stack)
+    stack.worker(concurrency=2, beat=True, name="vw")
+    job_id = enqueue(
+        SendJob(
+            account="volc-vms",
+            recipients=[{"phone": "+8613800138000"}, {"phone": "+8613800138001"}],
+            defaults={"task_open_id": "sim-task-1"},
+        ),
+        cfg=stack.cfg,
+    )
+    sent = _poll(
+        lambda: (s := _statuses(stack, job_id)) and set(s.values()) == {"sent"} and s,
+        25,
+        "both voice messages sent",
+    )
+    rows = {mid: _row(stack, mid) for mid in sent}
+    by_phone = {r.phone: r for r in rows.values()}
+    task, answered = str(by_phone["+8613800138000"].provider_id).split(":")
+    _, missed = str(by_phone["+8613800138001"].provider_id).split(":")
+    body = json.dumps(
+        [
+            {"TaskOpenId": task, "Phone": answered, "Duration": 21, "CallId": "c1"},
+            {"TaskOpenId": task, "Phone": missed, "Duration": 0, "ReleaseType": "NoAnswer"},
+        ]
+    ).encode()
+    ts = str(int(time.time()))
+    inner = hashlib.sha256(body).hexdigest()
+    code = hashlib.sha256(f"{ts}{inner}{token}".encode()).hexdigest()
+    with httpx.Client(base_url=base, timeout=10) as client:
+        url = "/v1/callbacks/volc/volc-vms"
+        forged = client.post(url, params={"timestamp": ts, "authCode": "f" * 64}, content=body)
+        assert forged.status_code == 403
+        assert set(_statuses(stack, job_id).values()) == {"sent"}
+        for _ in range(2):  # Volcengine retries pushes: the second one changes nothing
+            ok = client.post(url, params={"timestamp": ts, "authCode": code}, content=body)
+            assert ok.status_code == 200
+        assert ok.json()["settled"] == 0
+    assert _row(stack, by_phone["+8613800138000"].id).status == "delivered"
+    missed_row = _row(stack, by_phone["+8613800138001"].id)
+    assert (missed_row.status, missed_row.error_code) == ("undelivered", "NoAnswer")
+    log_text = (stack.workdir / "api.log").read_text(errors="replace")
+    assert code not in log_text and "authCode=***" in log_text

@@ -16,6 +16,7 @@ import base64
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 from producer.config import AccountConfig
 from worker.errors import (
@@ -265,3 +266,51 @@ def _outcomes(messages: Sequence[OutMessage], doc: dict[str, Any]) -> list[ItemO
         else:
             outcomes.append(ItemOutcome(message.id, "sent", provider_id=sessions[i]))
     return outcomes
+
+
+# --- receipts (``USMSSendReceipt``), polled by worker.receipts --------------------------------
+
+RECEIPT_PATH = "/api/v1/usms/USMSSendReceipt"
+#: Most ``id`` parameters one receipt query may carry.
+MAX_RECEIPT_IDS = 100
+
+
+def build_receipt_query(account: AccountConfig, session_ids: Sequence[str]) -> HttpRequest:
+    """``GET …/USMSSendReceipt?id=…&id=…`` for up to :data:`MAX_RECEIPT_IDS` SessionNos."""
+    if not 0 < len(session_ids) <= MAX_RECEIPT_IDS:
+        raise ValueError(f"a receipt query takes 1..{MAX_RECEIPT_IDS} ids, got {len(session_ids)}")
+    query = urlencode([("id", s) for s in session_ids])
+    credentials = f"{account.access_key}:{account.secret.get_secret_value()}"
+    headers = {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode("ascii")}
+    return HttpRequest("GET", f"{account.base_url.rstrip('/')}{RECEIPT_PATH}?{query}", headers, b"")
+
+
+def parse_receipts(status: int, body: bytes) -> dict[tuple[str, str], dict[str, Any]]:
+    """``(SessionNo, phone digits)`` → its ``ReceiptSet`` entry; raises ``DispatchError`` when
+    the answer as a whole is unusable, so the caller can simply ask again later."""
+    if status == 429:
+        raise ThrottledError("HTTP 429 from USpeedo", code="429")
+    if status >= 500:
+        raise RetryableProviderError(f"HTTP {status} from USpeedo", code=str(status))
+    if not 200 <= status < 300:
+        raise RejectedError(f"HTTP {status} from USpeedo", code=str(status))
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        doc = None
+    if not isinstance(doc, dict):
+        raise MalformedResponseError("USpeedo answered the receipt query with no JSON object")
+    code = _code(doc.get("RetCode"))
+    if code != 0:
+        raise _classify(code, doc.get("RetCode"), _text(doc.get("Message")), status)
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    data = doc.get("Data")
+    for session in data if isinstance(data, list) else []:
+        if not isinstance(session, dict) or not isinstance(session.get("SessionNo"), str):
+            continue
+        receipts = session.get("ReceiptSet")
+        for item in receipts if isinstance(receipts, list) else []:
+            phone = _digits(item.get("Phone")) if isinstance(item, dict) else None
+            if phone is not None:
+                out[(session["SessionNo"], phone)] = item
+    return out
