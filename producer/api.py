@@ -174,6 +174,7 @@ class MessageOut(BaseModel):
     sent_at: str | None
     due_at: str | None
     fields: dict[str, Any]
+    final_at: str | None = None
 
 
 class MessagePage(BaseModel):

@@ -71,6 +71,8 @@ class MessageView:
     sent_at: str | None
     due_at: str | None
     fields: dict[str, Any] = field(default_factory=dict)
+    #: When a delivery receipt or call record settled it.
+    final_at: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,6 +146,7 @@ def _view(row: Any) -> MessageView:
         sent_at=iso(row.sent_at),
         due_at=iso(row.due_at),
         fields=fields if isinstance(fields, dict) else {},
+        final_at=iso(row.final_at),
     )
 
 
