@@ -42,6 +42,8 @@ from producer.store import (
 )
 from producer.validation import Problem, ValidationFailed
 
+#: A job due within this is woken now (after the linger); later ones are left to the sweep.
+WAKE_AHEAD_S = 1.0
 #: Recipients per database transaction while storing a job.
 PART_SIZE = 5000
 
@@ -290,8 +292,10 @@ def _store_parts(
     rules = rules_for(account.channel)
     for part in spool.parts(PART_SIZE):
         store_part(engine, job_id, part, rules, not_before)
-        due_in = (not_before or 0.0) - time.time()
-        wake(cfg, account, max(account.linger_ms / 1000, due_in))
+        if (not_before or 0.0) <= time.time() + WAKE_AHEAD_S:
+            wake(cfg, account, account.linger_ms / 1000)
+        # A job scheduled for later is woken by the sweep once it is due: no long countdown
+        # ever sits in the broker (it would outlive the visibility timeout and be redelivered).
 
 
 def _job_row(engine: sa.Engine, job_id: str) -> Any:

@@ -130,3 +130,18 @@ def test_error_message_is_capped_but_count_is_exact(cfg: Settings, sent: list[An
     assert exc.value.total == 5000
     assert len(exc.value.problems) == submit.PROBLEM_KEEP
     assert str(exc.value).endswith("; and 4950 more")
+
+
+def test_scheduled_job_is_not_woken_with_a_long_countdown(cfg: Settings, sent: list[Any]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    later = datetime.now(UTC) + timedelta(days=2)
+    job = enqueue_stream(
+        "nx", [{"phone": "+8613800138000", "content": "x"}], not_before=later, cfg=cfg
+    )
+    assert sent == []  # the sweep wakes it when due; no countdown of days in the broker
+    from producer.lookup import job_status
+
+    st = job_status(job.job_id, cfg=cfg)
+    assert st.counts == {"queued": 1} and st.next_due_at is not None
+    assert st.next_due_at.startswith(later.date().isoformat())
