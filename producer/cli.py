@@ -220,7 +220,28 @@ def cmd_worker(args: argparse.Namespace) -> int:
         argv += ["--queues", args.queues]
     if args.beat:
         argv += ["--beat", "--schedule", args.schedule]
+    if args.metrics_port is not None:
+        _metrics_env(args.metrics_port, args.metrics_host)
     return _celery(argv)
+
+
+def _metrics_env(port: int, host: str) -> None:
+    """Multiprocess Prometheus metrics for the worker about to be exec'ed.
+
+    ``PROMETHEUS_MULTIPROC_DIR`` must be in the environment before any process of the worker
+    imports prometheus_client, so it is set here, before Celery starts: a fresh temporary
+    directory per run, or ``TELEDISPATCH_METRICS_DIR`` (one per worker; its stale value files
+    are cleared at start). The worker's main process serves the port (``worker.metrics``).
+    """
+    import tempfile
+
+    directory = os.environ.get("TELEDISPATCH_METRICS_DIR") or tempfile.mkdtemp(
+        prefix="teledispatch-metrics-"
+    )
+    os.makedirs(directory, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    os.environ["TELEDISPATCH_METRICS_PORT"] = str(port)
+    os.environ["TELEDISPATCH_METRICS_HOST"] = host
 
 
 def cmd_beat(args: argparse.Namespace) -> int:
@@ -301,6 +322,15 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--beat", action="store_true", help="also run the sweep schedule (one only)")
     w.add_argument("--schedule", default=".teledispatch-beat-schedule")
     w.add_argument("--loglevel", default="INFO")
+    w.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="P",
+        help="serve Prometheus metrics of every pool process on this port (/metrics)",
+    )
+    w.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address for --metrics-port (127.0.0.1)"
+    )
     w.set_defaults(func=cmd_worker)
 
     b = sub.add_parser("beat", help="run the sweep schedule (exactly one per deployment)")

@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 from kombu.entity import Queue
 
 from producer.broker import MAINTENANCE_QUEUE, SWEEP_TASK, channel_queue
@@ -67,3 +67,19 @@ app = make_app()
 def _after_fork(**_: Any) -> None:
     # A forked pool process must not reuse the parent's database sockets.
     dispose_engines()
+
+
+@worker_init.connect
+def _serve_metrics(**_: Any) -> None:
+    # The main process, before the pool forks: it serves the sum of every pool process's
+    # metrics (``worker.metrics``); nothing happens unless a metrics port was configured.
+    from worker import metrics
+
+    metrics.serve()
+
+
+@worker_process_shutdown.connect
+def _metrics_process_dead(pid: int | None = None, **_: Any) -> None:
+    from worker import metrics
+
+    metrics.process_dead(pid or os.getpid())

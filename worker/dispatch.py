@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from producer.config import AccountConfig
 from producer.store import DEFERRED, FAILED, QUEUED, SENT, UNKNOWN
-from worker import repo
+from worker import metrics, repo
 from worker.context import Context
 from worker.errors import DispatchError, MalformedResponseError
 from worker.kick import follow_up, kick
@@ -159,6 +159,9 @@ def send_batch(
     messages = [OutMessage(r.id, r.phone, repo.payload_of(r.payload)) for r in rows]
     attempts = {r.id: r.attempts for r in rows}
     reservation = admission.reservation if admission else None
+    started: float | None = None  # set when the request leaves: it then counts as one
+    latency: float | None = None
+    failure: BaseException | None = None
     try:
         request = adapter.build_request(account, messages, time.time())
         ctx.transport.warm()
@@ -188,14 +191,18 @@ def send_batch(
             kick(ctx, account, delay_s=0.05)
             return
         report.requests += 1
+        started = time.perf_counter()
         response = ctx.transport.send(request, account.timeout_s)
+        latency = time.perf_counter() - started
         result = adapter.parse_response(messages, response.status, response.headers, response.body)
     except DispatchError as exc:
+        failure = exc
         if exc.throttled:
             ctx.limiter.report_throttled(account, retry_after_s=exc.retry_after)
         updates = batch_failure(account, [r.id for r in rows], attempts, exc)
     except Exception as exc:  # a bug in an adapter must not leave the batch claimed
         log.exception("adapter %s failed on account %s", adapter.channel, account.name)
+        failure = exc
         error = MalformedResponseError(f"internal error: {type(exc).__name__}", code="internal")
         updates = batch_failure(account, [r.id for r in rows], attempts, error)
     else:
@@ -210,6 +217,12 @@ def send_batch(
             ctx.limiter.release_slot(account, admission.slot)
     for u in updates:
         report.add(u.status)
+    if started is not None:
+        if latency is None:  # the transport raised: the time until it gave up
+            latency = time.perf_counter() - started
+        retried = sum(1 for n in attempts.values() if n > 1)
+        metrics.record_request(account, metrics.outcome_of(failure), len(rows), latency, retried)
+    metrics.record_messages(account, (u.status for u in updates))
     repo.apply(ctx.engine, token, updates, time.time())
 
 
