@@ -41,14 +41,19 @@ class Report:
         self.counts[status] = self.counts.get(status, 0) + n
 
 
-def backoff(account: AccountConfig, attempts: int, retry_after: float | None = None) -> float:
+def backoff(
+    account: AccountConfig,
+    attempts: int,
+    retry_after: float | None = None,
+    jitter: float | None = None,
+) -> float:
     """Exponential backoff with jitter: ``base·2^(n-1)``, capped, drawn from its upper half.
 
     Half-jitter keeps retries of one failed batch from arriving together, while never
     retrying sooner than half the nominal delay; a provider's ``Retry-After`` wins if longer.
     """
     nominal = min(account.backoff_max_s, account.backoff_base_s * 2.0 ** max(attempts - 1, 0))
-    delay = nominal * (0.5 + random.random() / 2)
+    delay = nominal * (0.5 + (random.random() if jitter is None else jitter) / 2)
     return max(delay, retry_after or 0.0)
 
 
@@ -240,7 +245,12 @@ def batch_failure(
             repo.Update(i, QUEUED, None, code, text, now + delay, refund_attempt=True) for i in ids
         ]
     if exc.retryable:
-        return [retry(account, i, attempts[i], code, text, now, exc.retry_after) for i in ids]
+        # One draw per batch: its messages retry together (and are written by one statement);
+        # batches still spread out from each other.
+        jitter = random.random()
+        return [
+            retry(account, i, attempts[i], code, text, now, exc.retry_after, jitter) for i in ids
+        ]
     return [repo.Update(i, FAILED, None, code, text) for i in ids]
 
 
@@ -252,11 +262,17 @@ def retry(
     text: str,
     now: float,
     retry_after: float | None = None,
+    jitter: float | None = None,
 ) -> repo.Update:
     if attempts >= account.max_attempts:
         return repo.Update(message_id, FAILED, None, code, f"{text} (after {attempts} attempts)")
     return repo.Update(
-        message_id, QUEUED, None, code, text, now + backoff(account, attempts, retry_after)
+        message_id,
+        QUEUED,
+        None,
+        code,
+        text,
+        now + backoff(account, attempts, retry_after, jitter),
     )
 
 

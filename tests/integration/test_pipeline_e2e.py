@@ -70,7 +70,9 @@ def test_bulk_and_singles_with_faults_reach_one_terminal_state(
 def test_dropped_responses_are_reconciled_not_resent(make_stack: Callable[..., Stack]) -> None:
     """The simulator processes some requests and then drops the connection: those messages
     are settled by status query; none is accepted by the provider twice."""
-    stack = make_stack(["--drop-response-rate", "0.1", "--seed", "5"])
+    stack = make_stack(["--drop-response-rate", "0.2", "--seed", "5"])
+    # 60 requests at 20 %: the chance that none is dropped is about one in a million.
+    stack.configure("nxcloud", max_batch=50)
     stack.worker(concurrency=4, beat=True)
     job = enqueue_stream(
         "nxcloud",
