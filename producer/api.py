@@ -158,27 +158,9 @@ class JobView(BaseModel):
     )
 
 
-class MessageOut(BaseModel):
-    id: str
-    job_id: str
-    account: str
-    channel: str
-    phone: str
-    status: str
-    attempts: int
-    provider_id: str | None
-    error_code: str | None
-    error_text: str | None
-    created_at: str | None
-    updated_at: str | None
-    sent_at: str | None
-    due_at: str | None
-    fields: dict[str, Any]
-    final_at: str | None = None
-
-
 class MessagePage(BaseModel):
-    messages: list[MessageOut]
+    #: The lookup's own view of a message: one definition for the CLI, the library and here.
+    messages: list[MessageView]
     #: Pass as ``cursor`` for the next page; null on the last page.
     next_cursor: str | None
 
@@ -293,10 +275,6 @@ def _query_problem(field: str, value: Any, rule: str) -> JSONResponse:
             )
         ]
     )
-
-
-def _message_out(view: MessageView) -> MessageOut:
-    return MessageOut(**view.as_dict())
 
 
 # --- metrics ----------------------------------------------------------------------------------
@@ -522,7 +500,7 @@ def create_app(cfg: Settings | None = None, keys: Sequence[bytes] | None = None)
             return JSONResponse(status_code=404, content={"detail": f"no job {job_id!r}"})
         page = job_messages(job_id, status=status, after=cursor, limit=limit, cfg=c)
         return MessagePage(
-            messages=[_message_out(v) for v in page],
+            messages=page,
             next_cursor=page[-1].id if len(page) == limit else None,
         )
 
@@ -534,7 +512,7 @@ def create_app(cfg: Settings | None = None, keys: Sequence[bytes] | None = None)
             return JSONResponse(status_code=404, content={"detail": f"no job {job_id!r}"})
         return CancelOut(job_id=result.job_id, cancelled=result.cancelled)
 
-    @v1.get("/messages", response_model=list[MessageOut], responses=_INVALID)
+    @v1.get("/messages", response_model=list[MessageView], responses=_INVALID)
     def get_messages(
         phone: Annotated[str | None, Query(description="recipient, E.164 (+ optional)")] = None,
         provider_id: Annotated[str | None, Query(description="the provider's message id")] = None,
@@ -543,7 +521,7 @@ def create_app(cfg: Settings | None = None, keys: Sequence[bytes] | None = None)
         if (phone is None) == (provider_id is None):
             return _query_problem("phone", phone, "give exactly one of phone or provider_id")
         rows = lookup(phone=phone, provider_id=provider_id, limit=limit, cfg=get_cfg())
-        return [_message_out(v) for v in rows]
+        return rows
 
     app.include_router(v1)
     app.include_router(_callbacks(get_cfg))
