@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from producer.config import AccountConfig
 from producer.store import (
@@ -24,7 +24,6 @@ from producer.store import (
     SENDING,
     SENT,
     UNKNOWN,
-    jobs_table,
     messages_table,
 )
 
@@ -279,10 +278,6 @@ def has_due(engine: Engine, account: str, now: float) -> bool:
             ).first()
             is not None
         )
-
-
-def job_header(conn: Connection, job_id: str) -> Any:
-    return conn.execute(sa.select(jobs_table).where(jobs_table.c.id == job_id)).first()
 
 
 def payload_of(payload: str) -> dict[str, Any]:

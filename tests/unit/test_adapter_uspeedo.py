@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from producer.channels import rules_for
 from producer.config import AccountConfig
 from worker import errors
 from worker.errors import DispatchError
@@ -18,6 +19,7 @@ from worker.providers.base import BatchResult, OutMessage
 from worker.providers.uspeedo import UspeedoAdapter
 
 RECORDED = json.loads((Path(__file__).parent / "recorded" / "uspeedo.json").read_text("utf-8"))
+RULES = rules_for("uspeedo.sms")
 ADAPTER = UspeedoAdapter()
 SECRET = "YOUR_ACCESSKEY_SECRET"
 
@@ -77,7 +79,7 @@ def test_same_template_different_sender_is_a_separate_task_content() -> None:
 
 
 def test_group_key_never_splits() -> None:
-    assert ADAPTER.group_key({"template_id": "a"}) == ADAPTER.group_key({"template_id": "b"})
+    assert RULES.group_key({"template_id": "a"}) == RULES.group_key({"template_id": "b"})
 
 
 @pytest.mark.parametrize("case", RECORDED["responses"], ids=lambda c: c["name"])

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from producer.channels import rules_for
 from producer.config import AccountConfig
 from worker import errors
 from worker.errors import DispatchError
@@ -19,6 +20,7 @@ from worker.providers.volc_sign import sign
 from worker.providers.volc_vms import VolcVmsAdapter, national_phone
 
 RECORDED = json.loads((Path(__file__).parent / "recorded" / "volc_vms.json").read_text("utf-8"))
+RULES = rules_for("volc.vms.append")
 ADAPTER = VolcVmsAdapter()
 MESSAGES = [OutMessage(m["id"], m["phone"], m["fields"]) for m in RECORDED["messages"]]
 
@@ -76,8 +78,8 @@ def test_dict_params_are_serialised_compactly() -> None:
 
 
 def test_group_key_is_the_task() -> None:
-    assert ADAPTER.group_key({"task_open_id": "t1"}) == "t1"
-    assert ADAPTER.group_key({"task_open_id": "t1"}) != ADAPTER.group_key({"task_open_id": "t2"})
+    assert RULES.group_key({"task_open_id": "t1"}) == "t1"
+    assert RULES.group_key({"task_open_id": "t1"}) != RULES.group_key({"task_open_id": "t2"})
 
 
 def test_two_tasks_in_one_request_is_refused() -> None:

@@ -60,10 +60,6 @@ class BatchResult:
 class Adapter(Protocol):
     channel: str
 
-    def group_key(self, fields: Mapping[str, Any]) -> str:
-        """Messages with different keys never share a request (e.g. VMS ``TaskOpenId``)."""
-        ...
-
     def build_request(
         self, account: AccountConfig, messages: Sequence[OutMessage], now: float
     ) -> HttpRequest:

@@ -66,9 +66,6 @@ def _item(message: OutMessage) -> dict[str, Any]:
 class NxcloudAdapter:
     channel = "nxcloud.sms"
 
-    def group_key(self, fields: Mapping[str, Any]) -> str:
-        return ""
-
     def build_request(
         self, account: AccountConfig, messages: Sequence[OutMessage], now: float
     ) -> HttpRequest:

@@ -92,10 +92,6 @@ def _code(value: Any) -> int | None:
 class UspeedoAdapter:
     channel = "uspeedo.sms"
 
-    def group_key(self, fields: Mapping[str, Any]) -> str:
-        # Several templates share one request (one TaskContent each), so nothing splits batches.
-        return ""
-
     def build_request(
         self, account: AccountConfig, messages: Sequence[OutMessage], now: float
     ) -> HttpRequest:

@@ -72,9 +72,6 @@ def _form(message: OutMessage) -> list[tuple[str, str]]:
 class VolcAxnAdapter:
     channel = "volc.axn.bind"
 
-    def group_key(self, fields: Mapping[str, Any]) -> str:
-        return ""
-
     def precheck(self, message: OutMessage, now: float) -> ItemOutcome | None:
         """A ``failed`` outcome for a binding that may no longer be sent, else None."""
         expire = expire_time_of(message.fields)

@@ -1,7 +1,8 @@
 """Volcengine VMS ``BatchAppend`` (add numbers to a voice-notification task), PROVIDERS.md §1.
 
-A request appends to exactly one task (``TaskOpenId``), so :meth:`VolcVmsAdapter.group_key` is
-the task id and the dispatcher never mixes tasks in one request. ``FailList`` names failures by
+A request appends to exactly one task (``TaskOpenId``), so the channel rules' ``group_key``
+(``producer.channels.volc_vms``) is the task id and the dispatcher never mixes tasks in one
+request. ``FailList`` names failures by
 ``Index`` (position in ``PhoneList``) and ``Phone``; every other item was appended.
 
 Phones are sent in national form (``13800138000``, landlines ``02131075869``): VMS is a Chinese
@@ -79,9 +80,6 @@ def _task(messages: Sequence[OutMessage]) -> str:
 
 class VolcVmsAdapter:
     channel = "volc.vms.append"
-
-    def group_key(self, fields: Mapping[str, Any]) -> str:
-        return str(fields.get("task_open_id", ""))
 
     def build_request(
         self, account: AccountConfig, messages: Sequence[OutMessage], now: float
