@@ -143,7 +143,9 @@ def test_every_dispatch_published_again_and_again(
 
 
 def test_redis_killed_and_restarted_mid_job(
-    make_stack: Callable[..., Stack], monkeypatch: pytest.MonkeyPatch
+    make_stack: Callable[..., Stack],
+    monkeypatch: pytest.MonkeyPatch,
+    repeat: Callable[..., None],
 ) -> None:
     """Redis dies without persistence (as good as FLUSHALL) and comes back empty on the same
     port: wake-ups and rate state are gone, the database is not, and the sweep drives on."""
@@ -153,8 +155,17 @@ def test_redis_killed_and_restarted_mid_job(
         stack = make_stack(["--latency-ms", "30", "--seed", "8"])
         stack.env["REDIS_URL"] = own.url
         stack.beat()
-        stack.worker(concurrency=4, name="w0")
-        stack.worker(concurrency=4, name="w1")
+        workers = [stack.worker(concurrency=4, name="w0"), stack.worker(concurrency=4, name="w1")]
+
+        def supervise() -> None:
+            """What compose's restart policy / a Kubernetes Deployment does: Celery's worker
+            can exit when its broker vanishes mid-ack (kombu: 'NoneType' has no 'hostname')."""
+            for i, proc in enumerate(workers):
+                if not proc.alive() and not proc.killed:
+                    proc.killed = True  # its exit is the event under test, not a failure
+                    workers[i] = stack.worker(concurrency=4, name=f"w{i}-restarted")
+
+        repeat(supervise, 0.05)  # well inside wait_done's 0.25 s liveness poll
         stack.cfg = stack.cfg.__class__(
             stack.cfg.accounts, own.url, stack.cfg.database_url, stack.cfg.source
         )
