@@ -242,14 +242,24 @@ def enqueue_stream(
             "not_before": start_at,
             "created_at": now,
         }
+        single = parts == 1
         try:
             with engine.begin() as conn:
-                conn.execute(jobs_table.insert().values(**row))
+                conn.execute(jobs_table.insert(), row)
+                if single:
+                    # A job of one part (every OTP) is stored in the same transaction as its
+                    # header: one commit instead of three, which is most of an enqueue's cost.
+                    part = next(spool.parts(PART_SIZE))
+                    rules = rules_for(channel)
+                    insert_messages(conn, _records(job_id, account, channel, part, rules, start_at))
         except IntegrityError:
             if idempotency_key is None:
                 raise
             return _existing(cfg, engine, idempotency_key, content_hash, spool, start_at)
-        _store_parts(cfg, engine, job_id, spool, start_at)
+        if single:
+            _wake_if_due(cfg, cfg.account(account), start_at)
+        else:
+            _store_parts(cfg, engine, job_id, spool, start_at)
         return Enqueued(job_id, spool.count, created=True)
     finally:
         spool.close()
@@ -292,10 +302,14 @@ def _store_parts(
     rules = rules_for(account.channel)
     for part in spool.parts(PART_SIZE):
         store_part(engine, job_id, part, rules, not_before)
-        if (not_before or 0.0) <= time.time() + WAKE_AHEAD_S:
-            wake(cfg, account, account.linger_ms / 1000)
-        # A job scheduled for later is woken by the sweep once it is due: no long countdown
-        # ever sits in the broker (it would outlive the visibility timeout and be redelivered).
+        _wake_if_due(cfg, account, not_before)
+
+
+def _wake_if_due(cfg: Settings, account: AccountConfig, not_before: float | None) -> None:
+    # A job scheduled for later is woken by the sweep once it is due: no long countdown
+    # ever sits in the broker (it would outlive the visibility timeout and be redelivered).
+    if (not_before or 0.0) <= time.time() + WAKE_AHEAD_S:
+        wake(cfg, account, account.linger_ms / 1000)
 
 
 def _job_row(engine: sa.Engine, job_id: str) -> Any:
@@ -312,7 +326,6 @@ def store_part(
 ) -> int:
     """One transaction: the part's rows, ``queued`` (``cancelled`` if the job was cancelled
     while it was being stored). Rows already present are skipped."""
-    now = time.time()
     with engine.begin() as conn:
         job = conn.execute(
             sa.select(jobs_table.c.account, jobs_table.c.channel, jobs_table.c.cancelled_at).where(
@@ -320,27 +333,40 @@ def store_part(
             )
         ).one()
         status = CANCELLED if job.cancelled_at is not None else QUEUED
-        due = max(now, not_before or 0.0)
-        records = [
-            {
-                "id": f"{job_id}-{index}",
-                "job_id": job_id,
-                "seq": index,
-                "account": job.account,
-                "channel": job.channel,
-                "phone": fields["phone"],
-                "group_key": rules.group_key(fields),
-                "payload": json.dumps(fields, ensure_ascii=False, separators=(",", ":")),
-                "status": status,
-                "due_at": due,
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for index, fields in part
-        ]
+        records = _records(job_id, job.account, job.channel, part, rules, not_before, status)
         insert_messages(conn, records)
     return len(records)
+
+
+def _records(
+    job_id: str,
+    account: str,
+    channel: str,
+    part: list[list[Any]],
+    rules: ChannelRules,
+    not_before: float | None,
+    status: str = QUEUED,
+) -> list[dict[str, Any]]:
+    now = time.time()
+    due = max(now, not_before or 0.0)
+    return [
+        {
+            "id": f"{job_id}-{index}",
+            "job_id": job_id,
+            "seq": index,
+            "account": account,
+            "channel": channel,
+            "phone": fields["phone"],
+            "group_key": rules.group_key(fields),
+            "payload": json.dumps(fields, ensure_ascii=False, separators=(",", ":")),
+            "status": status,
+            "due_at": due,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for index, fields in part
+    ]
 
 
 def wake(cfg: Settings, account: AccountConfig, delay_s: float) -> None:

@@ -145,3 +145,27 @@ def test_scheduled_job_is_not_woken_with_a_long_countdown(cfg: Settings, sent: l
     st = job_status(job.job_id, cfg=cfg)
     assert st.counts == {"queued": 1} and st.next_due_at is not None
     assert st.next_due_at.startswith(later.date().isoformat())
+
+
+def test_one_part_job_is_stored_atomically(
+    cfg: Settings, sent: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job of one part writes its header and rows in one transaction: a failure storing the
+    rows leaves no job behind (nothing half-enqueued), and a retry with the same key works."""
+
+    def broken(conn: Any, rows: Any) -> None:
+        raise RuntimeError("database went away mid-insert")
+
+    original = submit.insert_messages
+    monkeypatch.setattr(submit, "insert_messages", broken)
+    with pytest.raises(RuntimeError, match="went away"):
+        enqueue_stream(
+            "nx", [{"phone": "+8613800138000", "content": "x"}], idempotency_key="k1", cfg=cfg
+        )
+    assert stored(cfg) == 0 and sent == []
+    monkeypatch.setattr(submit, "insert_messages", original)
+    job = enqueue_stream(
+        "nx", [{"phone": "+8613800138000", "content": "x"}], idempotency_key="k1", cfg=cfg
+    )
+    assert job.created and job_status(job.job_id, cfg=cfg).counts == {"queued": 1}
+    assert sent == ["nx"]
