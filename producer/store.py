@@ -154,15 +154,41 @@ def dispose_engines() -> None:
         _engines.clear()
 
 
-def insert_messages(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert, skipping ids already present: storing the same part twice changes nothing."""
+#: From this many rows a new job's part goes by ``COPY`` on PostgreSQL (below it, the extra
+#: round trip of a COPY costs more than it saves).
+COPY_MIN_ROWS = 64
+
+
+def insert_messages(
+    conn: sa.Connection, rows: Sequence[dict[str, Any]], *, fresh: bool = False
+) -> None:
+    """Insert, skipping ids already present: storing the same part twice changes nothing.
+
+    ``fresh`` promises that none of the ids can exist yet (a job id minted a moment ago). On
+    PostgreSQL such rows go by ``COPY``, several times cheaper per row than INSERT, for the
+    producer and for the server; ``COPY`` cannot skip conflicts, hence the promise.
+    """
     if not rows:
+        return
+    if fresh and conn.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS:
+        _copy_messages(conn, rows)
         return
     if conn.dialect.name == "postgresql":
         stmt: Any = postgresql.insert(messages_table).on_conflict_do_nothing(index_elements=["id"])
     else:
         stmt = sqlite.insert(messages_table).on_conflict_do_nothing(index_elements=["id"])
     conn.execute(stmt, list(rows))
+
+
+def _copy_messages(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
+    columns = list(rows[0])
+    preparer = conn.dialect.identifier_preparer
+    names = ", ".join(preparer.quote(c) for c in columns)
+    sql = f"COPY {preparer.quote(messages_table.name)} ({names}) FROM STDIN"
+    raw: Any = conn.connection.dbapi_connection
+    with raw.cursor() as cur, cur.copy(sql) as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
 
 
 def create_schema(engine: Engine) -> None:

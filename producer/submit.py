@@ -251,7 +251,8 @@ def enqueue_stream(
                     # header: one commit instead of three, which is most of an enqueue's cost.
                     part = next(spool.parts(PART_SIZE))
                     rules = rules_for(channel)
-                    insert_messages(conn, _records(job_id, account, channel, part, rules, start_at))
+                    records = _records(job_id, account, channel, part, rules, start_at)
+                    insert_messages(conn, records, fresh=True)
         except IntegrityError:
             if idempotency_key is None:
                 raise
@@ -259,7 +260,7 @@ def enqueue_stream(
         if single:
             _wake_if_due(cfg, cfg.account(account), start_at)
         else:
-            _store_parts(cfg, engine, job_id, spool, start_at)
+            _store_parts(cfg, engine, job_id, spool, start_at, fresh=True)
         return Enqueued(job_id, spool.count, created=True)
     finally:
         spool.close()
@@ -295,13 +296,19 @@ def _existing(
 
 
 def _store_parts(
-    cfg: Settings, engine: sa.Engine, job_id: str, spool: _Spool, not_before: float | None
+    cfg: Settings,
+    engine: sa.Engine,
+    job_id: str,
+    spool: _Spool,
+    not_before: float | None,
+    *,
+    fresh: bool = False,
 ) -> None:
     job = _job_row(engine, job_id)
     account = cfg.account(job.account)
     rules = rules_for(account.channel)
     for part in spool.parts(PART_SIZE):
-        store_part(engine, job_id, part, rules, not_before)
+        store_part(engine, job_id, part, rules, not_before, fresh=fresh)
         _wake_if_due(cfg, account, not_before)
 
 
@@ -323,9 +330,12 @@ def store_part(
     part: list[list[Any]],
     rules: ChannelRules,
     not_before: float | None,
+    *,
+    fresh: bool = False,
 ) -> int:
     """One transaction: the part's rows, ``queued`` (``cancelled`` if the job was cancelled
-    while it was being stored). Rows already present are skipped."""
+    while it was being stored). Rows already present are skipped; ``fresh`` promises there are
+    none (the job was created by this call), which lets PostgreSQL take them by COPY."""
     with engine.begin() as conn:
         job = conn.execute(
             sa.select(jobs_table.c.account, jobs_table.c.channel, jobs_table.c.cancelled_at).where(
@@ -334,7 +344,7 @@ def store_part(
         ).one()
         status = CANCELLED if job.cancelled_at is not None else QUEUED
         records = _records(job_id, job.account, job.channel, part, rules, not_before, status)
-        insert_messages(conn, records)
+        insert_messages(conn, records, fresh=fresh)
     return len(records)
 
 

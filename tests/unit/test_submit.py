@@ -153,7 +153,7 @@ def test_one_part_job_is_stored_atomically(
     """A job of one part writes its header and rows in one transaction: a failure storing the
     rows leaves no job behind (nothing half-enqueued), and a retry with the same key works."""
 
-    def broken(conn: Any, rows: Any) -> None:
+    def broken(conn: Any, rows: Any, **kw: Any) -> None:
         raise RuntimeError("database went away mid-insert")
 
     original = submit.insert_messages
