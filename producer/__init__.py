@@ -4,8 +4,13 @@ from producer import SendJob, enqueue, job_status, lookup
 
 job_id = enqueue(SendJob(account="nxcloud", recipients=[{"phone": "+8613800138000"}],
                          defaults={"content": "Your code is 1234"}))
+
+# many small jobs from a hot path: validated at the call, stored in shared transactions
+with Producer() as producer:
+    pending = producer.submit(job)      # pending.job_id now; pending.result() once durable
 """
 
+from producer.batching import Pending, Producer, ProducerClosed
 from producer.cancel import Cancelled, cancel_job
 from producer.config import ConfigError, load_settings, settings
 from producer.jobs import SendJob
@@ -21,7 +26,10 @@ __all__ = [
     "JobNotFound",
     "JobStatus",
     "MessageView",
+    "Pending",
     "Problem",
+    "Producer",
+    "ProducerClosed",
     "SendJob",
     "ValidationFailed",
     "cancel_job",

@@ -204,6 +204,36 @@ def enqueue(job: SendJob, *, cfg: Settings | None = None) -> str:
     ).job_id
 
 
+def prepare(
+    cfg: Settings,
+    account: str,
+    recipients: Iterable[Mapping[str, Any]],
+    defaults: Mapping[str, Any] | None,
+    idempotency_key: str | None,
+    not_before: datetime | None,
+    allow_duplicates: bool,
+) -> tuple[dict[str, Any], _Spool]:
+    """Validate a job and build its ``jobs`` row (a new id); the caller owns the spool."""
+    now = time.time()
+    channel, spool = _validate(cfg, account, recipients, defaults or {}, allow_duplicates, now)
+    start_at = _as_epoch(not_before)
+    header = {"account": account, "not_before": start_at, "allow_duplicates": allow_duplicates}
+    spool.hash.update(json.dumps(header, sort_keys=True).encode())
+    row = {
+        "id": new_job_id(),
+        "account": account,
+        "channel": channel,
+        "total": spool.count,
+        "parts": -(-spool.count // PART_SIZE),
+        "defaults": json.dumps(dict(defaults or {}), ensure_ascii=False, default=str),
+        "idempotency_key": idempotency_key,
+        "content_hash": spool.hash.hexdigest(),
+        "not_before": start_at,
+        "created_at": now,
+    }
+    return row, spool
+
+
 def enqueue_stream(
     account: str,
     recipients: Iterable[Mapping[str, Any]],
@@ -219,29 +249,15 @@ def enqueue_stream(
     Memory stays flat however many recipients there are; the iterator is read once.
     """
     cfg = cfg or settings()
-    now = time.time()
-    channel, spool = _validate(cfg, account, recipients, defaults or {}, allow_duplicates, now)
+    row, spool = prepare(
+        cfg, account, recipients, defaults, idempotency_key, not_before, allow_duplicates
+    )
     try:
-        start_at = _as_epoch(not_before)
-        header = {"account": account, "not_before": start_at, "allow_duplicates": allow_duplicates}
-        spool.hash.update(json.dumps(header, sort_keys=True).encode())
-        content_hash = spool.hash.hexdigest()
+        job_id, channel, start_at = row["id"], row["channel"], row["not_before"]
+        content_hash = row["content_hash"]
         engine = get_engine(cfg.database_url)
         ensure_schema(cfg.database_url)
-        job_id = new_job_id()
-        parts = -(-spool.count // PART_SIZE)
-        row = {
-            "id": job_id,
-            "account": account,
-            "channel": channel,
-            "total": spool.count,
-            "parts": parts,
-            "defaults": json.dumps(dict(defaults or {}), ensure_ascii=False, default=str),
-            "idempotency_key": idempotency_key,
-            "content_hash": content_hash,
-            "not_before": start_at,
-            "created_at": now,
-        }
+        parts = row["parts"]
         single = parts == 1
         try:
             with engine.begin() as conn:
@@ -251,14 +267,14 @@ def enqueue_stream(
                     # header: one commit instead of three, which is most of an enqueue's cost.
                     part = next(spool.parts(PART_SIZE))
                     rules = rules_for(channel)
-                    records = _records(job_id, account, channel, part, rules, start_at)
+                    records = records_for(job_id, account, channel, part, rules, start_at)
                     insert_messages(conn, records, fresh=True)
         except IntegrityError:
             if idempotency_key is None:
                 raise
             return _existing(cfg, engine, idempotency_key, content_hash, spool, start_at)
         if single:
-            _wake_if_due(cfg, cfg.account(account), start_at)
+            wake_if_due(cfg, cfg.account(account), start_at)
         else:
             _store_parts(cfg, engine, job_id, spool, start_at, fresh=True)
         return Enqueued(job_id, spool.count, created=True)
@@ -309,14 +325,17 @@ def _store_parts(
     rules = rules_for(account.channel)
     for part in spool.parts(PART_SIZE):
         store_part(engine, job_id, part, rules, not_before, fresh=fresh)
-        _wake_if_due(cfg, account, not_before)
+        wake_if_due(cfg, account, not_before)
 
 
-def _wake_if_due(cfg: Settings, account: AccountConfig, not_before: float | None) -> None:
-    # A job scheduled for later is woken by the sweep once it is due: no long countdown
-    # ever sits in the broker (it would outlive the visibility timeout and be redelivered).
-    if (not_before or 0.0) <= time.time() + WAKE_AHEAD_S:
-        wake(cfg, account, account.linger_ms / 1000)
+def wake_if_due(cfg: Settings, account: AccountConfig, not_before: float | None) -> bool:
+    """Wake dispatch for a job due now; True if asked. A job scheduled for later is woken by
+    the sweep once it is due: no long countdown ever sits in the broker (it would outlive
+    the visibility timeout and be redelivered)."""
+    if (not_before or 0.0) > time.time() + WAKE_AHEAD_S:
+        return False
+    wake(cfg, account, account.linger_ms / 1000)
+    return True
 
 
 def _job_row(engine: sa.Engine, job_id: str) -> Any:
@@ -343,12 +362,12 @@ def store_part(
             )
         ).one()
         status = CANCELLED if job.cancelled_at is not None else QUEUED
-        records = _records(job_id, job.account, job.channel, part, rules, not_before, status)
+        records = records_for(job_id, job.account, job.channel, part, rules, not_before, status)
         insert_messages(conn, records, fresh=fresh)
     return len(records)
 
 
-def _records(
+def records_for(
     job_id: str,
     account: str,
     channel: str,

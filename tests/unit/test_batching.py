@@ -1,0 +1,167 @@
+"""The group-committing producer: validated at the call, stored in shared transactions."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from producer import batching
+from producer import submit as submit_mod
+from producer.batching import Producer, ProducerClosed
+from producer.config import Settings
+from producer.jobs import SendJob
+from producer.lookup import job_status
+from producer.store import create_schema, get_engine, jobs_table, messages_table
+from producer.validation import ValidationFailed
+
+from ..conftest import make_settings
+
+
+@pytest.fixture
+def cfg(db_url: str) -> Settings:
+    settings = make_settings(db_url)
+    create_schema(get_engine(db_url))
+    return settings
+
+
+@pytest.fixture
+def woken(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    out: list[str] = []
+    monkeypatch.setattr(submit_mod, "wake", lambda cfg, account, delay: out.append(account.name))
+    return out
+
+
+@pytest.fixture
+def writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Jobs per shared transaction."""
+    sizes: list[int] = []
+    real = Producer._write
+
+    def counting(self: Producer, batch: list[Any]) -> None:
+        real(self, batch)
+        sizes.append(len(batch))
+
+    monkeypatch.setattr(Producer, "_write", counting)
+    return sizes
+
+
+def otp(i: int) -> SendJob:
+    return SendJob(
+        account="nx", recipients=[{"phone": f"+86139{i:08d}"}], defaults={"content": f"{i}"}
+    )
+
+
+def count(cfg: Settings, table: sa.Table) -> int:
+    with get_engine(cfg.database_url).connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def test_jobs_from_many_threads_share_transactions(
+    cfg: Settings, woken: list[str], writes: list[int]
+) -> None:
+    ids: list[str] = []
+    lock = threading.Lock()
+    with Producer(cfg, linger_ms=50) as producer:
+
+        def app_thread(base: int) -> None:
+            for i in range(base, base + 50):
+                pending = producer.submit(otp(i))
+                with lock:
+                    ids.append(pending.job_id)
+
+        threads = [threading.Thread(target=app_thread, args=(k * 100,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+    assert len(set(ids)) == 200 == sum(writes)
+    assert len(writes) < 200 / 4, f"{len(writes)} transactions for 200 jobs"
+    assert count(cfg, jobs_table) == 200 == count(cfg, messages_table)
+    assert job_status(ids[0], cfg=cfg).counts == {"queued": 1}
+    assert woken and set(woken) == {"nx"} and len(woken) == len(writes)
+
+
+def test_bad_input_fails_at_the_call_and_queues_nothing(cfg: Settings, writes: list[int]) -> None:
+    with Producer(cfg) as producer:
+        with pytest.raises(ValidationFailed, match=r"recipients\[0\]\.phone = '12'"):
+            producer.submit_recipients("nx", [{"phone": "12", "content": "x"}])
+        producer.flush(5)
+    assert writes == [] and count(cfg, jobs_table) == 0
+
+
+def test_result_waits_until_durable(cfg: Settings, woken: list[str]) -> None:
+    with Producer(cfg, linger_ms=10_000) as producer:
+        pending = producer.submit(otp(1))
+        assert not pending.done() and count(cfg, jobs_table) == 0
+        producer.flush(5)  # cuts the linger short
+        stored = pending.result(0)
+    assert stored.job_id == pending.job_id and stored.total == 1 and stored.created
+    assert count(cfg, messages_table) == 1
+
+
+def test_a_failed_transaction_fails_every_job_in_it_and_stores_none(
+    cfg: Settings, woken: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batching, "FLUSH_ATTEMPTS", 2)
+    real = batching.insert_messages
+    calls: list[int] = []
+
+    def broken(conn: Any, rows: Any, **kw: Any) -> None:
+        calls.append(len(rows))
+        real(conn, rows, **kw)
+        raise sa.exc.OperationalError("INSERT", {}, Exception("connection lost"))
+
+    monkeypatch.setattr(batching, "insert_messages", broken)
+    producer = Producer(cfg, linger_ms=50)
+    first, second = producer.submit(otp(1)), producer.submit(otp(2))
+    with pytest.raises(sa.exc.OperationalError):
+        producer.flush(5)
+    for pending in (first, second):
+        with pytest.raises(sa.exc.OperationalError, match="connection lost"):
+            pending.result(0)
+    assert calls == [2, 2]  # both jobs in one transaction, tried twice
+    assert count(cfg, jobs_table) == 0 == count(cfg, messages_table) and woken == []
+    monkeypatch.setattr(batching, "insert_messages", real)
+    third = producer.submit(otp(3))
+    producer.close(5)
+    assert third.result(0).job_id == third.job_id and count(cfg, jobs_table) == 1
+
+
+def test_idempotent_jobs_take_the_synchronous_path(cfg: Settings, woken: list[str]) -> None:
+    job = otp(1).model_copy(update={"idempotency_key": "order-1"})
+    with Producer(cfg) as producer:
+        first = producer.submit(job)
+        assert first.done()  # durable before submit returned
+        again = producer.submit(job)
+    assert again.job_id == first.job_id and not again.result(0).created
+    assert count(cfg, jobs_table) == 1
+
+
+def test_scheduled_jobs_are_stored_but_not_woken(cfg: Settings, woken: list[str]) -> None:
+    later = datetime.now(UTC) + timedelta(hours=2)
+    with Producer(cfg) as producer:
+        pending = producer.submit(otp(1).model_copy(update={"not_before": later}))
+    assert pending.result(0).total == 1 and woken == []
+
+
+def test_submit_after_close_is_refused(cfg: Settings, woken: list[str]) -> None:
+    producer = Producer(cfg)
+    producer.close()
+    producer.close()  # idempotent
+    with pytest.raises(ProducerClosed):
+        producer.submit(otp(1))
+
+
+def test_a_big_iterator_is_stored_in_parts(
+    cfg: Settings, woken: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(submit_mod, "PART_SIZE", 10)
+    monkeypatch.setattr(batching, "PART_SIZE", 10)
+    rows = ({"phone": f"+86139{i:08d}", "content": "x"} for i in range(25))
+    with Producer(cfg) as producer:
+        pending = producer.submit_recipients("nx", rows)
+    assert pending.result(0).total == 25 and count(cfg, messages_table) == 25
