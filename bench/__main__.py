@@ -138,7 +138,20 @@ def main(argv: list[str] | None = None) -> int:
             note += f"; baseline ran {args.otp_baseline_n:,}"
         emit(
             report.table(
-                "Mixed OTP traffic, postgresql", results["otp"], report.THROUGHPUT_METRICS, note
+                "Mixed OTP traffic, postgresql: teledispatch Producer.submit (group commit)",
+                results["otp"],
+                report.THROUGHPUT_METRICS,
+                note + "; teledispatch jobs durable at the producer's flush",
+            )
+        )
+        sync = runs.throughput("teledispatch", "postgresql", "singles-sync", args.otp_n, shape, k)
+        results["otp.sync"] = _pair(sync, bl)
+        emit(
+            report.table(
+                "Mixed OTP traffic, postgresql: teledispatch enqueue() (durable per call)",
+                results["otp.sync"],
+                report.THROUGHPUT_METRICS,
+                note + "; the same baseline run",
             )
         )
     if "latency" in args.selected:

@@ -2,9 +2,11 @@
 
 ``python -m bench.produce SYSTEM MODE --n N --out FILE`` where SYSTEM is ``teledispatch`` or
 ``baseline`` and MODE is ``bulk`` (one job of N recipients; the baseline has no jobs, so N
-``delay`` calls), ``singles`` (N single-recipient jobs, one call each) or ``paced`` (single
-recipients at ``--rate`` per second for ``--n`` of them); ``--offset`` lets several producers
-share one run with distinct recipients. Writes a JSON report to FILE.
+``delay`` calls), ``singles`` (N single-recipient jobs, one call each: teledispatch's
+group-committing ``Producer.submit``, flushed before the clock stops), ``singles-sync`` (the
+same through ``enqueue``, durable as each call returns) or ``paced`` (single recipients at
+``--rate`` per second for ``--n`` of them, through ``enqueue``); ``--offset`` lets several
+producers share one run with distinct recipients. Writes a JSON report to FILE.
 Only the chosen system's code is imported.
 """
 
@@ -39,6 +41,18 @@ def _teledispatch_one() -> SendOne:
     return send
 
 
+def _teledispatch_batched() -> tuple[SendOne, Callable[[], None]]:
+    from producer.batching import Producer
+
+    producer = Producer()
+
+    def send(i: int, number: str, text: str) -> str:
+        pending = producer.submit_recipients("nxcloud", [{"phone": number, "content": text}])
+        return f"{pending.job_id}-0"
+
+    return send, producer.close
+
+
 def _baseline_one() -> SendOne:
     from bench.baseline import send_sms
 
@@ -66,8 +80,16 @@ def _bulk(system: str, n: int) -> dict[str, Any]:
     return {"total": n}
 
 
-def _singles(system: str, n: int, offset: int, rate: float | None) -> dict[str, Any]:
-    send = _teledispatch_one() if system == "teledispatch" else _baseline_one()
+def _singles(
+    system: str, n: int, offset: int, rate: float | None, batched: bool = False
+) -> dict[str, Any]:
+    finish: Callable[[], None] = lambda: None  # noqa: E731
+    if system != "teledispatch":
+        send = _baseline_one()
+    elif batched:
+        send, finish = _teledispatch_batched()
+    else:
+        send = _teledispatch_one()
     sent_at: dict[str, float] = {}
     start = time.monotonic()
     for k in range(n):
@@ -78,13 +100,14 @@ def _singles(system: str, n: int, offset: int, rate: float | None) -> dict[str, 
         i = offset + k
         t = time.time()
         sent_at[send(i, phone(i), f"Your code is {100000 + i}")] = t
+    finish()  # the last job is durable before the producer's clock stops
     return {"total": n, "sent_at": sent_at if rate else {}}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.produce")
     p.add_argument("system", choices=["teledispatch", "baseline"])
-    p.add_argument("mode", choices=["bulk", "singles", "paced"])
+    p.add_argument("mode", choices=["bulk", "singles", "singles-sync", "paced"])
     p.add_argument("--n", type=int, required=True)
     p.add_argument("--offset", type=int, default=0, help="first recipient index (singles)")
     p.add_argument("--rate", type=float, default=5.0, help="paced: jobs per second")
@@ -100,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         report = _bulk(args.system, args.n)
     else:
         rate = args.rate if args.mode == "paced" else None
-        report = _singles(args.system, args.n, args.offset, rate)
+        report = _singles(args.system, args.n, args.offset, rate, args.mode == "singles")
     t_end = time.time()
     report.update(
         t_start=t_start,
