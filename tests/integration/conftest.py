@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from producer.config import Settings, load_settings
 from producer.local import Proc, cli_argv, spawn, start_simulator, start_worker
 from producer.lookup import job_status
-from producer.services import RedisService, redis_ping, start_redis_server
+from producer.services import RedisService, free_port, redis_ping, start_redis_server
 from producer.store import dispose_engines
 
 PG_ADMIN_URL = os.environ.get(
@@ -71,6 +71,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     admin.dispose()
 
 
+def poll(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
+    """The first truthy value of ``predicate``, asked every ``every`` s for up to ``timeout``:
+    for state that can only be observed from outside (another process's HTTP or database)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
 @dataclass
 class Stack:
     workdir: Path
@@ -111,6 +123,31 @@ class Stack:
         with urllib.request.urlopen(self.sim_url + "/_sim/requests", timeout=30) as resp:
             data: list[dict[str, Any]] = json.load(resp)
         return data
+
+    def api(
+        self, *, extra_env: dict[str, str] | None = None, log_level: str = "warning"
+    ) -> tuple[Proc, str]:
+        """Start ``teledispatch api`` on a free port; returns it and its base URL once up."""
+        port = free_port()
+        proc = spawn(
+            "api",
+            cli_argv("api", "--port", str(port), "--log-level", log_level),
+            {**self.env, **(extra_env or {})},
+            self.workdir / "api.log",
+        )
+        self.procs.append(proc)
+        base = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            assert proc.alive(), f"api exited:\n{proc.tail()}"
+            try:
+                with urllib.request.urlopen(base + "/livez", timeout=2) as resp:
+                    return bool(resp.status == 200)
+            except OSError:
+                return False
+
+        poll(up, 30, "the API's /livez")
+        return proc, base
 
     def wait_done(self, job_ids: Sequence[str], timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout

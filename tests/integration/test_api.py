@@ -15,26 +15,14 @@ import pytest
 from producer.api import API_KEYS_ENV, KeyRing, hash_key, load_api_keys
 from producer.cli import main
 from producer.config import ConfigError
-from producer.local import cli_argv, spawn
-from producer.services import free_port
 from producer.store import get_engine, messages_table
 
-from .conftest import Stack
+from .conftest import Stack, poll
 
 pytestmark = pytest.mark.integration
 
 TOML_KEY = "key-from-toml-3f9a"
 ENV_KEY = "key-from-env-77c1"
-
-
-def _poll(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 @pytest.fixture
@@ -43,24 +31,7 @@ def api(make_stack: Callable[..., Stack]) -> Iterator[tuple[Stack, httpx.Client]
     config = stack.workdir / "teledispatch.toml"
     with config.open("a", encoding="utf-8") as fh:
         fh.write(f'\n[api]\nkeys = ["{hash_key(TOML_KEY)}"]\n')
-    port = free_port()
-    proc = spawn(
-        "api",
-        cli_argv("api", "--port", str(port), "--log-level", "warning"),
-        {**stack.env, API_KEYS_ENV: hash_key(ENV_KEY)},
-        stack.workdir / "api.log",
-    )
-    stack.procs.append(proc)
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert proc.alive(), f"api exited:\n{proc.tail()}"
-        try:
-            return httpx.get(base + "/livez", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    _poll(up, 30, "the API's /livez")
+    _, base = stack.api(extra_env={API_KEYS_ENV: hash_key(ENV_KEY)})
     with httpx.Client(
         base_url=base, headers={"Authorization": f"Bearer {TOML_KEY}"}, timeout=30
     ) as client:
@@ -72,7 +43,7 @@ def _wait_done(client: httpx.Client, job_id: str, timeout: float = 90) -> dict[s
         body: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
         return body if body["done"] else None
 
-    result: dict[str, Any] = _poll(done, timeout, f"job {job_id} done via GET /v1/jobs")
+    result: dict[str, Any] = poll(done, timeout, f"job {job_id} done via GET /v1/jobs")
     return result
 
 
@@ -168,7 +139,7 @@ def test_api_cancel_scheduled_job(api: tuple[Stack, httpx.Client]) -> None:
     )
     assert posted.status_code == 201, posted.text
     job_id = posted.json()["job_id"]
-    accepted = _poll(lambda: client.get(f"/v1/jobs/{job_id}").json()["accepted"] == 3, 60, "accept")
+    accepted = poll(lambda: client.get(f"/v1/jobs/{job_id}").json()["accepted"] == 3, 60, "accept")
     assert accepted
     pending = client.get(f"/v1/jobs/{job_id}").json()
     assert pending["done"] is False and pending["progress"] == 0.0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import tomllib
 import urllib.error
 import urllib.request
@@ -22,7 +21,7 @@ from producer.local import cli_argv, spawn
 from producer.services import free_port
 from producer.submit import enqueue_stream
 
-from .conftest import Stack
+from .conftest import Stack, poll
 
 pytestmark = pytest.mark.integration
 
@@ -41,16 +40,6 @@ def _get(url: str, timeout: float = 10.0) -> tuple[int, str]:
         return exc.code, exc.read().decode(errors="replace")
     except (urllib.error.URLError, OSError):
         return 0, ""
-
-
-def _poll(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -74,7 +63,7 @@ def test_flower_shows_worker_and_task_names_without_secrets(
         assert flower.alive(), f"flower exited:\n{flower.tail()}"
         return _get(f"{base}/healthcheck", 2.0)[0] == 200
 
-    _poll(flower_up, 60, "Flower's /healthcheck under the forwarded --url_prefix")
+    poll(flower_up, 60, "Flower's /healthcheck under the forwarded --url_prefix")
     unauth = urllib.request.Request(f"{base}/api/workers")
     with pytest.raises(urllib.error.HTTPError) as denied:
         urllib.request.urlopen(unauth, timeout=10)
@@ -88,7 +77,7 @@ def test_flower_shows_worker_and_task_names_without_secrets(
             return []
         return [name for name in json.loads(body) if name.startswith("fw-")]
 
-    assert _poll(worker_listed, 60, "the worker in /api/workers")
+    assert poll(worker_listed, 60, "the worker in /api/workers")
 
     phones = [f"+8613900{i:06d}" for i in range(3)]
     job = enqueue_stream(
@@ -106,7 +95,7 @@ def test_flower_shows_worker_and_task_names_without_secrets(
         names = {t.get("name") for t in tasks.values()}
         return (tasks, body) if wanted <= names else None
 
-    tasks, raw = _poll(tasks_seen, 60, f"task names {sorted(wanted)} in /api/tasks")
+    tasks, raw = poll(tasks_seen, 60, f"task names {sorted(wanted)} in /api/tasks")
 
     dispatches = [t for t in tasks.values() if t.get("name") == "dispatch.nxcloud.sms"]
     assert any("nxcloud" in str(t.get("args")) for t in dispatches), dispatches

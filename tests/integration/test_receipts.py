@@ -15,48 +15,14 @@ import pytest
 import sqlalchemy as sa
 
 from producer.jobs import SendJob
-from producer.local import Proc, cli_argv, spawn
-from producer.services import free_port
 from producer.store import get_engine, messages_table
 from producer.submit import enqueue
 
-from .conftest import Stack
+from .conftest import Stack, poll
 
 pytestmark = pytest.mark.integration
 
 NX_TOKEN = "nx-dr-9c2e41d07a5b"
-
-
-def _poll(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-def _start_api(stack: Stack) -> tuple[Proc, str]:
-    port = free_port()
-    proc = spawn(
-        "api",
-        cli_argv("api", "--port", str(port), "--log-level", "info"),
-        stack.env,
-        stack.workdir / "api.log",
-    )
-    stack.procs.append(proc)
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert proc.alive(), f"api exited:\n{proc.tail()}"
-        try:
-            return httpx.get(base + "/livez", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    _poll(up, 30, "the API's /livez")
-    return proc, base
 
 
 def _statuses(stack: Stack, job_id: str) -> dict[str, str]:
@@ -80,7 +46,7 @@ def _final(statuses: dict[str, str]) -> bool:
 def test_nxcloud_drs_settle_messages(make_stack: Callable[..., Stack]) -> None:
     stack = make_stack(["--dr-delay-ms", "300", "--dr-fail-rate", "0.5", "--seed", "7"])
     stack.configure("nxcloud", callback_token=NX_TOKEN)
-    _, base = _start_api(stack)
+    _, base = stack.api(log_level="info")
     stack.worker(concurrency=2, beat=True, name="rw")
     dr_url = f"{base}/v1/callbacks/nxcloud/nxcloud/{NX_TOKEN}"
     phones = [f"+8613900{i:06d}" for i in range(20)]
@@ -93,7 +59,7 @@ def test_nxcloud_drs_settle_messages(make_stack: Callable[..., Stack]) -> None:
         cfg=stack.cfg,
     )
 
-    final = _poll(
+    final = poll(
         lambda: (s := _statuses(stack, job_id)) and len(s) == 20 and _final(s) and s,
         25,
         "every DR to settle its message",
@@ -152,7 +118,7 @@ def test_uspeedo_receipts_are_polled(make_stack: Callable[..., Stack]) -> None:
         ),
         cfg=stack.cfg,
     )
-    final = _poll(
+    final = poll(
         lambda: (s := _statuses(stack, job_id)) and len(s) == 12 and _final(s) and s,
         25,
         "the poller to settle every USpeedo message",
@@ -169,7 +135,7 @@ def test_volc_call_records_settle_voice_messages(make_stack: Callable[..., Stack
     stack = make_stack()
     token = "volc-auth-token-41aa"
     stack.configure("volc-vms", callback_token=token)
-    _, base = _start_api(stack)
+    _, base = stack.api(log_level="info")
     stack.worker(concurrency=2, beat=True, name="vw")
     job_id = enqueue(
         SendJob(
@@ -179,7 +145,7 @@ def test_volc_call_records_settle_voice_messages(make_stack: Callable[..., Stack
         ),
         cfg=stack.cfg,
     )
-    sent = _poll(
+    sent = poll(
         lambda: (s := _statuses(stack, job_id)) and set(s.values()) == {"sent"} and s,
         25,
         "both voice messages sent",
