@@ -16,9 +16,11 @@ for it. Jobs with an idempotency key and jobs larger than one part take the sync
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping, Sized
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -110,6 +112,8 @@ class Producer:
         self._urgent = False
         self._closed = False
         self._thread: threading.Thread | None = None
+        # An app that forgets close() still gets what it submitted stored at a clean exit.
+        atexit.register(_close_at_exit, weakref.ref(self))
 
     def __enter__(self) -> Producer:
         return self
@@ -255,7 +259,10 @@ class Producer:
         for item in batch:
             item.pending._settle(error)
         if error is None:
-            self._wake(batch)
+            try:
+                self._wake(batch)
+            except Exception:  # stored is stored: the sweep wakes what a failed wake-up missed
+                log.exception("waking dispatchers after storing %d jobs failed", len(batch))
 
     def _write(self, batch: list[_Item]) -> None:
         url = self.cfg.database_url
@@ -274,3 +281,12 @@ class Producer:
                 self.cfg, self.cfg.account(account), item.job_row["not_before"]
             ):
                 woken.add(account)
+
+
+def _close_at_exit(ref: weakref.ReferenceType[Producer]) -> None:
+    producer = ref()
+    if producer is not None:
+        try:
+            producer.close(timeout=10)
+        except Exception:
+            log.exception("jobs submitted to a Producer could not be stored at exit")

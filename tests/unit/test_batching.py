@@ -165,3 +165,28 @@ def test_a_big_iterator_is_stored_in_parts(
     with Producer(cfg) as producer:
         pending = producer.submit_recipients("nx", rows)
     assert pending.result(0).total == 25 and count(cfg, messages_table) == 25
+
+
+def test_an_app_that_forgets_close_still_stores_at_exit(cfg: Settings, tmp_path: Any) -> None:
+    """A script that submits and simply ends: the exit hook flushes before the thread dies."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        from producer import submit
+        from producer.batching import Producer
+        from tests.conftest import make_settings
+
+        submit.wake = lambda *a: None  # no broker in this test
+        producer = Producer(make_settings({cfg.database_url!r}), linger_ms=60_000)
+        job = {{"phone": "+8613800138000", "content": "x"}}
+        print(producer.submit_recipients("nx", [job]).job_id)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    job_id = out.stdout.strip()
+    assert job_status(job_id, cfg=cfg).counts == {"queued": 1}
