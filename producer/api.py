@@ -18,6 +18,7 @@ import hmac
 import logging
 import os
 import re
+import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterable, Sequence
@@ -35,6 +36,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from producer.batching import Producer
 from producer.cancel import cancel_job
 from producer.config import ConfigError, Settings, config_path, settings
 from producer.jobs import SendJob
@@ -55,7 +57,7 @@ from producer.store import (
     jobs_table,
     messages_table,
 )
-from producer.submit import IdempotencyConflict, enqueue_stream
+from producer.submit import IdempotencyConflict
 from producer.validation import Problem, ValidationFailed
 
 log = logging.getLogger("teledispatch.api")
@@ -64,6 +66,8 @@ API_KEYS_ENV = "TELEDISPATCH_API_KEYS"
 HASH_PREFIX = "sha256:"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 MAX_PAGE = 1000
+#: How long a job may take to become durable before the request fails (the database is down).
+STORE_TIMEOUT_S = 30.0
 
 
 # --- keys -------------------------------------------------------------------------------------
@@ -409,6 +413,17 @@ def create_app(cfg: Settings | None = None, keys: Sequence[bytes] | None = None)
         return JSONResponse(content={"status": "ok"})
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=_AUTH)
+    producers: list[Producer] = []
+    producer_lock = threading.Lock()
+
+    def producer() -> Producer:
+        # Created on first use, in the serving process (never inherited across a fork). No
+        # linger: a lone request is stored at once, and requests that arrive while a commit
+        # is under way share the next one (group commit), so throughput grows with load.
+        with producer_lock:
+            if not producers:
+                producers.append(Producer(get_cfg(), linger_ms=0))
+            return producers[0]
 
     @v1.post(
         "/jobs",
@@ -434,15 +449,16 @@ def create_app(cfg: Settings | None = None, keys: Sequence[bytes] | None = None)
         ] = None,
     ) -> Any:
         try:
-            result = enqueue_stream(
+            pending = producer().submit_recipients(
                 job.account,
                 job.recipients,
                 defaults=job.defaults,
                 idempotency_key=idempotency_key or job.idempotency_key,
                 not_before=job.not_before,
                 allow_duplicates=job.allow_duplicates,
-                cfg=get_cfg(),
             )
+            # Durable before the answer, as enqueue() is; concurrent requests share a commit.
+            result = pending.result(timeout=STORE_TIMEOUT_S)
         except ValidationFailed as exc:
             return _unprocessable([_problem_out(p) for p in exc.problems], exc.total)
         except IdempotencyConflict as exc:

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from producer.api import API_KEYS_ENV, KeyRing, hash_key, load_api_keys
 from producer.cli import main
@@ -280,3 +281,28 @@ def test_api_keys_config(
     with pytest.raises(ConfigError) as refused:
         load_api_keys(config)
     assert "entry 2" in str(refused.value) and TOML_KEY not in str(refused.value)
+
+
+def test_concurrent_posts_are_each_durable_when_answered(api: tuple[Stack, httpx.Client]) -> None:
+    """Requests that arrive together share commits (the API's Producer), yet each 201 still
+    means stored: the row is in the database the moment the answer arrives."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    stack, client = api
+    engine = get_engine(stack.cfg.database_url)
+
+    def post(i: int) -> tuple[int, str, bool]:
+        body = {"account": "nxcloud", "recipients": [{"phone": f"+86139{i:08d}"}]}
+        resp = client.post("/v1/jobs", json={**body, "defaults": {"content": f"code {i}"}})
+        job_id = resp.json().get("job_id", "")
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(sa.func.count()).where(messages_table.c.job_id == job_id)
+            ).scalar_one()
+        return resp.status_code, job_id, rows == 1
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(post, range(64)))
+    assert [code for code, _, _ in results] == [201] * 64
+    assert len({job_id for _, job_id, _ in results}) == 64
+    assert all(stored for _, _, stored in results)
