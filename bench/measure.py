@@ -7,6 +7,7 @@ exited and were reaped is still counted through the root's ``cutime``/``cstime``
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import threading
@@ -149,6 +150,13 @@ def percentile(values: Sequence[float], p: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), math.ceil(p / 100 * len(ordered))))
     return ordered[rank - 1]
+
+
+def window_counts(times: Sequence[float], window: float = 1.0) -> list[int]:
+    """For each event, how many events fall in ``[t, t + window)``: every sliding window that
+    could hold a maximum starts at an event, so these cover them all."""
+    ordered = sorted(times)
+    return [bisect.bisect_left(ordered, t + window) - i for i, t in enumerate(ordered)]
 
 
 class Deadline:

@@ -36,9 +36,13 @@ LATENCY_METRICS: list[Metric] = [
 ]
 PROVIDER_METRICS: list[Metric] = [
     ("messages", "n", "{:,.0f}", ""),
-    ("messages/s", "messages_per_s", "{:,.0f}", "up"),
-    ("requests/s at the provider", "requests_per_s", "{:.1f}", ""),
-    ("throttled requests (13008)", "throttled_requests", "{}", ""),
+    ("worker processes (workers × pool)", "processes", "{}", ""),
+    ("messages/s (enqueue → last outcome)", "messages_per_s", "{:,.0f}", "up"),
+    ("requests/s at the provider (busy span)", "requests_per_s", "{:.2f}", ""),
+    ("utilisation: requests/s ÷ allowed", "utilisation", "{:.1%}", "up"),
+    ("max requests in any 1-s window", "max_in_window", "{}", ""),
+    ("1-s windows over the limit", "windows_over", "{:,}", ""),
+    ("throttled requests (13008)", "throttled_requests", "{:,}", ""),
 ]
 
 
@@ -120,10 +124,10 @@ def _ratio_of(run: str, key: str, direction: str) -> Callable[[dict[str, Any]], 
     return get
 
 
-def _value_of(run: str, key: str) -> Callable[[dict[str, Any]], float | None]:
+def _value_of(run: str, key: str, scale: float = 1.0) -> Callable[[dict[str, Any]], float | None]:
     def get(results: dict[str, Any]) -> float | None:
         value = (results.get(run) or {}).get("teledispatch", {}).get(key)
-        return float(value) if isinstance(value, int | float) else None
+        return float(value) * scale if isinstance(value, int | float) else None
 
     return get
 
@@ -152,6 +156,20 @@ TARGETS = [
         _ratio_of("system.postgresql", "worker_cpu_s_per_1k", "down"),
         20,
         ">=",
+    ),
+    Target(
+        "provider-bound: utilisation ≥ 98% of the allowed requests/s",
+        _value_of("provider", "utilisation", scale=100),
+        98,
+        ">=",
+        "%",
+    ),
+    Target(
+        "provider-bound: 1-s windows over the limit = 0",
+        _value_of("provider", "windows_over"),
+        0,
+        "<=",
+        "",
     ),
     Target(
         "big job: worker peak RSS ≤ 300 MB (largest process)",
