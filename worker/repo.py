@@ -112,77 +112,120 @@ class Update:
     refund_attempt: bool = False
 
 
-#: Ids per ``IN (...)`` list: well under every SQLite build's bound-parameter limit.
-IN_CHUNK = 900
+#: Rows per statement where each row is a statement of its own (the fallback): bounded only
+#: so one transaction's executemany stays a reasonable size.
+FALLBACK_CHUNK = 1000
+
+# Outcomes of one batch, written by one UPDATE … FROM a relation of (id, new values): one
+# round trip and one plan however many rows, where a statement per row cost ~90 µs per
+# message on PostgreSQL (every ``sent`` carries its own provider id, so they could not be
+# grouped). ``COALESCE(v.provider_id, …)`` keeps an earlier provider id when the outcome has
+# none, and ``sent_at`` is set only by a ``sent`` outcome, as the per-row statements did.
+_SET = """
+    status = v.status,
+    provider_id = COALESCE(v.provider_id, messages.provider_id),
+    error_code = v.error_code,
+    error_text = v.error_text,
+    due_at = v.due_at,
+    attempts = messages.attempts - v.refund,
+    sent_at = CASE WHEN v.status = 'sent' THEN :now ELSE messages.sent_at END,
+    lease_until = NULL,
+    updated_at = :now
+"""
+_HELD = "messages.id = v.id AND messages.claim_token = :token AND messages.status = 'sending'"
+# PostgreSQL: one array per column, so the statement text (and its prepared plan) is the same
+# for every batch size.
+_APPLY_PG = sa.text(
+    f"UPDATE messages SET {_SET} FROM unnest("
+    "CAST(:ids AS VARCHAR[]), CAST(:statuses AS VARCHAR[]), CAST(:provider_ids AS VARCHAR[]), "
+    "CAST(:codes AS VARCHAR[]), CAST(:texts AS VARCHAR[]), CAST(:dues AS FLOAT8[]), "
+    "CAST(:refunds AS INTEGER[])"
+    f") AS v(id, status, provider_id, error_code, error_text, due_at, refund) WHERE {_HELD}"
+)
+# SQLite (UPDATE … FROM needs 3.33): the rows as one JSON array, unpacked by json_each.
+_APPLY_SQLITE = sa.text(
+    f"UPDATE messages SET {_SET} FROM (SELECT "
+    "json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS status, "
+    "json_extract(value, '$[2]') AS provider_id, json_extract(value, '$[3]') AS error_code, "
+    "json_extract(value, '$[4]') AS error_text, json_extract(value, '$[5]') AS due_at, "
+    "json_extract(value, '$[6]') AS refund "
+    f"FROM json_each(:rows)) AS v WHERE {_HELD}"
+)
+
+
+def _sqlite_update_from(conn: sa.Connection) -> bool:
+    import sqlite3
+
+    return conn.dialect.name == "sqlite" and sqlite3.sqlite_version_info >= (3, 33, 0)
 
 
 def apply(engine: Engine, token: str, updates: Iterable[Update], now: float) -> int:
     """Write outcomes for messages still held under ``token``; returns rows changed.
 
-    Most outcomes of a request are alike but for the message id (all ``sent``, and NXCloud's
-    provider id *is* our id), so alike outcomes are written by one ``UPDATE … WHERE id IN``
-    each; only rows with a provider id of their own need a statement per row (executemany).
+    Compare-and-set per row: only a message still ``sending`` under this claim changes, so an
+    outcome arriving after the sweep took the batch back is dropped. One statement per call
+    (see ``_SET``); an id given twice keeps its first outcome, as the provider's first
+    answer stands.
     """
-    groups: dict[tuple[Any, ...], list[str]] = {}
-    singles: list[dict[str, Any]] = []
+    rows: dict[str, tuple[Any, ...]] = {}
     for u in updates:
+        if u.id in rows:
+            continue
         text = (u.error_text or None) and u.error_text[:1000]
         due = u.due_at if u.due_at is not None else now
-        if u.provider_id is None or u.provider_id == u.id:
-            key = (u.status, u.provider_id is not None, u.error_code, text, due, u.refund_attempt)
-            groups.setdefault(key, []).append(u.id)
-            continue
-        singles.append(
-            {
-                "b_id": u.id,
-                "b_status": u.status,
-                "b_provider_id": u.provider_id,
-                "b_error_code": u.error_code,
-                "b_error_text": text,
-                "b_due_at": due,
-                "b_refund": 1 if u.refund_attempt else 0,
-                "b_sent_at": now if u.status == SENT else None,
-            }
-        )
-    held = sa.and_(m.claim_token == token, m.status == SENDING)
-    changed = 0
+        refund = 1 if u.refund_attempt else 0
+        rows[u.id] = (u.id, u.status, u.provider_id, u.error_code, text, due, refund)
+    if not rows:
+        return 0
+    values = list(rows.values())
     with engine.begin() as conn:
-        for (status, own_id, code, text, due, refund), ids in groups.items():
-            values: dict[str, Any] = {
-                "status": status,
-                "error_code": code,
-                "error_text": text,
-                "due_at": due,
-                "lease_until": None,
-                "updated_at": now,
-            }
-            if refund:
-                values["attempts"] = m.attempts - 1
-            if status == SENT:
-                values["sent_at"] = now
-            if own_id:
-                values["provider_id"] = m.id
-            for i in range(0, len(ids), IN_CHUNK):
-                chunk = ids[i : i + IN_CHUNK]
-                stmt = sa.update(messages_table).where(m.id.in_(chunk), held).values(**values)
-                changed += int(conn.execute(stmt).rowcount or 0)
-        if singles:
-            stmt = (
-                sa.update(messages_table)
-                .where(m.id == sa.bindparam("b_id"), held)
-                .values(
-                    status=sa.bindparam("b_status"),
-                    provider_id=sa.bindparam("b_provider_id"),
-                    error_code=sa.bindparam("b_error_code"),
-                    error_text=sa.bindparam("b_error_text"),
-                    due_at=sa.bindparam("b_due_at"),
-                    attempts=m.attempts - sa.bindparam("b_refund"),
-                    sent_at=sa.func.coalesce(sa.bindparam("b_sent_at"), m.sent_at),
-                    lease_until=None,
-                    updated_at=now,
+        if conn.dialect.name == "postgresql":
+            cols = list(zip(*values, strict=True))
+            params = dict(
+                zip(
+                    ("ids", "statuses", "provider_ids", "codes", "texts", "dues", "refunds"),
+                    (list(c) for c in cols),
+                    strict=True,
                 )
             )
-            changed += int(conn.execute(stmt, singles).rowcount or 0)
+            result = conn.execute(_APPLY_PG, {**params, "token": token, "now": now})
+            return int(result.rowcount or 0)
+        if _sqlite_update_from(conn):
+            result = conn.execute(
+                _APPLY_SQLITE, {"rows": json.dumps(values), "token": token, "now": now}
+            )
+            return int(result.rowcount or 0)
+        return _apply_per_row(conn, token, values, now)
+
+
+def _apply_per_row(
+    conn: sa.Connection, token: str, values: list[tuple[Any, ...]], now: float
+) -> int:
+    """Where UPDATE … FROM is missing (SQLite before 3.33): one statement per row."""
+    stmt = (
+        sa.update(messages_table)
+        .where(m.id == sa.bindparam("b_id"), m.claim_token == token, m.status == SENDING)
+        .values(
+            status=sa.bindparam("b_status"),
+            provider_id=sa.func.coalesce(sa.bindparam("b_provider_id"), m.provider_id),
+            error_code=sa.bindparam("b_error_code"),
+            error_text=sa.bindparam("b_error_text"),
+            due_at=sa.bindparam("b_due_at"),
+            attempts=m.attempts - sa.bindparam("b_refund"),
+            sent_at=sa.func.coalesce(sa.bindparam("b_sent_at"), m.sent_at),
+            lease_until=None,
+            updated_at=now,
+        )
+    )
+    keys = ("b_id", "b_status", "b_provider_id", "b_error_code", "b_error_text", "b_due_at")
+    changed = 0
+    for i in range(0, len(values), FALLBACK_CHUNK):
+        params = [
+            {**dict(zip(keys, v[:6], strict=True)), "b_refund": v[6]}
+            | {"b_sent_at": now if v[1] == SENT else None}
+            for v in values[i : i + FALLBACK_CHUNK]
+        ]
+        changed += int(conn.execute(stmt, params).rowcount or 0)
     return changed
 
 
