@@ -71,7 +71,7 @@ class Job(SQLModel, table=True):
 #: claim index holds only these: a message that reaches ``sent`` (or any terminal status)
 #: leaves it, so the outcome write inserts one index entry fewer, and the index stays as small
 #: as the backlog instead of growing with every message ever sent.
-INDEXED_STATUSES = (QUEUED, DEFERRED, SENDING, UNKNOWN)
+INDEXED_STATUSES = (QUEUED, DEFERRED, UNKNOWN)
 #: Channels whose delivery receipts are polled (worker/receipts.py): only their ``sent``
 #: messages are indexed for the poll. Push-receipt channels (NXCloud DR, Volcengine call
 #: records) are settled by provider id and need no such entry.
@@ -112,6 +112,11 @@ class Message(SQLModel, table=True):
         # partial indexes are what keeps a claim and an outcome cheap. The sweep needs no
         # lease index: it finds lost batches in ``batches``.
         sa.Index("ix_messages_claim", "account", "status", "due_at", **_partial(_CLAIMABLE_WHERE)),
+        # Claimed rows by claim token: the outcome write and the sweep find a batch's rows
+        # through it. Not part of the claim index: an index scan for ``status = 'sending'``
+        # there walked every dead entry left by earlier claims (the planner takes 'sending'
+        # for rare), where this one is keyed by the token and only holds live claims' rows.
+        sa.Index("ix_messages_sending", "claim_token", **_partial(sa.text("status = 'sending'"))),
         sa.Index("ix_messages_job_status", "job_id", "status"),
         sa.Index("ix_messages_phone", "phone"),
         sa.Index("ix_messages_provider_id", "provider_id", **_partial(_PROVIDER_ID_WHERE)),

@@ -319,7 +319,11 @@ def reclaim_expired(engine: Engine, accounts: Iterable[AccountConfig], now: floa
             for keys, was_departed in ((departed, True), (stayed, False)):
                 for i in range(0, len(keys), RECLAIM_CHUNK):
                     chunk = keys[i : i + RECLAIM_CHUNK]
-                    where = sa.and_(held, sa.tuple_(m.claim_token, m.group_key).in_(chunk))
+                    where = sa.and_(
+                        held,
+                        m.claim_token.in_({t for t, _ in chunk}),  # ix_messages_sending
+                        sa.tuple_(m.claim_token, m.group_key).in_(chunk),
+                    )
                     changed += _reclaim(conn, account, where, was_departed, now)
             legacy = sa.and_(held, m.lease_until.is_not(None), m.lease_until < now)
             changed += _reclaim(conn, account, legacy, m.sent_at.is_not(None), now)

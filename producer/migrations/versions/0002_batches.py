@@ -10,7 +10,8 @@ expires. Claims in flight during the upgrade get their batch row here (departed 
 their messages had ``sent_at`` set, the old departure mark), so the sweep treats them alike.
 
 The sweep no longer scans messages by lease, so ``ix_messages_lease`` goes. The claim and
-provider-id indexes become partial (active statuses; non-NULL ids): a status change inserts
+provider-id indexes become partial (waiting statuses; non-NULL ids), and claimed rows are
+found by claim token through a partial index of their own: a status change inserts
 an entry into every index whose predicate the new row satisfies, and most of them need not.
 The USpeedo receipt poll, which read ``sent`` rows through the claim index, gets its own
 partial index.
@@ -31,7 +32,8 @@ depends_on: str | Sequence[str] | None = None
 
 # Spelled out rather than imported from producer.store: a migration must keep building the
 # schema of its own revision whatever the models say later.
-CLAIM_WHERE = "status IN ('queued', 'deferred', 'sending', 'unknown')"
+CLAIM_WHERE = "status IN ('queued', 'deferred', 'unknown')"
+SENDING_WHERE = "status = 'sending'"
 PROVIDER_ID_WHERE = "provider_id IS NOT NULL"
 POLL_WHERE = (
     "channel IN ('uspeedo.sms') AND status IN ('sent', 'unknown') AND provider_id IS NOT NULL"
@@ -70,6 +72,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_messages_claim", "messages", ["account", "status", "due_at"], **_where(CLAIM_WHERE)
     )
+    op.create_index("ix_messages_sending", "messages", ["claim_token"], **_where(SENDING_WHERE))
     op.drop_index("ix_messages_provider_id", table_name="messages")
     op.create_index(
         "ix_messages_provider_id", "messages", ["provider_id"], **_where(PROVIDER_ID_WHERE)
@@ -81,6 +84,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_messages_receipt_poll", table_name="messages")
+    op.drop_index("ix_messages_sending", table_name="messages")
     op.drop_index("ix_messages_provider_id", table_name="messages")
     op.create_index("ix_messages_provider_id", "messages", ["provider_id"])
     op.drop_index("ix_messages_claim", table_name="messages")
