@@ -158,9 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         ctx = build(lambda *_: None, cfg)
         steps = StepTimer()
         steps.wrap(repo, "claim", "claim (UPDATE … RETURNING)")
-        steps.wrap(repo, "apply", "apply outcomes (executemany UPDATE)")
+        steps.wrap(repo, "apply", "apply outcomes (UPDATE … FROM per batch)")
         if hasattr(repo, "mark_departing"):
-            steps.wrap(repo, "mark_departing", "mark departing (UPDATE before send)")
+            steps.wrap(repo, "mark_departing", "mark departing (batch row CAS)")
         steps.wrap(NxcloudAdapter, "build_request", "build + sign request")
         steps.wrap(NxcloudAdapter, "parse_response", "parse response")
         steps.wrap(type(ctx.transport), "send", "HTTP round trip (simulator)")

@@ -55,6 +55,7 @@ from producer.store import (
     STATUSES,
     get_engine,
     jobs_table,
+    literal_status,
     messages_table,
 )
 from producer.submit import IdempotencyConflict
@@ -303,7 +304,7 @@ def collect_metrics(cfg: Settings, now: float | None = None) -> list[Any]:
         ).all()
         oldest = conn.execute(
             sa.select(m.channel, m.account, sa.func.min(m.due_at))
-            .where(m.status.in_((QUEUED, DEFERRED)), m.due_at <= now)
+            .where(m.status.in_(literal_status(QUEUED, DEFERRED)), m.due_at <= now)
             .group_by(m.channel, m.account)
         ).all()
     messages = GaugeMetricFamily(

@@ -4,8 +4,8 @@ The tables live in ``producer`` because both sides read them: the producer write
 header and reads outcomes (lookup), the worker writes recipients and outcomes. ``worker``
 imports this module; ``producer`` never imports ``worker``.
 
-Times are stored as epoch seconds (UTC, float): the dispatcher compares ``due_at`` and
-``lease_until`` on every claim, and floats compare the same way on SQLite and PostgreSQL.
+Times are stored as epoch seconds (UTC, float): the dispatcher compares ``due_at`` on every
+claim and the sweep ``lease_until``, and floats compare the same way on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -67,14 +67,60 @@ class Job(SQLModel, table=True):
     cancelled_at: float | None = None
 
 
+#: Statuses the dispatcher, the sweep and reconciliation look for by account and due time. The
+#: claim index holds only these: a message that reaches ``sent`` (or any terminal status)
+#: leaves it, so the outcome write inserts one index entry fewer, and the index stays as small
+#: as the backlog instead of growing with every message ever sent.
+INDEXED_STATUSES = (QUEUED, DEFERRED, UNKNOWN)
+#: Channels whose delivery receipts are polled (worker/receipts.py): only their ``sent``
+#: messages are indexed for the poll. Push-receipt channels (NXCloud DR, Volcengine call
+#: records) are settled by provider id and need no such entry.
+POLLED_CHANNELS = ("uspeedo.sms",)
+
+
+def _in_sql(column: str, values: Sequence[str]) -> sa.TextClause:
+    return sa.text(f"{column} IN ({', '.join(repr(v) for v in values)})")
+
+
+def _partial(where: sa.TextClause) -> dict[str, Any]:
+    return {"postgresql_where": where, "sqlite_where": where}
+
+
+_CLAIMABLE_WHERE = _in_sql("status", INDEXED_STATUSES)
+_PROVIDER_ID_WHERE = sa.text("provider_id IS NOT NULL")
+_POLL_WHERE = sa.text(
+    f"{_in_sql('channel', POLLED_CHANNELS).text} AND status IN ('sent', 'unknown') "
+    "AND provider_id IS NOT NULL"
+)
+
+
+def literal_status(*statuses: str) -> Any:
+    """Statuses as SQL literals instead of bound parameters, for queries that must use a
+    partial index: a planner can only match ``status IN ('queued', …)`` against a value it
+    sees when planning (SQLite never sees bound values; a PostgreSQL generic plan neither)."""
+    for s in statuses:
+        if s not in STATUSES:
+            raise ValueError(f"unknown status {s!r}")
+    return [sa.literal_column(repr(s)) for s in statuses]
+
+
 class Message(SQLModel, table=True):
     __tablename__ = "messages"
     __table_args__ = (
-        sa.Index("ix_messages_claim", "account", "status", "due_at"),
+        # Every UPDATE that changes ``status`` inserts a new entry into every index whose
+        # predicate the new row satisfies (an indexed column changed, so it is never HOT):
+        # partial indexes are what keeps a claim and an outcome cheap. The sweep needs no
+        # lease index: it finds lost batches in ``batches``.
+        sa.Index("ix_messages_claim", "account", "status", "due_at", **_partial(_CLAIMABLE_WHERE)),
+        # Claimed rows by claim token: the outcome write and the sweep find a batch's rows
+        # through it. Not part of the claim index: an index scan for ``status = 'sending'``
+        # there walked every dead entry left by earlier claims (the planner takes 'sending'
+        # for rare), where this one is keyed by the token and only holds live claims' rows.
+        sa.Index("ix_messages_sending", "claim_token", **_partial(sa.text("status = 'sending'"))),
         sa.Index("ix_messages_job_status", "job_id", "status"),
         sa.Index("ix_messages_phone", "phone"),
-        sa.Index("ix_messages_provider_id", "provider_id"),
-        sa.Index("ix_messages_lease", "status", "lease_until"),
+        sa.Index("ix_messages_provider_id", "provider_id", **_partial(_PROVIDER_ID_WHERE)),
+        sa.Index("ix_messages_receipt_poll", "account", "due_at", **_partial(_POLL_WHERE)),
     )
 
     #: ``<job id>-<index>``: also the ``sysMessageId`` NXCloud echoes back as ``messageid``.
@@ -90,6 +136,8 @@ class Message(SQLModel, table=True):
     payload: str
     status: str = Field(default=QUEUED, max_length=16)
     due_at: float
+    #: Written only by the previous release's workers (a claim's lease is now its ``batches``
+    #: row); the sweep still reclaims their lost claims from it during a rolling upgrade.
     lease_until: float | None = None
     #: Set on claim; an outcome is written only by the holder of the current claim.
     claim_token: str | None = Field(default=None, max_length=40)
@@ -104,8 +152,31 @@ class Message(SQLModel, table=True):
     final_at: float | None = None
 
 
+class Batch(SQLModel, table=True):
+    """One request's worth of claimed messages (one claim, one group key): its lease and
+    whether it departed, recorded once per request instead of once per message.
+
+    The worker marks departure by a compare-and-set on this row just before the request
+    leaves; the sweep deletes expired rows and, from ``departed_at``, requeues the batch's
+    messages or hands them to reconciliation. Both write this one row, so the database's row
+    lock (PostgreSQL) or write lock (SQLite) decides which came first: a departure either
+    happened before the reclaim (the sweep sees it) or fails (the worker does not send).
+    """
+
+    __tablename__ = "batches"
+    __table_args__ = (sa.Index("ix_batches_lease", "account", "lease_until"),)
+
+    claim_token: str = Field(primary_key=True, max_length=40)
+    group_key: str = Field(default="", primary_key=True, max_length=200)
+    account: str = Field(max_length=100)
+    lease_until: float
+    #: Set just before the request leaves; cleared if the departure gate then refuses it.
+    departed_at: float | None = None
+
+
 jobs_table: sa.Table = Job.__table__  # type: ignore[attr-defined]
 messages_table: sa.Table = Message.__table__  # type: ignore[attr-defined]
+batches_table: sa.Table = Batch.__table__  # type: ignore[attr-defined]
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()

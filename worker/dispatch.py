@@ -178,9 +178,10 @@ def send_batch(
             repo.apply(ctx.engine, token, updates, now)
             kick(ctx, account, delay_s=0.05)
             return
-        if repo.mark_departing(ctx.engine, token, [r.id for r in rows], time.time()) < len(rows):
+        if not repo.mark_departing(ctx.engine, token, rows[0].group_key, time.time()):
             # The lease expired while we waited (a stalled process): the sweep has taken
-            # the batch back, and sending now could duplicate a resend. Give back the rest.
+            # the batch back or may at any moment, and sending now could duplicate a resend.
+            # Give back whatever is still ours.
             now = time.time()
             updates = [repo.Update(r.id, QUEUED, None, None, None, now, True) for r in rows]
             report.add("lease_lost", len(rows))
@@ -191,7 +192,7 @@ def send_batch(
             now = time.time()
             updates = [repo.Update(r.id, QUEUED, None, None, None, now, True) for r in rows]
             report.add("waiting", len(rows))
-            repo.unmark_departing(ctx.engine, token, [r.id for r in rows])
+            repo.unmark_departing(ctx.engine, token, rows[0].group_key)
             repo.apply(ctx.engine, token, updates, now)
             kick(ctx, account, delay_s=0.05)
             return

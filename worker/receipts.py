@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from producer.config import AccountConfig
 from producer.receipts import SETTLEABLE, settle, uspeedo_receipt
-from producer.store import messages_table
+from producer.store import literal_status, messages_table
 from worker.context import Context
 from worker.errors import DispatchError
 from worker.providers.uspeedo import (
@@ -90,7 +90,9 @@ def poll_account(
             sa.select(m.id, m.phone, m.provider_id)
             .where(
                 m.account == account.name,
-                m.status.in_(SETTLEABLE),
+                # Literals, so the partial ix_messages_receipt_poll index matches.
+                m.channel == sa.literal_column(repr(account.channel)),
+                m.status.in_(literal_status(*SETTLEABLE)),
                 m.provider_id.is_not(None),
                 m.due_at <= now,
                 sent_at <= now - delay_s,

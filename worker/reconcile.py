@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from producer.config import AccountConfig
-from producer.store import FAILED, SENT, UNKNOWN, UNRECONCILED, messages_table
+from producer.store import FAILED, SENT, UNKNOWN, UNRECONCILED, literal_status, messages_table
 from worker import repo
 from worker.context import Context
 from worker.dispatch import retry
@@ -60,7 +60,7 @@ def reconcile(ctx: Context, account: AccountConfig) -> ReconcileReport:
             sa.select(m.id, m.phone, m.payload, m.attempts, m.updated_at, m.error_text)
             .where(
                 m.account == account.name,
-                m.status == UNKNOWN,
+                m.status.in_(literal_status(UNKNOWN)),  # literal: the partial claim index
                 sa.or_(m.error_code.is_(None), m.error_code != UNRECONCILED),
                 m.due_at <= now,
             )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,8 @@ from producer.store import (
     SENDING,
     SENT,
     UNKNOWN,
+    batches_table,
+    literal_status,
     messages_table,
 )
 
@@ -57,6 +59,10 @@ def claim(engine: Engine, account: str, limit: int, lease_s: float, now: float) 
     ``(account, status, due_at)`` index and stops after ``limit`` rows, where ``status IN
     (…)`` made PostgreSQL read and sort every queued row (29 ms at 100,000 queued, 0.1 ms
     this way). Due ``deferred`` rows are taken first: they are few, and older than the queue.
+
+    The lease lives in one ``batches`` row per group key (one request each), written in the
+    same transaction, so a claim is never visible without its lease: the sweep can always
+    find what it must take back.
     """
     token = uuid.uuid4().hex
     rows: list[Any] = []
@@ -65,9 +71,10 @@ def claim(engine: Engine, account: str, limit: int, lease_s: float, now: float) 
             want = limit - len(rows)
             if want <= 0:
                 break
+            (lit,) = literal_status(status)  # a literal, so the partial claim index applies
             due = (
                 sa.select(m.id)
-                .where(m.account == account, m.status == status, m.due_at <= now)
+                .where(m.account == account, m.status == lit, m.due_at <= now)
                 .order_by(m.due_at)
                 .limit(want)
             )
@@ -81,20 +88,34 @@ def claim(engine: Engine, account: str, limit: int, lease_s: float, now: float) 
                 picked = m.id == sa.any_(sa.func.array(due.scalar_subquery()))
             stmt = (
                 sa.update(messages_table)
-                .where(picked, m.status == status)
+                .where(picked, m.status == lit)
                 .values(
                     status=SENDING,
                     claim_token=token,
-                    lease_until=now + lease_s,
+                    # The lease is the batch row's. NULL here also keeps a sweep of the
+                    # previous release (which reads this column) away from new claims.
+                    lease_until=None,
                     attempts=m.attempts + 1,
                     updated_at=now,
-                    # Cleared on claim, set just before the request leaves: the sweep's only
-                    # evidence of whether a lost batch may have reached the provider.
                     sent_at=None,
                 )
                 .returning(m.id, m.phone, m.group_key, m.payload, m.attempts)
             )
             rows.extend(conn.execute(stmt).all())
+        if rows:
+            conn.execute(
+                sa.insert(batches_table),
+                [
+                    {
+                        "claim_token": token,
+                        "group_key": g,
+                        "account": account,
+                        "lease_until": now + lease_s,
+                        "departed_at": None,
+                    }
+                    for g in dict.fromkeys(r.group_key for r in rows)
+                ],
+            )
     return Claim(token, [Claimed(r.id, r.phone, r.group_key, r.payload, r.attempts) for r in rows])
 
 
@@ -112,159 +133,254 @@ class Update:
     refund_attempt: bool = False
 
 
-#: Ids per ``IN (...)`` list: well under every SQLite build's bound-parameter limit.
-IN_CHUNK = 900
+#: Rows per statement where each row is a statement of its own (the fallback): bounded only
+#: so one transaction's executemany stays a reasonable size.
+FALLBACK_CHUNK = 1000
+
+# Outcomes of one batch, written by one UPDATE … FROM a relation of (id, new values): one
+# round trip and one plan however many rows, where a statement per row cost ~90 µs per
+# message on PostgreSQL (every ``sent`` carries its own provider id, so they could not be
+# grouped). ``COALESCE(v.provider_id, …)`` keeps an earlier provider id when the outcome has
+# none, and ``sent_at`` is set only by a ``sent`` outcome, as the per-row statements did.
+_SET = """
+    status = v.status,
+    provider_id = COALESCE(v.provider_id, messages.provider_id),
+    error_code = v.error_code,
+    error_text = v.error_text,
+    due_at = v.due_at,
+    attempts = messages.attempts - v.refund,
+    sent_at = CASE WHEN v.status = 'sent' THEN :now ELSE messages.sent_at END,
+    lease_until = NULL,
+    updated_at = :now
+"""
+_HELD = "messages.id = v.id AND messages.claim_token = :token AND messages.status = 'sending'"
+# PostgreSQL: one array per column, so the statement text (and its prepared plan) is the same
+# for every batch size.
+_APPLY_PG = sa.text(
+    f"UPDATE messages SET {_SET} FROM unnest("
+    "CAST(:ids AS VARCHAR[]), CAST(:statuses AS VARCHAR[]), CAST(:provider_ids AS VARCHAR[]), "
+    "CAST(:codes AS VARCHAR[]), CAST(:texts AS VARCHAR[]), CAST(:dues AS FLOAT8[]), "
+    "CAST(:refunds AS INTEGER[])"
+    f") AS v(id, status, provider_id, error_code, error_text, due_at, refund) WHERE {_HELD}"
+)
+# SQLite (UPDATE … FROM needs 3.33): the rows as one JSON array, unpacked by json_each.
+_APPLY_SQLITE = sa.text(
+    f"UPDATE messages SET {_SET} FROM (SELECT "
+    "json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS status, "
+    "json_extract(value, '$[2]') AS provider_id, json_extract(value, '$[3]') AS error_code, "
+    "json_extract(value, '$[4]') AS error_text, json_extract(value, '$[5]') AS due_at, "
+    "json_extract(value, '$[6]') AS refund "
+    f"FROM json_each(:rows)) AS v WHERE {_HELD}"
+)
+
+
+def _sqlite_update_from(conn: sa.Connection) -> bool:
+    import sqlite3
+
+    return conn.dialect.name == "sqlite" and sqlite3.sqlite_version_info >= (3, 33, 0)
 
 
 def apply(engine: Engine, token: str, updates: Iterable[Update], now: float) -> int:
     """Write outcomes for messages still held under ``token``; returns rows changed.
 
-    Most outcomes of a request are alike but for the message id (all ``sent``, and NXCloud's
-    provider id *is* our id), so alike outcomes are written by one ``UPDATE … WHERE id IN``
-    each; only rows with a provider id of their own need a statement per row (executemany).
+    Compare-and-set per row: only a message still ``sending`` under this claim changes, so an
+    outcome arriving after the sweep took the batch back is dropped. One statement per call
+    (see ``_SET``); an id given twice keeps its first outcome, as the provider's first
+    answer stands.
     """
-    groups: dict[tuple[Any, ...], list[str]] = {}
-    singles: list[dict[str, Any]] = []
+    rows: dict[str, tuple[Any, ...]] = {}
     for u in updates:
+        if u.id in rows:
+            continue
         text = (u.error_text or None) and u.error_text[:1000]
         due = u.due_at if u.due_at is not None else now
-        if u.provider_id is None or u.provider_id == u.id:
-            key = (u.status, u.provider_id is not None, u.error_code, text, due, u.refund_attempt)
-            groups.setdefault(key, []).append(u.id)
-            continue
-        singles.append(
-            {
-                "b_id": u.id,
-                "b_status": u.status,
-                "b_provider_id": u.provider_id,
-                "b_error_code": u.error_code,
-                "b_error_text": text,
-                "b_due_at": due,
-                "b_refund": 1 if u.refund_attempt else 0,
-                "b_sent_at": now if u.status == SENT else None,
-            }
-        )
-    held = sa.and_(m.claim_token == token, m.status == SENDING)
-    changed = 0
+        refund = 1 if u.refund_attempt else 0
+        rows[u.id] = (u.id, u.status, u.provider_id, u.error_code, text, due, refund)
+    if not rows:
+        return 0
+    values = list(rows.values())
     with engine.begin() as conn:
-        for (status, own_id, code, text, due, refund), ids in groups.items():
-            values: dict[str, Any] = {
-                "status": status,
-                "error_code": code,
-                "error_text": text,
-                "due_at": due,
-                "lease_until": None,
-                "updated_at": now,
-            }
-            if refund:
-                values["attempts"] = m.attempts - 1
-            if status == SENT:
-                values["sent_at"] = now
-            if own_id:
-                values["provider_id"] = m.id
-            for i in range(0, len(ids), IN_CHUNK):
-                chunk = ids[i : i + IN_CHUNK]
-                stmt = sa.update(messages_table).where(m.id.in_(chunk), held).values(**values)
-                changed += int(conn.execute(stmt).rowcount or 0)
-        if singles:
-            stmt = (
-                sa.update(messages_table)
-                .where(m.id == sa.bindparam("b_id"), held)
-                .values(
-                    status=sa.bindparam("b_status"),
-                    provider_id=sa.bindparam("b_provider_id"),
-                    error_code=sa.bindparam("b_error_code"),
-                    error_text=sa.bindparam("b_error_text"),
-                    due_at=sa.bindparam("b_due_at"),
-                    attempts=m.attempts - sa.bindparam("b_refund"),
-                    sent_at=sa.func.coalesce(sa.bindparam("b_sent_at"), m.sent_at),
-                    lease_until=None,
-                    updated_at=now,
+        if conn.dialect.name == "postgresql":
+            cols = list(zip(*values, strict=True))
+            params = dict(
+                zip(
+                    ("ids", "statuses", "provider_ids", "codes", "texts", "dues", "refunds"),
+                    (list(c) for c in cols),
+                    strict=True,
                 )
             )
-            changed += int(conn.execute(stmt, singles).rowcount or 0)
+            result = conn.execute(_APPLY_PG, {**params, "token": token, "now": now})
+            return int(result.rowcount or 0)
+        if _sqlite_update_from(conn):
+            result = conn.execute(
+                _APPLY_SQLITE, {"rows": json.dumps(values), "token": token, "now": now}
+            )
+            return int(result.rowcount or 0)
+        return _apply_per_row(conn, token, values, now)
+
+
+def _apply_per_row(
+    conn: sa.Connection, token: str, values: list[tuple[Any, ...]], now: float
+) -> int:
+    """Where UPDATE … FROM is missing (SQLite before 3.33): one statement per row."""
+    stmt = (
+        sa.update(messages_table)
+        .where(m.id == sa.bindparam("b_id"), m.claim_token == token, m.status == SENDING)
+        .values(
+            status=sa.bindparam("b_status"),
+            provider_id=sa.func.coalesce(sa.bindparam("b_provider_id"), m.provider_id),
+            error_code=sa.bindparam("b_error_code"),
+            error_text=sa.bindparam("b_error_text"),
+            due_at=sa.bindparam("b_due_at"),
+            attempts=m.attempts - sa.bindparam("b_refund"),
+            sent_at=sa.func.coalesce(sa.bindparam("b_sent_at"), m.sent_at),
+            lease_until=None,
+            updated_at=now,
+        )
+    )
+    keys = ("b_id", "b_status", "b_provider_id", "b_error_code", "b_error_text", "b_due_at")
+    changed = 0
+    for i in range(0, len(values), FALLBACK_CHUNK):
+        params = [
+            {**dict(zip(keys, v[:6], strict=True)), "b_refund": v[6]}
+            | {"b_sent_at": now if v[1] == SENT else None}
+            for v in values[i : i + FALLBACK_CHUNK]
+        ]
+        changed += int(conn.execute(stmt, params).rowcount or 0)
     return changed
 
 
-def mark_departing(engine: Engine, token: str, ids: Sequence[str], now: float) -> int:
-    """Record that these claimed messages are about to be sent; returns how many are still
-    ours. Fewer than asked means the lease ran out and the sweep took some back: the caller
-    must not send (someone else may be sending them)."""
+def mark_departing(engine: Engine, token: str, group_key: str, now: float) -> bool:
+    """Record that the request for this claim's ``group_key`` is about to leave; False if it
+    must not: the lease ran out (the sweep may take the batch back at any moment, or already
+    did and deleted the row), or it already departed once.
+
+    One row per request whatever its size, where marking every message cost ~50 µs each.
+    The compare-and-set and the sweep's DELETE both write this row, so they serialize on its
+    lock: either this returns True and the sweep then sees ``departed_at`` (and reconciles),
+    or the sweep came first and this returns False (and the worker does not send)."""
+    b = batches_table.c
     with engine.begin() as conn:
         result = conn.execute(
-            sa.update(messages_table)
-            .where(m.id.in_(ids), m.claim_token == token, m.status == SENDING)
-            .values(sent_at=now)
+            sa.update(batches_table)
+            .where(
+                b.claim_token == token,
+                b.group_key == group_key,
+                b.departed_at.is_(None),
+                b.lease_until >= now,
+            )
+            .values(departed_at=now)
         )
-    return int(result.rowcount or 0)
+    return int(result.rowcount or 0) == 1
 
 
-def unmark_departing(engine: Engine, token: str, ids: Sequence[str]) -> None:
+def unmark_departing(engine: Engine, token: str, group_key: str) -> None:
     """The request did not leave after all (the departure gate refused it)."""
+    b = batches_table.c
     with engine.begin() as conn:
         conn.execute(
-            sa.update(messages_table)
-            .where(m.id.in_(ids), m.claim_token == token, m.status == SENDING)
-            .values(sent_at=None)
+            sa.update(batches_table)
+            .where(b.claim_token == token, b.group_key == group_key)
+            .values(departed_at=None)
         )
+
+
+#: Batch keys per ``(claim_token, group_key) IN (…)`` list in the sweep.
+RECLAIM_CHUNK = 300
 
 
 def reclaim_expired(engine: Engine, accounts: Iterable[AccountConfig], now: float) -> int:
     """Messages whose worker vanished mid-batch are driven on from the database.
 
-    Not yet departed: back to ``queued`` (or ``failed`` once out of attempts: a batch that
-    kills its worker every time must not cycle forever — the attempt was counted at claim).
-    Departed (``sent_at`` set): the provider may have it, so like any ambiguous send it is
-    reconciled (``unknown``), or resent / failed if the account's policy says so.
+    Each expired ``batches`` row is deleted (which is what makes a later departure attempt
+    fail), and its messages still ``sending`` under that claim move on:
+
+    Not departed: back to ``queued`` (or ``failed`` once out of attempts: a batch that kills
+    its worker every time must not cycle forever — the attempt was counted at claim).
+    Departed: the provider may have it, so like any ambiguous send it is reconciled
+    (``unknown``), or resent / failed if the account's policy says so.
+
+    Claims made by the previous release (lease and departure on each message, no batch row)
+    are reclaimed the old way, from ``messages.lease_until`` and ``sent_at``.
     """
+    b = batches_table.c
     changed = 0
-    lost = "worker lost the batch"
     with engine.begin() as conn:
         for account in accounts:
-            expired = sa.and_(m.account == account.name, m.status == SENDING, m.lease_until < now)
-            steps: list[tuple[Any, dict[str, Any]]] = [
+            lost = conn.execute(
+                sa.delete(batches_table)
+                .where(b.account == account.name, b.lease_until < now)
+                .returning(b.claim_token, b.group_key, b.departed_at)
+            ).all()
+            departed = [(r.claim_token, r.group_key) for r in lost if r.departed_at is not None]
+            stayed = [(r.claim_token, r.group_key) for r in lost if r.departed_at is None]
+            (sending,) = literal_status(SENDING)
+            held = sa.and_(m.account == account.name, m.status == sending)
+            for keys, was_departed in ((departed, True), (stayed, False)):
+                for i in range(0, len(keys), RECLAIM_CHUNK):
+                    chunk = keys[i : i + RECLAIM_CHUNK]
+                    where = sa.and_(
+                        held,
+                        m.claim_token.in_({t for t, _ in chunk}),  # ix_messages_sending
+                        sa.tuple_(m.claim_token, m.group_key).in_(chunk),
+                    )
+                    changed += _reclaim(conn, account, where, was_departed, now)
+            legacy = sa.and_(held, m.lease_until.is_not(None), m.lease_until < now)
+            changed += _reclaim(conn, account, legacy, m.sent_at.is_not(None), now)
+    return changed
+
+
+def _reclaim(
+    conn: sa.Connection, account: AccountConfig, expired: Any, departed: Any, now: float
+) -> int:
+    """Move the lost messages ``expired`` on; ``departed`` says whether they may have been
+    sent (True/False for a whole batch, or a per-row condition)."""
+    lost = "worker lost the batch"
+    steps: list[tuple[Any, dict[str, Any]]] = [
+        (
+            sa.and_(expired, m.attempts >= account.max_attempts),
+            {
+                "status": FAILED,
+                "error_code": "worker_lost",
+                "error_text": f"{lost} {account.max_attempts} times",
+            },
+        ),
+    ]
+    if departed is not False:
+        gone = expired if departed is True else sa.and_(expired, departed)
+        if account.on_ambiguous == "reconcile":
+            steps.append(
                 (
-                    sa.and_(expired, m.attempts >= account.max_attempts),
+                    gone,
+                    {
+                        "status": UNKNOWN,
+                        "error_code": "worker_lost",
+                        "error_text": f"{lost} after sending",
+                        # asked about a little later, like any ambiguous send
+                        "due_at": now + RECONCILE_AFTER_S,
+                    },
+                )
+            )
+        elif account.on_ambiguous == "fail":
+            steps.append(
+                (
+                    gone,
                     {
                         "status": FAILED,
                         "error_code": "worker_lost",
-                        "error_text": f"{lost} {account.max_attempts} times",
+                        "error_text": f"{lost} after sending; may have been sent",
                     },
-                ),
-            ]
-            departed = sa.and_(expired, m.sent_at.is_not(None))
-            if account.on_ambiguous == "reconcile":
-                steps.append(
-                    (
-                        departed,
-                        {
-                            "status": UNKNOWN,
-                            "error_code": "worker_lost",
-                            "error_text": f"{lost} after sending",
-                            # asked about a little later, like any ambiguous send
-                            "due_at": now + RECONCILE_AFTER_S,
-                        },
-                    )
                 )
-            elif account.on_ambiguous == "fail":
-                steps.append(
-                    (
-                        departed,
-                        {
-                            "status": FAILED,
-                            "error_code": "worker_lost",
-                            "error_text": f"{lost} after sending; may have been sent",
-                        },
-                    )
-                )
-            steps.append((expired, {"status": QUEUED, "due_at": now}))
-            for where, values in steps:
-                result = conn.execute(
-                    sa.update(messages_table)
-                    .where(where)
-                    .values(claim_token=None, lease_until=None, updated_at=now, **values)
-                )
-                changed += int(result.rowcount or 0)
+            )
+    steps.append((expired, {"status": QUEUED, "due_at": now}))
+    changed = 0
+    for where, values in steps:
+        result = conn.execute(
+            sa.update(messages_table)
+            .where(where)
+            .values(claim_token=None, lease_until=None, updated_at=now, **values)
+        )
+        changed += int(result.rowcount or 0)
     return changed
 
 
@@ -273,7 +389,11 @@ def has_due(engine: Engine, account: str, now: float) -> bool:
         return (
             conn.execute(
                 sa.select(m.id)
-                .where(m.account == account, m.status.in_(CLAIMABLE), m.due_at <= now)
+                .where(
+                    m.account == account,
+                    m.status.in_(literal_status(*CLAIMABLE)),
+                    m.due_at <= now,
+                )
                 .limit(1)
             ).first()
             is not None
@@ -299,5 +419,7 @@ __all__ = [
     "apply",
     "claim",
     "has_due",
+    "mark_departing",
     "reclaim_expired",
+    "unmark_departing",
 ]

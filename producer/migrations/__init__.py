@@ -3,7 +3,8 @@
 :func:`upgrade` is what deployments run (``teledispatch db upgrade``, the migrate Job) and what
 the app should call instead of :func:`producer.store.create_schema` once it switches over.
 A database created earlier by ``create_schema`` holds exactly the initial revision's schema,
-so it is *adopted* (stamped at that revision) rather than created again.
+so it is *adopted* (stamped at that revision) rather than created again; one created by today's
+``create_schema`` (it has ``batches``) holds the newest schema and is stamped at head.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from producer.store import jobs_table, make_engine, messages_table
+from producer.store import batches_table, jobs_table, make_engine, messages_table
 
 SCRIPT_LOCATION = str(Path(__file__).resolve().parent)
 #: The revision whose schema ``producer.store.create_schema`` produced before migrations.
@@ -68,7 +69,7 @@ def upgrade(url: str, revision: str = "head") -> str:
                 }
                 <= names
             ):
-                command.stamp(cfg, BASELINE)
+                command.stamp(cfg, "head" if batches_table.name in names else BASELINE)
             command.upgrade(cfg, revision)
         with engine.connect() as conn:
             now = MigrationContext.configure(conn).get_current_revision()

@@ -255,8 +255,10 @@ def test_batch_lost_after_departure_is_reconciled_not_resent(
     from worker import repo
 
     job = enqueue_stream("nx", phones(2), defaults={"content": "x"}, cfg=ctx.settings)
-    lost = repo.claim(ctx.engine, "nx", 10, lease_s=-1, now=time.time())
-    repo.mark_departing(ctx.engine, lost.token, [m.id for m in lost.messages], time.time())
+    t = time.time()
+    # A lease that has expired by now, departed while it held (by the worker's clock).
+    lost = repo.claim(ctx.engine, "nx", 10, lease_s=-1, now=t)
+    assert repo.mark_departing(ctx.engine, lost.token, "", t - 2)
     assert sweep(ctx).reclaimed == 2
     assert job_status(job.job_id, cfg=ctx.settings).counts == {"unknown": 2}
     row = lookup(phone="+8613800130000", cfg=ctx.settings)[0]

@@ -1,9 +1,12 @@
 """A hypothesis state machine over the dispatcher's database protocol.
 
-Workers claim, mark departure, send (answered, or answer lost), crash, or stall past their
-lease; the sweep reclaims and reconciliation asks the provider. After every step: no message
-reached the provider twice, and every ``sent`` message is one the provider has. At the end,
-everything is driven to a terminal state, and sent == what the provider accepted.
+Workers claim (a claim may span two requests: two group keys), mark a request's departure
+on its batch row, send (answered, or answer lost), are refused by the departure gate, crash
+(before or after the mark; after it, the request may or may not have arrived), or stall past
+their lease; the sweep reclaims and reconciliation asks the provider. After every step: no
+message reached the provider twice, nothing the provider has is queued again, every ``sent``
+message is one the provider has, and every claimed message has the batch row the sweep needs.
+At the end, everything is driven to a terminal state, and sent == what the provider accepted.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +27,19 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     consumes,
     invariant,
+    multiple,
     rule,
 )
 
 from producer.channels import rules_for
 from producer.config import Settings
-from producer.store import create_schema, jobs_table, make_engine, messages_table
+from producer.store import (
+    batches_table,
+    create_schema,
+    jobs_table,
+    make_engine,
+    messages_table,
+)
 from producer.submit import store_part
 from worker import repo
 from worker.context import Context
@@ -59,8 +70,17 @@ class Provider:
         return HttpResponse(200, {}, json.dumps({"code": "0", "row": row}).encode())
 
 
+@dataclass(frozen=True)
+class Batch:
+    """One request's worth of a claim: what a worker holds between claim and outcome."""
+
+    token: str
+    group_key: str
+    ids: tuple[str, ...]
+
+
 class Dispatcher(RuleBasedStateMachine):
-    claims = Bundle("claims")
+    batches = Bundle("batches")
 
     def __init__(self) -> None:
         super().__init__()
@@ -93,6 +113,9 @@ class Dispatcher(RuleBasedStateMachine):
         store_part(self.engine, "job", part, rules_for("nxcloud.sms"), None)
         with self.engine.begin() as conn:
             conn.execute(sa.update(messages_table).values(due_at=0))
+            # Two group keys, so a claim can span two requests, each departing on its own
+            # (as VMS TaskOpenIds do): departure is per (claim, group), not per claim.
+            conn.execute(sa.update(messages_table).where(m.seq % 2 == 1).values(group_key="g"))
 
     def teardown(self) -> None:
         self.engine.dispose()
@@ -102,39 +125,63 @@ class Dispatcher(RuleBasedStateMachine):
         with self.engine.connect() as conn:
             return {r.id: r.status for r in conn.execute(sa.select(m.id, m.status))}
 
-    @rule(target=claims, limit=st.integers(1, N))
+    def give_back(self, batch: Batch) -> None:
+        """What a worker does with a batch it may not send: requeue what is still its own."""
+        updates = [
+            repo.Update(i, repo.QUEUED, None, None, None, self.clock, True) for i in batch.ids
+        ]
+        repo.apply(self.engine, batch.token, updates, self.clock)
+
+    @rule(target=batches, limit=st.integers(1, N))
     def claim(self, limit: int) -> Any:
         self.clock += 1
-        return repo.claim(self.engine, "nx", limit, lease_s=30, now=self.clock)
+        claim = repo.claim(self.engine, "nx", limit, lease_s=30, now=self.clock)
+        groups: dict[str, list[str]] = {}
+        for x in claim.messages:
+            groups.setdefault(x.group_key, []).append(x.id)
+        return multiple(*(Batch(claim.token, g, tuple(ids)) for g, ids in groups.items()))
 
-    @rule(claim=consumes(claims), lost=st.booleans())
-    def depart_and_send(self, claim: repo.Claim, lost: bool) -> None:
-        """A live worker: marks departure (refusing if its lease is gone), sends, and records
-        the answer, or, if the answer was lost, marks the batch unknown."""
-        ids = [x.id for x in claim.messages]
-        if not ids or repo.mark_departing(self.engine, claim.token, ids, self.clock) < len(ids):
+    @rule(batch=consumes(batches), lost=st.booleans())
+    def depart_and_send(self, batch: Batch, lost: bool) -> None:
+        """A live worker: marks departure (refusing if its lease is gone, and then giving the
+        batch back), sends, and records the answer, or, if the answer was lost, marks the
+        batch unknown."""
+        if not repo.mark_departing(self.engine, batch.token, batch.group_key, self.clock):
+            self.give_back(batch)
             return
-        self.provider.accepted.extend(ids)
+        self.provider.accepted.extend(batch.ids)
         status = repo.UNKNOWN if lost else repo.SENT
-        updates = [repo.Update(i, status, None if lost else i, None, None, 0) for i in ids]
-        repo.apply(self.engine, claim.token, updates, self.clock)
+        updates = [repo.Update(i, status, None if lost else i, None, None, 0) for i in batch.ids]
+        repo.apply(self.engine, batch.token, updates, self.clock)
 
-    @rule(claim=consumes(claims), departed=st.booleans())
-    def crash(self, claim: repo.Claim, departed: bool) -> None:
-        """kill -9 before or after the request left; nothing is recorded."""
-        ids = [x.id for x in claim.messages]
-        marked = departed and bool(ids)
-        if marked and repo.mark_departing(self.engine, claim.token, ids, self.clock) == len(ids):
-            self.provider.accepted.extend(ids)
+    @rule(batch=consumes(batches))
+    def gate_refuses(self, batch: Batch) -> None:
+        """Departure marked, then the rate gate says no: unmarked and given back unsent."""
+        if repo.mark_departing(self.engine, batch.token, batch.group_key, self.clock):
+            repo.unmark_departing(self.engine, batch.token, batch.group_key)
+        self.give_back(batch)
 
-    @rule(claim=claims)
-    def stall(self, claim: repo.Claim) -> None:
-        """The worker is paused past its lease; it keeps the claim and may resume later."""
-        self.clock += 60
+    @rule(batch=consumes(batches), departed=st.booleans(), reached=st.booleans())
+    def crash(self, batch: Batch, departed: bool, reached: bool) -> None:
+        """kill -9 before or after the departure mark; after it, the request may or may not
+        have reached the provider. Nothing is recorded."""
+        marked = departed and repo.mark_departing(
+            self.engine, batch.token, batch.group_key, self.clock
+        )
+        if marked and reached:
+            self.provider.accepted.extend(batch.ids)
 
     @rule()
-    def sweep(self) -> None:
-        self.clock += 1
+    def stall(self) -> None:
+        """Time passes beyond every lease (workers paused, or just a quiet minute): held
+        batches may resume later; lost ones become the sweep's. Not tied to a held batch,
+        so a lease can also expire after its worker crashed."""
+        self.clock += 60
+
+    @rule(late=st.booleans())
+    def sweep(self, late: bool) -> None:
+        """The periodic sweep; ``late``: the first one after every lease has expired."""
+        self.clock += 61 if late else 1
         repo.reclaim_expired(self.engine, self.cfg.accounts.values(), self.clock)
 
     @rule()
@@ -144,6 +191,28 @@ class Dispatcher(RuleBasedStateMachine):
         reconcile(self.ctx, self.cfg.account("nx"))
         with self.engine.begin() as conn:  # resends are due at once in this model
             conn.execute(sa.update(messages_table).where(m.status == "queued").values(due_at=0))
+
+    @invariant()
+    def accepted_is_never_requeued(self) -> None:
+        """What the provider has is never queued again: a lost batch that had departed is
+        reconciled, and a resend happens only when the provider says it never got it."""
+        statuses = self.statuses()
+        requeued = {i for i in self.provider.accepted if statuses[i] in ("queued", "deferred")}
+        assert not requeued, f"accepted but queued again: {requeued}"
+
+    @invariant()
+    def every_sending_message_has_its_batch(self) -> None:
+        """The sweep finds lost work through ``batches``: a claimed message without its
+        batch row would never be reclaimed."""
+        b = batches_table.c
+        with self.engine.connect() as conn:
+            orphans = conn.execute(
+                sa.select(m.id).where(
+                    m.status == "sending",
+                    ~sa.exists().where(b.claim_token == m.claim_token, b.group_key == m.group_key),
+                )
+            ).all()
+        assert not orphans, orphans
 
     @invariant()
     def never_twice(self) -> None:
@@ -162,9 +231,14 @@ class Dispatcher(RuleBasedStateMachine):
         for _ in range(5):
             self.clock += 120
             repo.reclaim_expired(self.engine, self.cfg.accounts.values(), self.clock)
+            self.accepted_is_never_requeued()
             self.reconcile()
             claim = repo.claim(self.engine, "nx", N, lease_s=30, now=self.clock)
-            self.depart_and_send(claim, lost=False)
+            groups: dict[str, list[str]] = {}
+            for x in claim.messages:
+                groups.setdefault(x.group_key, []).append(x.id)
+            for g, ids in groups.items():
+                self.depart_and_send(Batch(claim.token, g, tuple(ids)), lost=False)
         statuses = self.statuses()
         assert set(statuses.values()) <= {"sent", "failed"}, statuses
         sent = {i for i, s in statuses.items() if s == "sent"}
@@ -172,4 +246,4 @@ class Dispatcher(RuleBasedStateMachine):
 
 
 TestDispatcher = Dispatcher.TestCase
-TestDispatcher.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
+TestDispatcher.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)

@@ -1,0 +1,135 @@
+"""The worker's departure compare-and-set and the sweep's reclaim serialize on the batch row,
+on SQLite and PostgreSQL (issue #5's invariant: a lost batch that departed is reconciled,
+one that did not is requeued, and a worker never sends a batch the sweep has taken back).
+
+The worker's clock is set before the lease's end and the sweep's after it, as between two
+machines whose clocks disagree: the lease check alone cannot decide, the row lock must.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from producer.channels import rules_for
+from producer.config import AccountConfig, parse_config
+from producer.schema import ensure_schema
+from producer.store import batches_table, get_engine, jobs_table, messages_table
+from producer.submit import store_part
+from worker import repo
+
+pytestmark = pytest.mark.integration
+
+m = messages_table.c
+b = batches_table.c
+LEASE_END = 1_000_000.0
+WORKER_NOW = LEASE_END - 1  # the lease still holds by the worker's clock
+SWEEP_NOW = LEASE_END + 1  # and has expired by the sweep's
+
+
+def _account() -> AccountConfig:
+    table = {"channel": "nxcloud.sms", "base_url": "http://x", "max_attempts": 5}
+    return parse_config({"accounts": {"nx": table}})["nx"]
+
+
+def _engine(url: str, n: int) -> Engine:
+    ensure_schema(url)
+    engine = get_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            jobs_table.insert().values(
+                id="j", account="nx", channel="nxcloud.sms", total=n, content_hash="h", created_at=0
+            )
+        )
+    part = [[i, {"phone": f"+86139{i:08d}", "content": "x"}] for i in range(n)]
+    store_part(engine, "j", part, rules_for("nxcloud.sms"), None)
+    with engine.begin() as conn:
+        conn.execute(sa.update(messages_table).values(due_at=0))
+    return engine
+
+
+def _claim(engine: Engine, limit: int) -> repo.Claim:
+    claim = repo.claim(engine, "nx", limit, lease_s=LEASE_END - 10, now=10)
+    assert claim.messages
+    return claim
+
+
+def _statuses(engine: Engine, claim: repo.Claim) -> set[str]:
+    ids = [x.id for x in claim.messages]
+    with engine.connect() as conn:
+        return set(conn.execute(sa.select(m.status).where(m.id.in_(ids))).scalars())
+
+
+def _in_thread(fn: Any, *args: Any) -> tuple[threading.Thread, list[Any]]:
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(fn(*args)), daemon=True)
+    thread.start()
+    return thread, out
+
+
+def test_departure_waits_for_a_reclaim_in_progress_and_then_fails(database_url: str) -> None:
+    engine = _engine(database_url, 4)
+    claim = _claim(engine, 4)
+    with engine.connect() as conn, conn.begin():
+        # The sweep's first step, left uncommitted: it holds the batch row.
+        conn.execute(sa.delete(batches_table).where(b.claim_token == claim.token))
+        thread, out = _in_thread(repo.mark_departing, engine, claim.token, "", WORKER_NOW)
+        time.sleep(0.5)
+        assert thread.is_alive(), "the departure did not wait for the sweep's lock"
+    thread.join(30)
+    assert out == [False]
+
+
+def test_reclaim_waits_for_a_departure_in_progress_and_reconciles(database_url: str) -> None:
+    engine = _engine(database_url, 4)
+    claim = _claim(engine, 4)
+    with engine.connect() as conn, conn.begin():
+        # The worker's compare-and-set, left uncommitted: it holds the batch row.
+        conn.execute(
+            sa.update(batches_table)
+            .where(b.claim_token == claim.token, b.departed_at.is_(None))
+            .values(departed_at=WORKER_NOW)
+        )
+        thread, out = _in_thread(repo.reclaim_expired, engine, [_account()], SWEEP_NOW)
+        time.sleep(0.5)
+        assert thread.is_alive(), "the reclaim did not wait for the departure's lock"
+    thread.join(30)
+    assert out == [4]
+    assert _statuses(engine, claim) == {"unknown"}
+
+
+def test_racing_departures_and_reclaims_always_agree(database_url: str) -> None:
+    """Free-running race, many rounds: whichever wins, the outcome matches it."""
+    engine = _engine(database_url, 60)
+    for _ in range(30):
+        claim = _claim(engine, 2)
+        start = threading.Barrier(2)
+
+        def depart(token: str = claim.token, go: threading.Barrier = start) -> bool:
+            go.wait()
+            return repo.mark_departing(engine, token, "", WORKER_NOW)
+
+        def sweep(go: threading.Barrier = start) -> int:
+            go.wait()
+            return repo.reclaim_expired(engine, [_account()], SWEEP_NOW)
+
+        t1, departed = _in_thread(depart)
+        t2, _ = _in_thread(sweep)
+        t1.join(30)
+        t2.join(30)
+        if departed == [True]:
+            assert _statuses(engine, claim) == {"unknown"}
+        else:
+            assert departed == [False]
+            assert _statuses(engine, claim) == {"queued"}
+        with engine.begin() as conn:  # out of the way of the next round's claim
+            conn.execute(
+                sa.update(messages_table)
+                .where(m.id.in_([x.id for x in claim.messages]))
+                .values(status="failed")
+            )
