@@ -78,17 +78,22 @@ def claim(engine: Engine, account: str, limit: int, lease_s: float, now: float) 
                 .order_by(m.due_at)
                 .limit(want)
             )
-            picked: Any = m.id.in_(due.scalar_subquery())
+            picked: Any = sa.and_(m.id.in_(due.scalar_subquery()), m.status == lit)
             if conn.dialect.name == "postgresql":
                 # SKIP LOCKED: concurrent claimers take disjoint rows instead of queueing.
                 # ``= ANY(ARRAY(…))`` runs the subquery exactly once: under ``IN (…)`` the
                 # planner may re-run it per row, and each run skips the rows the previous one
                 # locked, so LIMIT stops bounding the update (seen: 2,850 rows for LIMIT 50).
+                # No second status test outside: the rows are locked by the subquery, which
+                # re-checked its WHERE on their latest version, and a status test here let the
+                # planner (with statistics from before a bulk load) fetch every queued row
+                # through the claim index and filter them by id: 89 ms instead of 2 ms per
+                # claim at 20,000 queued.
                 due = due.with_for_update(skip_locked=True)
                 picked = m.id == sa.any_(sa.func.array(due.scalar_subquery()))
             stmt = (
                 sa.update(messages_table)
-                .where(picked, m.status == lit)
+                .where(picked)
                 .values(
                     status=SENDING,
                     claim_token=token,
