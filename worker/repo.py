@@ -303,7 +303,8 @@ def reclaim_expired(engine: Engine, accounts: Iterable[AccountConfig], now: floa
     Not departed: back to ``queued`` (or ``failed`` once out of attempts: a batch that kills
     its worker every time must not cycle forever — the attempt was counted at claim).
     Departed: the provider may have it, so like any ambiguous send it is reconciled
-    (``unknown``), or resent / failed if the account's policy says so.
+    (``unknown``, on the last attempt too), or resent / failed if the account's policy says
+    so (a resend needs an attempt left).
 
     Claims made by the previous release (lease and departure on each message, no batch row)
     are reclaimed the old way, from ``messages.lease_until`` and ``sent_at``.
@@ -341,16 +342,10 @@ def _reclaim(
     """Move the lost messages ``expired`` on; ``departed`` says whether they may have been
     sent (True/False for a whole batch, or a per-row condition)."""
     lost = "worker lost the batch"
-    steps: list[tuple[Any, dict[str, Any]]] = [
-        (
-            sa.and_(expired, m.attempts >= account.max_attempts),
-            {
-                "status": FAILED,
-                "error_code": "worker_lost",
-                "error_text": f"{lost} {account.max_attempts} times",
-            },
-        ),
-    ]
+    # Departed first: a request that may have reached the provider is reconciled (or failed as
+    # "may have been sent") even when it was the last attempt; "failed: worker lost" would
+    # claim it was not sent, which nobody knows.
+    steps: list[tuple[Any, dict[str, Any]]] = []
     if departed is not False:
         gone = expired if departed is True else sa.and_(expired, departed)
         if account.on_ambiguous == "reconcile":
@@ -377,6 +372,16 @@ def _reclaim(
                     },
                 )
             )
+    steps.append(
+        (
+            sa.and_(expired, m.attempts >= account.max_attempts),
+            {
+                "status": FAILED,
+                "error_code": "worker_lost",
+                "error_text": f"{lost} {account.max_attempts} times",
+            },
+        )
+    )
     steps.append((expired, {"status": QUEUED, "due_at": now}))
     changed = 0
     for where, values in steps:
