@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import socket
 import sys
@@ -237,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
         backlog=2048,
     )
     server = uvicorn.Server(config)
+    # Everything imported so far (~100k objects: uvicorn, starlette, httpx...) lives as long as
+    # the process: keep the cyclic collector from walking it in every full collection, a pause
+    # during which arriving requests would wait to be stamped.
+    gc.freeze()
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
