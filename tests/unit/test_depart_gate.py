@@ -244,7 +244,7 @@ def test_waits_then_departs_on_the_server_clock(client: redis.Redis[bytes], pref
         dep.written()
     # The third must wait for the first to leave the 1.02 s window; the injected sleep
     # records how long (a few ms of slack for the round trips on a loaded machine).
-    third = rl.depart(acct, 1, sleep=sleep)
+    third = rl.depart(acct, 1, sleep=sleep, timeout_s=2.0)
     assert third is not None
     assert slept and 0.9 < sum(slept) <= 1.1
 

@@ -56,6 +56,13 @@ _US = 1_000_000
 #: Default ``late_limit_s``: see "Why a late wake still sends" above.
 LATE_LIMIT_S = 1.0
 
+#: Default longest wait at the departure gate before giving the batch back. Reservations come
+#: at the full rate, but each departure pushes the one ten places later by its own lateness, so
+#: the gate drains a little slower and, after late wakes, a queue forms in front of it. Processes
+#: waiting there are not reserving or sending: a queue of 2 s (the old bound) starved the pool
+#: (93-95 % utilisation); refusing waits beyond a couple of slots drops the queue's tail instead.
+DEPART_TIMEOUT_S = 0.25
+
 #: How long a granted but unconfirmed departure counts as departing "now". Every live sender
 #: confirms within its connect timeout (at most 5 s, see ``worker/transport.py``) plus one write
 #: of a small body, and confirms on any failure too; only a sender that died between grant and
@@ -267,7 +274,7 @@ class RateLimiter:
         account: AccountConfig,
         messages: int,
         *,
-        timeout_s: float = 2.0,
+        timeout_s: float = DEPART_TIMEOUT_S,
         now_ms: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
