@@ -39,6 +39,9 @@ PROVIDER_METRICS: list[Metric] = [
     ("messages/s", "messages_per_s", "{:,.0f}", "up"),
     ("requests/s at the provider", "requests_per_s", "{:.1f}", ""),
     ("throttled requests (13008)", "throttled_requests", "{}", ""),
+    ("achieved ÷ allowed requests/s (busy span)", "utilisation", "{:.3f}", ""),
+    ("max requests in any 1 s at the provider", "max_in_1s", "{}", ""),
+    ("1-s windows over the limit", "windows_over", "{}", ""),
 ]
 
 

@@ -9,6 +9,7 @@ memory are read from /proc over each worker's process tree.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,6 +180,22 @@ def rate_limiter_integrated() -> bool:
     return package.is_dir() and "ratelimit" in dispatch.read_text()
 
 
+def arrival_figures(times: list[float], limit: int = PROVIDER_RPS) -> dict[str, Any]:
+    """What the provider saw, from the simulator's arrival stamps: the rate over the busy span
+    as a share of the limit (``n - 1`` intervals: the last request opens no interval), the most
+    requests in any 1-s window, and how many windows starting at an arrival held more."""
+    times = sorted(times)
+    if len(times) < 2:
+        return {"utilisation": None, "max_in_1s": len(times), "windows_over": 0}
+    counts = [bisect_left(times, t + 1.0) - i for i, t in enumerate(times)]
+    span = times[-1] - times[0]
+    return {
+        "utilisation": (len(times) - 1) / (span * limit) if span > 0 else None,
+        "max_in_1s": max(counts),
+        "windows_over": sum(1 for c in counts if c > limit),
+    }
+
+
 def provider_bound(system: System, seconds: float, shape: Shape) -> dict[str, Any]:
     """20 requests/s at the provider (which throttles above that), 200 per batch."""
 
@@ -199,6 +216,7 @@ def provider_bound(system: System, seconds: float, shape: Shape) -> dict[str, An
             log = stack.sim_get("/_sim/requests")
         result["throttled_requests"] = sum(1 for e in log if e.get("code") == 13008)
         result["requests_per_s"] = result["requests"] / result["seconds"]
+        result.update(arrival_figures([e["t"] for e in log if e["channel"] == "nxcloud.sms"]))
         return result
 
     return _guarded(system, run)
