@@ -27,6 +27,10 @@ log = logging.getLogger("simulator")
 #: ``scope["extensions"][CONNECTION_EXTENSION]["transport"]`` is the connection's transport, put
 #: there by :mod:`simulator.server`; ASGI has no standard way to drop a connection unanswered.
 CONNECTION_EXTENSION = "teledispatch.connection"
+#: ``scope["extensions"][ARRIVAL_EXTENSION]["t"]`` is the time the request's first bytes were
+#: parsed (set by :mod:`simulator.server`). A provider counts a request when it arrives, not when
+#: a busy event loop gets round to its handler, so ``t`` in the log and ``--tps`` use this stamp.
+ARRIVAL_EXTENSION = "teledispatch.arrival"
 
 
 class ResponseDropped(ConnectionAbortedError):
@@ -122,6 +126,13 @@ def _to_response(reply: Reply) -> Response:
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
+def arrival_time(scope: Scope, clock: Callable[[], float]) -> float:
+    """When the request arrived: the server's stamp, or ``clock()`` now where there is none
+    (in-process ASGI tests, other servers)."""
+    stamp: dict[str, Any] | None = scope.get("extensions", {}).get(ARRIVAL_EXTENSION)
+    return float(stamp["t"]) if stamp else clock()
+
+
 def create_app(sim: Sim, dr_transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
     dr = DrSender(sim, dr_transport)
     sim.schedule_dr = dr.schedule
@@ -136,19 +147,19 @@ def create_app(sim: Sim, dr_transport: httpx.AsyncBaseTransport | None = None) -
         handler: Callable[[Sim, float, dict[str, str], bytes], Reply],
     ) -> Endpoint:
         async def endpoint(request: Request) -> Response:
-            t = sim.clock()
+            t = arrival_time(request.scope, sim.clock)
             body = await request.body()
             return await finish(handler(sim, t, lower_headers(request.scope["headers"]), body))
 
         return endpoint
 
     async def us_receipt(request: Request) -> Response:
-        t = sim.clock()
+        t = arrival_time(request.scope, sim.clock)
         query = request.scope["query_string"].decode("latin-1")
         return await finish(uspeedo.receipt(sim, t, lower_headers(request.scope["headers"]), query))
 
     async def volc_endpoint(request: Request) -> Response:
-        t = sim.clock()
+        t = arrival_time(request.scope, sim.clock)
         body = await request.body()
         scope = request.scope
         reply = volc.handle(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections import deque
+from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass
 
 _CAP = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*([smhd])\s*$")
@@ -73,6 +73,8 @@ class SlidingWindow:
 
     Only admitted events are recorded: a refused attempt does not extend the block, so the
     count seen by the provider is exactly what a correct client limiter must keep under.
+    Events are stamped on arrival but handled when their body is complete, so one may come
+    a little out of order: it is checked against every window that would contain it.
     """
 
     __slots__ = ("_events", "limit", "window_s")
@@ -80,18 +82,22 @@ class SlidingWindow:
     def __init__(self, limit: int, window_s: float) -> None:
         self.limit = limit
         self.window_s = window_s
-        self._events: dict[str, deque[float]] = {}
+        #: key -> sorted admitted times within two windows of the latest
+        self._events: dict[str, list[float]] = {}
 
     def admit(self, key: str, now: float) -> bool:
-        events = self._events.get(key)
-        if events is None:
-            events = self._events[key] = deque()
-        horizon = now - self.window_s
-        while events and events[0] <= horizon:
-            events.popleft()
-        if len(events) >= self.limit:
-            return False
-        events.append(now)
+        events = self._events.setdefault(key, [])
+        w = self.window_s
+        # An event more than a window before the latest one shares no window with it or with
+        # anything after it; one more window of history keeps late stamps exact.
+        latest = max(now, events[-1]) if events else now
+        del events[: bisect_right(events, latest - 2 * w)]
+        # The windows (x - w, x] holding `now`: x = now, or x = a later event within w.
+        ends = [now, *events[bisect_right(events, now) : bisect_left(events, now + w)]]
+        for x in ends:
+            if bisect_right(events, x) - bisect_right(events, x - w) >= self.limit:
+                return False
+        insort(events, now)
         return True
 
     def clear(self) -> None:

@@ -203,9 +203,8 @@ def _accept(sim: Sim, t: float, payload: dict[str, Any], ids: list[str]) -> Repl
         delivered = not faults.dr_fails()
         delay = cfg.dr_delay_ms / 1000.0
         content = item["content"]
-        state.nx_messages[message_id] = NxMessage(
-            phone, content, str(item.get("sourceAddress") or ""), t, t + delay, delivered
-        )
+        sender = str(item.get("sourceAddress") or "")
+        state.add_nx_message(message_id, NxMessage(phone, content, sender, t, t + delay, delivered))
         data.append({"phone": phone, "messageid": message_id, "status": "Success"})
         accepted.append(item_id)
         dr_url = item.get("drUrl") or default_dr
@@ -276,7 +275,7 @@ def query(sim: Sim, t: float, headers: dict[str, str], body: bytes) -> Reply:
         return _query_error(sim, t, ids, "1")
     if t - day > (QUERY_DAYS + 1) * 86400:
         return _query_error(sim, t, ids, "3")
-    message = sim.state.nx_messages.get(message_id)
+    message = sim.state.nx_message(message_id)
     row: dict[str, Any] | None = None
     # The date may be the send day in UTC or in China time (UTC+8): accept either.
     if message is not None and date in (_day(message.sent_at, 0), _day(message.sent_at, 8)):

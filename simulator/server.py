@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import uvicorn
 
-from simulator.app import CONNECTION_EXTENSION, create_app
+from simulator.app import ARRIVAL_EXTENSION, CONNECTION_EXTENSION, create_app
 from simulator.config_file import render_config, write_config
 from simulator.context import Sim, SimOptions
 from simulator.faults import FaultConfig, parse_recipient_cap
@@ -148,8 +150,9 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
     )
 
 
-def _protocol_class() -> type[asyncio.Protocol] | str:
-    """httptools protocol that exposes each connection's transport, for dropped responses."""
+def _protocol_class(clock: Callable[[], float]) -> type[asyncio.Protocol] | str:
+    """httptools protocol that exposes each connection's transport, for dropped responses, and
+    stamps each request's arrival with ``clock`` as soon as its first bytes are parsed."""
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
     except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
@@ -157,8 +160,13 @@ def _protocol_class() -> type[asyncio.Protocol] | str:
 
     class DropCapableProtocol(HttpToolsProtocol):
         def on_message_begin(self) -> None:
+            # First: the stamp must not include the time uvicorn takes to set up the request.
+            arrived = clock()
             super().on_message_begin()
-            self.scope["extensions"] = {CONNECTION_EXTENSION: {"transport": self.transport}}
+            self.scope["extensions"] = {
+                CONNECTION_EXTENSION: {"transport": self.transport},
+                ARRIVAL_EXTENSION: {"t": arrived},
+            }
 
     return DropCapableProtocol
 
@@ -222,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         write_config(args.write_config, render_config(url, credentials, options))
     config = uvicorn.Config(
         create_app(sim),
-        http=_protocol_class(),
+        http=_protocol_class(sim.clock),
         lifespan="on",
         log_level=args.log_level,
         access_log=args.access_log,
@@ -230,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
         backlog=2048,
     )
     server = uvicorn.Server(config)
+    # Everything imported so far (~100k objects: uvicorn, starlette, httpx...) lives as long as
+    # the process: keep the cyclic collector from walking it in every full collection, a pause
+    # during which arriving requests would wait to be stamped.
+    gc.freeze()
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -10,7 +10,7 @@ import random
 import string
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 #: VMS tasks that exist from the start; numbers may be appended to them.
 VMS_TASKS: tuple[str, ...] = ("sim-task-1", "sim-task-2")
@@ -64,8 +64,13 @@ class Credentials:
         return None
 
 
-@dataclass(slots=True)
-class NxMessage:
+# One record per accepted message, kept for the whole run. SimState stores them as *plain*
+# tuples of strings and numbers, which CPython's cyclic collector stops tracking (it untracks
+# exact tuples only, not NamedTuple instances), so a full collection never walks every message
+# ever accepted: such pauses delay the stamping of requests that arrive meanwhile.
+
+
+class NxMessage(NamedTuple):
     phone: str
     content: str
     sender: str
@@ -74,8 +79,7 @@ class NxMessage:
     delivered: bool
 
 
-@dataclass(slots=True)
-class UsTarget:
+class UsTarget(NamedTuple):
     phone: str
     sent_at: float
     receipt_due: float
@@ -104,12 +108,26 @@ class SimState:
         self._counter = 0
         self.generation = getattr(self, "generation", 0) + 1
         self.log: list[dict[str, Any]] = []
-        self.nx_messages: dict[str, NxMessage] = {}
-        self.us_sessions: dict[str, list[UsTarget]] = {}
+        self._nx_messages: dict[str, tuple[Any, ...]] = {}
+        self._us_sessions: dict[str, list[tuple[Any, ...]]] = {}
         self.vms_tasks: dict[str, set[str]] = {t: set() for t in VMS_TASKS + VMS_TTS_TASKS}
         self.vms_tts_tasks: frozenset[str] = frozenset(VMS_TTS_TASKS)
         self.axn_pools: dict[str, frozenset[str]] = {AXN_POOL_NO: frozenset(AXN_PHONE_X)}
         self.axn_bindings: dict[tuple[str, str], AxnBinding] = {}
+
+    def add_nx_message(self, message_id: str, message: NxMessage) -> None:
+        self._nx_messages[message_id] = tuple(message)
+
+    def nx_message(self, message_id: str) -> NxMessage | None:
+        raw = self._nx_messages.get(message_id)
+        return None if raw is None else NxMessage._make(raw)
+
+    def add_us_session(self, session: str, targets: list[UsTarget]) -> None:
+        self._us_sessions[session] = [tuple(t) for t in targets]
+
+    def us_session(self, session: str) -> list[UsTarget] | None:
+        raw = self._us_sessions.get(session)
+        return None if raw is None else [UsTarget._make(t) for t in raw]
 
     def new_uuid(self) -> str:
         return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))

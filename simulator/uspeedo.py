@@ -164,7 +164,7 @@ def _accept(sim: Sim, t: float, tasks: list[dict[str, Any]], ids: list[str]) -> 
             accepted.append(phone)
         if receipts:
             session = state.new_uuid()
-            state.us_sessions[session] = receipts
+            state.add_us_session(session, receipts)
             sessions.append(session)
     dropped = faults.drop_response()
     state.record(
@@ -199,7 +199,7 @@ def receipt(sim: Sim, t: float, headers: dict[str, str], raw_query: str) -> Repl
         return json_reply(200, {"RetCode": code, "Message": message})
     data: list[dict[str, Any]] = []
     for session in session_ids:
-        targets = state.us_sessions.get(session)
+        targets = state.us_session(session)
         if targets is not None:
             data.append({"SessionNo": session, "ReceiptSet": [_receipt(x, t) for x in targets]})
     state.record(

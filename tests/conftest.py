@@ -39,8 +39,15 @@ class StubTransport:
     def warm(self) -> None:
         pass
 
-    def send(self, request: HttpRequest, timeout_s: float) -> HttpResponse:
+    def send(
+        self,
+        request: HttpRequest,
+        timeout_s: float,
+        on_written: Callable[[], None] | None = None,
+    ) -> HttpResponse:
         self.requests.append(request)
+        if on_written is not None:
+            on_written()  # the body is "written" before the handler answers, as on the wire
         return self.handler(request)
 
 

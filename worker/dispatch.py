@@ -22,7 +22,7 @@ from worker.errors import DispatchError, MalformedResponseError
 from worker.kick import follow_up, kick
 from worker.providers.base import Adapter, ItemOutcome, OutMessage
 from worker.providers.registry import adapter_for
-from worker.ratelimit import Reservation
+from worker.ratelimit import Departure, Reservation
 
 log = logging.getLogger("teledispatch.dispatch")
 
@@ -165,6 +165,7 @@ def send_batch(
     attempts = {r.id: r.attempts for r in rows}
     reservation = admission.reservation if admission else None
     started: float | None = None  # set when the request leaves: it then counts as one
+    departure: Departure | None = None
     latency: float | None = None
     failure: BaseException | None = None
     try:
@@ -187,7 +188,8 @@ def send_batch(
             report.add("lease_lost", len(rows))
             repo.apply(ctx.engine, token, updates, now)
             return
-        if reservation is not None and not ctx.limiter.depart(account, len(rows)):
+        departure = ctx.limiter.depart(account, len(rows)) if reservation is not None else None
+        if reservation is not None and departure is None:
             # The departure window stayed full: give the batch back undeparted.
             now = time.time()
             updates = [repo.Update(r.id, QUEUED, None, None, None, now, True) for r in rows]
@@ -198,7 +200,8 @@ def send_batch(
             return
         report.requests += 1
         started = time.perf_counter()
-        response = ctx.transport.send(request, account.timeout_s)
+        on_written = departure.written if departure is not None else None
+        response = ctx.transport.send(request, account.timeout_s, on_written)
         latency = time.perf_counter() - started
         result = adapter.parse_response(messages, response.status, response.headers, response.body)
     except DispatchError as exc:
@@ -219,6 +222,8 @@ def send_batch(
                 # The provider's own per-number cap (NXCloud 13007): every worker holds it.
                 ctx.limiter.defer_recipient(account, phones[item.message_id], item.retry_in)
     finally:
+        if departure is not None:
+            departure.written()  # no-op if the body was written; else: it can no longer leave
         if admission is not None and admission.slot is not None:
             ctx.limiter.release_slot(account, admission.slot)
     for u in updates:

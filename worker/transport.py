@@ -7,8 +7,11 @@ been acted on (ambiguous: reconcile, never blindly resend).
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -17,6 +20,12 @@ from worker.providers.base import HttpRequest
 
 #: Bodies larger than this are not read: no provider answer is legitimately this big.
 MAX_BODY = 8 << 20
+
+#: httpcore's trace event once the whole request body is on the socket (``http11.`` or
+#: ``http2.`` prefix): the moment the request has left, as far as this process can know.
+BODY_WRITTEN = "send_request_body.complete"
+
+log = logging.getLogger("teledispatch.transport")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +56,17 @@ class Transport:
         context, pool), which must not fall between a rate slot and the request it was for."""
         self._get()
 
-    def send(self, request: HttpRequest, timeout_s: float) -> HttpResponse:
+    def send(
+        self,
+        request: HttpRequest,
+        timeout_s: float,
+        on_written: Callable[[], None] | None = None,
+    ) -> HttpResponse:
+        """Send and read the answer; ``on_written()`` runs as soon as the body is written
+        (before the answer is read), for the rate limiter's departure time."""
         client = self._get()
         timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0))
+        extensions = {"trace": _body_written_hook(on_written)} if on_written else None
         try:
             with client.stream(
                 request.method,
@@ -57,6 +74,7 @@ class Transport:
                 headers=dict(request.headers),
                 content=request.body,
                 timeout=timeout,
+                extensions=extensions,
             ) as resp:
                 chunks: list[bytes] = []
                 size = 0
@@ -81,3 +99,17 @@ class Transport:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _body_written_hook(on_written: Callable[[], None]) -> Callable[[str, dict[str, Any]], None]:
+    """An httpcore trace callback calling ``on_written`` at the end of the body. It runs inside
+    httpcore's request handling, where an exception would fail the request: none escapes."""
+
+    def trace(event: str, info: dict[str, Any]) -> None:
+        if event.endswith(BODY_WRITTEN):
+            try:
+                on_written()
+            except Exception:
+                log.exception("on_written callback failed")
+
+    return trace

@@ -15,7 +15,7 @@ from .conftest import Stack
 pytestmark = pytest.mark.integration
 
 RATE = 10
-SECONDS = 20
+SECONDS = 30
 
 
 def max_in_window(times: list[float], window: float) -> int:
@@ -23,13 +23,18 @@ def max_in_window(times: list[float], window: float) -> int:
     return max((bisect.bisect_left(times, t + window) - i for i, t in enumerate(times)), default=0)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known gap (issue 4 open): reservations and the departure gate hold 10 per 1.02 s "
-    "of departures, but with 12 worker processes on 2 cores the spread between departure and "
-    "arrival at the simulator reaches ~40 ms, and some runs see 11 in one second",
-)
+@pytest.mark.timeout(SECONDS * 4 + 180)
 def test_requests_per_second_hold_across_three_workers(make_stack: Callable[..., Stack]) -> None:
+    """30 s of traffic at the limit from 12 processes on (here) 2 shared cores: no 1-s window
+    of the simulator's arrival stamps may hold more than the limit.
+
+    What makes it hold: reservations pace the slots; the departure gate counts each request
+    at its measured write time (a sender descheduled after its grant cannot bunch with the
+    next); the simulator stamps arrivals at their first bytes and has no long GC pauses.
+    Measured on the loaded machine: grant to write up to ~40 ms (absorbed exactly by the gate),
+    write to arrival stamp up to ~10 ms (within the 20 ms margin). The workers run at the same
+    priority as the simulator: no model of a separate provider machine was needed.
+    """
     stack = make_stack(["--seed", "1"])
     stack.configure("nxcloud", max_requests_per_second=RATE)
     total = RATE * SECONDS * 200
@@ -45,10 +50,12 @@ def test_requests_per_second_hold_across_three_workers(make_stack: Callable[...,
         stack.worker(concurrency=4, beat=n == 0, name=f"w{n}")
     stack.wait_done([job.job_id], timeout=SECONDS * 4 + 60)
     times = [r["t"] for r in stack.sim_requests() if r["channel"] == "nxcloud.sms"]
-    assert len(times) == RATE * SECONDS
-    assert max_in_window(times, 1.0) <= RATE
     busy = max(times) - min(times)
     utilisation = (len(times) - 1) / (busy * RATE)
+    worst = max_in_window(times, 1.0)
+    print(f"\nrequests {len(times)}, max in 1 s {worst}, utilisation {utilisation:.4f}")
+    assert len(times) == RATE * SECONDS
+    assert worst <= RATE
     assert utilisation >= 0.95, f"utilisation {utilisation:.3f} over {busy:.1f}s"
 
 

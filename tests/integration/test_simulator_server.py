@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -139,6 +140,31 @@ def test_dropped_response_closes_connection_after_accepting(start: Any) -> None:
     assert log == [
         {**log[0], "accepted": ["it-000000002"], "dropped": True, "http_status": 200, "code": 0}
     ]
+
+
+def test_logged_time_is_when_the_request_began_to_arrive(start: Any) -> None:
+    """A request that trickles in is logged at its first bytes (not when its headers are
+    complete and the handler starts): the provider counts arrivals, and the stamp must not
+    include the simulator's own delays."""
+    sim = start()
+    body, headers = _nx_request(
+        sim.config, [{"phone": "8615088888888", "content": "hi", "sysMessageId": "it-000000004"}]
+    )
+    host, port = sim.url.removeprefix("http://").split(":")
+    head = f"POST /v1/sms/multi/mt HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "Connection: close\r\n\r\n"
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        began = time.time()
+        request = head.encode() + body
+        conn.sendall(request[:40])  # the request line and part of the headers
+        time.sleep(0.5)  # the gap being measured, not a synchronisation
+        rest_sent = time.time()
+        conn.sendall(request[40:])
+        assert conn.recv(4096).startswith(b"HTTP/1.1 200")
+    with httpx.Client(base_url=sim.url, timeout=10) as client:
+        (entry,) = client.get("/_sim/requests").json()
+    assert entry["accepted"] == ["it-000000004"]
+    assert began <= entry["t"] < rest_sent - 0.3
 
 
 class _DrSink(BaseHTTPRequestHandler):

@@ -1,12 +1,29 @@
-"""The departure gate: a sliding window over actual departures, on a controlled clock."""
+"""The departure gate (depart.lua + confirm.lua): a sliding window over *written* times, on a
+controlled clock, against fakeredis and a real Redis.
+
+A grant is pending until confirmed with its measured lateness; while pending it counts as
+departing at every later decision's "now", for at most the lease.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
 import fakeredis
 import pytest
+import redis
 
 from producer.config import AccountConfig, parse_config
-from worker.ratelimit import RateLimiter
+from worker.ratelimit import Departure, RateLimiter
+from worker.ratelimit.scripts import Scripts
+
+from .test_ratelimit import real_redis
+
+T0 = 1_700_000_000_000  # ms
 
 
 def account(**limits: object) -> AccountConfig:
@@ -14,38 +31,229 @@ def account(**limits: object) -> AccountConfig:
     return parse_config({"accounts": {"a": table}})["a"]
 
 
+class Clock:
+    """The worker's monotonic clock, moved by hand: lateness is what the test says it is."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=["fakeredis", "redis"])
+def client(request: pytest.FixtureRequest) -> Iterator[redis.Redis[bytes]]:
+    if request.param == "fakeredis":
+        yield fakeredis.FakeRedis()
+        return
+    yield real_redis()
+
+
 @pytest.fixture
-def limiter() -> RateLimiter:
-    return RateLimiter(fakeredis.FakeRedis(), jitter_s=0.02)
+def prefix(client: redis.Redis[bytes]) -> Iterator[str]:
+    p = f"td:rl:test:{uuid.uuid4().hex}"
+    yield p
+    keys = list(client.scan_iter(match=f"{p}:*"))
+    if keys:
+        client.delete(*keys)
 
 
-def test_requests_window_refuses_the_eleventh(limiter: RateLimiter) -> None:
-    acct = account(max_requests_per_second=10)
+def gate(client: redis.Redis[bytes], prefix: str, **kw: Any) -> RateLimiter:
+    return RateLimiter(client, key_prefix=prefix, jitter_s=0.02, **kw)
+
+
+def depart(
+    rl: RateLimiter, acct: AccountConfig, at_ms: float, late_ms: float | None = 0, n: int = 1
+) -> Departure | None:
+    """Ask at ``at_ms`` (server clock); if granted, confirm ``late_ms`` later (None: leave it
+    pending). Returns the departure, or None if refused."""
+    clock = Clock()
+    dep = rl.depart(acct, n, now_ms=at_ms, clock=clock)
+    if dep is not None and late_ms is not None:
+        dep.written(at=clock.now + late_ms / 1000)
+    return dep
+
+
+def entries(client: redis.Redis[bytes], rl: RateLimiter, acct: AccountConfig) -> list[Any]:
+    key = rl.keys(acct).departures
+    return [(m.decode(), s) for m, s in client.zrange(key, 0, -1, withscores=True)]
+
+
+# --- the window itself (all confirmed on time) ---------------------------------------------
+
+
+def test_requests_window_refuses_the_eleventh(client: redis.Redis[bytes], prefix: str) -> None:
+    rl, acct = gate(client, prefix), account(max_requests_per_second=10)
     for k in range(10):
-        assert limiter.depart(acct, 200, now_ms=1_000_000 + k * 90)
+        assert depart(rl, acct, T0 + k * 90)
     # 10 departed within 0.81 s: an 11th before the first leaves the 1.02 s window waits.
-    assert not limiter.depart(acct, 200, now_ms=1_000_000 + 950)
-    assert not limiter.depart(acct, 200, now_ms=1_000_000 + 1019)
-    assert limiter.depart(acct, 200, now_ms=1_000_000 + 1021)
+    assert not depart(rl, acct, T0 + 950)
+    assert not depart(rl, acct, T0 + 1019)
+    assert depart(rl, acct, T0 + 1021)
 
 
-def test_messages_window_counts_batch_sizes(limiter: RateLimiter) -> None:
-    acct = account(max_messages_per_second=500)
-    assert limiter.depart(acct, 300, now_ms=5_000_000)
-    assert limiter.depart(acct, 200, now_ms=5_000_100)
-    assert not limiter.depart(acct, 1, now_ms=5_000_500)
-    assert limiter.depart(acct, 250, now_ms=5_001_021)  # the 300 left the window
+def test_messages_window_counts_batch_sizes(client: redis.Redis[bytes], prefix: str) -> None:
+    rl, acct = gate(client, prefix), account(max_messages_per_second=500)
+    assert depart(rl, acct, T0, n=300)
+    assert depart(rl, acct, T0 + 100, n=200)
+    assert not depart(rl, acct, T0 + 500, n=1)
+    assert depart(rl, acct, T0 + 1021, n=250)  # the 300 left the window
 
 
-def test_no_per_second_limit_is_a_no_op(limiter: RateLimiter) -> None:
-    acct = account(max_messages_per_hour=10)
-    assert all(limiter.depart(acct, 1000, now_ms=1_000) for _ in range(50))
+def test_no_per_second_limit_needs_no_redis(client: redis.Redis[bytes], prefix: str) -> None:
+    rl, acct = gate(client, prefix), account(max_messages_per_hour=10)
+    deps = [depart(rl, acct, T0, n=1000) for _ in range(50)]
+    assert all(d is not None and d.member is None for d in deps)
+    assert entries(client, rl, acct) == []
 
 
-def test_waits_then_departs_on_the_server_clock(limiter: RateLimiter) -> None:
-    acct = account(max_requests_per_second=2)
+# --- pending and confirmed times ---------------------------------------------------------
+
+
+def test_confirm_sets_grant_plus_measured_lateness(client: redis.Redis[bytes], prefix: str) -> None:
+    rl, acct = gate(client, prefix), account(max_requests_per_second=5)
+    clock = Clock()
+    dep = rl.depart(acct, 7, now_ms=T0, clock=clock)
+    assert dep is not None and dep.member == f"{T0 * 1000}:7:p:{dep.member.rsplit(':', 1)[1]}"
+    ((member, score),) = entries(client, rl, acct)
+    assert (member, score) == (dep.member, (T0 + 10_000) * 1000)  # pending: grant + lease
+    clock.now += 0.0375  # descheduled for 37.5 ms between the grant and the write
+    dep.written()
+    dep.written(at=clock.now + 5)  # the second call (end of send) changes nothing
+    token = dep.member.rsplit(":", 1)[1]
+    assert entries(client, rl, acct) == [(f"{T0 * 1000 + 37_500}:7:{token}", T0 * 1000 + 37_500)]
+    assert dep.lateness_s == pytest.approx(0.0375)
+
+
+def test_lateness_counts_from_before_the_granting_call(
+    client: redis.Redis[bytes], prefix: str
+) -> None:
+    rl, acct = gate(client, prefix), account(max_requests_per_second=5)
+    readings: list[tuple[float, int]] = []  # (clock value, entries in the set when read)
+
+    def clock() -> float:
+        readings.append((len(readings) * 0.001, client.zcard(rl.keys(acct).departures)))
+        return readings[-1][0]
+
+    dep = rl.depart(acct, 1, now_ms=T0, clock=clock)
+    assert dep is not None
+    # The reading the lateness starts from was taken before the grant existed: the round trip
+    # that granted is inside the measured lateness, never outside it.
+    assert (dep.started, 0) in readings
+    dep.written(at=dep.started + 0.010)
+    assert entries(client, rl, acct)[0][1] == T0 * 1000 + 10_000
+
+
+def test_pending_counts_as_departing_now(client: redis.Redis[bytes], prefix: str) -> None:
+    rl, acct = gate(client, prefix), account(max_requests_per_second=1)
+    pending = depart(rl, acct, T0, late_ms=None)
+    assert pending is not None
+    # 1.5 s later the grant alone would have left the 1.02 s window; unconfirmed, it may not
+    # have been written yet, so it still counts.
+    assert not depart(rl, acct, T0 + 1500)
+    pending.written(at=pending.started + 0.6)  # it was written 600 ms after its grant
+    assert not depart(rl, acct, T0 + 1619)
+    assert depart(rl, acct, T0 + 1621)
+
+
+def test_late_write_pushes_the_next_departure(client: redis.Redis[bytes], prefix: str) -> None:
+    rl, acct = gate(client, prefix), account(max_requests_per_second=10)
+    assert depart(rl, acct, T0, late_ms=40)  # request 0 left 40 ms after its grant
+    for k in range(1, 10):
+        assert depart(rl, acct, T0 + k * 102)
+    # Request 10 on time (T0 + 1020) would make 11 within one second of request 0's write.
+    assert not depart(rl, acct, T0 + 1021)
+    assert not depart(rl, acct, T0 + 1059)
+    assert depart(rl, acct, T0 + 1061)
+
+
+def test_wait_for_a_pending_entry_is_its_grant_plus_window(
+    client: redis.Redis[bytes], prefix: str
+) -> None:
+    rl, acct = gate(client, prefix), account(max_requests_per_second=1)
+    scripts = Scripts.register(client)
+    key = rl.keys(acct).departures
+
+    def ask(at_ms: int) -> list[Any]:
+        args = [str(at_ms * 1000), "1020000", "1", "0", "1", "x", "10000000"]
+        return list(scripts.depart(keys=[key], args=args, client=client))
+
+    assert depart(rl, acct, T0, late_ms=None)
+    # Confirming can only place it at or after its grant: nothing frees before T0 + 1.02 s.
+    assert ask(T0 + 500) == [520_000, (T0 + 500) * 1000, b""]
+    # Pending for longer than a window: its confirm may come any moment, ask again soon.
+    assert ask(T0 + 1500)[0] == 2000
+
+
+def test_messages_of_pending_entries_count(client: redis.Redis[bytes], prefix: str) -> None:
+    rl, acct = gate(client, prefix), account(max_messages_per_second=500)
+    assert depart(rl, acct, T0, late_ms=10, n=300)
+    held = depart(rl, acct, T0 + 100, late_ms=None, n=200)
+    assert held is not None
+    assert not depart(rl, acct, T0 + 1025, n=250)  # the 300 (written at +10 ms) still in
+    assert not depart(rl, acct, T0 + 1031, n=301)  # 300 left; pending 200 + 301 > 500
+    held.written(at=held.started)
+    assert depart(rl, acct, T0 + 1031, n=250)
+    assert not depart(rl, acct, T0 + 1031, n=51)
+
+
+def test_a_pending_entry_counts_at_most_its_lease(client: redis.Redis[bytes], prefix: str) -> None:
+    rl, acct = gate(client, prefix, depart_lease_s=3.0), account(max_requests_per_second=1)
+    assert depart(rl, acct, T0, late_ms=None)  # the sender died before writing
+    assert not depart(rl, acct, T0 + 2900)
+    assert not depart(rl, acct, T0 + 4000)  # after the lease it counts at T0 + 3 s...
+    assert depart(rl, acct, T0 + 4021)  # ...and leaves the window 1.02 s later
+
+
+def test_confirm_after_the_lease_puts_the_write_back(
+    client: redis.Redis[bytes], prefix: str
+) -> None:
+    rl, acct = gate(client, prefix, depart_lease_s=3.0), account(max_requests_per_second=2)
+    stuck = depart(rl, acct, T0, late_ms=None)
+    assert stuck is not None
+    assert depart(rl, acct, T0 + 4100, late_ms=None)  # stuck's lease is over: it was dropped
+    stuck.written(at=stuck.started + 4.2)  # it did write, at T0 + 4.2 s
+    assert not depart(rl, acct, T0 + 4300)  # both count again
+
+
+def test_confirm_failure_never_raises(caplog: pytest.LogCaptureFixture) -> None:
+    server = fakeredis.FakeServer()
+    rl = gate(fakeredis.FakeRedis(server=server), "td:rl:test")
+    dep = rl.depart(account(max_requests_per_second=10), 1, now_ms=T0)
+    assert dep is not None
+    server.connected = False  # Redis goes away while the request is being written
+    with caplog.at_level(logging.WARNING, logger="teledispatch.ratelimit"):
+        dep.written()
+    assert dep.confirmed and "departure confirm failed (ConnectionError)" in caplog.text
+
+
+# --- on the real clock ---------------------------------------------------------------------
+
+
+def test_waits_then_departs_on_the_server_clock(client: redis.Redis[bytes], prefix: str) -> None:
+    rl, acct = gate(client, prefix), account(max_requests_per_second=2)
     slept: list[float] = []
-    assert limiter.depart(acct, 1) and limiter.depart(acct, 1)
-    # Real clock: the third must wait for the window; the injected sleep records how long.
-    assert limiter.depart(acct, 1, sleep=lambda s: slept.append(s) or __import__("time").sleep(s))
-    assert slept and 0 < sum(slept) <= 1.1
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        time.sleep(s)
+
+    for _ in range(2):
+        dep = rl.depart(acct, 1)
+        assert dep is not None
+        dep.written()
+    # The third must wait for the first to leave the 1.02 s window; the injected sleep
+    # records how long (a few ms of slack for the round trips on a loaded machine).
+    third = rl.depart(acct, 1, sleep=sleep, timeout_s=2.0)
+    assert third is not None
+    assert slept and 0.9 < sum(slept) <= 1.1
+
+
+def test_unconfirmed_departures_hold_the_window_until_timeout(
+    client: redis.Redis[bytes], prefix: str
+) -> None:
+    rl, acct = gate(client, prefix), account(max_requests_per_second=1)
+    assert rl.depart(acct, 1) is not None  # never confirmed: still being written, as far as
+    started = time.monotonic()  # the gate knows
+    assert rl.depart(acct, 1, timeout_s=0.3) is None
+    assert time.monotonic() - started < 0.3 + 0.2

@@ -284,3 +284,49 @@ def test_poison_batch_fails_after_max_attempts(ctx: Context, parts: list[Any]) -
     assert "worker lost the batch 5 times" in (
         lookup(phone="+8613800130001", cfg=ctx.settings)[0].error_text or ""
     )
+
+
+def departures(ctx: Context) -> list[str]:
+    key = ctx.limiter.keys(ctx.settings.account("nx")).departures
+    return [m.decode() for m in ctx.redis.zrange(key, 0, -1)]
+
+
+def test_rate_limited_send_confirms_its_departure_when_written(
+    ctx: Context, parts: list[Any]
+) -> None:
+    """The departure gate's entry is pending until the body is written, then confirmed (the
+    stub transport "writes" before its handler answers)."""
+    ctx.settings = make_settings(ctx.settings.database_url, max_requests_per_second=1000)
+    seen: list[list[str]] = []
+
+    def provider(request: HttpRequest) -> HttpResponse:
+        seen.append(departures(ctx))
+        return nx_ok(request)
+
+    ctx.transport = StubTransport(provider)  # type: ignore[assignment]
+    job = enqueue_stream("nx", phones(3), defaults={"content": "x"}, cfg=ctx.settings)
+    run_all(ctx, parts)
+    assert job_status(job.job_id, cfg=ctx.settings).counts == {"sent": 3}
+    assert len(seen) == 1 and len(seen[0]) == 1
+    assert ":3:" in seen[0][0] and ":p:" not in seen[0][0]  # confirmed before the answer
+
+
+def test_departure_is_confirmed_when_nothing_was_written(ctx: Context, parts: list[Any]) -> None:
+    """A connect failure writes nothing: the entry must not stay pending (held as departing
+    "now" for its whole lease), so the end of the send confirms it."""
+    from worker.errors import NotSentError
+
+    ctx.settings = make_settings(ctx.settings.database_url, max_requests_per_second=1000)
+
+    class Refused:
+        def warm(self) -> None:
+            pass
+
+        def send(self, request: HttpRequest, timeout_s: float, on_written: Any = None) -> Any:
+            raise NotSentError("connection refused", code="connect")
+
+    ctx.transport = Refused()  # type: ignore[assignment]
+    enqueue_stream("nx", phones(2), defaults={"content": "x"}, cfg=ctx.settings)
+    dispatch(ctx, "nx")
+    (member,) = departures(ctx)
+    assert ":p:" not in member

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,12 @@ class Provider:
     def warm(self) -> None:
         pass
 
-    def send(self, request: HttpRequest, timeout_s: float) -> HttpResponse:
+    def send(
+        self,
+        request: HttpRequest,
+        timeout_s: float,
+        on_written: Callable[[], None] | None = None,
+    ) -> HttpResponse:
         import urllib.parse
 
         form = dict(urllib.parse.parse_qsl(request.body.decode()))

@@ -3,11 +3,23 @@ departures, so that no window at the provider sees more than the configured rate
 workers are descheduled between their reserved slot and the send.
 
 reserve.lua paces requests into evenly spaced slots (that is what keeps utilisation high);
-this script records when each request really departs and refuses one that would put more
-than the limit into any (1 s + jitter) window of departures. It rarely refuses: only when a
-delayed sender would bunch with the next one.
+this script refuses a request that would put more than the limit into any (1 s + jitter)
+window of departures. It rarely refuses: only when a delayed sender would bunch with the next.
 
-KEYS[1]  departures sorted set   member "<depart_us>:<messages>:<token>", score depart_us
+A grant is *pending*: the request has not been written yet, and a worker descheduled between
+this call and its write departs later than the grant. confirm.lua then sets the entry to
+grant + measured lateness (an overestimate of the real write time). Until then a pending
+entry's real time is unknown but not earlier than now, so every decision counts it at `now`
+(inside any window that ends now) — for at most `lease` after its grant, after which it counts
+at grant + lease (a sender dead before its write must not hold a place for ever). Confirmed and
+pending times are then never earlier than the real ones for any later decision, which is what
+makes the gate exact: of any limit + 1 departures, the last one granted saw the others inside
+its window.
+
+KEYS[1]  departures sorted set
+         confirmed member "<time_us>:<messages>:<token>"    score time_us
+         pending member   "<grant_us>:<messages>:p:<token>"  score grant_us + lease_us
+         (both start "<us>:<messages>:", so the message count parses alike)
 
 ARGV[1]  now in us, or "" to use the server clock (redis TIME); tests pass a controlled clock
 ARGV[2]  window_us: 1 s plus the jitter margin
@@ -15,8 +27,10 @@ ARGV[3]  requests per window (0 = no limit)
 ARGV[4]  messages per window (0 = no limit)
 ARGV[5]  messages in this request
 ARGV[6]  token: makes the member unique
+ARGV[7]  lease_us: how long a pending entry counts as departing now
 
-Returns wait_us: 0 = recorded, send now; > 0 = not recorded, ask again after this long.
+Returns {wait_us, now_us, member}: wait_us 0 = granted, member is the pending entry to
+confirm; wait_us > 0 = not recorded, ask again after this long (member "").
 ]]
 
 local now
@@ -30,32 +44,57 @@ local window = tonumber(ARGV[2])
 local max_req = tonumber(ARGV[3])
 local max_msg = tonumber(ARGV[4])
 local count = tonumber(ARGV[5])
+local lease = tonumber(ARGV[7])
+-- A pending entry becomes exact at its confirm, which can only place it at or after its grant:
+-- when the entry to wait for is pending, ask again at grant + window, or this soon if past.
+local PENDING_POLL_US = 2000
 
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.0f', now - window))
-local entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-local n = #entries / 2
+local raw = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+
+-- {effective time, messages, grant if pending else nil}, oldest first.
+local entries = {}
+for i = 1, #raw, 2 do
+  local member, score = raw[i], tonumber(raw[i + 1])
+  local grant, messages = string.match(member, '^(%d+):(%d+):p:')
+  if grant then
+    entries[#entries + 1] = {math.min(now, score), tonumber(messages), tonumber(grant)}
+  else
+    entries[#entries + 1] = {score, tonumber(string.match(member, '^%d+:(%d+):')), nil}
+  end
+end
+table.sort(entries, function(a, b) return a[1] < b[1] end)
+local n = #entries
+
+local function wait_for(e)
+  local wait = e[1] + window - now
+  if e[3] then
+    wait = math.max(e[3] + window - now, PENDING_POLL_US)
+  end
+  return {math.max(1, wait), now, ''}
+end
 
 -- Requests: the (max_req)-th newest departure must have left the window.
 if max_req > 0 and n >= max_req then
-  local oldest_needed = tonumber(entries[(n - max_req) * 2 + 2])
-  return math.max(1, oldest_needed + window - now)
+  return wait_for(entries[n - max_req + 1])
 end
--- Messages: drop departures, oldest first, until this request fits.
+-- Messages: drop departures, oldest first, until this request fits (one larger than the
+-- limit, which reserve.lua never admits, would go alone).
 if max_msg > 0 then
   local total = count
   for i = 1, n do
-    local member = entries[i * 2 - 1]
-    total = total + tonumber(string.match(member, '^%d+:(%d+):'))
+    total = total + entries[i][2]
   end
-  if total > max_msg then
-    local i = 1
-    while total > max_msg and i <= n do
-      total = total - tonumber(string.match(entries[i * 2 - 1], '^%d+:(%d+):'))
+  if total > max_msg and n > 0 then
+    local i = 0
+    while total > max_msg and i < n do
       i = i + 1
+      total = total - entries[i][2]
     end
-    return math.max(1, tonumber(entries[(i - 1) * 2]) + window - now)
+    return wait_for(entries[i])
   end
 end
-redis.call('ZADD', KEYS[1], now, string.format('%.0f', now) .. ':' .. count .. ':' .. ARGV[6])
-redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
-return 0
+local member = string.format('%.0f', now) .. ':' .. count .. ':p:' .. ARGV[6]
+redis.call('ZADD', KEYS[1], now + lease, member)
+redis.call('PEXPIRE', KEYS[1], math.ceil((window + lease) / 1000) + 1000)
+return {0, now, member}

@@ -1,11 +1,13 @@
 """Global rate limits per account, enforced in Redis across every worker (see ``limiter``)."""
 
+from .departure import Departure
 from .eta import estimate_finish, messages_per_second
 from .limiter import UNLIMITED, AccountKeys, RateLimiter, Reservation
 
 __all__ = [
     "UNLIMITED",
     "AccountKeys",
+    "Departure",
     "RateLimiter",
     "Reservation",
     "estimate_finish",

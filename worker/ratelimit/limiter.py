@@ -15,8 +15,21 @@ Why a jitter margin
     costs 2 % of the rate (98 % utilisation, the goal) and covers sleep overshoot (< 1 ms
     idle, a few ms loaded), Redis round-trip variance and keep-alive HTTP latency spread within a
     region. Raise it for a provider far away or reached over fresh TLS connections.
-    :meth:`Reservation.wait_for_slot` refuses to send more than ``late_limit_s`` (half the margin by
-    default) after the slot, so a descheduled worker cannot eat the whole margin.
+
+Why departures are confirmed
+    The margin cannot cover a worker descheduled between its slot and its write (tens of
+    milliseconds on a loaded machine). :meth:`RateLimiter.depart` is therefore a sliding-window
+    gate on *written* times: each grant stays pending (counted as departing at every later
+    decision's "now") until :class:`~worker.ratelimit.departure.Departure` confirms the measured
+    write time, so the worker side never puts more than the limit in any window + jitter_s.
+
+Why a late wake still sends
+    With the gate exact, a sender that wakes late cannot over-send: the gate holds whoever would
+    bunch with it. Giving its slot up instead (the earlier rule, at 10 ms) lost 7 % of the rate
+    on a loaded 2-core machine. :meth:`Reservation.wait_for_slot` only refuses a wake more than
+    ``late_limit_s`` (default 1 s, the reservation horizon) after the slot, so no request leaves
+    further from the moment its budgets were charged than a reservation may be ahead of it.
+    Code that sends on reservations alone, without the gate, must pass a small ``late_limit_s``.
 """
 
 from __future__ import annotations
@@ -32,12 +45,29 @@ import redis
 
 from producer.config import AccountConfig
 
+from .departure import Departure, ungated
 from .scripts import Scripts
 
 #: Token returned by :meth:`RateLimiter.acquire_slot` for accounts without a concurrency limit.
 UNLIMITED = "unlimited"
 
 _US = 1_000_000
+
+#: Default ``late_limit_s``: see "Why a late wake still sends" above.
+LATE_LIMIT_S = 1.0
+
+#: Default longest wait at the departure gate before giving the batch back. Reservations come
+#: at the full rate, but each departure pushes the one ten places later by its own lateness, so
+#: the gate drains a little slower and, after late wakes, a queue forms in front of it. Processes
+#: waiting there are not reserving or sending: a queue of 2 s (the old bound) starved the pool
+#: (93-95 % utilisation); refusing waits beyond a couple of slots drops the queue's tail instead.
+DEPART_TIMEOUT_S = 0.25
+
+#: How long a granted but unconfirmed departure counts as departing "now". Every live sender
+#: confirms within its connect timeout (at most 5 s, see ``worker/transport.py``) plus one write
+#: of a small body, and confirms on any failure too; only a sender that died between grant and
+#: write outlives this, and its place is then held for the lease plus one window.
+DEPART_LEASE_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +189,7 @@ class RateLimiter:
         throttle_floor: float = 0.05,
         throttle_recovery_per_s: float = 0.02,
         throttle_cooldown_s: float = 1.0,
+        depart_lease_s: float = DEPART_LEASE_S,
     ) -> None:
         if jitter_s < 0 or window_buckets < 1:
             raise ValueError("jitter_s must be >= 0 and window_buckets >= 1")
@@ -168,12 +199,13 @@ class RateLimiter:
         self._scripts = Scripts.register(redis_client)
         self.key_prefix = key_prefix
         self.jitter_s = jitter_s
-        self.late_limit_s = jitter_s / 2 if late_limit_s is None else late_limit_s
+        self.late_limit_s = LATE_LIMIT_S if late_limit_s is None else late_limit_s
         self.window_buckets = window_buckets
         self.throttle_decrease = throttle_decrease
         self.throttle_floor = throttle_floor
         self.throttle_recovery_per_s = throttle_recovery_per_s
         self.throttle_cooldown_s = throttle_cooldown_s
+        self.depart_lease_s = depart_lease_s
 
     def keys(self, account: AccountConfig) -> AccountKeys:
         return AccountKeys.of(self.key_prefix, account.name)
@@ -242,31 +274,37 @@ class RateLimiter:
         account: AccountConfig,
         messages: int,
         *,
-        timeout_s: float = 2.0,
+        timeout_s: float = DEPART_TIMEOUT_S,
         now_ms: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
-    ) -> bool:
-        """Record a departure right before the request is written; False if the window stayed
-        full for ``timeout_s`` (then do not send: re-queue).
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Departure | None:
+        """Ask to write a request right now; None if the window stayed full for ``timeout_s``
+        (then do not send: re-queue). Call ``written()`` on the result once the body is written.
 
-        The reservation spaced the slots; this checks the sliding window on real departure
-        times, so a sender that was descheduled after its slot cannot bunch with the next.
+        The reservation spaced the slots; this checks the sliding window on real write times,
+        so a sender descheduled after its slot (or after this grant) cannot bunch with the next.
+        ``clock`` measures the lateness the confirmation reports (tests inject one).
         """
-        per_s = account.max_requests_per_second
-        msg_s = account.max_messages_per_second
-        if not per_s and not msg_s:
-            return True
-        # Whole numbers per window, as reserve.lua floors them: 2.5/s allows 2 in any window.
-        window_s = 1.0 + self.jitter_s
-        max_req = max(1, int(per_s)) if per_s else 0
-        max_msg = max(1, int(msg_s)) if msg_s else 0
-        if per_s and per_s < 1:
-            window_s, max_req = 1.0 / per_s + self.jitter_s, 1
-        deadline = time.monotonic() + timeout_s
-        token = secrets.token_hex(4)
+        window_s, max_req, max_msg = self._departure_window(account)
+        if not max_req and not max_msg:
+            return ungated()
+        key = self.keys(account).departures
+        ttl_ms = str(round((window_s + self.depart_lease_s) * 1000) + 1000)
+
+        def confirm(pending: str, lateness_s: float) -> object:
+            return self._scripts.confirm(
+                keys=[key],
+                args=[pending, str(round(lateness_s * _US)), ttl_ms],
+                client=self._redis,
+            )
+
+        deadline = clock() + timeout_s
+        token = secrets.token_hex(8)
         while True:
+            started = clock()
             raw: Any = self._scripts.depart(
-                keys=[self.keys(account).departures],
+                keys=[key],
                 args=[
                     _now_arg(now_ms),
                     str(round(window_s * _US)),
@@ -274,15 +312,31 @@ class RateLimiter:
                     str(max_msg),
                     str(messages),
                     token,
+                    str(round(self.depart_lease_s * _US)),
                 ],
                 client=self._redis,
             )
-            wait = int(raw) / _US
+            wait = int(raw[0]) / _US
             if wait == 0:
-                return True
-            if now_ms is not None or time.monotonic() + wait > deadline:
-                return False
+                member = raw[2].decode() if isinstance(raw[2], bytes) else str(raw[2])
+                return Departure(member, started, confirm, clock)
+            if now_ms is not None or clock() + wait > deadline:
+                return None
             sleep(wait)
+
+    def _departure_window(self, account: AccountConfig) -> tuple[float, int, int]:
+        """(window_s, requests, messages) per window of the departure gate; 0 = no limit.
+
+        Whole numbers per window, as reserve.lua floors them: 2.5/s allows 2 in any window.
+        """
+        per_s = account.max_requests_per_second
+        msg_s = account.max_messages_per_second
+        window_s = 1.0 + self.jitter_s
+        max_req = max(1, int(per_s)) if per_s else 0
+        max_msg = max(1, int(msg_s)) if msg_s else 0
+        if per_s and per_s < 1:
+            window_s, max_req = 1.0 / per_s + self.jitter_s, 1
+        return window_s, max_req, max_msg
 
     def report_throttled(
         self,

@@ -29,6 +29,7 @@ class Scripts:
     slot_acquire: Script
     slot_release: Script
     depart: Script
+    confirm: Script
 
     @classmethod
     def register(cls, client: redis.Redis[Any]) -> Scripts:
@@ -42,6 +43,7 @@ class Scripts:
                     "slot_acquire",
                     "slot_release",
                     "depart",
+                    "confirm",
                 )
             }
         )
