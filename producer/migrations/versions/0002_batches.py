@@ -69,8 +69,13 @@ def upgrade() -> None:
     )
     op.drop_index("ix_messages_lease", table_name="messages")
     op.drop_index("ix_messages_claim", table_name="messages")
+    # Partial on PostgreSQL only: SQLite uses a partial index only when the query repeats its
+    # WHERE verbatim, so ``status = 'queued'`` would scan the table (see producer/store.py).
     op.create_index(
-        "ix_messages_claim", "messages", ["account", "status", "due_at"], **_where(CLAIM_WHERE)
+        "ix_messages_claim",
+        "messages",
+        ["account", "status", "due_at"],
+        postgresql_where=sa.text(CLAIM_WHERE),
     )
     op.create_index("ix_messages_sending", "messages", ["claim_token"], **_where(SENDING_WHERE))
     op.drop_index("ix_messages_provider_id", table_name="messages")
