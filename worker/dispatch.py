@@ -313,11 +313,6 @@ def item_updates(
         code, text = item.error_code or item.status, item.error_text or ""
         if item.status == "sent":
             updates.append(repo.Update(item.message_id, SENT, item.provider_id))
-        elif item.status == "failed" and item.already_present and n > 1:
-            # Resent after an attempt whose answer we never got, and the provider already has
-            # it: that attempt got through. Sent, not failed (and not sent twice).
-            note = f"{text} (accepted by an earlier attempt)".strip()
-            updates.append(repo.Update(item.message_id, SENT, item.provider_id, code, note))
         elif item.status == "failed":
             updates.append(repo.Update(item.message_id, FAILED, None, code, text))
         elif item.status == "deferred":

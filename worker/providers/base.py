@@ -50,10 +50,6 @@ class ItemOutcome:
     error_text: str | None = None
     #: For ``deferred``: seconds until the recipient may be tried again.
     retry_in: float | None = None
-    #: For ``failed``: the provider refused it as already present (VMS ``REDUPLICATED_ITEM``).
-    #: If we had sent it before (a lost answer, then a resend), that earlier request got
-    #: through, and the message is in fact sent.
-    already_present: bool = False
 
 
 @dataclass(frozen=True, slots=True)

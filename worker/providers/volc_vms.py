@@ -78,10 +78,6 @@ def _task(messages: Sequence[OutMessage]) -> str:
     return tasks.pop()
 
 
-#: The number is already in the task: BatchAppend refuses it rather than call it twice.
-DUPLICATE_CODE = "REDUPLICATED_ITEM"
-
-
 class VolcVmsAdapter:
     channel = "volc.vms.append"
 
@@ -108,22 +104,11 @@ class VolcVmsAdapter:
         for i, message in enumerate(messages):
             phone = national_phone(message.phone)
             task = str(message.fields.get("task_open_id", ""))
-            provider_id = f"{task}:{phone}"
             if i in failures:
                 code, text = failures[i]
-                present = code == DUPLICATE_CODE
-                outcomes.append(
-                    ItemOutcome(
-                        message.id,
-                        "failed",
-                        provider_id if present else None,
-                        code,
-                        text,
-                        already_present=present,
-                    )
-                )
+                outcomes.append(ItemOutcome(message.id, "failed", None, code, text))
             else:
-                outcomes.append(ItemOutcome(message.id, "sent", provider_id=provider_id))
+                outcomes.append(ItemOutcome(message.id, "sent", provider_id=f"{task}:{phone}"))
         return BatchResult(outcomes)
 
 
