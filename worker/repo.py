@@ -322,7 +322,12 @@ def reclaim_expired(engine: Engine, accounts: Iterable[AccountConfig], now: floa
             stayed = [(r.claim_token, r.group_key) for r in lost if r.departed_at is None]
             (sending,) = literal_status(SENDING)
             held = sa.and_(m.account == account.name, m.status == sending)
-            for keys, was_departed in ((departed, True), (stayed, False)):
+            # A claim made by the previous release before the upgrade marks its departure on
+            # the messages (``sent_at``), not on the batch row the migration gave it: honour
+            # that too, or such a batch leaving after the upgrade would be requeued and sent
+            # twice. New claims clear ``sent_at``, so for them this is False.
+            stayed_departed = m.sent_at.is_not(None)
+            for keys, was_departed in ((departed, True), (stayed, stayed_departed)):
                 for i in range(0, len(keys), RECLAIM_CHUNK):
                     chunk = keys[i : i + RECLAIM_CHUNK]
                     where = sa.and_(

@@ -133,3 +133,23 @@ def test_racing_departures_and_reclaims_always_agree(database_url: str) -> None:
                 .where(m.id.in_([x.id for x in claim.messages]))
                 .values(status="failed")
             )
+
+
+def test_a_claim_from_before_the_upgrade_that_departed_is_reconciled(database_url: str) -> None:
+    """Rolling upgrade: a worker of the previous release marks its departure on the messages
+    (``sent_at``), not on the batch row the migration gave its claim. The sweep must still
+    see that it left, or the batch would be requeued and sent twice."""
+    engine = _engine(database_url, 4)
+    claim = _claim(engine, 4)
+    with engine.begin() as conn:  # what the old worker's mark_departing wrote
+        ids = [x.id for x in claim.messages]
+        conn.execute(sa.update(messages_table).where(m.id.in_(ids)).values(sent_at=WORKER_NOW))
+    repo.reclaim_expired(engine, [_account()], SWEEP_NOW)
+    assert _statuses(engine, claim) == {"unknown"}
+
+
+def test_a_claim_that_never_departed_is_requeued(database_url: str) -> None:
+    engine = _engine(database_url, 4)
+    claim = _claim(engine, 4)
+    repo.reclaim_expired(engine, [_account()], SWEEP_NOW)
+    assert _statuses(engine, claim) == {"queued"}
