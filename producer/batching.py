@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
+
 from producer.channels import rules_for
 from producer.config import Settings, settings
 from producer.jobs import SendJob
@@ -177,6 +179,8 @@ class Producer:
         records = records_for(row["id"], account, row["channel"], part, rules, row["not_before"])
         pending = Pending(row["id"], row["total"])
         with self._lock:
+            if self._closed:  # closed while this call validated: nobody would store it
+                raise ProducerClosed("this producer was closed")
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="teledispatch-producer", daemon=True
@@ -195,9 +199,17 @@ class Producer:
             self._urgent = True
             self._lock.notify_all()
         deadline = None if timeout is None else time.monotonic() + timeout
-        for pending in waiting:
+        first: BaseException | None = None
+        for pending in waiting:  # every one, even after a failure: "stored (or failed)"
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            pending.result(left)
+            try:
+                pending.result(left)
+            except TimeoutError:
+                raise
+            except Exception as exc:
+                first = first or exc
+        if first is not None:
+            raise first
 
     def close(self, timeout: float | None = None) -> None:
         """Flush (raising the first failure), then stop the background thread. Idempotent."""
@@ -242,6 +254,10 @@ class Producer:
         error: BaseException | None = None
         for attempt in range(1, FLUSH_ATTEMPTS + 1):
             try:
+                if attempt > 1 and self._stored(batch):
+                    # The commit went through but its answer was lost: stored, not failed.
+                    error = None
+                    break
                 self._write(batch)
                 error = None
                 break
@@ -271,6 +287,16 @@ class Producer:
         with engine.begin() as conn:
             conn.execute(jobs_table.insert(), [item.job_row for item in batch])
             insert_messages(conn, [r for item in batch for r in item.records], fresh=True)
+
+    def _stored(self, batch: list[_Item]) -> bool:
+        """Whether a transaction that seemed to fail had committed (it is all or nothing)."""
+        ids = [item.job_row["id"] for item in batch]
+        engine = get_engine(self.cfg.database_url)
+        with engine.connect() as conn:
+            found = conn.execute(
+                sa.select(sa.func.count()).where(jobs_table.c.id.in_(ids))
+            ).scalar_one()
+        return bool(found == len(ids))
 
     def _wake(self, batch: list[_Item]) -> None:
         """One wake-up per account that has a job due now (scheduled ones: the sweep)."""

@@ -190,3 +190,40 @@ def test_an_app_that_forgets_close_still_stores_at_exit(cfg: Settings, tmp_path:
     )
     job_id = out.stdout.strip()
     assert job_status(job_id, cfg=cfg).counts == {"queued": 1}
+
+
+def test_a_commit_whose_answer_was_lost_counts_as_stored(
+    cfg: Settings, woken: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transaction committed but the connection died before saying so: the retry finds
+    the jobs there and reports them stored (not failed, and not stored twice)."""
+    real = Producer._write
+    calls: list[int] = []
+
+    def commit_then_lose_answer(self: Producer, batch: list[Any]) -> None:
+        calls.append(len(batch))
+        real(self, batch)
+        if len(calls) == 1:
+            raise sa.exc.OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(Producer, "_write", commit_then_lose_answer)
+    with Producer(cfg, linger_ms=50) as producer:
+        pending = producer.submit(otp(1))
+    assert pending.result(0).job_id == pending.job_id
+    assert calls == [1] and count(cfg, jobs_table) == 1 and woken == ["nx"]
+
+
+def test_a_submit_racing_close_is_refused_not_lost(
+    cfg: Settings, woken: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    producer = Producer(cfg)
+    real = batching.records_for
+
+    def close_meanwhile(*args: Any, **kw: Any) -> Any:
+        producer.close(5)  # another thread closes while this submit is validating
+        return real(*args, **kw)
+
+    monkeypatch.setattr(batching, "records_for", close_meanwhile)
+    with pytest.raises(ProducerClosed):
+        producer.submit(otp(1))
+    assert count(cfg, jobs_table) == 0
