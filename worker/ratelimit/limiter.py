@@ -27,8 +27,8 @@ Why a late wake still sends
     With the gate exact, a sender that wakes late cannot over-send: the gate holds whoever would
     bunch with it. Giving its slot up instead (the earlier rule, at 10 ms) lost 7 % of the rate
     on a loaded 2-core machine. :meth:`Reservation.wait_for_slot` only refuses a wake more than
-    ``late_limit_s`` (default 1 s, the reservation horizon) after the slot, so no request leaves
-    further from the moment its budgets were charged than a reservation may be ahead of it.
+    ``late_limit_s`` (default 1 s) after the slot: later than that, the hour/day and recipient
+    budgets it charged belong to a moment too far from the send, and the batch is given back.
     Code that sends on reservations alone, without the gate, must pass a small ``late_limit_s``.
 """
 
