@@ -138,10 +138,6 @@ class Update:
     refund_attempt: bool = False
 
 
-#: Rows per statement where each row is a statement of its own (the fallback): bounded only
-#: so one transaction's executemany stays a reasonable size.
-FALLBACK_CHUNK = 1000
-
 # Outcomes of one batch, written by one UPDATE … FROM a relation of (id, new values): one
 # round trip and one plan however many rows, where a statement per row cost ~90 µs per
 # message on PostgreSQL (every ``sent`` carries its own provider id, so they could not be
@@ -179,12 +175,6 @@ _APPLY_SQLITE = sa.text(
 )
 
 
-def _sqlite_update_from(conn: sa.Connection) -> bool:
-    import sqlite3
-
-    return conn.dialect.name == "sqlite" and sqlite3.sqlite_version_info >= (3, 33, 0)
-
-
 def apply(engine: Engine, token: str, updates: Iterable[Update], now: float) -> int:
     """Write outcomes for messages still held under ``token``; returns rows changed.
 
@@ -198,7 +188,7 @@ def apply(engine: Engine, token: str, updates: Iterable[Update], now: float) -> 
         if u.id in rows:
             continue
         text = (u.error_text or None) and u.error_text[:1000]
-        due = u.due_at if u.due_at is not None else now
+        due = float(u.due_at if u.due_at is not None else now)  # one type per array
         refund = 1 if u.refund_attempt else 0
         rows[u.id] = (u.id, u.status, u.provider_id, u.error_code, text, due, refund)
     if not rows:
@@ -216,43 +206,11 @@ def apply(engine: Engine, token: str, updates: Iterable[Update], now: float) -> 
             )
             result = conn.execute(_APPLY_PG, {**params, "token": token, "now": now})
             return int(result.rowcount or 0)
-        if _sqlite_update_from(conn):
-            result = conn.execute(
-                _APPLY_SQLITE, {"rows": json.dumps(values), "token": token, "now": now}
-            )
-            return int(result.rowcount or 0)
-        return _apply_per_row(conn, token, values, now)
-
-
-def _apply_per_row(
-    conn: sa.Connection, token: str, values: list[tuple[Any, ...]], now: float
-) -> int:
-    """Where UPDATE … FROM is missing (SQLite before 3.33): one statement per row."""
-    stmt = (
-        sa.update(messages_table)
-        .where(m.id == sa.bindparam("b_id"), m.claim_token == token, m.status == SENDING)
-        .values(
-            status=sa.bindparam("b_status"),
-            provider_id=sa.func.coalesce(sa.bindparam("b_provider_id"), m.provider_id),
-            error_code=sa.bindparam("b_error_code"),
-            error_text=sa.bindparam("b_error_text"),
-            due_at=sa.bindparam("b_due_at"),
-            attempts=m.attempts - sa.bindparam("b_refund"),
-            sent_at=sa.func.coalesce(sa.bindparam("b_sent_at"), m.sent_at),
-            lease_until=None,
-            updated_at=now,
+        # SQLite: UPDATE … FROM needs 3.33; the claim's RETURNING already needs 3.35.
+        result = conn.execute(
+            _APPLY_SQLITE, {"rows": json.dumps(values), "token": token, "now": now}
         )
-    )
-    keys = ("b_id", "b_status", "b_provider_id", "b_error_code", "b_error_text", "b_due_at")
-    changed = 0
-    for i in range(0, len(values), FALLBACK_CHUNK):
-        params = [
-            {**dict(zip(keys, v[:6], strict=True)), "b_refund": v[6]}
-            | {"b_sent_at": now if v[1] == SENT else None}
-            for v in values[i : i + FALLBACK_CHUNK]
-        ]
-        changed += int(conn.execute(stmt, params).rowcount or 0)
-    return changed
+        return int(result.rowcount or 0)
 
 
 def mark_departing(engine: Engine, token: str, group_key: str, now: float) -> bool:
