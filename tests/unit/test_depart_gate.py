@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import fakeredis
@@ -20,8 +18,6 @@ import redis
 from producer.config import AccountConfig, parse_config
 from worker.ratelimit import Departure, RateLimiter
 from worker.ratelimit.scripts import Scripts
-
-from .test_ratelimit import real_redis
 
 T0 = 1_700_000_000_000  # ms
 
@@ -39,23 +35,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(params=["fakeredis", "redis"])
-def client(request: pytest.FixtureRequest) -> Iterator[redis.Redis[bytes]]:
-    if request.param == "fakeredis":
-        yield fakeredis.FakeRedis()
-        return
-    yield real_redis()
-
-
-@pytest.fixture
-def prefix(client: redis.Redis[bytes]) -> Iterator[str]:
-    p = f"td:rl:test:{uuid.uuid4().hex}"
-    yield p
-    keys = list(client.scan_iter(match=f"{p}:*"))
-    if keys:
-        client.delete(*keys)
 
 
 def gate(client: redis.Redis[bytes], prefix: str, **kw: Any) -> RateLimiter:

@@ -6,51 +6,20 @@ time of a deferred recipient, the partial admission of an hour/day budget.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import fakeredis
 import pytest
 import redis
 
 from producer.config import AccountConfig
 from worker.ratelimit import UNLIMITED, RateLimiter, Reservation
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
 T0 = 1_700_006_400_000  # ms; a UTC midnight, so hour and day buckets start at T0
 S0 = T0 / 1000
 
 
 def account(**limits: Any) -> AccountConfig:
     return AccountConfig(name="acct", channel="nxcloud.sms", base_url="http://nx.test", **limits)
-
-
-def real_redis() -> redis.Redis[bytes]:
-    client: redis.Redis[bytes] = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.skip(f"Redis server at {REDIS_URL} is not reachable (needed for real-Redis runs)")
-    return client
-
-
-@pytest.fixture(params=["fakeredis", "redis"])
-def client(request: pytest.FixtureRequest) -> Iterator[redis.Redis[bytes]]:
-    if request.param == "fakeredis":
-        yield fakeredis.FakeRedis()
-        return
-    yield real_redis()
-
-
-@pytest.fixture
-def prefix(client: redis.Redis[bytes]) -> Iterator[str]:
-    """A key prefix of this test alone, removed afterwards (the real DB may be shared)."""
-    p = f"td:rl:test:{uuid.uuid4().hex}"
-    yield p
-    keys = list(client.scan_iter(match=f"{p}:*"))
-    if keys:
-        client.delete(*keys)
 
 
 def limiter(client: redis.Redis[bytes], prefix: str, **kw: Any) -> RateLimiter:
