@@ -36,6 +36,7 @@ from producer.store import get_engine, insert_messages, jobs_table
 from producer.submit import (
     PART_SIZE,
     Enqueued,
+    due_now,
     enqueue_stream,
     prepare,
     records_for,
@@ -299,14 +300,17 @@ class Producer:
         return bool(found == len(ids))
 
     def _wake(self, batch: list[_Item]) -> None:
-        """One wake-up per account that has a job due now (scheduled ones: the sweep)."""
-        woken: set[str] = set()
+        """One wake-up per account that has a job due now (scheduled ones: the sweep).
+
+        The commit's rows of an account are counted together, so a burst that fills a batch
+        is dispatched at once instead of after the linger."""
+        due: dict[str, int] = {}
         for item in batch:
-            account = item.job_row["account"]
-            if account not in woken and wake_if_due(
-                self.cfg, self.cfg.account(account), item.job_row["not_before"]
-            ):
-                woken.add(account)
+            if due_now(item.job_row["not_before"]):
+                account = item.job_row["account"]
+                due[account] = due.get(account, 0) + item.job_row["total"]
+        for account, rows in due.items():
+            wake_if_due(self.cfg, self.cfg.account(account), None, rows)
 
 
 def _close_at_exit(ref: weakref.ReferenceType[Producer]) -> None:

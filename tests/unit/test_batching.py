@@ -227,3 +227,26 @@ def test_a_submit_racing_close_is_refused_not_lost(
     with pytest.raises(ProducerClosed):
         producer.submit(otp(1))
     assert count(cfg, jobs_table) == 0
+
+
+@pytest.fixture
+def wake_delays(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    out: list[float] = []
+    monkeypatch.setattr(submit_mod, "wake", lambda cfg, account, delay: out.append(delay))
+    return out
+
+
+def test_a_full_batch_is_woken_without_the_linger(db_url: str, wake_delays: list[float]) -> None:
+    """The linger lets single recipients share a request; rows that fill one need not wait."""
+    cfg = make_settings(db_url, linger_ms=400, max_batch=3)
+    create_schema(get_engine(db_url))
+    submit_mod.enqueue(otp(1), cfg=cfg)
+    big = [{"phone": f"+86139{i:08d}", "content": "x"} for i in range(3)]
+    submit_mod.enqueue_stream("nx", big, cfg=cfg)
+    with Producer(cfg, linger_ms=10_000) as producer:
+        producer.submit(otp(10))
+        producer.flush(5)
+        for i in range(20, 23):
+            producer.submit(otp(i))
+        producer.flush(5)
+    assert wake_delays == [0.4, 0.0, 0.4, 0.0]
