@@ -79,15 +79,39 @@ def status_kb(pid: int, key: str) -> int:
 class TreeSnapshot:
     """CPU per pid of a tree at one moment (the root includes its reaped children)."""
 
+    root: int
     cpu: dict[int, float]
 
     @classmethod
     def take(cls, root: int) -> TreeSnapshot:
         cpu = {pid: cpu_seconds(pid, with_reaped_children=pid == root) for pid in tree(root)}
-        return cls(cpu)
+        return cls(root, cpu)
 
     def cpu_since(self, earlier: TreeSnapshot) -> float:
-        return sum(v - earlier.cpu.get(pid, 0.0) for pid, v in self.cpu.items())
+        """The tree's CPU in between. Totals, not per-pid differences: a process that ended in
+        between moved its CPU into the root's ``cutime``, and subtracting its earlier figure
+        keeps that from counting twice (PostgreSQL ends a backend per connection)."""
+        return sum(self.cpu.values()) - sum(earlier.cpu.values())
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return ""
+
+
+def postmaster_pid() -> int | None:
+    """The PostgreSQL server's root process (a ``postgres`` whose parent is not one), so that
+    its tree is every backend: their CPU is the database's share of a run. None if there is
+    no local server (a remote database is not measured)."""
+    for ppid, pids in children_map().items():
+        if _comm(ppid) == "postgres":
+            continue
+        for pid in pids:
+            if _comm(pid) == "postgres":
+                return pid
+    return None
 
 
 @dataclass

@@ -12,7 +12,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench.measure import MemorySampler, TreeSnapshot, percentile, window_counts
+from bench.measure import (
+    MemorySampler,
+    TreeSnapshot,
+    percentile,
+    postmaster_pid,
+    window_counts,
+)
 from bench.stack import REPO, Database, RunFailed, Stack, System, open_stack
 
 #: The TPS check of the provider-bound run: the simulator throttles above this.
@@ -68,6 +74,14 @@ def _measure(
     stack.start_workers(shape.workers, shape.concurrency)
     roots = [w.popen.pid for w in stack.workers]
     before = [TreeSnapshot.take(r) for r in roots]
+    # The rest of the machine's work for the same messages, so a table can say where a
+    # message's CPU goes (SQLite works inside the workers and has no share of its own).
+    servers = {
+        "postgresql": postmaster_pid() if stack.database == "postgresql" else None,
+        "simulator": stack.procs[0].popen.pid,
+        "redis": stack.redis_pid,
+    }
+    servers_before = {k: TreeSnapshot.take(pid) for k, pid in servers.items() if pid}
     begun = time.monotonic()
     with MemorySampler(roots) as mem:
         if not preload:
@@ -82,6 +96,9 @@ def _measure(
         left = max(10.0, timeout - (time.monotonic() - begun))
         done, last = stack.wait_outcomes(n, left, partial_ok=max_wait is not None)
         after = [TreeSnapshot.take(r) for r in roots]
+        servers_cpu = {
+            k: TreeSnapshot.take(snap.root).cpu_since(snap) for k, snap in servers_before.items()
+        }
     cpu = sum(a.cpu_since(b) for a, b in zip(after, before, strict=True))
     requests = stack.sim_request_count()
     elapsed = last - prod["t_start"]
@@ -100,6 +117,9 @@ def _measure(
         "worker_tree_peak_rss_mb": sum(mem.tree_peak_mb(r) for r in roots),
         "producer_peak_rss_mb": prod["peak_rss_mb"],
         "producer_cpu_s": prod["cpu_s"],
+        "producer_cpu_s_per_1k": prod["cpu_s"] / done * 1000,
+        **{f"{k}_cpu_s_per_1k": v / done * 1000 for k, v in servers_cpu.items()},
+        "total_cpu_s_per_1k": (cpu + prod["cpu_s"] + sum(servers_cpu.values())) / done * 1000,
         "workers": shape.workers,
         "concurrency": shape.concurrency,
         "producers": producers,

@@ -52,6 +52,7 @@ class Stack:
     sim_url: str
     procs: list[Proc] = field(default_factory=list)
     workers: list[Proc] = field(default_factory=list)
+    redis_pid: int | None = None
     _engine: sa.Engine | None = None
 
     # --- processes -------------------------------------------------------------------------
@@ -230,6 +231,7 @@ def open_stack(
         }
         sim, sim_url = start_simulator(config, env, sim_options)
         stack = Stack(system, database, workdir, database_url, env, sim_url, [sim])
+        stack.redis_pid = redis.process.pid if redis.process is not None else None
         _configure(config, {k: v for k, v in (account or {}).items() if k != "baseline_rate_limit"})
         if system == "baseline":
             from bench.baseline import make_engine, metadata
