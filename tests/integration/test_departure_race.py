@@ -72,15 +72,55 @@ def _in_thread(fn: Any, *args: Any) -> tuple[threading.Thread, list[Any]]:
     return thread, out
 
 
+def _blocked_in_thread(
+    engine: Engine, holder: sa.Connection, fn: Any, *args: Any
+) -> tuple[threading.Thread, list[Any]]:
+    """Run ``fn`` in a thread and return once it waits for the lock ``holder`` holds.
+
+    Awaited, not slept on: PostgreSQL shows the waiting backend in ``pg_stat_activity``;
+    SQLite has no such view, so the thread's ``BEGIN IMMEDIATE`` (which cannot take the
+    write lock while ``holder``'s transaction is open) is the event waited for.
+    """
+    began = threading.Event()
+    caller = threading.get_ident()
+
+    def on_execute(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if threading.get_ident() != caller and statement.startswith("BEGIN IMMEDIATE"):
+            began.set()
+
+    sa.event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        thread, out = _in_thread(fn, *args)
+        if engine.dialect.name == "postgresql":
+            waiting = sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            deadline = time.monotonic() + 30
+            # The holder is inside its transaction, where PostgreSQL keeps showing the first
+            # snapshot of the activity view unless told to take a new one.
+            fresh = sa.text("SELECT pg_stat_clear_snapshot()")
+            while holder.execute(fresh) and not holder.execute(waiting).scalar_one():
+                assert time.monotonic() < deadline, "the thread never waited for the lock"
+                assert thread.is_alive(), f"the thread finished without waiting: {out}"
+                time.sleep(0.005)
+        else:
+            assert began.wait(30), "the thread never asked for the write lock"
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", on_execute)
+    assert thread.is_alive(), f"the thread finished without waiting: {out}"
+    return thread, out
+
+
 def test_departure_waits_for_a_reclaim_in_progress_and_then_fails(database_url: str) -> None:
     engine = _engine(database_url, 4)
     claim = _claim(engine, 4)
     with engine.connect() as conn, conn.begin():
         # The sweep's first step, left uncommitted: it holds the batch row.
         conn.execute(sa.delete(batches_table).where(b.claim_token == claim.token))
-        thread, out = _in_thread(repo.mark_departing, engine, claim.token, "", WORKER_NOW)
-        time.sleep(0.5)
-        assert thread.is_alive(), "the departure did not wait for the sweep's lock"
+        thread, out = _blocked_in_thread(
+            engine, conn, repo.mark_departing, engine, claim.token, "", WORKER_NOW
+        )
     thread.join(30)
     assert out == [False]
 
@@ -95,9 +135,9 @@ def test_reclaim_waits_for_a_departure_in_progress_and_reconciles(database_url: 
             .where(b.claim_token == claim.token, b.departed_at.is_(None))
             .values(departed_at=WORKER_NOW)
         )
-        thread, out = _in_thread(repo.reclaim_expired, engine, [_account()], SWEEP_NOW)
-        time.sleep(0.5)
-        assert thread.is_alive(), "the reclaim did not wait for the departure's lock"
+        thread, out = _blocked_in_thread(
+            engine, conn, repo.reclaim_expired, engine, [_account()], SWEEP_NOW
+        )
     thread.join(30)
     assert out == [4]
     assert _statuses(engine, claim) == {"unknown"}
