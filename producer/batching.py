@@ -17,6 +17,7 @@ for it. Jobs with an idempotency key and jobs larger than one part take the sync
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import threading
 import time
@@ -28,7 +29,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from producer.channels import rules_for
 from producer.config import Settings, settings
 from producer.jobs import SendJob
 from producer.schema import ensure_schema
@@ -168,7 +168,7 @@ class Producer:
             if row["parts"] > 1:
                 # An iterator that turned out to be big: store it part by part as usual
                 # (validated twice, which only this unusual call pays).
-                rows = (fields for part in spool.parts(PART_SIZE) for _, fields in part)
+                rows = (json.loads(row[3]) for part in spool.parts(PART_SIZE) for row in part)
                 done = enqueue_stream(
                     account, rows, not_before=not_before, allow_duplicates=True, cfg=self.cfg
                 )
@@ -176,8 +176,7 @@ class Producer:
             part = next(spool.parts(PART_SIZE))
         finally:
             spool.close()
-        rules = rules_for(row["channel"])
-        records = records_for(row["id"], account, row["channel"], part, rules, row["not_before"])
+        records = records_for(row["id"], account, row["channel"], part, row["not_before"])
         pending = Pending(row["id"], row["total"])
         with self._lock:
             if self._closed:  # closed while this call validated: nobody would store it
