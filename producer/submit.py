@@ -18,7 +18,7 @@ import logging
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -82,39 +82,8 @@ def _as_epoch(value: datetime | None) -> float | None:
 #: A validated recipient as stored: (index, phone, group key, payload JSON).
 SpooledRow = tuple[int, str, str, str]
 
-
-def _payload_encoder() -> Callable[[dict[str, Any]], str]:
-    """``json.dumps(fields, ensure_ascii=False, separators=(",", ":"))``, built once.
-
-    ``json.dumps`` with options builds an encoder object and then a C encoder on every call,
-    about half its cost for a small dict. This builds the same C encoder (same arguments as
-    ``JSONEncoder.iterencode``) once, without the circular-reference check: validated fields
-    are fresh dicts of strings, numbers and lists of strings, never circular.
-    """
-    options = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # an interpreter without the C accelerator
-        return options.encode
-    encoder = make(
-        None,
-        options.default,
-        getattr(json.encoder, "encode_basestring"),  # noqa: B009 - not in the stubs
-        None,
-        options.key_separator,
-        options.item_separator,
-        False,
-        False,
-        True,
-    )
-
-    def encode(fields: dict[str, Any]) -> str:
-        return "".join(encoder(fields, 0))
-
-    return encode
-
-
-#: One encoder for every payload (the stored JSON, and the line the content hash covers).
-_encode_payload = _payload_encoder()
+#: One encoder for every payload: ``json.dumps`` with these options builds a new one per call.
+_encode_payload = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 class _Spool:

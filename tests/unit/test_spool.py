@@ -15,8 +15,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
 
 from producer import submit
 from producer.config import Settings
@@ -150,19 +148,3 @@ def test_a_job_stored_by_an_earlier_release_is_recognised_on_retry(cfg: Settings
             not_before=NOT_BEFORE,
             cfg=cfg,
         )
-
-
-_JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=12,
-)
-
-
-@settings(max_examples=500, deadline=None)
-@given(fields=st.dictionaries(st.text(), _JSON_VALUES, max_size=6))
-@example(fields={"phone": "+8613800138000", "content": '验证码 "q" \\ \n \u2028 \x00'})
-def test_payload_encoder_is_json_dumps(fields: dict[str, Any]) -> None:
-    expected = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
-    assert submit._encode_payload(fields) == expected
-    assert submit._encode_payload(fields) == expected  # the shared encoder keeps no state
