@@ -155,16 +155,21 @@ _SET = """
     updated_at = :now
 """
 _HELD = "messages.id = v.id AND messages.claim_token = :token AND messages.status = 'sending'"
-# PostgreSQL: one array per column, so the statement text (and its prepared plan) is the same
-# for every batch size.
+# Both databases: the rows as ONE JSON array of positional arrays, unpacked by the server.
+# PostgreSQL: ``jsonb_array_elements``, where one array parameter per column (``unnest``) made
+# psycopg quote every element in Python (~4.5 µs of client CPU per message against ~2.5 this
+# way, measured over 200-row batches); jsonb rather than json because the server parses the
+# text once instead of once per ``->>`` (~2 µs/message less wall). ``->>`` gives SQL NULL
+# for a JSON null, text as it was (jsonb keeps strings verbatim), and a number's digits as
+# written, so ``repr``'s shortest round-trip float comes back bit for bit. The statement text
+# (and its prepared plan) is the same for every batch size.
 _APPLY_PG = sa.text(
-    f"UPDATE messages SET {_SET} FROM unnest("
-    "CAST(:ids AS VARCHAR[]), CAST(:statuses AS VARCHAR[]), CAST(:provider_ids AS VARCHAR[]), "
-    "CAST(:codes AS VARCHAR[]), CAST(:texts AS VARCHAR[]), CAST(:dues AS FLOAT8[]), "
-    "CAST(:refunds AS INTEGER[])"
-    f") AS v(id, status, provider_id, error_code, error_text, due_at, refund) WHERE {_HELD}"
+    f"UPDATE messages SET {_SET} FROM (SELECT "
+    "e->>0 AS id, e->>1 AS status, e->>2 AS provider_id, e->>3 AS error_code, "
+    "e->>4 AS error_text, CAST(e->>5 AS FLOAT8) AS due_at, CAST(e->>6 AS INTEGER) AS refund "
+    f"FROM jsonb_array_elements(CAST(:rows AS JSONB)) AS e) AS v WHERE {_HELD}"
 )
-# SQLite (UPDATE … FROM needs 3.33): the rows as one JSON array, unpacked by json_each.
+# SQLite (UPDATE … FROM needs 3.33): the same array, unpacked by json_each.
 _APPLY_SQLITE = sa.text(
     f"UPDATE messages SET {_SET} FROM (SELECT "
     "json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS status, "
@@ -188,28 +193,17 @@ def apply(engine: Engine, token: str, updates: Iterable[Update], now: float) -> 
         if u.id in rows:
             continue
         text = (u.error_text or None) and u.error_text[:1000]
-        due = float(u.due_at if u.due_at is not None else now)  # one type per array
+        due = float(u.due_at if u.due_at is not None else now)  # a REAL, even if given an int
         refund = 1 if u.refund_attempt else 0
         rows[u.id] = (u.id, u.status, u.provider_id, u.error_code, text, due, refund)
     if not rows:
         return 0
-    values = list(rows.values())
+    # Due times are finite (now plus bounded delays), so the JSON is standard (no NaN).
+    params = {"rows": json.dumps(list(rows.values())), "token": token, "now": now}
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            cols = list(zip(*values, strict=True))
-            params = dict(
-                zip(
-                    ("ids", "statuses", "provider_ids", "codes", "texts", "dues", "refunds"),
-                    (list(c) for c in cols),
-                    strict=True,
-                )
-            )
-            result = conn.execute(_APPLY_PG, {**params, "token": token, "now": now})
-            return int(result.rowcount or 0)
         # SQLite: UPDATE … FROM needs 3.33; the claim's RETURNING already needs 3.35.
-        result = conn.execute(
-            _APPLY_SQLITE, {"rows": json.dumps(values), "token": token, "now": now}
-        )
+        stmt = _APPLY_PG if conn.dialect.name == "postgresql" else _APPLY_SQLITE
+        result = conn.execute(stmt, params)
         return int(result.rowcount or 0)
 
 
