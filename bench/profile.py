@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import os
 import pstats
@@ -66,6 +67,23 @@ def top(stats: pstats.Stats, n: int, sort: str) -> str:
     stats.stream = buf  # type: ignore[attr-defined]
     stats.sort_stats(sort).print_stats(n)
     return "\n".join(line for line in buf.getvalue().splitlines() if line.strip())
+
+
+class GcTimer:
+    """Collections per generation and the time spent in them, from ``gc.callbacks``: cProfile
+    bills a collection to whichever call happened to allocate, which hides it."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.collections = [0, 0, 0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self._started
+            self.collections[info["generation"]] += 1
 
 
 class StepTimer:
@@ -165,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         steps.wrap(NxcloudAdapter, "parse_response", "parse response")
         steps.wrap(type(ctx.transport), "send", "HTTP round trip (simulator)")
         prof = cProfile.Profile()
+        gc_timer = GcTimer()
+        gc.callbacks.append(gc_timer)
         sent = 0
         t, cpu = time.perf_counter(), time.process_time()
         deadline = time.monotonic() + 600
@@ -178,12 +198,20 @@ def main(argv: list[str] | None = None) -> int:
             prof.disable()
         finally:
             steps.restore()
+            gc.callbacks.remove(gc_timer)
         wall, cpu = time.perf_counter() - t, time.process_time() - cpu
         _report("worker: dispatch loop, one process", prof, max(sent, 1), wall, args.top)
         print(
             f"\nthis process's own CPU (process_time): {cpu:.2f}s = "
             f"{cpu / max(sent, 1) * 1e6:.0f} µs/message; the rest of the wall time is waiting "
             "(database server, simulator)"
+        )
+        gc_s = sum(gc_timer.seconds)
+        print(
+            f"garbage collections (gen 0/1/2): {'/'.join(map(str, gc_timer.collections))} "
+            f"taking {'/'.join(f'{s:.3f}' for s in gc_timer.seconds)}s, "
+            f"{gc_s / max(sent, 1) * 1e6:.1f} µs/message (billed by cProfile to whatever "
+            "allocated)"
         )
         print("\nwall time per step (one process, cProfile on, so CPU steps are inflated):")
         for label, secs in sorted(steps.seconds.items(), key=lambda kv: -kv[1]):

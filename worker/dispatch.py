@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from producer.config import AccountConfig
 from producer.store import DEFERRED, FAILED, QUEUED, SENT, UNKNOWN
@@ -35,6 +37,8 @@ RESERVE_AHEAD_S = 3.0
 #: A claim is held for the request's timeout plus this: the rate-slot wait (at most about a
 #: second) and writing the outcome. Shorter leases mean faster recovery from a dead worker.
 LEASE_MARGIN_S = 10.0
+
+_status = attrgetter("status")
 
 
 @dataclass
@@ -222,24 +226,28 @@ def send_batch(
         updates = batch_failure(account, [r.id for r in rows], attempts, error)
     else:
         updates = item_updates(account, result.items, attempts)
-        phones = {r.id: r.phone for r in rows}
-        for item in result.items:
-            if item.status == "deferred" and item.message_id in phones:
-                # The provider's own per-number cap (NXCloud 13007): every worker holds it.
-                ctx.limiter.defer_recipient(account, phones[item.message_id], item.retry_in)
+        deferred = [item for item in result.items if item.status == "deferred"]
+        if deferred:  # rare: no id -> phone map for the common all-sent answer
+            phones = {r.id: r.phone for r in rows}
+            for item in deferred:
+                if item.message_id in phones:
+                    # The provider's own per-number cap (NXCloud 13007): every worker holds it.
+                    ctx.limiter.defer_recipient(account, phones[item.message_id], item.retry_in)
     finally:
         if departure is not None:
             departure.written()  # no-op if the body was written; else: it can no longer leave
         if admission is not None and admission.slot is not None:
             ctx.limiter.release_slot(account, admission.slot)
-    for u in updates:
-        report.add(u.status)
+    # Counted once per status, not once per message, for the report and the metrics alike.
+    statuses = Counter(map(_status, updates))
+    for status, n in statuses.items():
+        report.add(status, n)
     if started is not None:
         if latency is None:  # the transport raised: the time until it gave up
             latency = time.perf_counter() - started
         retried = sum(1 for n in attempts.values() if n > 1)
         metrics.record_request(account, metrics.outcome_of(failure), len(rows), latency, retried)
-    metrics.record_messages(account, (u.status for u in updates))
+    metrics.record_message_counts(account, statuses)
     repo.apply(ctx.engine, token, updates, time.time())
 
 

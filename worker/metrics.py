@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -163,10 +163,22 @@ def record_messages(account: AccountConfig, statuses: Iterable[str]) -> None:
     """Counts the statuses written for one request's messages: one ``inc(n)`` per status."""
     if not _enabled:
         return
+    counts: dict[str, int] = {}
     try:
-        counts: dict[str, int] = {}
         for status in statuses:
             counts[status] = counts.get(status, 0) + 1
+    except Exception as exc:
+        _disable(exc)
+        return
+    record_message_counts(account, counts)
+
+
+def record_message_counts(account: AccountConfig, counts: Mapping[str, int]) -> None:
+    """``record_messages`` for statuses already counted (the dispatcher counts them once for
+    its report and for this)."""
+    if not _enabled:
+        return
+    try:
         for status, n in counts.items():
             MESSAGES.labels(account.channel, account.name, status).inc(n)
     except Exception as exc:

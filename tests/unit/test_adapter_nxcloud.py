@@ -145,3 +145,27 @@ def test_any_json_shape_is_classified(doc: Any, status: int) -> None:
 def test_any_status_answer_is_classified(doc: Any, status: int) -> None:
     outcome = A.parse_status(MSGS[0], status, {}, json.dumps(doc).encode())
     assert outcome.status in ("sent", "failed", "retry", "unknown")
+
+
+def test_request_body_is_byte_exact() -> None:
+    """The body is signed as sent, so its bytes (field order, no spaces, UTF-8 unescaped,
+    None fields left out) must not drift between releases."""
+    msgs = [
+        OutMessage(
+            "job1-0",
+            "+8615088888888",
+            {"dr_url": "u", "content": "héllo 中", "ext": None, "source_address": "ACME"},
+        ),
+        OutMessage("job1-1", "+8615099999999", {"link_verbose": 1, "short_link": True}),
+    ]
+    req = A.build_request(ACCOUNT, msgs, now=1700000000.123)
+    assert (
+        req.body
+        == (
+            '{"appKey":"app1","items":['
+            '{"phone":"8615088888888","sysMessageId":"job1-0","content":"héllo 中",'
+            '"sourceAddress":"ACME","drUrl":"u"},'
+            '{"phone":"8615099999999","sysMessageId":"job1-1","shortLink":true,"linkVerbose":1}]}'
+        ).encode()
+    )
+    assert req.headers["sign"] == "0f9b29ecaffa9be9fe3f3cbea3f4f1cb"

@@ -330,3 +330,38 @@ def test_departure_is_confirmed_when_nothing_was_written(ctx: Context, parts: li
     dispatch(ctx, "nx")
     (member,) = departures(ctx)
     assert ":p:" not in member
+
+
+def test_provider_recipient_cap_defers_only_that_recipient(
+    ctx: Context, parts: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NXCloud 13007 (5 per number per hour) on one item: that message is deferred for the
+    window without spending its attempt, the limiter holds its phone for every worker, and
+    the report counts each status once per message."""
+    held: list[tuple[str, float | None]] = []
+    monkeypatch.setattr(
+        ctx.limiter, "defer_recipient", lambda _acct, phone, s=None: held.append((phone, s))
+    )
+
+    def capped(request: HttpRequest) -> HttpResponse:
+        items = json.loads(request.body)["items"]
+        data = [
+            {
+                "phone": it["phone"],
+                "messageid": it["sysMessageId"],
+                "status": "Failure" if k == 1 else "Success",
+                "message": "Too many messages to this number (13007)" if k == 1 else "",
+            }
+            for k, it in enumerate(items)
+        ]
+        return HttpResponse(200, {}, json.dumps({"code": 0, "data": data}).encode())
+
+    ctx.transport = StubTransport(capped)  # type: ignore[assignment]
+    job = enqueue_stream("nx", phones(3), defaults={"content": "x"}, cfg=ctx.settings)
+    report = dispatch(ctx, "nx")
+    assert report.counts == {"sent": 2, "deferred": 1} and report.requests == 1
+    assert held == [("+8613800130001", 3600.0)]
+    assert job_status(job.job_id, cfg=ctx.settings).counts == {"deferred": 1, "sent": 2}
+    capped_row = lookup(phone="+8613800130001", cfg=ctx.settings)[0]
+    assert (capped_row.status, capped_row.error_code) == ("deferred", "13007")
+    assert capped_row.attempts == 0  # refunded: the cap is not the recipient's fault

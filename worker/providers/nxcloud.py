@@ -54,10 +54,15 @@ def sign(headers: Mapping[str, str], body: str, secret: str) -> str:
     return hashlib.md5(text.encode("utf-8")).hexdigest()
 
 
+#: ``_FIELD_NAMES`` as pairs, walked once per recipient: no view object per message.
+_FIELD_PAIRS = tuple(_FIELD_NAMES.items())
+
+
 def _item(message: OutMessage) -> dict[str, Any]:
     item: dict[str, Any] = {"phone": message.phone.lstrip("+"), "sysMessageId": message.id}
-    for ours, theirs in _FIELD_NAMES.items():
-        value = message.fields.get(ours)
+    get = message.fields.get
+    for ours, theirs in _FIELD_PAIRS:
+        value = get(ours)
         if value is not None:
             item[theirs] = value
     return item

@@ -1,0 +1,143 @@
+"""``repo.apply`` writes exactly the outcomes it is given, on SQLite and PostgreSQL.
+
+The outcomes travel to the database as one encoded parameter per batch and are unpacked by
+SQL, so every value must survive the encoding unchanged: text with quotes, backslashes,
+braces, commas and non-ASCII characters (which an array or JSON literal must escape), NULLs
+(which must stay NULL, not become the text ``"null"``), long error texts (cut to 1,000
+characters), and due times to the last bit. The compare-and-set rules are checked on the
+same rows: a stale token changes nothing, an id given twice keeps its first outcome.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from producer.channels import rules_for
+from producer.schema import ensure_schema
+from producer.store import get_engine, jobs_table, messages_table
+from producer.submit import store_part
+from worker import repo
+
+pytestmark = pytest.mark.integration
+
+m = messages_table.c
+NOW = 1_700_000_000.25
+
+#: Texts an encoder must escape, or that naive unpacking would mangle.
+AWKWARD = [
+    "plain",
+    "quote ' and \" double",
+    "back\\slash \\\\ and \\u00e9 literally",
+    "{braces,commas} [brackets] NULL null",
+    "ünïcødé 中文 😀 emoji",
+    "new\nline\ttab\r",
+    " leading and trailing spaces ",
+    "null",
+]
+
+
+def _engine(url: str, n: int) -> Engine:
+    ensure_schema(url)
+    engine = get_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            jobs_table.insert().values(
+                id="j", account="nx", channel="nxcloud.sms", total=n, content_hash="h", created_at=0
+            )
+        )
+    part = [[i, {"phone": f"+86139{i:08d}", "content": "x"}] for i in range(n)]
+    store_part(engine, "j", part, rules_for("nxcloud.sms"), None)
+    with engine.begin() as conn:
+        conn.execute(sa.update(messages_table).values(due_at=0))
+    return engine
+
+
+def _rows(engine: Engine, ids: list[str]) -> dict[str, Any]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(messages_table).where(m.id.in_(ids))).all()
+    return {r.id: r for r in rows}
+
+
+def test_awkward_values_round_trip(database_url: str) -> None:
+    n = len(AWKWARD)
+    engine = _engine(database_url, 2 * n + 2)
+    claim = repo.claim(engine, "nx", 2 * n + 2, lease_s=60, now=10)
+    ids = [c.id for c in claim.messages]
+    failed, sent, (long_one, empty_one) = ids[:n], ids[n : 2 * n], ids[2 * n :]
+    due = NOW + 0.1  # not exactly representable in decimal: must come back bit for bit
+    updates = [
+        repo.Update(i, "failed", None, f"c{k}'\\", text)
+        for k, (i, text) in enumerate(zip(failed, AWKWARD, strict=True))
+    ]
+    updates += [repo.Update(i, "sent", text[:100]) for i, text in zip(sent, AWKWARD, strict=True)]
+    updates.append(repo.Update(long_one, "queued", None, "x", "é" * 999 + "€✓" + "z" * 50, due))
+    updates.append(repo.Update(empty_one, "unknown", None, None, "", due))
+    assert repo.apply(engine, claim.token, updates, NOW) == len(ids)
+
+    rows = _rows(engine, ids)
+    for k, (i, text) in enumerate(zip(failed, AWKWARD, strict=True)):
+        r = rows[i]
+        assert (r.status, r.error_code, r.error_text) == ("failed", f"c{k}'\\", text)
+        assert r.provider_id is None  # NULL stays NULL, not the text "null"
+        assert r.sent_at is None
+        assert r.due_at == NOW  # no due time given: due now
+    for i, text in zip(sent, AWKWARD, strict=True):
+        r = rows[i]
+        assert (r.status, r.provider_id, r.error_code, r.error_text) == (
+            "sent",
+            text[:100],
+            None,
+            None,
+        )
+        assert r.sent_at == NOW
+    r = rows[long_one]
+    assert r.error_text == "é" * 999 + "€"  # cut to 1,000 characters, not bytes
+    assert r.due_at == due
+    r = rows[empty_one]
+    assert r.status == "unknown"
+    assert r.error_text is None and r.error_code is None  # "" is stored as NULL
+    assert r.due_at == due
+
+
+def test_compare_and_set_first_outcome_refund_and_provider_id(database_url: str) -> None:
+    engine = _engine(database_url, 4)
+    first = repo.claim(engine, "nx", 4, lease_s=60, now=10)
+    a, b, c, d = (x.id for x in first.messages)
+    assert {x.attempts for x in first.messages} == {1}
+    # ``b`` keeps a provider id from this attempt; ``d`` is handed back to the queue.
+    assert repo.apply(engine, first.token, [repo.Update(b, "deferred", "pid-b", due_at=5.0)], 11)
+    assert repo.apply(engine, first.token, [repo.Update(d, "queued", due_at=5.0)], 11)
+
+    second = repo.claim(engine, "nx", 4, lease_s=60, now=12)
+    assert {x.id for x in second.messages} == {b, d}
+    updates = [
+        repo.Update(a, "sent", "stale"),  # a is not held by this claim: dropped
+        repo.Update(b, "failed", None, "e", "no provider id given"),
+        repo.Update(b, "sent", "second outcome for b"),  # given twice: the first stands
+        repo.Update(d, "queued", None, None, None, 99.5, refund_attempt=True),
+        repo.Update(c, "sent", "stale too"),
+    ]
+    assert repo.apply(engine, second.token, updates, 13) == 2
+    assert repo.apply(engine, first.token, [repo.Update(d, "sent", "old token")], 14) == 0
+
+    rows = _rows(engine, [a, b, c, d])
+    assert (rows[a].status, rows[a].provider_id) == ("sending", None)
+    assert (rows[b].status, rows[b].provider_id, rows[b].error_text) == (
+        "failed",
+        "pid-b",  # COALESCE: an outcome without a provider id keeps the earlier one
+        "no provider id given",
+    )
+    assert rows[b].attempts == 2 and rows[b].sent_at is None
+    assert (rows[d].status, rows[d].due_at, rows[d].attempts) == ("queued", 99.5, 1)
+    assert rows[d].claim_token == second.token and rows[d].updated_at == 13
+
+
+def test_empty_apply_changes_nothing(database_url: str) -> None:
+    engine = _engine(database_url, 1)
+    claim = repo.claim(engine, "nx", 1, lease_s=60, now=10)
+    assert repo.apply(engine, claim.token, [], 11) == 0
+    assert _rows(engine, [claim.messages[0].id])[claim.messages[0].id].status == "sending"
