@@ -206,6 +206,22 @@ _APPLY_SQLITE = sa.text(
 )
 
 
+def _storable(value: str | None, width: int) -> str | None:
+    """Provider text as its column can hold it: at most ``width`` characters, no NUL and no
+    lone surrogate (both arrive in valid JSON as ``\u0000`` / ``\ud800``; PostgreSQL
+    refuses them and SQLite stores bytes it cannot read back), ``""`` as NULL.
+
+    Without this, one odd answer made a whole batch's outcomes unwritable: the batch stayed
+    claimed until the sweep turned it into ``unknown``."""
+    if not value:
+        return None
+    if not value.isascii():
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    return value[:width] or None
+
+
 def apply(engine: Engine, token: str, updates: Iterable[Update], now: float) -> int:
     """Write outcomes for messages still held under ``token``; returns rows changed.
 
@@ -218,10 +234,12 @@ def apply(engine: Engine, token: str, updates: Iterable[Update], now: float) -> 
     for u in updates:
         if u.id in rows:
             continue
-        text = (u.error_text or None) and u.error_text[:1000]
+        pid = _storable(u.provider_id, 100)
+        code = _storable(u.error_code, 64)
+        text = _storable(u.error_text, 1000)
         due = float(u.due_at if u.due_at is not None else now)  # a REAL, even if given an int
         refund = 1 if u.refund_attempt else 0
-        rows[u.id] = (u.id, u.status, u.provider_id, u.error_code, text, due, refund)
+        rows[u.id] = (u.id, u.status, pid, code, text, due, refund)
     if not rows:
         return 0
     # Due times are finite (now plus bounded delays), so the JSON is standard (no NaN).

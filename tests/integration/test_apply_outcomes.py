@@ -141,3 +141,22 @@ def test_empty_apply_changes_nothing(database_url: str) -> None:
     claim = repo.claim(engine, "nx", 1, lease_s=60, now=10)
     assert repo.apply(engine, claim.token, [], 11) == 0
     assert _rows(engine, [claim.messages[0].id])[claim.messages[0].id].status == "sending"
+
+
+def test_provider_text_no_column_can_hold_is_made_storable(database_url: str) -> None:
+    """Provider answers are not ours: a NUL, a lone surrogate (both valid in a JSON string)
+    or an id longer than its column must not make the batch's outcomes unwritable, which
+    would leave it claimed until the sweep turned it into ``unknown``."""
+    engine = _engine(database_url, 3)
+    claim = repo.claim(engine, "nx", 3, lease_s=60, now=10)
+    a, b, c = (x.id for x in claim.messages)
+    updates = [
+        repo.Update(a, "failed", None, "nul\x00code", "before\x00after"),
+        repo.Update(b, "failed", None, "x" * 300, "lone \ud800 surrogate"),
+        repo.Update(c, "sent", "p" * 300 + "\x00"),
+    ]
+    assert repo.apply(engine, claim.token, updates, NOW) == 3
+    rows = _rows(engine, [a, b, c])
+    assert (rows[a].error_code, rows[a].error_text) == ("nulcode", "beforeafter")
+    assert (rows[b].error_code, rows[b].error_text) == ("x" * 64, "lone ? surrogate")
+    assert rows[c].provider_id == "p" * 100
