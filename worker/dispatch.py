@@ -1,9 +1,9 @@
 """Claim due messages of one account, send them in provider-sized requests, record outcomes.
 
 Messages of every job of the account are claimed together, so single-recipient jobs share
-requests with each other and with big jobs. One call handles one claim; if the claim came back
-full, another dispatch is published *before* this one sends, so a backlog is worked by every
-free worker process at once while each task stays short.
+requests with each other and with big jobs. If a claim comes back full, another dispatch is
+published *before* this one sends, so a backlog is worked by every free worker process at
+once; an unpaced account's task then keeps claiming for a short while (``LOOP_BUDGET_S``).
 """
 
 from __future__ import annotations
@@ -67,17 +67,52 @@ def backoff(
     return max(delay, retry_after or 0.0)
 
 
+#: An account that nothing paces but the work itself keeps its task claiming while claims
+#: come back full, for up to this long. A Celery task costs the worker ~2 ms of CPU of its
+#: own (events, acknowledgement, the follow-up's publish): 10 µs for each message of a
+#: 200-message batch, a fifth of a message's whole cost, when every task sent one request.
+#: Bounded so that a pool process soon returns to other accounts' tasks.
+LOOP_BUDGET_S = 0.5
+
+
 def dispatch(ctx: Context, account_name: str) -> Report:
+    """Claim and send until a claim comes back short (or, for a paced account, once).
+
+    Accounts with rate limits or a concurrency cap send one claim per task, as their limits
+    set the pace and the follow-up/kick logic of :func:`_claim_and_send` is tuned for them.
+    """
     account = ctx.settings.account(account_name)
     adapter = adapter_for(account.channel)
+    report = Report()
+    paced = account.concurrency is not None or has_limits(account)
+    deadline = time.monotonic() + (0.0 if paced else LOOP_BUDGET_S)
+    followed = False
+    while _claim_and_send(ctx, account, adapter, report, followed):
+        followed = True
+        if time.monotonic() >= deadline:
+            if not paced:
+                # More is waiting and this task's turn is over: another carries on (the kick
+                # key collapses such wishes, so tasks cannot multiply).
+                kick(ctx, account, delay_s=0.0)
+            break
+    return report
+
+
+def _claim_and_send(
+    ctx: Context, account: AccountConfig, adapter: Adapter, report: Report, followed: bool
+) -> bool:
+    """One claim, sent; True if it came back full and nothing had to wait (more to do now).
+
+    Once per task (``followed`` False), a full claim publishes the next dispatch *before*
+    sending, so a backlog is worked by every free worker process at once.
+    """
     now = time.time()
     limit = account.batch_size
     claim = repo.claim(ctx.engine, account.name, limit, account.timeout_s + LEASE_MARGIN_S, now)
-    report = Report(claimed=len(claim.messages))
+    report.claimed += len(claim.messages)
     if not claim.messages:
-        return report
+        return False
     full = len(claim.messages) >= limit
-    followed = False
     waits: list[float] = []
     groups: dict[str, list[repo.Claimed]] = {}
     for row in claim.messages:
@@ -95,7 +130,7 @@ def dispatch(ctx: Context, account_name: str) -> Report:
             send_batch(ctx, account, adapter, claim.token, admission.rows, report, admission)
     if waits or (full and not followed):
         kick(ctx, account, delay_s=max(min(waits, default=0.05), 0.05))
-    return report
+    return full and not waits
 
 
 def has_limits(account: AccountConfig) -> bool:

@@ -365,3 +365,38 @@ def test_provider_recipient_cap_defers_only_that_recipient(
     capped_row = lookup(phone="+8613800130001", cfg=ctx.settings)[0]
     assert (capped_row.status, capped_row.error_code) == ("deferred", "13007")
     assert capped_row.attempts == 0  # refunded: the cap is not the recipient's fault
+
+
+def test_an_unpaced_task_keeps_claiming_while_claims_come_back_full(
+    ctx: Context, parts: list[Any], published: list[tuple[str, list[Any], str, float]]
+) -> None:
+    """Five full batches and a short one: one task sends them all (each task costs the
+    worker ~2 ms of its own), publishing one follow-up at its first claim so that other
+    processes join in, and nothing once a claim comes back short."""
+    enqueue_stream("nx", phones(1050), defaults={"content": "hi"}, cfg=ctx.settings)
+    report = dispatch(ctx, "nx")
+    assert (report.claimed, report.requests) == (1050, 6)
+    assert [p[0] for p in published] == ["dispatch.nxcloud.sms"]
+
+
+def test_a_paced_account_sends_one_claim_per_task(
+    db_url: str, parts: list[Any], published: list[tuple[str, list[Any], str, float]]
+) -> None:
+    """Rate-limited accounts keep one request per task: their limits set the pace."""
+    import fakeredis
+
+    from producer.store import create_schema, get_engine
+
+    cfg = make_settings(db_url, max_requests_per_second=1000)
+    create_schema(get_engine(db_url))
+    ctx = Context(
+        settings=cfg,
+        engine=get_engine(db_url),
+        redis=fakeredis.FakeRedis(),
+        transport=StubTransport(),  # type: ignore[arg-type]
+        publish=lambda *args: published.append(args),  # type: ignore[arg-type]
+    )
+    enqueue_stream("nx", phones(1050), defaults={"content": "hi"}, cfg=cfg)
+    report = dispatch(ctx, "nx")
+    assert (report.claimed, report.requests) == (200, 1)
+    assert [p[0] for p in published] == ["dispatch.nxcloud.sms"]
