@@ -86,8 +86,16 @@ def _claim_statement(dialect: str, status: str) -> Any:
         # planner (with statistics from before a bulk load) fetch every queued row
         # through the claim index and filter them by id: 89 ms instead of 2 ms per
         # claim at 20,000 queued.
-        due = due.with_for_update(skip_locked=True)
-        picked = m.id == sa.any_(sa.func.array(due.scalar_subquery()))
+        #
+        # The rows are then found by their ``ctid`` (the physical address the subquery just
+        # locked): a TID scan, where ``id = ANY(…)`` descended the primary key 200 times
+        # (2.3 → 1.9 ms per 200-row claim). The lock keeps the row where it is until this
+        # statement updates it. A row someone updated (still claimable) between this
+        # statement's snapshot and its lock is left for the next claim, never lost.
+        due = due.with_only_columns(sa.literal_column("messages.ctid")).with_for_update(
+            skip_locked=True
+        )
+        picked = sa.literal_column("messages.ctid") == sa.any_(sa.func.array(due.scalar_subquery()))
     return (
         sa.update(messages_table)
         .where(picked)
