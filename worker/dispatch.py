@@ -21,7 +21,7 @@ from producer.store import DEFERRED, FAILED, QUEUED, SENT, UNKNOWN
 from worker import metrics, repo
 from worker.context import Context
 from worker.errors import DispatchError, MalformedResponseError
-from worker.kick import follow_up, kick
+from worker.kick import follow_up, follow_up_started, kick
 from worker.providers.base import Adapter, ItemOutcome, OutMessage
 from worker.providers.registry import adapter_for
 from worker.ratelimit import Departure, Reservation
@@ -85,26 +85,35 @@ def dispatch(ctx: Context, account_name: str) -> Report:
     adapter = adapter_for(account.channel)
     report = Report()
     paced = account.concurrency is not None or has_limits(account)
+    if not paced:
+        follow_up_started(ctx, account)
     deadline = time.monotonic() + (0.0 if paced else LOOP_BUDGET_S)
     followed = False
-    while _claim_and_send(ctx, account, adapter, report, followed):
+    while _claim_and_send(ctx, account, adapter, report, followed, gated=not paced):
         followed = True
         if time.monotonic() >= deadline:
             if not paced:
-                # More is waiting and this task's turn is over: another carries on (the kick
-                # key collapses such wishes, so tasks cannot multiply).
-                kick(ctx, account, delay_s=0.0)
+                # More is waiting and this task's turn is over: another carries on, unless
+                # one is already waiting to start.
+                follow_up(ctx, account, once=True)
             break
     return report
 
 
 def _claim_and_send(
-    ctx: Context, account: AccountConfig, adapter: Adapter, report: Report, followed: bool
+    ctx: Context,
+    account: AccountConfig,
+    adapter: Adapter,
+    report: Report,
+    followed: bool,
+    *,
+    gated: bool = False,
 ) -> bool:
     """One claim, sent; True if it came back full and nothing had to wait (more to do now).
 
     Once per task (``followed`` False), a full claim publishes the next dispatch *before*
-    sending, so a backlog is worked by every free worker process at once.
+    sending, so a backlog is worked by every free worker process at once; ``gated``: only if
+    none is already waiting to start (:func:`worker.kick.follow_up`).
     """
     now = time.time()
     limit = account.batch_size
@@ -124,7 +133,7 @@ def _claim_and_send(
         elif full and not followed:
             # More is waiting and the limits allow it: the next claim starts now, in another
             # process, while this one sends. Not when the limiter said wait (that would spin).
-            follow_up(ctx, account)
+            follow_up(ctx, account, once=gated)
             followed = True
         if admission.rows:
             send_batch(ctx, account, adapter, claim.token, admission.rows, report, admission)

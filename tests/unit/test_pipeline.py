@@ -10,6 +10,7 @@ import pytest
 from producer import submit as enqueue_mod
 from producer.lookup import job_status, lookup
 from producer.submit import enqueue_stream
+from worker import dispatch as dispatch_mod
 from worker.context import Context
 from worker.dispatch import dispatch
 from worker.providers.base import HttpRequest
@@ -368,15 +369,43 @@ def test_provider_recipient_cap_defers_only_that_recipient(
 
 
 def test_an_unpaced_task_keeps_claiming_while_claims_come_back_full(
-    ctx: Context, parts: list[Any], published: list[tuple[str, list[Any], str, float]]
+    ctx: Context,
+    parts: list[Any],
+    published: list[tuple[str, list[Any], str, float]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Five full batches and a short one: one task sends them all (each task costs the
     worker ~2 ms of its own), publishing one follow-up at its first claim so that other
     processes join in, and nothing once a claim comes back short."""
+    monkeypatch.setattr(dispatch_mod, "LOOP_BUDGET_S", 60.0)  # a slow machine: no deadline
     enqueue_stream("nx", phones(1050), defaults={"content": "hi"}, cfg=ctx.settings)
     report = dispatch(ctx, "nx")
     assert (report.claimed, report.requests) == (1050, 6)
     assert [p[0] for p in published] == ["dispatch.nxcloud.sms"]
+
+
+def test_follow_ups_never_pile_up_behind_a_looping_task(
+    ctx: Context,
+    parts: list[Any],
+    published: list[tuple[str, list[Any], str, float]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every task's time runs out after one claim, and each one publishes at its first claim
+    and when its time is up: run as a pool would (first published, first run), at most one
+    follow-up ever waits to start, and the backlog is still sent in full."""
+    monkeypatch.setattr(dispatch_mod, "LOOP_BUDGET_S", 0.0)
+    result = enqueue_stream("nx", phones(2000), defaults={"content": "hi"}, cfg=ctx.settings)
+    dispatch(ctx, "nx")
+    longest = len(published)
+    for _ in range(100):
+        if not published:
+            break
+        name, args, _queue, _countdown = published.pop(0)
+        assert (name, args) == ("dispatch.nxcloud.sms", ["nx"])
+        dispatch(ctx, "nx")
+        longest = max(longest, len(published))
+    assert longest == 1
+    assert job_status(result.job_id, cfg=ctx.settings).counts == {"sent": 2000}
 
 
 def test_a_paced_account_sends_one_claim_per_task(
