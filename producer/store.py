@@ -152,7 +152,7 @@ class Message(SQLModel, table=True):
     #: Set on claim; an outcome is written only by the holder of the current claim.
     claim_token: str | None = Field(default=None, max_length=40)
     attempts: int = 0
-    provider_id: str | None = Field(default=None, max_length=100)
+    provider_id: str | None = Field(default=None, max_length=500)
     error_code: str | None = Field(default=None, max_length=64)
     error_text: str | None = Field(default=None, max_length=1000)
     created_at: float

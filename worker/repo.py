@@ -8,6 +8,7 @@ messages were claimed again by someone else) cannot overwrite the newer outcome.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from producer.store import (
 )
 
 m = messages_table.c
+log = logging.getLogger("teledispatch.repo")
 
 #: An ambiguous message is first asked about this long after the attempt.
 RECONCILE_AFTER_S = 2.0
@@ -230,6 +232,24 @@ def _storable(value: str | None, width: int) -> str | None:
     return value[:width] or None
 
 
+#: The ``provider_id`` column's width (migration 0003): every adapter bounds its ids within it.
+PROVIDER_ID_WIDTH = 500
+
+
+def _provider_id(u: Update) -> str | None:
+    """The provider's id as given, or NULL if no column could hold it exactly.
+
+    Unlike error text, an id is never altered: a shortened or repaired one would match no
+    receipt or status query, and look valid. Missing is the honest outcome (logged)."""
+    value = u.provider_id
+    if not value:
+        return None
+    if len(value) > PROVIDER_ID_WIDTH or _storable(value, PROVIDER_ID_WIDTH) != value:
+        log.warning("message %s: provider id of %d characters not storable", u.id, len(value))
+        return None
+    return value
+
+
 def apply(engine: Engine, token: str, updates: Iterable[Update], now: float) -> int:
     """Write outcomes for messages still held under ``token``; returns rows changed.
 
@@ -242,7 +262,7 @@ def apply(engine: Engine, token: str, updates: Iterable[Update], now: float) -> 
     for u in updates:
         if u.id in rows:
             continue
-        pid = _storable(u.provider_id, 100)
+        pid = _provider_id(u)
         code = _storable(u.error_code, 64)
         text = _storable(u.error_text, 1000)
         due = float(u.due_at if u.due_at is not None else now)  # a REAL, even if given an int

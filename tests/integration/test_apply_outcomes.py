@@ -147,16 +147,22 @@ def test_provider_text_no_column_can_hold_is_made_storable(database_url: str) ->
     """Provider answers are not ours: a NUL, a lone surrogate (both valid in a JSON string)
     or an id longer than its column must not make the batch's outcomes unwritable, which
     would leave it claimed until the sweep turned it into ``unknown``."""
-    engine = _engine(database_url, 3)
-    claim = repo.claim(engine, "nx", 3, lease_s=60, now=10)
-    a, b, c = (x.id for x in claim.messages)
+    engine = _engine(database_url, 5)
+    claim = repo.claim(engine, "nx", 5, lease_s=60, now=10)
+    a, b, c, d, e = (x.id for x in claim.messages)
+    vms_id = "T" * 200 + ":+8613900000000"  # a Volcengine VMS id: TaskOpenId:phone
     updates = [
         repo.Update(a, "failed", None, "nul\x00code", "before\x00after"),
         repo.Update(b, "failed", None, "x" * 300, "lone \ud800 surrogate"),
-        repo.Update(c, "sent", "p" * 300 + "\x00"),
+        repo.Update(c, "sent", "p\x00"),
+        repo.Update(d, "sent", vms_id),
+        repo.Update(e, "sent", "q" * 501),
     ]
-    assert repo.apply(engine, claim.token, updates, NOW) == 3
-    rows = _rows(engine, [a, b, c])
+    assert repo.apply(engine, claim.token, updates, NOW) == 5
+    rows = _rows(engine, [a, b, c, d, e])
     assert (rows[a].error_code, rows[a].error_text) == ("nulcode", "beforeafter")
     assert (rows[b].error_code, rows[b].error_text) == ("x" * 64, "lone ? surrogate")
-    assert rows[c].provider_id == "p" * 100
+    # An id is stored exactly or not at all: a repaired or shortened one would match nothing.
+    assert rows[d].provider_id == vms_id
+    assert (rows[c].status, rows[c].provider_id) == ("sent", None)
+    assert (rows[e].status, rows[e].provider_id) == ("sent", None)
