@@ -71,7 +71,10 @@ def kick(
     """
     delay = account.linger_ms / 1000 if delay_s is None else delay_s
     window_ms = max(int(delay * 1000), 50)
-    if not client.set(kick_key(account.name), b"1", nx=True, px=window_ms):
+    # A wake for now has a key of its own: a pending lingering wake (an OTP's) must not hold
+    # back a full batch that needs no linger.
+    key = kick_key(account.name) if delay > 0 else kick_key(account.name) + ":now"
+    if not client.set(key, b"1", nx=True, px=window_ms):
         return False
     send(dispatch_task(account.channel), [account.name], channel_queue(account.channel), delay)
     return True

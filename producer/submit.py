@@ -380,7 +380,10 @@ def wake_if_due(
     nothing to wait for (it was 250 ms on the critical path of every bulk job)."""
     if not due_now(not_before):
         return False
-    wake(cfg, account, 0.0 if rows >= account.batch_size else account.linger_ms / 1000)
+    delay = 0.0 if rows >= account.batch_size else account.linger_ms / 1000
+    # Due within WAKE_AHEAD_S: woken for its start, not before (a dispatch then would find
+    # nothing due, and the rows would wait for the sweep).
+    wake(cfg, account, max(delay, (not_before or 0.0) - time.time()))
     return True
 
 

@@ -250,3 +250,16 @@ def test_a_full_batch_is_woken_without_the_linger(db_url: str, wake_delays: list
             producer.submit(otp(i))
         producer.flush(5)
     assert wake_delays == [0.4, 0.0, 0.4, 0.0]
+
+
+def test_a_job_due_within_a_second_is_woken_for_its_start(
+    db_url: str, wake_delays: list[float]
+) -> None:
+    """Woken when due, not at once: a dispatch before then would find nothing to send."""
+    cfg = make_settings(db_url, linger_ms=0, max_batch=3)
+    create_schema(get_engine(db_url))
+    start = datetime.now(UTC) + timedelta(seconds=0.6)
+    big = [{"phone": f"+86139{i:08d}", "content": "x"} for i in range(3)]
+    submit_mod.enqueue_stream("nx", big, not_before=start, cfg=cfg)
+    (delay,) = wake_delays
+    assert 0.3 < delay <= 0.6
