@@ -94,24 +94,10 @@ class TreeSnapshot:
         return sum(self.cpu.values()) - sum(earlier.cpu.values())
 
 
-def _comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return ""
-
-
-def postmaster_pid() -> int | None:
-    """The PostgreSQL server's root process (a ``postgres`` whose parent is not one), so that
-    its tree is every backend: their CPU is the database's share of a run. None if there is
-    no local server (a remote database is not measured)."""
-    for ppid, pids in children_map().items():
-        if _comm(ppid) == "postgres":
-            continue
-        for pid in pids:
-            if _comm(pid) == "postgres":
-                return pid
-    return None
+def parent_pid(pid: int) -> int | None:
+    """``pid``'s parent, or None if ``pid`` is not a process of this machine."""
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields is not None else None
 
 
 @dataclass

@@ -16,7 +16,6 @@ from bench.measure import (
     MemorySampler,
     TreeSnapshot,
     percentile,
-    postmaster_pid,
     window_counts,
 )
 from bench.stack import REPO, Database, RunFailed, Stack, System, open_stack
@@ -77,7 +76,7 @@ def _measure(
     # The rest of the machine's work for the same messages, so a table can say where a
     # message's CPU goes (SQLite works inside the workers and has no share of its own).
     servers = {
-        "postgresql": postmaster_pid() if stack.database == "postgresql" else None,
+        "postgresql": stack.postmaster_pid(),
         "simulator": stack.procs[0].popen.pid,
         "redis": stack.redis_pid,
     }

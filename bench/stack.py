@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from bench.measure import Deadline
+from bench.measure import Deadline, parent_pid
 from producer.broker import publisher
 from producer.local import Proc, spawn, start_simulator, start_worker
 from producer.services import RedisService, start_redis_server
@@ -109,6 +109,17 @@ class Stack:
 
     def sim_request_count(self) -> int:
         return int(self.sim_get("/_sim/health")["requests"])
+
+    def postmaster_pid(self) -> int | None:
+        """The PostgreSQL server process that serves this run's database (the parent of our
+        own backend), so that its tree is exactly that server's backends; None for SQLite
+        or a server on another machine. Other clients of the same server are counted too:
+        the bench expects the server to itself while it runs."""
+        if self.database != "postgresql":
+            return None
+        with self.engine.connect() as conn:
+            backend = int(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
+        return parent_pid(backend)
 
     @property
     def engine(self) -> sa.Engine:
