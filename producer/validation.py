@@ -152,7 +152,9 @@ def _country_rule(code: str) -> _CountryRule | None:
     region = phonenumbers.region_code_for_country_code(country_code)
     metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
     if metadata is None:
-        return None
+        # A code without metadata: no length is known possible, so the fast path declines
+        # (returning None here would let it try a longer code, which ``parse`` never does).
+        return _CountryRule(frozenset(), None)
     lengths = frozenset(
         length
         for length in range(2, 18)
@@ -200,10 +202,23 @@ def check_str(
             rule = f"must be at most {max_len} characters (got {len(value)})"
         problems.append(Problem(index, field, value, rule))
         return None
+    if not value.isascii() and not _encodable(value):
+        problems.append(Problem(index, field, value, "must be valid Unicode (no lone surrogate)"))
+        return None
     if pattern is not None and not pattern.fullmatch(value):
         problems.append(Problem(index, field, value, pattern_rule))
         return None
     return value
+
+
+def _encodable(value: str) -> bool:
+    """False for text holding a lone surrogate (``"\\ud800"`` in JSON decodes to one): no
+    database stores it, and it would fail the job later instead of here."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_known_fields(

@@ -169,3 +169,19 @@ def test_one_part_job_is_stored_atomically(
     )
     assert job.created and job_status(job.job_id, cfg=cfg).counts == {"queued": 1}
     assert sent == ["nx"]
+
+
+def test_a_lone_surrogate_is_a_validation_problem_not_a_crash(
+    cfg: Settings, sent: list[Any]
+) -> None:
+    """``"\\ud800"`` is valid JSON and decodes to text no database can store."""
+    recipients = [
+        {"phone": "+8613800138000", "content": "ok é"},
+        {"phone": "+8613800138001", "content": "bad \ud800"},
+    ]
+    with pytest.raises(ValidationFailed) as exc:
+        enqueue_stream("nx", recipients, cfg=cfg)
+    assert problems_of(exc) == [
+        "recipients[1].content = 'bad \\ud800': must be valid Unicode (no lone surrogate)"
+    ]
+    assert stored(cfg) == 0
