@@ -230,7 +230,7 @@ def send_batch(
             now = time.time()
             updates = [repo.Update(r.id, QUEUED, None, None, None, now, True) for r in rows]
             report.add("waiting", len(updates))
-            repo.apply(ctx.engine, token, updates, now)
+            repo.apply(ctx.engine, token, updates, now, finish=rows[0].group_key)
             kick(ctx, account, delay_s=0.05)
             return
         if not repo.mark_departing(ctx.engine, token, rows[0].group_key, time.time()):
@@ -240,7 +240,7 @@ def send_batch(
             now = time.time()
             updates = [repo.Update(r.id, QUEUED, None, None, None, now, True) for r in rows]
             report.add("lease_lost", len(rows))
-            repo.apply(ctx.engine, token, updates, now)
+            repo.apply(ctx.engine, token, updates, now, finish=rows[0].group_key)
             return
         departure = ctx.limiter.depart(account, len(rows)) if reservation is not None else None
         if reservation is not None and departure is None:
@@ -249,7 +249,7 @@ def send_batch(
             updates = [repo.Update(r.id, QUEUED, None, None, None, now, True) for r in rows]
             report.add("waiting", len(rows))
             repo.unmark_departing(ctx.engine, token, rows[0].group_key)
-            repo.apply(ctx.engine, token, updates, now)
+            repo.apply(ctx.engine, token, updates, now, finish=rows[0].group_key)
             kick(ctx, account, delay_s=0.05)
             return
         report.requests += 1
@@ -292,7 +292,8 @@ def send_batch(
         retried = sum(1 for n in attempts.values() if n > 1)
         metrics.record_request(account, metrics.outcome_of(failure), len(rows), latency, retried)
     metrics.record_message_counts(account, statuses)
-    repo.apply(ctx.engine, token, updates, time.time())
+    # Every message of the batch has its outcome: its batch row goes with the same commit.
+    repo.apply(ctx.engine, token, updates, time.time(), finish=rows[0].group_key)
 
 
 def batch_failure(

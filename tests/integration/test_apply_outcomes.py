@@ -166,3 +166,23 @@ def test_provider_text_no_column_can_hold_is_made_storable(database_url: str) ->
     assert rows[d].provider_id == vms_id
     assert (rows[c].status, rows[c].provider_id) == ("sent", None)
     assert (rows[e].status, rows[e].provider_id) == ("sent", None)
+
+
+def test_finish_keeps_the_batch_row_while_a_message_is_still_sending(database_url: str) -> None:
+    """The sweep finds lost messages through the batch row: it goes only with the last one."""
+    from producer.store import batches_table
+
+    engine = _engine(database_url, 2)
+    claim = repo.claim(engine, "nx", 2, lease_s=60, now=10)
+    a, b = (x.id for x in claim.messages)
+    group = claim.messages[0].group_key
+
+    def batch_rows() -> int:
+        with engine.connect() as conn:
+            query = sa.select(sa.func.count()).where(batches_table.c.claim_token == claim.token)
+            return int(conn.execute(query).scalar_one())
+
+    assert repo.apply(engine, claim.token, [repo.Update(a, "sent", "pa")], NOW, finish=group)
+    assert batch_rows() == 1  # b is still sending under this claim
+    assert repo.apply(engine, claim.token, [repo.Update(b, "sent", "pb")], NOW, finish=group)
+    assert batch_rows() == 0

@@ -429,3 +429,16 @@ def test_a_paced_account_sends_one_claim_per_task(
     report = dispatch(ctx, "nx")
     assert (report.claimed, report.requests) == (200, 1)
     assert [p[0] for p in published] == ["dispatch.nxcloud.sms"]
+
+
+def test_a_finished_request_takes_its_batch_row_with_it(ctx: Context, parts: list[Any]) -> None:
+    """Left to the sweep, finished batch rows piled up until their leases expired."""
+    import sqlalchemy as sa
+
+    from producer.store import batches_table
+
+    enqueue_stream("nx", phones(450), defaults={"content": "hi"}, cfg=ctx.settings)
+    run_all(ctx, parts)
+    with ctx.engine.connect() as conn:
+        left = conn.execute(sa.select(sa.func.count()).select_from(batches_table)).scalar_one()
+    assert left == 0

@@ -136,7 +136,7 @@ class Dispatcher(RuleBasedStateMachine):
         updates = [
             repo.Update(i, repo.QUEUED, None, None, None, self.clock, True) for i in batch.ids
         ]
-        repo.apply(self.engine, batch.token, updates, self.clock)
+        repo.apply(self.engine, batch.token, updates, self.clock, finish=batch.group_key)
 
     @rule(target=batches, limit=st.integers(1, N))
     def claim(self, limit: int) -> Any:
@@ -158,7 +158,7 @@ class Dispatcher(RuleBasedStateMachine):
         self.provider.accepted.extend(batch.ids)
         status = repo.UNKNOWN if lost else repo.SENT
         updates = [repo.Update(i, status, None if lost else i, None, None, 0) for i in batch.ids]
-        repo.apply(self.engine, batch.token, updates, self.clock)
+        repo.apply(self.engine, batch.token, updates, self.clock, finish=batch.group_key)
 
     @rule(batch=consumes(batches))
     def gate_refuses(self, batch: Batch) -> None:
