@@ -182,7 +182,7 @@ def admit(
         )
         if slot is None:
             held = [repo.Update(r.id, QUEUED, None, None, None, now + 0.2, True) for r in rows]
-            repo.apply(ctx.engine, token, held, now)
+            repo.apply(ctx.engine, token, held, now, finish=rows[0].group_key)
             report.add("waiting", len(held))
             return Admission([], wait_s=0.2)
     if not has_limits(account):
@@ -196,7 +196,7 @@ def admit(
         repo.Update(rows[i].id, QUEUED, None, None, None, now + res.wait_s, True) for i in res.retry
     ]
     if held:
-        repo.apply(ctx.engine, token, held, now)
+        repo.apply(ctx.engine, token, held, now, finish=rows[0].group_key)
         report.add("deferred", len(res.deferred))
         report.add("waiting", len(res.retry))
     admitted = [rows[i] for i in res.admitted]

@@ -259,6 +259,11 @@ _FINISH = sa.text(
 )
 
 
+_LOCK_BATCH = sa.text(
+    "SELECT 1 FROM batches WHERE claim_token = :token AND group_key = :group FOR UPDATE"
+)
+
+
 def apply(
     engine: Engine,
     token: str,
@@ -295,6 +300,11 @@ def apply(
     params = {"rows": json.dumps(list(rows.values())), "token": token, "now": now}
     changed = 0
     with engine.begin() as conn:
+        if finish is not None and conn.dialect.name == "postgresql":
+            # The batch row first, as the sweep locks it (its DELETE) before the messages:
+            # locking the messages first and the row second deadlocked with a sweep taking
+            # the same expired batch back. SQLite serialises writers and needs no order.
+            conn.execute(_LOCK_BATCH, {"token": token, "group": finish})
         if rows:
             # SQLite: UPDATE … FROM needs 3.33; the claim's RETURNING already needs 3.35.
             stmt = _APPLY_PG if conn.dialect.name == "postgresql" else _APPLY_SQLITE

@@ -193,3 +193,31 @@ def test_a_claim_that_never_departed_is_requeued(database_url: str) -> None:
     claim = _claim(engine, 4)
     repo.reclaim_expired(engine, [_account()], SWEEP_NOW)
     assert _statuses(engine, claim) == {"queued"}
+
+
+def test_a_finishing_outcome_and_a_sweep_of_the_same_batch_do_not_deadlock(
+    database_url: str,
+) -> None:
+    """The worker writes its outcomes (and deletes the batch row) just as the sweep takes the
+    expired batch back. Both must lock the batch row before the messages: in the other order
+    PostgreSQL found a deadlock and aborted one of them."""
+    engine = _engine(database_url, 2)
+    claim = _claim(engine, 2)
+    group = claim.messages[0].group_key
+    updates = [repo.Update(x.id, "sent", x.id) for x in claim.messages]
+    with engine.connect() as sweep, sweep.begin():
+        # The sweep's first step: the expired batch row, deleted (and locked).
+        sweep.execute(sa.delete(batches_table).where(b.claim_token == claim.token))
+        thread, out = _blocked_in_thread(
+            engine, sweep, lambda: repo.apply(engine, claim.token, updates, 5.0, finish=group)
+        )
+        # Its second: the messages, back to the queue (never departed). With the worker
+        # holding them while it waited for the batch row, this waited for the worker.
+        sweep.execute(
+            sa.update(messages_table)
+            .where(m.claim_token == claim.token, m.status == "sending")
+            .values(status="queued")
+        )
+    thread.join(30)
+    assert out == [0]  # the sweep came first: the stale outcomes change nothing
+    assert _statuses(engine, claim) == {"queued"}
