@@ -71,6 +71,29 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     admin.dispose()
 
 
+def due_job(url: str, n: int) -> sa.Engine:
+    """The schema at ``url`` with one NXCloud job ``j`` of ``n`` messages, all due: the start
+    of every test that claims and writes outcomes by hand."""
+    from producer.channels import rules_for
+    from producer.schema import ensure_schema
+    from producer.store import get_engine, jobs_table, messages_table
+    from producer.submit import store_part
+
+    ensure_schema(url)
+    engine = get_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            jobs_table.insert().values(
+                id="j", account="nx", channel="nxcloud.sms", total=n, content_hash="h", created_at=0
+            )
+        )
+    part = [[i, {"phone": f"+86139{i:08d}", "content": "x"}] for i in range(n)]
+    store_part(engine, "j", part, rules_for("nxcloud.sms"), None)
+    with engine.begin() as conn:
+        conn.execute(sa.update(messages_table).values(due_at=0))
+    return engine
+
+
 def poll(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
     """The first truthy value of ``predicate``, asked every ``every`` s for up to ``timeout``:
     for state that can only be observed from outside (another process's HTTP or database)."""

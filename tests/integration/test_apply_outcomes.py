@@ -16,11 +16,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from producer.channels import rules_for
-from producer.schema import ensure_schema
-from producer.store import get_engine, jobs_table, messages_table
-from producer.submit import store_part
+from producer.store import messages_table
 from worker import repo
+
+from .conftest import due_job
 
 pytestmark = pytest.mark.integration
 
@@ -40,22 +39,6 @@ AWKWARD = [
 ]
 
 
-def _engine(url: str, n: int) -> Engine:
-    ensure_schema(url)
-    engine = get_engine(url)
-    with engine.begin() as conn:
-        conn.execute(
-            jobs_table.insert().values(
-                id="j", account="nx", channel="nxcloud.sms", total=n, content_hash="h", created_at=0
-            )
-        )
-    part = [[i, {"phone": f"+86139{i:08d}", "content": "x"}] for i in range(n)]
-    store_part(engine, "j", part, rules_for("nxcloud.sms"), None)
-    with engine.begin() as conn:
-        conn.execute(sa.update(messages_table).values(due_at=0))
-    return engine
-
-
 def _rows(engine: Engine, ids: list[str]) -> dict[str, Any]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(messages_table).where(m.id.in_(ids))).all()
@@ -64,7 +47,7 @@ def _rows(engine: Engine, ids: list[str]) -> dict[str, Any]:
 
 def test_awkward_values_round_trip(database_url: str) -> None:
     n = len(AWKWARD)
-    engine = _engine(database_url, 2 * n + 2)
+    engine = due_job(database_url, 2 * n + 2)
     claim = repo.claim(engine, "nx", 2 * n + 2, lease_s=60, now=10)
     ids = [c.id for c in claim.messages]
     failed, sent, (long_one, empty_one) = ids[:n], ids[n : 2 * n], ids[2 * n :]
@@ -104,7 +87,7 @@ def test_awkward_values_round_trip(database_url: str) -> None:
 
 
 def test_compare_and_set_first_outcome_refund_and_provider_id(database_url: str) -> None:
-    engine = _engine(database_url, 4)
+    engine = due_job(database_url, 4)
     first = repo.claim(engine, "nx", 4, lease_s=60, now=10)
     a, b, c, d = (x.id for x in first.messages)
     assert {x.attempts for x in first.messages} == {1}
@@ -137,7 +120,7 @@ def test_compare_and_set_first_outcome_refund_and_provider_id(database_url: str)
 
 
 def test_empty_apply_changes_nothing(database_url: str) -> None:
-    engine = _engine(database_url, 1)
+    engine = due_job(database_url, 1)
     claim = repo.claim(engine, "nx", 1, lease_s=60, now=10)
     assert repo.apply(engine, claim.token, [], 11) == 0
     assert _rows(engine, [claim.messages[0].id])[claim.messages[0].id].status == "sending"
@@ -147,7 +130,7 @@ def test_provider_text_no_column_can_hold_is_made_storable(database_url: str) ->
     """Provider answers are not ours: a NUL, a lone surrogate (both valid in a JSON string)
     or an id longer than its column must not make the batch's outcomes unwritable, which
     would leave it claimed until the sweep turned it into ``unknown``."""
-    engine = _engine(database_url, 5)
+    engine = due_job(database_url, 5)
     claim = repo.claim(engine, "nx", 5, lease_s=60, now=10)
     a, b, c, d, e = (x.id for x in claim.messages)
     vms_id = "T" * 200 + ":+8613900000000"  # a Volcengine VMS id: TaskOpenId:phone
@@ -172,7 +155,7 @@ def test_finish_keeps_the_batch_row_while_a_message_is_still_sending(database_ur
     """The sweep finds lost messages through the batch row: it goes only with the last one."""
     from producer.store import batches_table
 
-    engine = _engine(database_url, 2)
+    engine = due_job(database_url, 2)
     claim = repo.claim(engine, "nx", 2, lease_s=60, now=10)
     a, b = (x.id for x in claim.messages)
     group = claim.messages[0].group_key

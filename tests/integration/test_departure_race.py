@@ -16,12 +16,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from producer.channels import rules_for
 from producer.config import AccountConfig, parse_config
-from producer.schema import ensure_schema
-from producer.store import batches_table, get_engine, jobs_table, messages_table
-from producer.submit import store_part
+from producer.store import batches_table, messages_table
 from worker import repo
+
+from .conftest import due_job
 
 pytestmark = pytest.mark.integration
 
@@ -35,22 +34,6 @@ SWEEP_NOW = LEASE_END + 1  # and has expired by the sweep's
 def _account() -> AccountConfig:
     table = {"channel": "nxcloud.sms", "base_url": "http://x", "max_attempts": 5}
     return parse_config({"accounts": {"nx": table}})["nx"]
-
-
-def _engine(url: str, n: int) -> Engine:
-    ensure_schema(url)
-    engine = get_engine(url)
-    with engine.begin() as conn:
-        conn.execute(
-            jobs_table.insert().values(
-                id="j", account="nx", channel="nxcloud.sms", total=n, content_hash="h", created_at=0
-            )
-        )
-    part = [[i, {"phone": f"+86139{i:08d}", "content": "x"}] for i in range(n)]
-    store_part(engine, "j", part, rules_for("nxcloud.sms"), None)
-    with engine.begin() as conn:
-        conn.execute(sa.update(messages_table).values(due_at=0))
-    return engine
 
 
 def _claim(engine: Engine, limit: int) -> repo.Claim:
@@ -113,7 +96,7 @@ def _blocked_in_thread(
 
 
 def test_departure_waits_for_a_reclaim_in_progress_and_then_fails(database_url: str) -> None:
-    engine = _engine(database_url, 4)
+    engine = due_job(database_url, 4)
     claim = _claim(engine, 4)
     with engine.connect() as conn, conn.begin():
         # The sweep's first step, left uncommitted: it holds the batch row.
@@ -126,7 +109,7 @@ def test_departure_waits_for_a_reclaim_in_progress_and_then_fails(database_url: 
 
 
 def test_reclaim_waits_for_a_departure_in_progress_and_reconciles(database_url: str) -> None:
-    engine = _engine(database_url, 4)
+    engine = due_job(database_url, 4)
     claim = _claim(engine, 4)
     with engine.connect() as conn, conn.begin():
         # The worker's compare-and-set, left uncommitted: it holds the batch row.
@@ -145,7 +128,7 @@ def test_reclaim_waits_for_a_departure_in_progress_and_reconciles(database_url: 
 
 def test_racing_departures_and_reclaims_always_agree(database_url: str) -> None:
     """Free-running race, many rounds: whichever wins, the outcome matches it."""
-    engine = _engine(database_url, 60)
+    engine = due_job(database_url, 60)
     for _ in range(30):
         claim = _claim(engine, 2)
         start = threading.Barrier(2)
@@ -179,7 +162,7 @@ def test_a_claim_from_before_the_upgrade_that_departed_is_reconciled(database_ur
     """Rolling upgrade: a worker of the previous release marks its departure on the messages
     (``sent_at``), not on the batch row the migration gave its claim. The sweep must still
     see that it left, or the batch would be requeued and sent twice."""
-    engine = _engine(database_url, 4)
+    engine = due_job(database_url, 4)
     claim = _claim(engine, 4)
     with engine.begin() as conn:  # what the old worker's mark_departing wrote
         ids = [x.id for x in claim.messages]
@@ -189,7 +172,7 @@ def test_a_claim_from_before_the_upgrade_that_departed_is_reconciled(database_ur
 
 
 def test_a_claim_that_never_departed_is_requeued(database_url: str) -> None:
-    engine = _engine(database_url, 4)
+    engine = due_job(database_url, 4)
     claim = _claim(engine, 4)
     repo.reclaim_expired(engine, [_account()], SWEEP_NOW)
     assert _statuses(engine, claim) == {"queued"}
@@ -201,7 +184,7 @@ def test_a_finishing_outcome_and_a_sweep_of_the_same_batch_do_not_deadlock(
     """The worker writes its outcomes (and deletes the batch row) just as the sweep takes the
     expired batch back. Both must lock the batch row before the messages: in the other order
     PostgreSQL found a deadlock and aborted one of them."""
-    engine = _engine(database_url, 2)
+    engine = due_job(database_url, 2)
     claim = _claim(engine, 2)
     group = claim.messages[0].group_key
     updates = [repo.Update(x.id, "sent", x.id) for x in claim.messages]
