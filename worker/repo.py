@@ -244,7 +244,7 @@ def _provider_id(u: Update) -> str | None:
     value = u.provider_id
     if not value:
         return None
-    if len(value) > PROVIDER_ID_WIDTH or _storable(value, PROVIDER_ID_WIDTH) != value:
+    if _storable(value, PROVIDER_ID_WIDTH) != value:  # too long, a NUL or a lone surrogate
         log.warning("message %s: provider id of %d characters not storable", u.id, len(value))
         return None
     return value
