@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# The real folders; teledispatch/{producer,worker,simulator} link to the top-level ones.
+SRC    := teledispatch producer worker simulator tests bench
 
 .PHONY: install demo test chaos unit integration lint format bench clean
 
@@ -34,13 +36,13 @@ integration: $(STAMP)
 	$(BIN)/python -m pytest -q tests/integration
 
 lint: $(STAMP)
-	$(BIN)/ruff check producer worker simulator tests bench
-	$(BIN)/ruff format --check producer worker simulator tests bench
+	$(BIN)/ruff check $(SRC)
+	$(BIN)/ruff format --check $(SRC)
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix producer worker simulator tests bench
-	$(BIN)/ruff format producer worker simulator tests bench
+	$(BIN)/ruff check --fix $(SRC)
+	$(BIN)/ruff format $(SRC)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

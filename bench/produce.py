@@ -32,7 +32,7 @@ def phone(i: int) -> str:
 
 
 def _teledispatch_one() -> SendOne:
-    from producer.submit import enqueue_stream
+    from teledispatch.producer.submit import enqueue_stream
 
     def send(i: int, number: str, text: str) -> str:
         job = enqueue_stream("nxcloud", [{"phone": number, "content": text}])
@@ -42,7 +42,7 @@ def _teledispatch_one() -> SendOne:
 
 
 def _teledispatch_batched() -> tuple[SendOne, Callable[[], None]]:
-    from producer.batching import Producer
+    from teledispatch.producer.group_commit import Producer
 
     producer = Producer()
 
@@ -66,7 +66,7 @@ def _baseline_one() -> SendOne:
 
 def _bulk(system: str, n: int) -> dict[str, Any]:
     if system == "teledispatch":
-        from producer.submit import enqueue_stream
+        from teledispatch.producer.submit import enqueue_stream
 
         def rows() -> Iterator[dict[str, Any]]:
             for i in range(n):
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     # Import the system's code before the clock starts: its start-up is not enqueue time.
     if args.system == "teledispatch":
-        import producer.submit  # noqa: F401
+        import teledispatch.producer.submit  # noqa: F401
     else:
         import bench.baseline  # noqa: F401
     cpu_start = _cpu_s()  # start-up and imports are not enqueue work

@@ -148,12 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     database: Database = args.db
     with open_stack("teledispatch", database) as stack:
         os.environ.update(stack.env)
-        from producer.config import settings
-        from producer.submit import enqueue_stream
-        from worker import dispatch as dispatch_module
-        from worker import repo
-        from worker.context import build
-        from worker.providers.nxcloud import NxcloudAdapter
+        from teledispatch.channels.nxcloud.adapter import NxcloudAdapter
+        from teledispatch.config import settings
+        from teledispatch.db import messages as repo
+        from teledispatch.producer.submit import enqueue_stream
+        from teledispatch.worker import dispatch as dispatch_module
+        from teledispatch.worker.context import build
 
         cfg = settings()
         prof = cProfile.Profile()

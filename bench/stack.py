@@ -24,9 +24,9 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from bench.measure import Deadline, parent_pid
-from producer.broker import publisher
-from producer.local import Proc, spawn, start_simulator, start_worker
-from producer.services import RedisService, start_redis_server
+from teledispatch.dev.processes import Proc, spawn, start_simulator, start_worker
+from teledispatch.dev.redis import RedisService, start_redis_server
+from teledispatch.wakeups import publisher
 
 System = Literal["teledispatch", "baseline"]
 Database = Literal["sqlite", "postgresql"]

@@ -1,6 +1,7 @@
 """What apps import: the job model, validation, enqueue() and lookup().
 
-from producer import SendJob, enqueue, job_status, lookup
+from teledispatch.producer import SendJob, enqueue, job_status
+from teledispatch.producer import lookup
 
 job_id = enqueue(SendJob(account="nxcloud", recipients=[{"phone": "+8613800138000"}],
                          defaults={"content": "Your code is 1234"}))
@@ -10,13 +11,20 @@ with Producer() as producer:
     pending = producer.submit(job)      # pending.job_id now; pending.result() once durable
 """
 
-from producer.batching import Pending, Producer, ProducerClosed
-from producer.cancel import Cancelled, cancel_job
-from producer.config import ConfigError, load_settings, settings
-from producer.jobs import SendJob
-from producer.lookup import JobNotFound, JobStatus, MessageView, job_messages, job_status, lookup
-from producer.submit import Enqueued, IdempotencyConflict, enqueue, enqueue_stream
-from producer.validation import Problem, ValidationFailed
+from teledispatch.config import ConfigError, load_settings, settings
+from teledispatch.producer.cancel import Cancelled, cancel_job
+from teledispatch.producer.group_commit import Pending, Producer, ProducerClosed
+from teledispatch.producer.jobs import SendJob
+from teledispatch.producer.lookup import (
+    JobNotFound,
+    JobStatus,
+    MessageView,
+    job_messages,
+    job_status,
+    lookup,
+)
+from teledispatch.producer.submit import Enqueued, IdempotencyConflict, enqueue, enqueue_stream
+from teledispatch.validation import Problem, ValidationFailed
 
 __all__ = [
     "Cancelled",

@@ -12,9 +12,16 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from producer.config import Settings, settings
-from producer.lookup import JobNotFound
-from producer.store import CANCELLED, DEFERRED, QUEUED, get_engine, jobs_table, messages_table
+from teledispatch.config import Settings, settings
+from teledispatch.db.tables import (
+    CANCELLED,
+    DEFERRED,
+    QUEUED,
+    get_engine,
+    jobs_table,
+    messages_table,
+)
+from teledispatch.producer.lookup import JobNotFound
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from producer.config import Settings, settings
-from producer.schema import ensure_schema
-from producer.store import (
+from teledispatch.config import Settings, settings
+from teledispatch.db.migrate import ensure_schema
+from teledispatch.db.tables import (
     ACTIVE_STATUSES,
     UNKNOWN,
     UNRECONCILED,
@@ -159,7 +159,7 @@ def lookup(
     cfg: Settings | None = None,
 ) -> list[MessageView]:
     """Messages to a phone (newest first), or the one with a provider or message id."""
-    from producer.validation import normalize_phone
+    from teledispatch.validation import normalize_phone
 
     m = messages_table.c
     query = sa.select(messages_table)

@@ -27,13 +27,12 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from producer import broker
-from producer.channels import rules_for
-from producer.channels.base import ChannelRules
-from producer.config import AccountConfig, ConfigError, Settings, settings
-from producer.jobs import SendJob
-from producer.schema import ensure_schema
-from producer.store import (
+from teledispatch import wakeups as broker
+from teledispatch.channels.rules_base import ChannelRules
+from teledispatch.channels.rules_registry import rules_for
+from teledispatch.config import AccountConfig, ConfigError, Settings, settings
+from teledispatch.db.migrate import ensure_schema
+from teledispatch.db.tables import (
     CANCELLED,
     QUEUED,
     get_engine,
@@ -41,7 +40,8 @@ from producer.store import (
     jobs_table,
     messages_table,
 )
-from producer.validation import Problem, ValidationFailed
+from teledispatch.producer.jobs import SendJob
+from teledispatch.validation import Problem, ValidationFailed
 
 #: A job due within this is woken now (after the linger); later ones are left to the sweep.
 WAKE_AHEAD_S = 1.0
@@ -145,7 +145,7 @@ class _Spool:
             self.file.close()
 
 
-def _validate(
+def _validate(  # noqa: C901  (phase-1 move; being split)
     cfg: Settings,
     account_name: str,
     recipients: Iterable[Mapping[str, Any]],

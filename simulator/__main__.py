@@ -2,6 +2,6 @@
 
 import sys
 
-from simulator.server import main
+from teledispatch.simulator.server import main
 
 sys.exit(main())

@@ -19,8 +19,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from simulator import nxcloud, uspeedo, volc
-from simulator.context import Reply, Sim, dumps, lower_headers
+from teledispatch.simulator import nxcloud, uspeedo, volc
+from teledispatch.simulator.context import Reply, Sim, dumps, lower_headers
 
 log = logging.getLogger("simulator")
 

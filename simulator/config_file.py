@@ -10,8 +10,14 @@ import json
 import os
 from pathlib import Path
 
-from simulator.context import SimOptions
-from simulator.state import AXN_PHONE_X, AXN_POOL_NO, VMS_TASKS, VMS_TTS_TASKS, Credentials
+from teledispatch.simulator.context import SimOptions
+from teledispatch.simulator.state import (
+    AXN_PHONE_X,
+    AXN_POOL_NO,
+    VMS_TASKS,
+    VMS_TTS_TASKS,
+    Credentials,
+)
 
 
 def _s(value: str) -> str:

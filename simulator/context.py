@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.faults import FaultConfig, Faults
-from simulator.state import Credentials, SimState
+from teledispatch.simulator.faults import FaultConfig, Faults
+from teledispatch.simulator.state import Credentials, SimState
 
 Clock = Callable[[], float]
 

@@ -17,9 +17,9 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl
 
-from simulator.context import Reply, Sim, json_reply
-from simulator.nxcloud_sign import SIGNED_HEADERS, nxcloud_sign_matches
-from simulator.state import NxMessage
+from teledispatch.simulator.context import Reply, Sim, json_reply
+from teledispatch.simulator.nxcloud_sign import SIGNED_HEADERS, nxcloud_sign_matches
+from teledispatch.simulator.state import NxMessage
 
 CHANNEL = "nxcloud.sms"
 QUERY_CHANNEL = "nxcloud.query"

@@ -20,11 +20,11 @@ from typing import Any
 
 import uvicorn
 
-from simulator.app import ARRIVAL_EXTENSION, CONNECTION_EXTENSION, create_app
-from simulator.config_file import render_config, write_config
-from simulator.context import Sim, SimOptions
-from simulator.faults import FaultConfig, parse_recipient_cap
-from simulator.state import Credentials
+from teledispatch.simulator.app import ARRIVAL_EXTENSION, CONNECTION_EXTENSION, create_app
+from teledispatch.simulator.config_file import render_config, write_config
+from teledispatch.simulator.context import Sim, SimOptions
+from teledispatch.simulator.faults import FaultConfig, parse_recipient_cap
+from teledispatch.simulator.state import Credentials
 
 LISTENING = "simulator listening on "
 #: Longer than any client pool's idle time, so an idle keep-alive connection is never closed

@@ -13,11 +13,11 @@ from collections.abc import Mapping
 import httpx
 from starlette.applications import Starlette
 
-from simulator.app import create_app
-from simulator.context import Sim, SimOptions
-from simulator.nxcloud_sign import nxcloud_sign
-from simulator.state import Credentials
-from simulator.volc_sign import sign_headers
+from teledispatch.simulator.app import create_app
+from teledispatch.simulator.context import Sim, SimOptions
+from teledispatch.simulator.nxcloud_sign import nxcloud_sign
+from teledispatch.simulator.state import Credentials
+from teledispatch.simulator.volc_sign import sign_headers
 
 
 class FakeClock:

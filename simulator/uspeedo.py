@@ -17,8 +17,8 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
-from simulator.context import Reply, Sim, json_reply
-from simulator.state import UsTarget
+from teledispatch.simulator.context import Reply, Sim, json_reply
+from teledispatch.simulator.state import UsTarget
 
 CHANNEL = "uspeedo.sms"
 RECEIPT_CHANNEL = "uspeedo.receipt"
@@ -69,7 +69,7 @@ def _error(sim: Sim, t: float, ids: list[str], code: int, message: str) -> Reply
     return json_reply(200, {"RetCode": code, "Message": message})
 
 
-def _validate(payload: Any, max_targets: int) -> tuple[int, str] | None:
+def _validate(payload: Any, max_targets: int) -> tuple[int, str] | None:  # noqa: C901  (phase-1 move; being split)
     """First request-level problem as (RetCode, Message), or None."""
     if not isinstance(payload, dict):
         return BAD_PARAMETER, "Invalid parameter [body]"

@@ -11,10 +11,10 @@ from typing import Any
 import fakeredis
 import pytest
 
-from producer.config import Settings, parse_config
-from worker.context import Context
-from worker.providers.base import HttpRequest
-from worker.transport import HttpResponse
+from teledispatch.channels.base import HttpRequest
+from teledispatch.config import Settings, parse_config
+from teledispatch.worker.context import Context
+from teledispatch.worker.transport import HttpResponse
 
 Handler = Callable[[HttpRequest], HttpResponse]
 
@@ -78,7 +78,7 @@ def published() -> list[tuple[str, list[Any], str, float]]:
 
 @pytest.fixture
 def ctx(db_url: str, published: list[tuple[str, list[Any], str, float]]) -> Iterator[Context]:
-    from producer.store import create_schema, get_engine
+    from teledispatch.db.tables import create_schema, get_engine
 
     cfg = make_settings(db_url)
     engine = get_engine(db_url)

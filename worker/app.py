@@ -15,9 +15,9 @@ from celery import Celery
 from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 from kombu.entity import Queue
 
-from producer.broker import MAINTENANCE_QUEUE, SWEEP_TASK, channel_queue
-from producer.config import CHANNELS, settings
-from producer.store import dispose_engines
+from teledispatch.config import CHANNELS, settings
+from teledispatch.db.tables import dispose_engines
+from teledispatch.wakeups import MAINTENANCE_QUEUE, SWEEP_TASK, channel_queue
 
 VISIBILITY_TIMEOUT_S = 3600
 SWEEP_INTERVAL_S = float(os.environ.get("TELEDISPATCH_SWEEP_S", "1.0"))
@@ -29,7 +29,7 @@ QUEUES = [MAINTENANCE_QUEUE, *(channel_queue(c) for c in CHANNELS)]
 
 
 def make_app() -> Celery:
-    app = Celery("teledispatch", broker=settings().redis_url, include=["worker.tasks"])
+    app = Celery("teledispatch", broker=settings().redis_url, include=["teledispatch.worker.tasks"])
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -77,7 +77,7 @@ def _preload(**_: Any) -> None:
     Nothing here connects anywhere: a fork must not inherit sockets."""
     import sqlalchemy as sa
 
-    import producer.migrations  # noqa: F401 - the schema check's alembic and mako
+    import teledispatch.db.migrations  # noqa: F401 - the schema check's alembic and mako
 
     sa.engine.make_url(settings().database_url).get_dialect().import_dbapi()
 
@@ -86,13 +86,13 @@ def _preload(**_: Any) -> None:
 def _serve_metrics(**_: Any) -> None:
     # The main process, before the pool forks: it serves the sum of every pool process's
     # metrics (``worker.metrics``); nothing happens unless a metrics port was configured.
-    from worker import metrics
+    from teledispatch.worker import metrics
 
     metrics.serve()
 
 
 @worker_process_shutdown.connect
 def _metrics_process_dead(pid: int | None = None, **_: Any) -> None:
-    from worker import metrics
+    from teledispatch.worker import metrics
 
     metrics.process_dead(pid or os.getpid())

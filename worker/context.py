@@ -10,11 +10,11 @@ from typing import Any
 import redis
 from sqlalchemy.engine import Engine
 
-from producer.config import Settings, settings
-from producer.schema import ensure_schema
-from producer.store import get_engine
-from worker.ratelimit import RateLimiter
-from worker.transport import Transport
+from teledispatch.config import Settings, settings
+from teledispatch.db.migrate import ensure_schema
+from teledispatch.db.tables import get_engine
+from teledispatch.worker.ratelimit import RateLimiter
+from teledispatch.worker.transport import Transport
 
 #: Sends a task by name: ``publish(name, args, queue, countdown)``. Celery in production,
 #: a list in unit tests.

@@ -16,15 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 
-from producer.config import AccountConfig
-from producer.store import DEFERRED, FAILED, QUEUED, SENT, UNKNOWN
-from worker import metrics, repo
-from worker.context import Context
-from worker.errors import DispatchError, MalformedResponseError
-from worker.kick import follow_up, follow_up_started, kick
-from worker.providers.base import Adapter, ItemOutcome, OutMessage
-from worker.providers.registry import adapter_for
-from worker.ratelimit import Departure, Reservation
+from teledispatch.channels.base import Adapter, ItemOutcome, OutMessage
+from teledispatch.channels.registry import adapter_for
+from teledispatch.config import AccountConfig
+from teledispatch.db import messages as repo
+from teledispatch.db.tables import DEFERRED, FAILED, QUEUED, SENT, UNKNOWN
+from teledispatch.errors import DispatchError, MalformedResponseError
+from teledispatch.worker import metrics
+from teledispatch.worker.context import Context
+from teledispatch.worker.kick import follow_up, follow_up_started, kick
+from teledispatch.worker.ratelimit import Departure, Reservation
 
 log = logging.getLogger("teledispatch.dispatch")
 
@@ -207,7 +208,7 @@ def admit(
     return Admission(admitted, res, slot, res.wait_s if res.retry else 0.0)
 
 
-def send_batch(
+def send_batch(  # noqa: C901  (phase-1 move; being split)
     ctx: Context,
     account: AccountConfig,
     adapter: Adapter,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from producer import broker
-from producer.config import AccountConfig
-from worker.context import Context
+from teledispatch import wakeups as broker
+from teledispatch.config import AccountConfig
+from teledispatch.worker.context import Context
 
 
 def kick(ctx: Context, account: AccountConfig, *, delay_s: float | None = None) -> bool:

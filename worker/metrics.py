@@ -30,8 +30,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from producer.config import AccountConfig
-from worker.errors import (
+from teledispatch.config import AccountConfig
+from teledispatch.errors import (
     AmbiguousError,
     DispatchError,
     MalformedResponseError,

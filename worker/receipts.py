@@ -24,17 +24,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from producer.config import AccountConfig
-from producer.receipts import SETTLEABLE, settle, uspeedo_receipt
-from producer.store import literal_status, messages_table
-from worker.context import Context
-from worker.errors import DispatchError
-from worker.providers.uspeedo import (
+from teledispatch.channels.uspeedo.adapter import (
     MAX_RECEIPT_IDS,
     build_receipt_query,
     parse_receipts,
     provider_phone,
 )
+from teledispatch.config import AccountConfig
+from teledispatch.db.tables import literal_status, messages_table
+from teledispatch.errors import DispatchError
+from teledispatch.receipts import SETTLEABLE, settle, uspeedo_receipt
+from teledispatch.worker.context import Context
 
 log = logging.getLogger("teledispatch.receipts")
 m = messages_table.c

@@ -15,14 +15,21 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from producer.config import AccountConfig
-from producer.store import FAILED, SENT, UNKNOWN, UNRECONCILED, literal_status, messages_table
-from worker import repo
-from worker.context import Context
-from worker.dispatch import retry
-from worker.errors import DispatchError
-from worker.providers.base import OutMessage, StatusQuery
-from worker.providers.registry import adapter_for
+from teledispatch.channels.base import OutMessage, StatusQuery
+from teledispatch.channels.registry import adapter_for
+from teledispatch.config import AccountConfig
+from teledispatch.db import messages as repo
+from teledispatch.db.tables import (
+    FAILED,
+    SENT,
+    UNKNOWN,
+    UNRECONCILED,
+    literal_status,
+    messages_table,
+)
+from teledispatch.errors import DispatchError
+from teledispatch.worker.context import Context
+from teledispatch.worker.dispatch import retry
 
 m = messages_table.c
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from worker import repo
-from worker.context import Context
-from worker.kick import kick
-from worker.reconcile import reconcile
+from teledispatch.db import messages as repo
+from teledispatch.worker.context import Context
+from teledispatch.worker.kick import kick
+from teledispatch.worker.reconcile import reconcile
 
 
 @dataclass

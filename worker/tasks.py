@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from producer.broker import SWEEP_TASK, dispatch_task
-from producer.config import CHANNELS
-from worker.app import RECEIPTS_TASK, app
-from worker.context import Context, current
-from worker.dispatch import dispatch
-from worker.receipts import poll_receipts
-from worker.sweep import sweep
+from teledispatch.config import CHANNELS
+from teledispatch.wakeups import SWEEP_TASK, dispatch_task
+from teledispatch.worker.app import RECEIPTS_TASK, app
+from teledispatch.worker.context import Context, current
+from teledispatch.worker.dispatch import dispatch
+from teledispatch.worker.receipts import poll_receipts
+from teledispatch.worker.sweep import sweep
 
 log = logging.getLogger("teledispatch.tasks")
 

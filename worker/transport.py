@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from worker.errors import AmbiguousError, MalformedResponseError, NotSentError
-from worker.providers.base import HttpRequest
+from teledispatch.channels.base import HttpRequest
+from teledispatch.errors import AmbiguousError, MalformedResponseError, NotSentError
 
 #: Bodies larger than this are not read: no provider answer is legitimately this big.
 MAX_BODY = 8 << 20

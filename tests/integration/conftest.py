@@ -17,11 +17,11 @@ import pytest
 import redis as redis_lib
 import sqlalchemy as sa
 
-from producer.config import Settings, load_settings
-from producer.local import Proc, cli_argv, spawn, start_simulator, start_worker
-from producer.lookup import job_status
-from producer.services import RedisService, free_port, redis_ping, start_redis_server
-from producer.store import dispose_engines
+from teledispatch.config import Settings, load_settings
+from teledispatch.db.tables import dispose_engines
+from teledispatch.dev.processes import Proc, cli_argv, spawn, start_simulator, start_worker
+from teledispatch.dev.redis import RedisService, free_port, redis_ping, start_redis_server
+from teledispatch.producer.lookup import job_status
 
 PG_ADMIN_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -74,10 +74,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def due_job(url: str, n: int) -> sa.Engine:
     """The schema at ``url`` with one NXCloud job ``j`` of ``n`` messages, all due: the start
     of every test that claims and writes outcomes by hand."""
-    from producer.channels import rules_for
-    from producer.schema import ensure_schema
-    from producer.store import get_engine, jobs_table, messages_table
-    from producer.submit import store_part
+    from teledispatch.channels.rules_registry import rules_for
+    from teledispatch.db.migrate import ensure_schema
+    from teledispatch.db.tables import get_engine, jobs_table, messages_table
+    from teledispatch.producer.submit import store_part
 
     ensure_schema(url)
     engine = get_engine(url)

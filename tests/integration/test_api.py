@@ -13,10 +13,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from producer.api import API_KEYS_ENV, KeyRing, hash_key, load_api_keys
-from producer.cli import main
-from producer.config import ConfigError
-from producer.store import get_engine, messages_table
+from teledispatch.api.app import API_KEYS_ENV, KeyRing, hash_key, load_api_keys
+from teledispatch.cli.main import main
+from teledispatch.config import ConfigError
+from teledispatch.db.tables import get_engine, messages_table
 
 from .conftest import Stack, poll
 

@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from producer.store import messages_table
-from worker import repo
+from teledispatch.db import messages as repo
+from teledispatch.db.tables import messages_table
 
 from .conftest import due_job
 
@@ -153,7 +153,7 @@ def test_provider_text_no_column_can_hold_is_made_storable(database_url: str) ->
 
 def test_finish_keeps_the_batch_row_while_a_message_is_still_sending(database_url: str) -> None:
     """The sweep finds lost messages through the batch row: it goes only with the last one."""
-    from producer.store import batches_table
+    from teledispatch.db.tables import batches_table
 
     engine = due_job(database_url, 2)
     claim = repo.claim(engine, "nx", 2, lease_s=60, now=10)

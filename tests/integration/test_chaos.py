@@ -16,10 +16,10 @@ import pytest
 import redis as redis_lib
 import sqlalchemy as sa
 
-from producer.broker import channel_queue, dispatch_task, publisher
-from producer.services import RedisService, redis_ping, start_redis_server
-from producer.store import get_engine, messages_table
-from producer.submit import enqueue_stream
+from teledispatch.db.tables import get_engine, messages_table
+from teledispatch.dev.redis import RedisService, redis_ping, start_redis_server
+from teledispatch.producer.submit import enqueue_stream
+from teledispatch.wakeups import channel_queue, dispatch_task, publisher
 
 from .conftest import Stack
 

@@ -16,9 +16,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from producer.config import AccountConfig, parse_config
-from producer.store import batches_table, messages_table
-from worker import repo
+from teledispatch.config import AccountConfig, parse_config
+from teledispatch.db import messages as repo
+from teledispatch.db.tables import batches_table, messages_table
 
 from .conftest import due_job
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from producer import submit
-from producer.store import COPY_MIN_ROWS, get_engine, jobs_table, messages_table
-from producer.submit import enqueue_stream
+from teledispatch.db.tables import COPY_MIN_ROWS, get_engine, jobs_table, messages_table
+from teledispatch.producer import submit
+from teledispatch.producer.submit import enqueue_stream
 
 from ..conftest import make_settings
 

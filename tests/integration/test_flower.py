@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from producer.local import cli_argv, spawn
-from producer.services import free_port
-from producer.submit import enqueue_stream
+from teledispatch.dev.processes import cli_argv, spawn
+from teledispatch.dev.redis import free_port
+from teledispatch.producer.submit import enqueue_stream
 
 from .conftest import Stack, poll
 

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import pytest
 
-from producer.local import cli_argv, spawn
-from producer.submit import enqueue_stream
+from teledispatch.dev.processes import cli_argv, spawn
+from teledispatch.producer.submit import enqueue_stream
 
 from .conftest import Stack
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from producer.store import get_engine, messages_table
-from producer.submit import enqueue_stream
+from teledispatch.db.tables import get_engine, messages_table
+from teledispatch.producer.submit import enqueue_stream
 
 from .conftest import Stack
 
@@ -101,8 +101,8 @@ def test_every_channel_reaches_terminal_states(make_stack: Callable[..., Stack])
     accepted, outcomes recorded, provider ids kept, nothing left in flight."""
     from pathlib import Path
 
-    from producer.demo import channel_jobs
-    from producer.lookup import job_status
+    from teledispatch.dev.demo import channel_jobs
+    from teledispatch.producer.lookup import job_status
 
     stack = make_stack(["--fail-rate", "0.1", "--item-fail-rate", "0.05", "--seed", "11"])
     stack.worker(concurrency=4, beat=True)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from producer.submit import enqueue_stream
+from teledispatch.producer.submit import enqueue_stream
 
 from .conftest import Stack
 

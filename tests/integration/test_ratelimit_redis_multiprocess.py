@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import redis
 
-from producer.config import AccountConfig
-from worker.ratelimit import RateLimiter
+from teledispatch.config import AccountConfig
+from teledispatch.worker.ratelimit import RateLimiter
 
 pytestmark = pytest.mark.integration
 

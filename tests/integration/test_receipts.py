@@ -14,9 +14,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from producer.jobs import SendJob
-from producer.store import get_engine, messages_table
-from producer.submit import enqueue
+from teledispatch.db.tables import get_engine, messages_table
+from teledispatch.producer.jobs import SendJob
+from teledispatch.producer.submit import enqueue
 
 from .conftest import Stack, poll
 

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from simulator.nxcloud_sign import nxcloud_sign
+from teledispatch.simulator.nxcloud_sign import nxcloud_sign
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from producer.channels import rules_for
-from producer.schema import ensure_schema
-from producer.store import COPY_MIN_ROWS, get_engine, jobs_table, messages_table
-from producer.submit import store_part
+from teledispatch.channels.rules_registry import rules_for
+from teledispatch.db.migrate import ensure_schema
+from teledispatch.db.tables import COPY_MIN_ROWS, get_engine, jobs_table, messages_table
+from teledispatch.producer.submit import store_part
 
 pytestmark = pytest.mark.integration
 

@@ -10,16 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producer.config import parse_config
-from worker.errors import (
+from teledispatch.channels.base import OutMessage
+from teledispatch.channels.nxcloud.adapter import NxcloudAdapter, sign
+from teledispatch.config import parse_config
+from teledispatch.errors import (
     DispatchError,
     MalformedResponseError,
     RejectedError,
     RetryableProviderError,
     ThrottledError,
 )
-from worker.providers.base import OutMessage
-from worker.providers.nxcloud import NxcloudAdapter, sign
 
 ACCOUNT = parse_config(
     {

@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from producer.channels import rules_for
-from producer.config import AccountConfig
-from worker import errors
-from worker.errors import DispatchError
-from worker.providers.base import BatchResult, OutMessage
-from worker.providers.uspeedo import UspeedoAdapter
+from teledispatch import errors
+from teledispatch.channels.base import BatchResult, OutMessage
+from teledispatch.channels.rules_registry import rules_for
+from teledispatch.channels.uspeedo.adapter import UspeedoAdapter
+from teledispatch.config import AccountConfig
+from teledispatch.errors import DispatchError
 
 RECORDED = json.loads((Path(__file__).parent / "recorded" / "uspeedo.json").read_text("utf-8"))
 RULES = rules_for("uspeedo.sms")

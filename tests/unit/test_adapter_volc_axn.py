@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from producer.config import AccountConfig
-from worker import errors
-from worker.errors import DispatchError
-from worker.providers.base import BatchResult, OutMessage
-from worker.providers.volc_axn import MAX_EXPIRE_TIME, VolcAxnAdapter
-from worker.providers.volc_sign import sign
+from teledispatch import errors
+from teledispatch.channels.base import BatchResult, OutMessage
+from teledispatch.channels.volc.axn_adapter import MAX_EXPIRE_TIME, VolcAxnAdapter
+from teledispatch.channels.volc.gateway import sign
+from teledispatch.config import AccountConfig
+from teledispatch.errors import DispatchError
 
 RECORDED = json.loads((Path(__file__).parent / "recorded" / "volc_axn.json").read_text("utf-8"))
 ADAPTER = VolcAxnAdapter()

@@ -11,13 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from producer.channels import rules_for
-from producer.config import AccountConfig
-from worker import errors
-from worker.errors import DispatchError
-from worker.providers.base import BatchResult, OutMessage
-from worker.providers.volc_sign import sign
-from worker.providers.volc_vms import VolcVmsAdapter, national_phone
+from teledispatch import errors
+from teledispatch.channels.base import BatchResult, OutMessage
+from teledispatch.channels.rules_registry import rules_for
+from teledispatch.channels.volc.gateway import sign
+from teledispatch.channels.volc.vms_adapter import VolcVmsAdapter, national_phone
+from teledispatch.config import AccountConfig
+from teledispatch.errors import DispatchError
 
 RECORDED = json.loads((Path(__file__).parent / "recorded" / "volc_vms.json").read_text("utf-8"))
 RULES = rules_for("volc.vms.append")

@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from producer import batching
-from producer import submit as submit_mod
-from producer.batching import Producer, ProducerClosed
-from producer.config import Settings
-from producer.jobs import SendJob
-from producer.lookup import job_status
-from producer.store import create_schema, get_engine, jobs_table, messages_table
-from producer.validation import ValidationFailed
+from teledispatch.config import Settings
+from teledispatch.db.tables import create_schema, get_engine, jobs_table, messages_table
+from teledispatch.producer import group_commit as batching
+from teledispatch.producer import submit as submit_mod
+from teledispatch.producer.group_commit import Producer, ProducerClosed
+from teledispatch.producer.jobs import SendJob
+from teledispatch.producer.lookup import job_status
+from teledispatch.validation import ValidationFailed
 
 from ..conftest import make_settings
 
@@ -175,8 +175,8 @@ def test_an_app_that_forgets_close_still_stores_at_exit(cfg: Settings, tmp_path:
 
     script = textwrap.dedent(
         f"""
-        from producer import submit
-        from producer.batching import Producer
+        from teledispatch.producer import submit
+        from teledispatch.producer.group_commit import Producer
         from tests.conftest import make_settings
 
         submit.wake = lambda *a: None  # no broker in this test

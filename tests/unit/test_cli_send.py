@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from producer import cli, submit
-from producer.config import Settings, parse_config
+from teledispatch.cli import main as cli
+from teledispatch.config import Settings, parse_config
+from teledispatch.producer import submit
 
 
 @pytest.fixture

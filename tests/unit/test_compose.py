@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped]  # no types-PyYAML in dev deps
 
-from producer.cli import build_parser
-from simulator.server import build_parser as simulator_parser
-from worker.app import QUEUES
+from teledispatch.cli.main import build_parser
+from teledispatch.simulator.server import build_parser as simulator_parser
+from teledispatch.worker.app import QUEUES
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

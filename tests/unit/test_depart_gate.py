@@ -15,9 +15,9 @@ import fakeredis
 import pytest
 import redis
 
-from producer.config import AccountConfig, parse_config
-from worker.ratelimit import Departure, RateLimiter
-from worker.ratelimit.scripts import Scripts
+from teledispatch.config import AccountConfig, parse_config
+from teledispatch.worker.ratelimit import Departure, RateLimiter
+from teledispatch.worker.ratelimit.scripts import Scripts
 
 T0 = 1_700_000_000_000  # ms
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import fakeredis
 
-from producer.broker import kick
-from producer.config import parse_config
+from teledispatch.config import parse_config
+from teledispatch.wakeups import kick
 
 
 def test_a_wake_for_now_is_not_held_back_by_a_lingering_one() -> None:

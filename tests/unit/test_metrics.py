@@ -13,12 +13,8 @@ from typing import Any
 
 import pytest
 
-from producer import submit as enqueue_mod
-from producer.submit import enqueue_stream
-from worker import metrics
-from worker.context import Context
-from worker.dispatch import dispatch
-from worker.errors import (
+from teledispatch.channels.base import HttpRequest
+from teledispatch.errors import (
     AmbiguousError,
     DispatchError,
     MalformedResponseError,
@@ -27,8 +23,12 @@ from worker.errors import (
     RetryableProviderError,
     ThrottledError,
 )
-from worker.providers.base import HttpRequest
-from worker.transport import HttpResponse
+from teledispatch.producer import submit as enqueue_mod
+from teledispatch.producer.submit import enqueue_stream
+from teledispatch.worker import metrics
+from teledispatch.worker.context import Context
+from teledispatch.worker.dispatch import dispatch
+from teledispatch.worker.transport import HttpResponse
 
 from ..conftest import StubTransport, make_settings
 
@@ -236,7 +236,7 @@ def test_a_failing_metric_never_fails_a_send(ctx: Context, monkeypatch: pytest.M
     monkeypatch.setattr(metrics.MESSAGES, "labels", broken)
     job = enqueue_stream("nx", phones(2), defaults={"content": "x"}, cfg=ctx.settings)
     drain(ctx)
-    from producer.lookup import job_status
+    from teledispatch.producer.lookup import job_status
 
     assert job_status(job.job_id, cfg=ctx.settings).counts == {"sent": 2}
     assert metrics._enabled is False  # switched off after the first failure, logged once
@@ -280,7 +280,7 @@ def test_clear_dir_removes_only_value_files(tmp_path: Any) -> None:
 def test_worker_verb_sets_the_multiprocess_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    from producer import cli
+    from teledispatch.cli import main as cli
 
     for name in (metrics.MULTIPROC_ENV, metrics.PORT_ENV, metrics.HOST_ENV, metrics.DIR_ENV):
         monkeypatch.setenv(name, "")

@@ -20,9 +20,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from producer.cli import main
-from producer.migrations import alembic_config, current_revision, head_revision, upgrade
-from producer.store import create_schema, make_engine
+from teledispatch.cli.main import main
+from teledispatch.db.migrations import alembic_config, current_revision, head_revision, upgrade
+from teledispatch.db.tables import create_schema, make_engine
 
 PG_ADMIN_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

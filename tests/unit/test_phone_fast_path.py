@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from producer.validation import (
+from teledispatch.validation import (
     _country_rule,
     _fast_e164,
     normalize_phone,

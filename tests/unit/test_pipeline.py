@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from producer import submit as enqueue_mod
-from producer.lookup import job_status, lookup
-from producer.submit import enqueue_stream
-from worker import dispatch as dispatch_mod
-from worker.context import Context
-from worker.dispatch import dispatch
-from worker.providers.base import HttpRequest
-from worker.sweep import sweep
-from worker.transport import HttpResponse
+from teledispatch.channels.base import HttpRequest
+from teledispatch.producer import submit as enqueue_mod
+from teledispatch.producer.lookup import job_status, lookup
+from teledispatch.producer.submit import enqueue_stream
+from teledispatch.worker import dispatch as dispatch_mod
+from teledispatch.worker.context import Context
+from teledispatch.worker.dispatch import dispatch
+from teledispatch.worker.sweep import sweep
+from teledispatch.worker.transport import HttpResponse
 
 from ..conftest import StubTransport, make_settings, nx_ok
 
@@ -122,7 +122,7 @@ def test_auth_error_fails_whole_batch_with_code(ctx: Context, parts: list[Any]) 
 
 
 def test_expired_lease_is_reclaimed_by_sweep(ctx: Context, parts: list[Any]) -> None:
-    from worker import repo
+    from teledispatch.db import messages as repo
 
     job = enqueue_stream("nx", phones(2), defaults={"content": "x"}, cfg=ctx.settings)
     claim = repo.claim(ctx.engine, "nx", 10, lease_s=-1, now=__import__("time").time())
@@ -136,7 +136,7 @@ def test_expired_lease_is_reclaimed_by_sweep(ctx: Context, parts: list[Any]) -> 
 def test_stale_claim_cannot_overwrite_newer_outcome(ctx: Context, parts: list[Any]) -> None:
     import time
 
-    from worker import repo
+    from teledispatch.db import messages as repo
 
     enqueue_stream("nx", phones(1), defaults={"content": "x"}, cfg=ctx.settings)
     first = repo.claim(ctx.engine, "nx", 10, lease_s=-1, now=time.time())
@@ -150,8 +150,8 @@ def test_stale_claim_cannot_overwrite_newer_outcome(ctx: Context, parts: list[An
 
 
 def test_storing_a_part_again_changes_nothing(ctx: Context, parts: list[Any]) -> None:
-    from producer.channels import rules_for
-    from producer.submit import store_part
+    from teledispatch.channels.rules_registry import rules_for
+    from teledispatch.producer.submit import store_part
 
     job = enqueue_stream("nx", phones(5), defaults={"content": "x"}, cfg=ctx.settings)
     part = [[0, {"phone": "+8613800130000", "content": "x"}]]
@@ -163,8 +163,8 @@ def test_storing_a_part_again_changes_nothing(ctx: Context, parts: list[Any]) ->
 def test_cancel_stops_unclaimed_and_lets_claimed_finish(ctx: Context, parts: list[Any]) -> None:
     import time
 
-    from producer.cancel import cancel_job
-    from worker import repo
+    from teledispatch.db import messages as repo
+    from teledispatch.producer.cancel import cancel_job
 
     job = enqueue_stream("nx", phones(5), defaults={"content": "x"}, cfg=ctx.settings)
     in_flight = repo.claim(ctx.engine, "nx", 2, lease_s=60, now=time.time())
@@ -174,8 +174,8 @@ def test_cancel_stops_unclaimed_and_lets_claimed_finish(ctx: Context, parts: lis
     st = job_status(job.job_id, cfg=ctx.settings)
     assert st.counts == {"cancelled": 3, "sent": 2} and st.done and st.cancelled
     # A part stored after the cancel is written as cancelled, never sent.
-    from producer.channels import rules_for
-    from producer.submit import store_part
+    from teledispatch.channels.rules_registry import rules_for
+    from teledispatch.producer.submit import store_part
 
     late = [[7, {"phone": "+8613800139999", "content": "x"}]]
     store_part(ctx.engine, job.job_id, late, rules_for("nxcloud.sms"), None)
@@ -189,8 +189,8 @@ def test_ambiguous_send_is_reconciled_never_blindly_resent(ctx: Context, parts: 
     import time
     import urllib.parse
 
-    from worker.errors import AmbiguousError
-    from worker.reconcile import reconcile
+    from teledispatch.errors import AmbiguousError
+    from teledispatch.worker.reconcile import reconcile
 
     received: set[str] = set()
     state = {"drop": True}
@@ -229,8 +229,8 @@ def test_ambiguous_send_is_reconciled_never_blindly_resent(ctx: Context, parts: 
 
 
 def test_unreconcilable_unknown_is_final_and_marked(ctx: Context, parts: list[Any]) -> None:
-    from worker.errors import AmbiguousError
-    from worker.reconcile import GIVE_UP_AFTER_S, reconcile
+    from teledispatch.errors import AmbiguousError
+    from teledispatch.worker.reconcile import GIVE_UP_AFTER_S, reconcile
 
     def drop(request: HttpRequest) -> HttpResponse:
         raise AmbiguousError("connection dropped", code="transport")
@@ -253,7 +253,7 @@ def test_batch_lost_after_departure_is_reconciled_not_resent(
     """A worker killed between sending and recording: the sweep must not requeue blindly."""
     import time
 
-    from worker import repo
+    from teledispatch.db import messages as repo
 
     job = enqueue_stream("nx", phones(2), defaults={"content": "x"}, cfg=ctx.settings)
     t = time.time()
@@ -272,7 +272,7 @@ def test_poison_batch_fails_after_max_attempts(ctx: Context, parts: list[Any]) -
     forever: each crash costs an attempt."""
     import time
 
-    from worker import repo
+    from teledispatch.db import messages as repo
 
     job = enqueue_stream("nx", phones(3), defaults={"content": "x"}, cfg=ctx.settings)
     limit = ctx.settings.account("nx").max_attempts
@@ -315,7 +315,7 @@ def test_rate_limited_send_confirms_its_departure_when_written(
 def test_departure_is_confirmed_when_nothing_was_written(ctx: Context, parts: list[Any]) -> None:
     """A connect failure writes nothing: the entry must not stay pending (held as departing
     "now" for its whole lease), so the end of the send confirms it."""
-    from worker.errors import NotSentError
+    from teledispatch.errors import NotSentError
 
     ctx.settings = make_settings(ctx.settings.database_url, max_requests_per_second=1000)
 
@@ -414,7 +414,7 @@ def test_a_paced_account_sends_one_claim_per_task(
     """Rate-limited accounts keep one request per task: their limits set the pace."""
     import fakeredis
 
-    from producer.store import create_schema, get_engine
+    from teledispatch.db.tables import create_schema, get_engine
 
     cfg = make_settings(db_url, max_requests_per_second=1000)
     create_schema(get_engine(db_url))
@@ -435,7 +435,7 @@ def test_a_finished_request_takes_its_batch_row_with_it(ctx: Context, parts: lis
     """Left to the sweep, finished batch rows piled up until their leases expired."""
     import sqlalchemy as sa
 
-    from producer.store import batches_table
+    from teledispatch.db.tables import batches_table
 
     enqueue_stream("nx", phones(450), defaults={"content": "hi"}, cfg=ctx.settings)
     run_all(ctx, parts)

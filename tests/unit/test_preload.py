@@ -11,7 +11,7 @@ def test_preload_imports_the_driver_and_migrations_without_connecting() -> None:
     # A fresh interpreter: this test process has long imported everything. The database
     # URL points at a port nothing listens on, so any connection attempt would fail.
     code = (
-        "import sys, json; import worker.app as a; "
+        "import sys, json; import teledispatch.worker.app as a; "
         "before = {m for m in ('psycopg', 'alembic') if m in sys.modules}; "
         "a._preload(); "
         "print(json.dumps([sorted(before), "

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import redis
 
-from producer.config import AccountConfig
-from worker.ratelimit import UNLIMITED, RateLimiter, Reservation
+from teledispatch.config import AccountConfig
+from teledispatch.worker.ratelimit import UNLIMITED, RateLimiter, Reservation
 
 T0 = 1_700_006_400_000  # ms; a UTC midnight, so hour and day buckets start at T0
 S0 = T0 / 1000

@@ -19,8 +19,8 @@ import redis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from producer.config import AccountConfig
-from worker.ratelimit import RateLimiter, Reservation
+from teledispatch.config import AccountConfig
+from teledispatch.worker.ratelimit import RateLimiter, Reservation
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 T0 = 1_700_006_400_000

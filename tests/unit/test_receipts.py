@@ -13,9 +13,10 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from producer.api import create_app
-from producer.config import Settings, parse_config
-from producer.receipts import (
+from teledispatch.api.app import create_app
+from teledispatch.config import Settings, parse_config
+from teledispatch.db.tables import create_schema, get_engine, messages_table
+from teledispatch.receipts import (
     Receipt,
     nxcloud_token_ok,
     parse_nxcloud_dr,
@@ -25,7 +26,6 @@ from producer.receipts import (
     volc_auth_code,
     volc_verified,
 )
-from producer.store import create_schema, get_engine, messages_table
 
 NX_TOKEN = "nx-dr-token-5b1f0c"
 VOLC_TOKEN = "tok-volc-1"

@@ -12,14 +12,14 @@ import fakeredis
 import pytest
 import sqlalchemy as sa
 
-from producer.store import create_schema, get_engine, messages_table
+from teledispatch.channels.base import HttpRequest
+from teledispatch.channels.uspeedo.adapter import build_receipt_query, parse_receipts
+from teledispatch.db.tables import create_schema, get_engine, messages_table
+from teledispatch.errors import RejectedError, RetryableProviderError
+from teledispatch.worker.context import Context
+from teledispatch.worker.receipts import REPOLL_S, poll_account
+from teledispatch.worker.transport import HttpResponse
 from tests.conftest import StubTransport, make_settings
-from worker.context import Context
-from worker.errors import RejectedError, RetryableProviderError
-from worker.providers.base import HttpRequest
-from worker.providers.uspeedo import build_receipt_query, parse_receipts
-from worker.receipts import REPOLL_S, poll_account
-from worker.transport import HttpResponse
 
 NOW = 1_800_000_000.0
 

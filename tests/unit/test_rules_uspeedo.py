@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from producer.channels.uspeedo import UspeedoRules
-from producer.validation import Problem
+from teledispatch.channels.uspeedo.rules import UspeedoRules
+from teledispatch.validation import Problem
 
 RULES = UspeedoRules()
 E164 = "must be a phone number with country code (E.164)"

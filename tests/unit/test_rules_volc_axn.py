@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from producer.channels.volc_axn import MAX_EXPIRE_TIME, VolcAxnRules
-from producer.validation import Problem
+from teledispatch.channels.volc.axn_rules import MAX_EXPIRE_TIME, VolcAxnRules
+from teledispatch.validation import Problem
 
 RULES = VolcAxnRules()
 NOW = 1_700_000_000.0

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from producer.channels.volc_vms import VolcVmsRules
-from producer.validation import Problem
+from teledispatch.channels.volc.vms_rules import VolcVmsRules
+from teledispatch.validation import Problem
 
 RULES = VolcVmsRules()
 GOOD = {"phone": "8613800138000", "task_open_id": "106d2984fbf0480480cbc8b98d609592"}

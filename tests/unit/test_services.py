@@ -7,7 +7,7 @@ import shutil
 import pytest
 import redis
 
-from producer.services import ensure_redis, free_port
+from teledispatch.dev.redis import ensure_redis, free_port
 
 UNREACHABLE = f"redis://127.0.0.1:{free_port()}/0"
 

@@ -12,13 +12,18 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from producer.config import parse_config
-from simulator.app import ARRIVAL_EXTENSION, ResponseDropped
-from simulator.config_file import render_config
-from simulator.context import Sim, SimOptions
-from simulator.faults import FaultConfig, RecipientCap, SlidingWindow, parse_recipient_cap
-from simulator.state import AXN_PHONE_X, AXN_POOL_NO, Credentials
-from simulator.testing import (
+from teledispatch.config import parse_config
+from teledispatch.simulator.app import ARRIVAL_EXTENSION, ResponseDropped
+from teledispatch.simulator.config_file import render_config
+from teledispatch.simulator.context import Sim, SimOptions
+from teledispatch.simulator.faults import (
+    FaultConfig,
+    RecipientCap,
+    SlidingWindow,
+    parse_recipient_cap,
+)
+from teledispatch.simulator.state import AXN_PHONE_X, AXN_POOL_NO, Credentials
+from teledispatch.simulator.testing import (
     FakeClock,
     asgi_client,
     basic_auth,
@@ -393,7 +398,7 @@ def test_message_records_are_not_walked_by_the_cyclic_collector() -> None:
     requests wait to be stamped (100-300 ms pauses at 60k messages on a busy machine)."""
     import gc
 
-    from simulator.state import NxMessage, SimState, UsTarget
+    from teledispatch.simulator.state import NxMessage, SimState, UsTarget
 
     state = SimState(1)
     for i in range(100):

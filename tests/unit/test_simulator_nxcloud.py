@@ -11,9 +11,9 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from simulator.context import Sim, SimOptions
-from simulator.faults import FaultConfig
-from simulator.testing import FakeClock, asgi_client, build_app, nx_headers
+from teledispatch.simulator.context import Sim, SimOptions
+from teledispatch.simulator.faults import FaultConfig
+from teledispatch.simulator.testing import FakeClock, asgi_client, build_app, nx_headers
 
 pytestmark = pytest.mark.anyio
 PATH = "/v1/sms/multi/mt"

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.nxcloud_sign import nxcloud_sign, nxcloud_sign_matches
-from simulator.volc_sign import (
+from teledispatch.simulator.nxcloud_sign import nxcloud_sign, nxcloud_sign_matches
+from teledispatch.simulator.volc_sign import (
     MAX_CLOCK_SKEW_S,
     VolcAuthError,
     canonical_query,

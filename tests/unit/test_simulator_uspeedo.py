@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from simulator.context import Sim, SimOptions
-from simulator.faults import FaultConfig
-from simulator.testing import asgi_client, basic_auth, build_app
+from teledispatch.simulator.context import Sim, SimOptions
+from teledispatch.simulator.faults import FaultConfig
+from teledispatch.simulator.testing import asgi_client, basic_auth, build_app
 
 pytestmark = pytest.mark.anyio
 PATH = "/api/v1/usms/SendBatchUSMSMessage"

@@ -9,9 +9,9 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from simulator.context import Sim
-from simulator.state import AXN_PHONE_X, AXN_POOL_NO
-from simulator.testing import FakeClock, asgi_client, build_app, volc_headers
+from teledispatch.simulator.context import Sim
+from teledispatch.simulator.state import AXN_PHONE_X, AXN_POOL_NO
+from teledispatch.simulator.testing import FakeClock, asgi_client, build_app, volc_headers
 
 pytestmark = pytest.mark.anyio
 JSON = "application/json; charset=UTF-8"

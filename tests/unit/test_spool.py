@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from producer import submit
-from producer.config import Settings
-from producer.store import create_schema, get_engine, jobs_table, messages_table
-from producer.submit import enqueue_stream, prepare
+from teledispatch.config import Settings
+from teledispatch.db.tables import create_schema, get_engine, jobs_table, messages_table
+from teledispatch.producer import submit
+from teledispatch.producer.submit import enqueue_stream, prepare
 
 from ..conftest import make_settings
 

@@ -32,21 +32,21 @@ from hypothesis.stateful import (
     rule,
 )
 
-from producer.channels import rules_for
-from producer.config import Settings
-from producer.store import (
+from teledispatch.channels.base import HttpRequest
+from teledispatch.channels.rules_registry import rules_for
+from teledispatch.config import Settings
+from teledispatch.db import messages as repo
+from teledispatch.db.tables import (
     batches_table,
     create_schema,
     jobs_table,
     make_engine,
     messages_table,
 )
-from producer.submit import store_part
-from worker import repo
-from worker.context import Context
-from worker.providers.base import HttpRequest
-from worker.reconcile import reconcile
-from worker.transport import HttpResponse
+from teledispatch.producer.submit import store_part
+from teledispatch.worker.context import Context
+from teledispatch.worker.reconcile import reconcile
+from teledispatch.worker.transport import HttpResponse
 
 from ..conftest import make_settings
 

@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from producer import submit
-from producer.config import Settings
-from producer.jobs import SendJob
-from producer.lookup import JobNotFound, job_status
-from producer.submit import IdempotencyConflict, enqueue, enqueue_stream
-from producer.validation import ValidationFailed
+from teledispatch.config import Settings
+from teledispatch.producer import submit
+from teledispatch.producer.jobs import SendJob
+from teledispatch.producer.lookup import JobNotFound, job_status
+from teledispatch.producer.submit import IdempotencyConflict, enqueue, enqueue_stream
+from teledispatch.validation import ValidationFailed
 
 from ..conftest import make_settings
 
@@ -32,7 +32,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 def stored(cfg: Settings) -> int:
     import sqlalchemy as sa
 
-    from producer.store import create_schema, get_engine, messages_table
+    from teledispatch.db.tables import create_schema, get_engine, messages_table
 
     engine = get_engine(cfg.database_url)
     create_schema(engine)
@@ -80,7 +80,7 @@ def test_unknown_account_is_one_clear_problem(cfg: Settings, sent: list[Any]) ->
 
 
 def test_phone_plus_is_optional_and_normalised(cfg: Settings, sent: list[Any]) -> None:
-    from producer.lookup import lookup
+    from teledispatch.producer.lookup import lookup
 
     enqueue_stream("nx", [{"phone": "86 138-0013-8000", "content": "x"}], cfg=cfg)
     assert lookup(phone="+8613800138000", cfg=cfg)[0].phone == "+8613800138000"
@@ -140,7 +140,7 @@ def test_scheduled_job_is_not_woken_with_a_long_countdown(cfg: Settings, sent: l
         "nx", [{"phone": "+8613800138000", "content": "x"}], not_before=later, cfg=cfg
     )
     assert sent == []  # the sweep wakes it when due; no countdown of days in the broker
-    from producer.lookup import job_status
+    from teledispatch.producer.lookup import job_status
 
     st = job_status(job.job_id, cfg=cfg)
     assert st.counts == {"queued": 1} and st.next_due_at is not None

@@ -14,9 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from worker.errors import NotSentError
-from worker.providers.base import HttpRequest
-from worker.transport import Transport
+from teledispatch.channels.base import HttpRequest
+from teledispatch.errors import NotSentError
+from teledispatch.worker.transport import Transport
 
 WAIT_S = 5.0
 

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from producer.config import AccountConfig
-from worker.providers import volc_sign
-from worker.providers.volc_sign import sha256_hex, sign, signed_headers, x_date
+from teledispatch.channels.volc import gateway as volc_sign
+from teledispatch.channels.volc.gateway import sha256_hex, sign, signed_headers, x_date
+from teledispatch.config import AccountConfig
 
 AK = "AKLTMjI2ODVlYzI3ZGY1NGU4ZjhjYWRjMTlmNTM5OTZkYzE"
 SK = "TnpCak5XWXpZV1U0WkRaaE5ERmxaR0ZpTmpjeVkyUXlZek0wTWpJMU1qWQ=="

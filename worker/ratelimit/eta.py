@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from producer.config import AccountConfig
+from teledispatch.config import AccountConfig
 
 
 def _per_second(rate: float | None, jitter_s: float, factor: float) -> float | None:

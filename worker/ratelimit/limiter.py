@@ -43,7 +43,7 @@ from typing import Any
 
 import redis
 
-from producer.config import AccountConfig
+from teledispatch.config import AccountConfig
 
 from .departure import Departure, ungated
 from .scripts import Scripts

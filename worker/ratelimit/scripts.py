@@ -17,8 +17,12 @@ from redis.commands.core import Script
 
 @cache
 def lua_source(name: str) -> str:
-    """The text of ``worker/lua/<name>.lua``; read from the installed package, not the CWD."""
-    return files("worker").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    """The text of ``worker/ratelimit/lua/<name>.lua``, read from the installed package."""
+    return (
+        files("teledispatch.worker.ratelimit")
+        .joinpath("lua", f"{name}.lua")
+        .read_text(encoding="utf-8")
+    )
 
 
 @dataclass(frozen=True, slots=True)
