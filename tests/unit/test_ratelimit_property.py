@@ -40,12 +40,25 @@ def backend(name: str) -> redis.Redis[bytes]:
     return client
 
 
+#: Key prefixes of this process's earlier examples, not yet deleted.
+_used: list[tuple[redis.Redis[bytes], str]] = []
+
+
 def fresh_limiter(name: str, **kw: Any) -> RateLimiter:
-    """A limiter on its own key prefix, so every example starts from empty state."""
+    """A limiter on its own key prefix, so every example starts from empty state.
+
+    Only this process's earlier prefixes are deleted (to keep the DB small): the real Redis is
+    shared with other test runs, whose keys must not vanish under them. The last example's keys
+    expire by themselves, as every limiter key does.
+    """
+    while _used:
+        client, old = _used.pop()
+        keys = list(client.scan_iter(match=f"{old}:*"))
+        if keys:
+            client.delete(*keys)
     client = backend(name)
-    prefix = f"td:rl:prop:{uuid.uuid4().hex}"
-    for key in client.scan_iter(match="td:rl:prop:*"):
-        client.delete(key)  # earlier examples' keys: keep the shared DB small
+    prefix = f"td:rl:property:{uuid.uuid4().hex}"
+    _used.append((client, prefix))
     return RateLimiter(client, key_prefix=prefix, **kw)
 
 
