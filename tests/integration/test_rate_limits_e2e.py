@@ -34,6 +34,9 @@ def test_requests_per_second_hold_across_three_workers(make_stack: Callable[...,
     Measured on the loaded machine: grant to write up to ~40 ms (absorbed exactly by the gate),
     write to arrival stamp up to ~10 ms (within the 20 ms margin). The workers run at the same
     priority as the simulator: no model of a separate provider machine was needed.
+
+    How close to the limit the workers get is a timing figure that a loaded machine moves, so
+    it is not asserted here: ``python -m bench`` measures it ("provider-bound: utilisation").
     """
     stack = make_stack(["--seed", "1"])
     stack.configure("nxcloud", max_requests_per_second=RATE)
@@ -50,13 +53,9 @@ def test_requests_per_second_hold_across_three_workers(make_stack: Callable[...,
         stack.worker(concurrency=4, beat=n == 0, name=f"w{n}")
     stack.wait_done([job.job_id], timeout=SECONDS * 4 + 60)
     times = [r["t"] for r in stack.sim_requests() if r["channel"] == "nxcloud.sms"]
-    busy = max(times) - min(times)
-    utilisation = (len(times) - 1) / (busy * RATE)
     worst = max_in_window(times, 1.0)
-    print(f"\nrequests {len(times)}, max in 1 s {worst}, utilisation {utilisation:.4f}")
     assert len(times) == RATE * SECONDS
-    assert worst <= RATE
-    assert utilisation >= 0.95, f"utilisation {utilisation:.3f} over {busy:.1f}s"
+    assert worst <= RATE, f"{worst} requests in one second"
 
 
 def test_recipient_cap_defers_and_then_sends(make_stack: Callable[..., Stack]) -> None:

@@ -6,6 +6,7 @@ time of a deferred recipient, the partial admission of an hour/day budget.
 
 from __future__ import annotations
 
+from importlib.resources import files
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ import redis
 
 from teledispatch.config import AccountConfig
 from teledispatch.worker.ratelimit import UNLIMITED, RateLimiter, Reservation
+from teledispatch.worker.ratelimit.scripts import lua_source
 
 T0 = 1_700_006_400_000  # ms; a UTC midnight, so hour and day buckets start at T0
 S0 = T0 / 1000
@@ -90,6 +92,24 @@ def test_scripts_reload_after_script_flush(client: redis.Redis[bytes], prefix: s
     rl = limiter(client, prefix)
     client.script_flush()
     assert rl.reserve(account(max_requests_per_second=10), ["+1"], now_ms=T0).admitted == (0,)
+
+
+def test_the_clock_is_read_in_one_prelude() -> None:
+    """A script whose header says ARGV[1] is the clock runs behind _prelude.lua, and no script
+    file reads the clock itself (the rule is written once)."""
+    lua = files("teledispatch.worker.ratelimit").joinpath("lua")
+    prelude = lua.joinpath("_prelude.lua").read_text(encoding="utf-8")
+    names = [p.name.removesuffix(".lua") for p in lua.iterdir() if p.name[0] != "_"]
+    clocked = []
+    for name in names:
+        text = lua.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+        assert "TIME" not in text.split("]]", 1)[1], name
+        if "`now`, set by _prelude.lua" in text:
+            clocked.append(name)
+            assert lua_source(name) == prelude + "\n" + text
+        else:
+            assert lua_source(name) == text
+    assert sorted(clocked) == ["defer", "depart", "reserve", "slot_acquire", "throttle"]
 
 
 # --- messages per second: exact log, batches land at once -----------------------------------

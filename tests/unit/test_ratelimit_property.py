@@ -2,7 +2,7 @@
 
 Whatever the arrivals, batch sizes, horizons and throttle reports: no window of (length +
 margin) ever holds more than the limit, slots never go back in time, and every index of a batch
-gets exactly one verdict. And under steady demand the budget is actually used.
+gets exactly one verdict. And under steady demand no budget is left idle.
 """
 
 from __future__ import annotations
@@ -40,12 +40,25 @@ def backend(name: str) -> redis.Redis[bytes]:
     return client
 
 
+#: Key prefixes of this process's earlier examples, not yet deleted.
+_used: list[tuple[redis.Redis[bytes], str]] = []
+
+
 def fresh_limiter(name: str, **kw: Any) -> RateLimiter:
-    """A limiter on its own key prefix, so every example starts from empty state."""
+    """A limiter on its own key prefix, so every example starts from empty state.
+
+    Only this process's earlier prefixes are deleted (to keep the DB small): the real Redis is
+    shared with other test runs, whose keys must not vanish under them. The last example's keys
+    expire by themselves, as every limiter key does.
+    """
+    while _used:
+        client, old = _used.pop()
+        keys = list(client.scan_iter(match=f"{old}:*"))
+        if keys:
+            client.delete(*keys)
     client = backend(name)
-    prefix = f"td:rl:prop:{uuid.uuid4().hex}"
-    for key in client.scan_iter(match="td:rl:prop:*"):
-        client.delete(key)  # earlier examples' keys: keep the shared DB small
+    prefix = f"td:rl:property:{uuid.uuid4().hex}"
+    _used.append((client, prefix))
     return RateLimiter(client, key_prefix=prefix, **kw)
 
 
@@ -172,17 +185,37 @@ def test_recipient_caps_and_hour_window_hold(
         assert max_in_window(total, us(3600.02)) <= hour
 
 
+REQ_S, MSG_S = 8, 40
+
+
 @pytest.mark.parametrize("name", BACKENDS)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sizes=st.lists(st.integers(1, 30), min_size=1, max_size=8))
 @example(sizes=[1, 13])  # small batches must not starve big ones of request slots
-def test_steady_demand_uses_the_budget(name: str, sizes: list[int]) -> None:
-    """A dispatch loop (next batch at once while slots are handed out, else the same batch
-    after wait_s) keeps the binding limit at its (1 + margin) spacing: 98 % of its rate."""
-    rl = fresh_limiter(name)
-    acct = account(max_requests_per_second=8, max_messages_per_second=40)
+@example(sizes=[27, 1, 4, 3])  # 94.5 % of the messages in 10 s, and nothing wasted
+def test_steady_demand_leaves_no_budget_idle(name: str, sizes: list[int]) -> None:
+    """Under steady demand (a dispatch loop: the next batch at once while slots are handed out,
+    else the same batch after wait_s) no budget is left idle: every slot is the earliest the
+    limits allow (the request spacing after the previous slot, or the moment the messages
+    window first has room), and each slot takes as much of its batch as fits there.
+
+    A share of the budget over a fixed span is not a property of the design: messages/s is a
+    window, which uneven batches fill in lumps. With sizes [27, 1, 4, 3] every 1.02 s window
+    from the first slot on holds exactly 40 messages (98 % of 40/s), but the window that 10 s
+    cuts holds 18 of its 40 before the cut (its 22-message batch comes after): 94.5 % in 10 s.
+    """
+    jitter = 0.02
+    rl = fresh_limiter(name, jitter_s=jitter)
+    acct = account(max_requests_per_second=REQ_S, max_messages_per_second=MSG_S)
+    window = us(1 + jitter)
+    spacing = math.ceil(window / REQ_S)
     now, end = T0, T0 + 10_000
-    sent_msgs = sent_reqs = 0
+    sends: list[tuple[int, int]] = []  # (slot us, messages)
+
+    def in_window(at: int) -> int:
+        """Messages sent in the window that ends at ``at`` (as reserve.lua counts them)."""
+        return sum(n for t, n in sends if t > at - window)
+
     k = 0
     while now < end:
         size = sizes[k % len(sizes)]
@@ -191,10 +224,12 @@ def test_steady_demand_uses_the_budget(name: str, sizes: list[int]) -> None:
             now += max(1, math.ceil(r.wait_s * 1000))
             continue
         k += 1  # the retried rest of a cut batch goes back to the queue, like a deferral
-        if r.send_at * 1000 < end:
-            sent_msgs += len(r.admitted)
-            sent_reqs += 1
-    # 10 s of slots at 1.02 x the spacing: 98 % of the binding rate, 95 % with slack.
-    msg_share = sent_msgs / (40 * 10)
-    req_share = sent_reqs / (8 * 10)
-    assert max(msg_share, req_share) >= 0.95
+        t = us(r.send_at)
+        if not sends:
+            assert t == T0 * 1000
+        else:
+            no_room_before = in_window(t - 1) >= MSG_S
+            assert t == sends[-1][0] + spacing or no_room_before, (t, sends[-1][0])
+        assert len(r.admitted) == min(size, MSG_S - in_window(t))
+        sends.append((t, len(r.admitted)))
+    assert max_in_window(sends, window) <= MSG_S

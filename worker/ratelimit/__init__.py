@@ -1,7 +1,7 @@
 """Global rate limits per account, enforced in Redis across every worker (see ``limiter``)."""
 
-from .departure import Departure
 from .eta import estimate_finish, messages_per_second
+from .gate import Departure
 from .limiter import UNLIMITED, AccountKeys, RateLimiter, Reservation
 
 __all__ = [

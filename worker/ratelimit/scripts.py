@@ -2,6 +2,10 @@
 
 ``register_script`` runs them by EVALSHA and loads them on ``NOSCRIPT`` (after a Redis restart
 or ``SCRIPT FLUSH``), so a call is one round trip in the steady state.
+
+Scripts that take "now" as ``ARGV[1]`` get ``lua/_prelude.lua`` prepended when loaded, so the
+rule "a test's clock, else the server's" is written once. Line numbers in a Lua error message
+therefore count the prelude's lines too.
 """
 
 from __future__ import annotations
@@ -14,15 +18,33 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
+#: Microseconds per second: every time crossing the Lua boundary is in whole microseconds.
+US = 1_000_000
 
-@cache
-def lua_source(name: str) -> str:
-    """The text of ``worker/ratelimit/lua/<name>.lua``, read from the installed package."""
+#: The scripts whose ``ARGV[1]`` is "now in us, or '' for the server clock".
+_USES_NOW = frozenset({"reserve", "depart", "defer", "slot_acquire", "throttle"})
+
+
+def _read(name: str) -> str:
     return (
         files("teledispatch.worker.ratelimit")
         .joinpath("lua", f"{name}.lua")
         .read_text(encoding="utf-8")
     )
+
+
+@cache
+def lua_source(name: str) -> str:
+    """The text run for ``worker/ratelimit/lua/<name>.lua``: the file, behind the prelude if it
+    takes "now" as ``ARGV[1]``. Read from the installed package."""
+    if name in _USES_NOW:
+        return _read("_prelude") + "\n" + _read(name)
+    return _read(name)
+
+
+def now_arg(now_ms: float | None) -> str:
+    """``ARGV[1]`` of a script that reads the clock: "" means the Redis server's clock."""
+    return "" if now_ms is None else str(round(now_ms * 1000))
 
 
 @dataclass(frozen=True, slots=True)

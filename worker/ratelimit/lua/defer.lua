@@ -2,20 +2,13 @@
 
 KEYS[1]  the recipient's key ("td:rl:{acct}:r:<phone>"), layout as in reserve.lua:
          "<blocked_until_ms> <sent_ms> <sent_ms> ..."
-ARGV[1]  now in us, or "" for the server clock
+ARGV[1]  now in us, or "" for the server clock: `now`, set by _prelude.lua
 ARGV[2]  how long to hold the number back, in us
 
 Returns blocked_until in ms (server clock). reserve.lua defers the number until then.
 The key keeps whatever TTL it had if that is longer (its send history must survive).
 ]]
 
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
 local now_ms = math.floor(now / 1000)
 local until_ms = math.ceil((now + tonumber(ARGV[2])) / 1000)
 

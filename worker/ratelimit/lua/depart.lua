@@ -21,7 +21,7 @@ KEYS[1]  departures sorted set
          pending member   "<grant_us>:<messages>:p:<token>"  score grant_us + lease_us
          (both start "<us>:<messages>:", so the message count parses alike)
 
-ARGV[1]  now in us, or "" to use the server clock (redis TIME); tests pass a controlled clock
+ARGV[1]  now in us, or "" for the server clock: `now`, set by _prelude.lua
 ARGV[2]  window_us: 1 s plus the jitter margin
 ARGV[3]  requests per window (0 = no limit)
 ARGV[4]  messages per window (0 = no limit)
@@ -33,13 +33,6 @@ Returns {wait_us, now_us, member}: wait_us 0 = granted, member is the pending en
 confirm; wait_us > 0 = not recorded, ask again after this long (member "").
 ]]
 
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
 local window = tonumber(ARGV[2])
 local max_req = tonumber(ARGV[3])
 local max_msg = tonumber(ARGV[4])

@@ -13,7 +13,7 @@ KEYS[4]     day buckets      hash, same layout
 KEYS[5..]   one string per phone of the batch, in batch order (a phone may repeat):
             "<blocked_until_ms> <sent_ms> <sent_ms> ..." (sent times ascending)
 
-ARGV[1]  now in us, or "" to use the server clock (redis TIME); tests pass a controlled clock
+ARGV[1]  now in us, or "" for the server clock: `now`, set by _prelude.lua
 ARGV[2]  max_wait_us: how far ahead of now a send slot may be reserved
 ARGV[3]  jitter_us: every window is enforced as (window + jitter) to absorb latency spread
 ARGV[4]  requests per second (0 = no limit)      ARGV[5]  messages per second (0 = no limit)
@@ -32,13 +32,6 @@ that END at the new slot suffices; every count is conservative (rounding always 
 
 local function fmt(x) return string.format('%.0f', x) end
 
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
 local max_wait = tonumber(ARGV[2])
 local jitter = tonumber(ARGV[3])
 local req_rate = tonumber(ARGV[4])

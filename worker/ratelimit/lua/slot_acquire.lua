@@ -1,7 +1,7 @@
 --[[ slot_acquire.lua — take (or renew) one of the account's `concurrency` in-flight slots.
 
 KEYS[1]  lease set, sorted set "td:rl:{acct}:slots": member = token, score = lease end (us)
-ARGV[1]  now in us, or "" for the server clock
+ARGV[1]  now in us, or "" for the server clock: `now`, set by _prelude.lua
 ARGV[2]  limit: most requests in flight at once for the account, across all workers
 ARGV[3]  lease_us: the slot frees itself this long after (re)acquiring unless renewed
 ARGV[4]  token: random id chosen by the caller; acquiring a token already held renews it
@@ -11,13 +11,6 @@ soonest lease runs out (a release may free one earlier; slot_release.lua signals
 Expired leases (a crashed worker's) are dropped first, so a crash costs at most one lease.
 ]]
 
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
 local limit, lease, token = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now))

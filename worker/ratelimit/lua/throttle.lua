@@ -2,7 +2,7 @@
 
 KEYS[1]  state hash of the account ("td:rl:{acct}:state", see reserve.lua); fields used here:
          f0 (factor when last set), t0 (when set, us), tdec (last decrease, us), gate (us)
-ARGV[1]  now in us, or "" for the server clock
+ARGV[1]  now in us, or "" for the server clock: `now`, set by _prelude.lua
 ARGV[2]  decrease: multiply the current factor by this (e.g. 0.5)
 ARGV[3]  floor: the factor never goes below this
 ARGV[4]  recovery per second: the factor regains this much per second, up to 1
@@ -15,13 +15,6 @@ The factor is applied by reserve.lua to requests/s and messages/s; recovery is c
 lazily from (f0, t0), so no success reports (and no extra round trips) are needed.
 ]]
 
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
 local decrease, floor = tonumber(ARGV[2]), tonumber(ARGV[3])
 local recovery, cooldown = tonumber(ARGV[4]), tonumber(ARGV[5])
 local retry_after = tonumber(ARGV[6])

@@ -1,0 +1,180 @@
+"""The departure gate: the last check before a request leaves, a sliding window over *written*
+times (``worker/ratelimit/lua/depart.lua`` and ``confirm.lua``).
+
+Why departures are confirmed
+    Reservations space the slots and the jitter margin absorbs latency spread, but no margin
+    covers a worker descheduled between its slot and its write (tens of milliseconds on a
+    loaded machine). :meth:`DepartureGate.depart` therefore grants each request *pending*
+    (counted as departing at every later decision's "now") until :meth:`Departure.written`
+    confirms the measured write time, so the worker side never puts more than the limit in any
+    window + jitter_s. Lateness is measured on this process's monotonic clock from just before
+    the granting call, so grant + lateness is never earlier than the write.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from teledispatch.config import AccountConfig
+
+from .keys import AccountKeys
+from .scripts import US, Scripts, now_arg
+
+log = logging.getLogger("teledispatch.ratelimit")
+
+#: Default longest wait at the departure gate before giving the batch back. Reservations come
+#: at the full rate, but each departure pushes the one ten places later by its own lateness, so
+#: the gate drains a little slower and, after late wakes, a queue forms in front of it. Processes
+#: waiting there are not reserving or sending: a queue of 2 s (the old bound) starved the pool
+#: (93-95 % utilisation); refusing waits beyond a couple of slots drops the queue's tail instead.
+DEPART_TIMEOUT_S = 0.25
+
+#: How long a granted but unconfirmed departure counts as departing "now". Every live sender
+#: confirms within its connect timeout (at most 5 s, see ``worker/transport.py``) plus one write
+#: of a small body, and confirms on any failure too; only a sender that died between grant and
+#: write outlives this, and its place is then held for the lease plus one window.
+DEPART_LEASE_S = 10.0
+
+#: ``confirm(member, lateness_s)``: one round trip to Redis (``confirm.lua``).
+Confirm = Callable[[str, float], object]
+
+
+class Departure:
+    """One granted request. Call :meth:`written` when its body has been written (and again,
+    harmlessly, when the send is over: the first call wins)."""
+
+    __slots__ = ("_clock", "_confirm", "confirmed", "lateness_s", "member", "started")
+
+    def __init__(
+        self,
+        member: str | None,
+        started: float,
+        confirm: Confirm | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        #: The pending entry in the departures set; None when the account has no per-second
+        #: limit (nothing to confirm).
+        self.member = member
+        #: ``clock()`` just before the call that granted.
+        self.started = started
+        self._confirm = confirm
+        self._clock = clock
+        self.confirmed = member is None
+        #: Grant to write, as confirmed (None until then).
+        self.lateness_s: float | None = None
+
+    def written(self, at: float | None = None) -> None:
+        """The request has left (or can no longer leave): record its time. Never raises.
+
+        A Redis error here must not break a send that is already on the wire; the entry then
+        stays pending and counts as departing until its lease runs out (over-counting only).
+        """
+        if self.confirmed:
+            return
+        self.confirmed = True
+        lateness = max(0.0, (self._clock() if at is None else at) - self.started)
+        self.lateness_s = lateness
+        if self.member is None or self._confirm is None:
+            return
+        try:
+            self._confirm(self.member, lateness)
+        except Exception as exc:  # any failure: the send goes on
+            log.warning(
+                "departure confirm failed (%s); it counts until its lease", type(exc).__name__
+            )
+
+
+def ungated() -> Departure:
+    """For accounts without request/message-per-second limits: nothing to gate or confirm."""
+    return Departure(None, time.monotonic(), None)
+
+
+class DepartureGate:
+    """Grants departures against the account's requests/s and messages/s, per window of
+    1 s + ``jitter_s`` (or 1/rate + ``jitter_s`` below one request per second)."""
+
+    def __init__(
+        self,
+        redis_client: redis.Redis[Any],
+        scripts: Scripts,
+        *,
+        key_prefix: str,
+        jitter_s: float,
+        lease_s: float,
+    ) -> None:
+        self._redis = redis_client
+        self._scripts = scripts
+        self._key_prefix = key_prefix
+        self._jitter_s = jitter_s
+        self._lease_s = lease_s
+
+    def depart(
+        self,
+        account: AccountConfig,
+        messages: int,
+        *,
+        timeout_s: float = DEPART_TIMEOUT_S,
+        now_ms: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Departure | None:
+        """Ask to write a request right now; None if the window stayed full for ``timeout_s``
+        (then do not send: re-queue). Call ``written()`` on the result once the body is written.
+
+        The reservation spaced the slots; this checks the sliding window on real write times,
+        so a sender descheduled after its slot (or after this grant) cannot bunch with the next.
+        ``clock`` measures the lateness the confirmation reports (tests inject one).
+        """
+        window_s, max_req, max_msg = self.window(account)
+        if not max_req and not max_msg:
+            return ungated()
+        key = AccountKeys.of(self._key_prefix, account.name).departures
+        ttl_ms = str(round((window_s + self._lease_s) * 1000) + 1000)
+
+        def confirm(pending: str, lateness_s: float) -> object:
+            return self._scripts.confirm(
+                keys=[key],
+                args=[pending, str(round(lateness_s * US)), ttl_ms],
+                client=self._redis,
+            )
+
+        args = [
+            now_arg(now_ms),
+            str(round(window_s * US)),
+            str(max_req),
+            str(max_msg),
+            str(messages),
+            secrets.token_hex(8),
+            str(round(self._lease_s * US)),
+        ]
+        deadline = clock() + timeout_s
+        while True:
+            started = clock()
+            raw: Any = self._scripts.depart(keys=[key], args=args, client=self._redis)
+            wait = int(raw[0]) / US
+            if wait == 0:
+                member = raw[2].decode() if isinstance(raw[2], bytes) else str(raw[2])
+                return Departure(member, started, confirm, clock)
+            if now_ms is not None or clock() + wait > deadline:
+                return None
+            sleep(wait)
+
+    def window(self, account: AccountConfig) -> tuple[float, int, int]:
+        """(window_s, requests, messages) per window of the gate; 0 = no limit.
+
+        Whole numbers per window, as reserve.lua floors them: 2.5/s allows 2 in any window.
+        """
+        per_s = account.max_requests_per_second
+        msg_s = account.max_messages_per_second
+        window_s = 1.0 + self._jitter_s
+        max_req = max(1, int(per_s)) if per_s else 0
+        max_msg = max(1, int(msg_s)) if msg_s else 0
+        if per_s and per_s < 1:
+            window_s, max_req = 1.0 / per_s + self._jitter_s, 1
+        return window_s, max_req, max_msg
