@@ -83,6 +83,13 @@ def _shape(name: str, value: Any) -> str:
     return str(value)
 
 
+def _retcode(name: str, value: Any) -> int:
+    code = _integer(name, value)
+    if code < 0:
+        raise ValueError(f"{name} must not be negative, not {value!r}")
+    return code
+
+
 def _flag(name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -110,6 +117,7 @@ OPTIONS: dict[str, Callable[[str, Any], Any]] = {
     "nx_rate_limit_rate": _rate,
     "nxcloud_plain_items": _flag,
     "uspeedo_shape": _shape,
+    "uspeedo_partial_retcode": _retcode,
 }
 
 

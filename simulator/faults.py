@@ -74,6 +74,10 @@ class FaultConfig:
     nxcloud_plain_items: bool = False
     #: USpeedo answer shape: ``basic`` (``FailedTargetPhones``) or ``sdk`` (``FailContent``).
     uspeedo_shape: str = "basic"
+    #: ``RetCode`` of an ``sdk``-shape answer in which some numbers failed: the older gateway
+    #: documents ``FailContent`` as meaningful when ``RetCode`` is non-zero, so a partial
+    #: success may come with one (0 by default: the SDK shape as first seen).
+    uspeedo_partial_retcode: int = 0
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -91,6 +95,8 @@ class FaultConfig:
             raise ValueError(
                 f"fail_status must be an HTTP error status (400-599), not {self.fail_status}"
             )
+        if self.uspeedo_partial_retcode < 0:
+            raise ValueError("uspeedo_partial_retcode must not be negative")
         if self.uspeedo_shape not in USPEEDO_SHAPES:
             raise ValueError(f"uspeedo_shape must be one of {', '.join(USPEEDO_SHAPES)}")
 

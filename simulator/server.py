@@ -82,6 +82,7 @@ _FAULT_HELP: dict[str, str] = {
     "nx_rate_limit_rate": "share of NXCloud requests refused whole with code 13007",
     "nxcloud_plain_items": "NXCloud item messages as plain text, without the (NNNN) code suffix",
     "uspeedo_shape": "USpeedo answer shape: basic (FailedTargetPhones) or sdk (FailContent)",
+    "uspeedo_partial_retcode": "RetCode of an sdk-shape answer where some numbers failed (0)",
 }
 
 

@@ -12,7 +12,8 @@ Two documented answer shapes, chosen by the ``uspeedo_shape`` fault option:
   (https://docs.ucloud.cn/api/usms-api/usms): one string ``SessionNo`` for the request (left out
   when nothing was accepted), ``SuccessCount``, and ``FailContent`` — per ``TaskContent``
   ``{TemplateId, SenderId, FailureDetails, Target: [{Phone, TemplateParams, FailureDetails}]}``
-  — present with ``RetCode`` 0 too.
+  — present with ``RetCode`` 0 too; ``uspeedo_partial_retcode`` gives an answer with failures
+  a non-zero ``RetCode``, still with ``FailContent`` and ``SessionNo`` (a partial success).
 
 Auth is HTTP Basic checked the way an API gateway does: a bad or missing key is HTTP 401 with no
 ``RetCode`` (the vendor's examples read the body only on HTTP 200; no error body for bad
@@ -204,7 +205,11 @@ def _basic_body(sim: Sim, outcomes: list[_Outcome]) -> dict[str, Any]:
 
 def _sdk_body(sim: Sim, outcomes: list[_Outcome]) -> dict[str, Any]:
     receipts = [r for outcome in outcomes for r in outcome.receipts]
-    body: dict[str, Any] = {"RetCode": 0, "Message": "success", "SuccessCount": len(receipts)}
+    code = 0
+    if any(outcome.failed for outcome in outcomes):
+        code = sim.faults.for_channel(CHANNEL).uspeedo_partial_retcode
+    message = "success" if code == 0 else "Some numbers failed"
+    body: dict[str, Any] = {"RetCode": code, "Message": message, "SuccessCount": len(receipts)}
     if receipts:
         session = sim.state.new_uuid()
         sim.state.add_us_session(session, receipts)
@@ -236,7 +241,13 @@ def _accept(sim: Sim, t: float, tasks: list[dict[str, Any]], ids: list[str]) -> 
     body = _sdk_body(sim, outcomes) if sdk else _basic_body(sim, outcomes)
     dropped = sim.faults.drop_response(CHANNEL)
     sim.state.record(
-        t=t, channel=CHANNEL, ids=ids, http_status=200, code=0, accepted=accepted, dropped=dropped
+        t=t,
+        channel=CHANNEL,
+        ids=ids,
+        http_status=200,
+        code=body["RetCode"],
+        accepted=accepted,
+        dropped=dropped,
     )
     reply = json_reply(200, body)
     reply.drop = dropped

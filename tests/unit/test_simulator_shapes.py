@@ -156,3 +156,23 @@ async def test_uspeedo_shape_can_change_while_running() -> None:
         sdk = (await client.post(US_PATH, content=body, headers=auth)).json()
     assert isinstance(basic["SessionNo"], list) and basic["FailedTargetPhones"] == []
     assert isinstance(sdk["SessionNo"], str) and sdk["FailContent"] == []
+
+
+async def test_uspeedo_sdk_partial_success_may_carry_a_non_zero_retcode() -> None:
+    faults = FaultConfig(uspeedo_shape="sdk", uspeedo_partial_retcode=215392)
+    sim, app, _clock = build_app(SimOptions(faults=faults))
+    auth = basic_auth(sim.credentials.us_access_key, sim.credentials.us_secret)
+    async with asgi_client(app) as client:
+        partial = await client.post(
+            US_PATH, content=_us_payload(("t", ["8613800138000", "bad"])), headers=auth
+        )
+        whole = await client.post(
+            US_PATH, content=_us_payload(("t", ["8613800138000"])), headers=auth
+        )
+    answer = partial.json()
+    assert partial.status_code == 200 and answer["RetCode"] == 215392
+    assert answer["SuccessCount"] == 1 and isinstance(answer["SessionNo"], str)
+    assert answer["FailContent"][0]["Target"][0]["Phone"] == "bad"
+    assert whole.json()["RetCode"] == 0
+    assert [e["code"] for e in sim.state.log] == [215392, 0]
+    assert sim.state.log[0]["accepted"] == ["8613800138000"]
