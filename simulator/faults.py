@@ -149,25 +149,21 @@ class Faults:
         self, config: FaultConfig, overrides: Mapping[str, Mapping[str, Any]] | None = None
     ) -> None:
         self._initial = (config, {ch: dict(o) for ch, o in (overrides or {}).items()})
-        self.rng = random.Random(config.seed)
-        self.restore()
+        self.reset()
 
     @property
     def config(self) -> FaultConfig:
         """The global faults (a channel's own overrides apply on top)."""
         return self._base
 
-    def restore(self) -> None:
-        """Back to the faults the process started with (``POST /_sim/reset``)."""
+    def reset(self) -> None:
+        """Back to the faults, counters and random sequence the process started with."""
         base, overrides = self._initial
         self._base = base
         self._overrides = {ch: dict(o) for ch, o in overrides.items()}
         self._configs = {ch: self._build(ch) for ch in CHANNELS}
         self._windows: dict[str, tuple[SlidingWindow | None, SlidingWindow | None]] = {}
         self.rng = random.Random(base.seed)
-
-    def reset(self) -> None:
-        self.restore()
 
     def _build(self, channel: str) -> FaultConfig:
         return replace(self._base, **self._overrides.get(channel, {}))
@@ -184,6 +180,9 @@ class Faults:
         ``clear`` first drops the overrides of ``channel`` (or of every channel)."""
         if "seed" in changes:
             raise ValueError("seed cannot be changed while running")
+        unknown = set(changes) - {f.name for f in fields(FaultConfig)}
+        if unknown:
+            raise ValueError(f"unknown fault option(s): {', '.join(sorted(unknown))}")
         if channel is not None and channel not in CHANNELS:
             raise ValueError(f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
         base = self._base

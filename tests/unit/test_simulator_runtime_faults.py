@@ -160,6 +160,8 @@ def test_faults_update_is_all_or_nothing() -> None:
     faults = Faults(FaultConfig(fail_rate=0.5))
     with pytest.raises(ValueError, match="must not exceed 1"):
         faults.update({"internal_error_rate": 0.6}, "nxcloud.sms")
+    with pytest.raises(ValueError, match="unknown fault option"):
+        faults.update({"colour": "red"})
     assert faults.for_channel("nxcloud.sms") == FaultConfig(fail_rate=0.5)
     assert faults.snapshot()["overrides"] == {}
 
