@@ -90,7 +90,14 @@ def _add_fault_options(p: argparse.ArgumentParser) -> None:
     for name in fault_options.OPTIONS:
         flag = "--" + name.replace("_", "-")
         if name == "nxcloud_plain_items":
-            p.add_argument(flag, action="append", nargs="?", const="true", help=_FAULT_HELP[name])
+            p.add_argument(
+                flag,
+                action="append",
+                nargs="?",
+                const="true",
+                metavar="[CHANNEL=]true|false",
+                help=_FAULT_HELP[name],
+            )
             continue
         p.add_argument(flag, action="append", metavar="[CHANNEL=]VALUE", help=_FAULT_HELP[name])
 
