@@ -2,12 +2,15 @@
 
 Handlers do all checking and state changes synchronously right after the body arrives, then
 apply ``--latency-ms`` with ``asyncio.sleep`` so slow answers overlap instead of queueing.
+Faults are read per request, so ``POST /_sim/faults`` takes effect on the next request
+(requests already waiting out their latency keep the delay they started with).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -19,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from teledispatch.simulator import nxcloud, uspeedo, volc
+from teledispatch.simulator import fault_options, nxcloud, uspeedo, volc
 from teledispatch.simulator.context import Reply, Sim, dumps, lower_headers
 
 log = logging.getLogger("simulator")
@@ -117,6 +120,10 @@ class DrSender:
             self._client = None
 
 
+def _json(status: int, obj: Any) -> Response:
+    return Response(dumps(obj), status, media_type="application/json")
+
+
 def _to_response(reply: Reply) -> Response:
     if reply.drop:
         return DropConnection()
@@ -133,68 +140,108 @@ def arrival_time(scope: Scope, clock: Callable[[], float]) -> float:
     return float(stamp["t"]) if stamp else clock()
 
 
+async def _timed_out(sim: Sim, channel: str, t: float) -> Response:
+    """Hold the request unprocessed for ``timeout_ms``, then close it unanswered."""
+    sim.state.record(
+        t=t, channel=channel, ids=[], http_status=0, code="timeout", accepted=[], dropped=True
+    )
+    await asyncio.sleep(sim.faults.for_channel(channel).timeout_ms / 1000.0)
+    return DropConnection()
+
+
+async def _sim_faults(request: Request) -> Response:
+    """``GET``: the faults in force; ``POST``: change them (see :mod:`simulator.fault_options`)."""
+    sim: Sim = request.app.state.sim
+    if request.method == "POST":
+        try:
+            payload = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            return _json(400, {"error": "the body must be a JSON object of fault options"})
+        try:
+            channel, changes, clear = fault_options.from_request(payload)
+            sim.faults.update(changes, channel, clear=clear)
+        except ValueError as exc:
+            return _json(400, {"error": str(exc)})
+        log.info("faults changed: %s", json.dumps(payload, sort_keys=True))
+    return _json(200, sim.faults.snapshot())
+
+
+async def _sim_requests(request: Request) -> Response:
+    sim: Sim = request.app.state.sim
+    try:
+        since = max(0, int(request.query_params.get("since", "0")))
+    except ValueError:
+        return _json(400, {"error": "since must be an integer"})
+    return Response(dumps(sim.state.log[since:]), media_type="application/json")
+
+
+async def _sim_reset(request: Request) -> Response:
+    """State, counters and faults back to how the process started."""
+    request.app.state.sim.reset()
+    return _json(200, {"ok": True})
+
+
+async def _sim_health(request: Request) -> Response:
+    sim: Sim = request.app.state.sim
+    dr: DrSender = request.app.state.dr
+    info = {
+        "ok": True,
+        "requests": len(sim.state.log),
+        "dr_sent": dr.sent,
+        "dr_failed": dr.failed,
+        "dr_pending": dr.pending,
+    }
+    return _json(200, info)
+
+
 def create_app(sim: Sim, dr_transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
     dr = DrSender(sim, dr_transport)
     sim.schedule_dr = dr.schedule
-    latency_s = sim.options.faults.latency_ms / 1000.0
 
-    async def finish(reply: Reply) -> Response:
+    async def finish(channel: str, reply: Reply) -> Response:
+        latency_s = sim.faults.for_channel(channel).latency_ms / 1000.0
         if latency_s > 0:
             await asyncio.sleep(latency_s)
         return _to_response(reply)
 
     def body_endpoint(
+        channel: str,
         handler: Callable[[Sim, float, dict[str, str], bytes], Reply],
     ) -> Endpoint:
         async def endpoint(request: Request) -> Response:
             t = arrival_time(request.scope, sim.clock)
             body = await request.body()
-            return await finish(handler(sim, t, lower_headers(request.scope["headers"]), body))
+            if sim.faults.times_out(channel):
+                return await _timed_out(sim, channel, t)
+            reply = handler(sim, t, lower_headers(request.scope["headers"]), body)
+            return await finish(channel, reply)
 
         return endpoint
 
     async def us_receipt(request: Request) -> Response:
         t = arrival_time(request.scope, sim.clock)
         query = request.scope["query_string"].decode("latin-1")
-        return await finish(uspeedo.receipt(sim, t, lower_headers(request.scope["headers"]), query))
+        reply = uspeedo.receipt(sim, t, lower_headers(request.scope["headers"]), query)
+        return await finish(uspeedo.RECEIPT_CHANNEL, reply)
 
     async def volc_endpoint(request: Request) -> Response:
         t = arrival_time(request.scope, sim.clock)
         body = await request.body()
         scope = request.scope
+        raw_query = scope["query_string"].decode("latin-1")
+        channel = volc.channel_of(raw_query)
+        if sim.faults.times_out(channel):
+            return await _timed_out(sim, channel, t)
         reply = volc.handle(
             sim,
             t,
             scope["method"],
             scope["path"],
-            scope["query_string"].decode("latin-1"),
+            raw_query,
             lower_headers(scope["headers"]),
             body,
         )
-        return await finish(reply)
-
-    async def sim_requests(request: Request) -> Response:
-        try:
-            since = max(0, int(request.query_params.get("since", "0")))
-        except ValueError:
-            return Response(
-                dumps({"error": "since must be an integer"}), 400, media_type="application/json"
-            )
-        return Response(dumps(sim.state.log[since:]), media_type="application/json")
-
-    async def sim_reset(request: Request) -> Response:
-        sim.reset()
-        return Response(dumps({"ok": True}), media_type="application/json")
-
-    async def sim_health(request: Request) -> Response:
-        info = {
-            "ok": True,
-            "requests": len(sim.state.log),
-            "dr_sent": dr.sent,
-            "dr_failed": dr.failed,
-            "dr_pending": dr.pending,
-        }
-        return Response(dumps(info), media_type="application/json")
+        return await finish(channel, reply)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -203,18 +250,25 @@ def create_app(sim: Sim, dr_transport: httpx.AsyncBaseTransport | None = None) -
         finally:
             await dr.aclose()
 
-    nx_send = body_endpoint(nxcloud.send)
+    nx_send = body_endpoint(nxcloud.CHANNEL, nxcloud.send)
     routes = [
         Route("/v1/sms/multi/mt", nx_send, methods=["POST"]),
         # The docs' curl example uses this older path for the same operation.
         Route("/api/sms/multi/mt", nx_send, methods=["POST"]),
-        Route("/api/sms/get", body_endpoint(nxcloud.query), methods=["POST"]),
-        Route("/api/v1/usms/SendBatchUSMSMessage", body_endpoint(uspeedo.send), methods=["POST"]),
+        Route(
+            "/api/sms/get", body_endpoint(nxcloud.QUERY_CHANNEL, nxcloud.query), methods=["POST"]
+        ),
+        Route(
+            "/api/v1/usms/SendBatchUSMSMessage",
+            body_endpoint(uspeedo.CHANNEL, uspeedo.send),
+            methods=["POST"],
+        ),
         Route("/api/v1/usms/USMSSendReceipt", us_receipt, methods=["GET"]),
         Route("/", volc_endpoint, methods=["POST"]),
-        Route("/_sim/requests", sim_requests, methods=["GET"]),
-        Route("/_sim/reset", sim_reset, methods=["POST"]),
-        Route("/_sim/health", sim_health, methods=["GET"]),
+        Route("/_sim/requests", _sim_requests, methods=["GET"]),
+        Route("/_sim/reset", _sim_reset, methods=["POST"]),
+        Route("/_sim/health", _sim_health, methods=["GET"]),
+        Route("/_sim/faults", _sim_faults, methods=["GET", "POST"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.sim = sim

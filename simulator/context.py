@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,8 @@ Clock = Callable[[], float]
 @dataclass(frozen=True, slots=True)
 class SimOptions:
     faults: FaultConfig = field(default_factory=FaultConfig)
+    #: Per-channel fault overrides: channel → {FaultConfig field: value}.
+    channel_faults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: USpeedo's per-request number limit (older doc: 1000; current doc silent).
     uspeedo_max_targets: int = 1000
     #: Volcengine signing region the simulated gateway expects.
@@ -59,7 +61,7 @@ class Sim:
         self.credentials = credentials
         self.clock = clock
         self.state = SimState(options.faults.seed)
-        self.faults = Faults(options.faults)
+        self.faults = Faults(options.faults, options.channel_faults)
         #: Filled by the app: ``schedule_dr(url, form_fields, delay_s)``.
         self.schedule_dr: Callable[[str, dict[str, str], float], None] = lambda *_: None
 

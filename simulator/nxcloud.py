@@ -1,11 +1,20 @@
-"""NXCloud ``multi/mt`` batch SMS and the ``/api/sms/get`` status query (PROVIDERS.md §3).
+"""NXCloud ``multi/mt`` batch SMS and the ``/api/sms/get`` status query.
 
-Request-level problems (auth, throttling, malformed body, bad appKey) answer HTTP 200 with a
-non-zero ``code`` and ``data: null``, as the docs show. Per-item problems answer ``code: 0`` with
-that item ``status: "Failure"``; its ``message`` is the docs' text for the code followed by the
-code in parentheses (e.g. ``"Incorrect phone number format (13005)"``), so a client can both
-show the provider's words and recognise the code. 13007 (per-recipient cap) is item-level too,
-whatever the batch size, so one capped number never fails its neighbours.
+Shapes follow the vendor's page "批量短信下行发送"
+(https://github.com/nxtele/http-api-document/wiki/批量短信下行发送). Request-level problems (auth,
+throttling, malformed body, bad appKey) answer HTTP 200 with a non-zero ``code`` and
+``data: null``, as the docs show. Per-item problems answer ``code: 0`` with that item
+``status: "Failure"``. The docs' item ``message`` is plain text ("Incorrect phone number
+format"); by default this simulator appends the code in parentheses (``"... (13005)"``) so a
+client can recognise it, and ``nxcloud_plain_items`` answers in the real, plain form. 13007
+(per-recipient cap) is item-level whatever the batch size, so one capped number never fails its
+neighbours; ``nx_rate_limit_rate`` also refuses whole requests with 13007, which the code table
+documents as a response code.
+
+Refused as the real API refuses them: a body not sent as ``Content-Type: application/json``
+(code 1002, whose documented meaning covers a bad body), and an item ``phone`` without its
+country code (13005): the docs require "国码+手机号", and a bare Chinese mobile number such as
+``13800138000`` is recognised as one that is not a valid number once read as international.
 """
 
 from __future__ import annotations
@@ -14,8 +23,11 @@ import calendar
 import json
 import re
 import time
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
+
+import phonenumbers
 
 from teledispatch.simulator.context import Reply, Sim, json_reply
 from teledispatch.simulator.nxcloud_sign import SIGNED_HEADERS, nxcloud_sign_matches
@@ -54,8 +66,24 @@ _SYS_ID = re.compile(r"^[0-9A-Za-z-]{10,50}$")
 _DATE = re.compile(r"^\d{8}$")
 
 
-def _item_message(code: int) -> str:
-    return f"{TEXT[code]} ({code})"
+_BARE_CN_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+
+
+def _item_message(code: int, plain: bool) -> str:
+    return TEXT[code] if plain else f"{TEXT[code]} ({code})"
+
+
+def _lacks_country_code(phone: str) -> bool:
+    """A Chinese mobile number written without ``86``: 11 digits that are no valid number once
+    read with a leading ``+`` (``13800138000`` would be NANP +1 380…, which does not exist).
+    Numbers valid either way (``15088888888`` is also +1 508 888 8888) are let through."""
+    if not _BARE_CN_MOBILE.match(phone):
+        return False
+    try:
+        number = phonenumbers.parse("+" + phone, None)
+    except phonenumbers.NumberParseException:
+        return True
+    return not phonenumbers.is_valid_number(number)
 
 
 def _request_error(sim: Sim, t: float, ids: list[str], code: int, http_status: int = 200) -> Reply:
@@ -113,7 +141,7 @@ def check_auth(sim: Sim, headers: dict[str, str], body: bytes, now: float) -> in
 
 def _item_problem(item: dict[str, Any]) -> int | None:
     phone, content, source = item.get("phone"), item.get("content"), item.get("sourceAddress")
-    if not isinstance(phone, str) or not _PHONE.match(phone):
+    if not isinstance(phone, str) or not _PHONE.match(phone) or _lacks_country_code(phone):
         return 13005
     if content is None or (isinstance(content, str) and not content.strip()):
         return 13009
@@ -152,6 +180,16 @@ def _fmt_time(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
 
 
+def _is_json(headers: dict[str, str]) -> bool:
+    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json"
+
+
+def _server_error(sim: Sim, t: float, ids: list[str], status: int) -> Reply:
+    sim.state.record(t=t, channel=CHANNEL, ids=ids, http_status=status, code=-1, accepted=[])
+    return json_reply(status, {"code": -1, "message": HTTPStatus(status).phrase, "data": None})
+
+
 def send(sim: Sim, t: float, headers: dict[str, str], body: bytes) -> Reply:
     payload = _parse(body)
     ids = _ids(payload)
@@ -160,15 +198,16 @@ def send(sim: Sim, t: float, headers: dict[str, str], body: bytes) -> Reply:
         return _request_error(sim, t, ids, auth)
     if headers.get("biztype") != "3" or headers.get("action") != "mtsend":
         return _request_error(sim, t, ids, 1002)
-    if sim.faults.throttled(f"{CHANNEL}|{headers['accesskey']}", t):
+    if not _is_json(headers):
+        return _request_error(sim, t, ids, 1002)
+    faults = sim.faults
+    if faults.throttled(CHANNEL, headers["accesskey"], t):
         return _request_error(sim, t, ids, 13008)
-    server_error = sim.faults.server_error()
+    server_error = faults.server_error(CHANNEL)
     if server_error is not None:
-        sim.state.record(
-            t=t, channel=CHANNEL, ids=ids, http_status=server_error, code=-1, accepted=[]
-        )
-        text = "Service Unavailable" if server_error == 503 else "Internal Server Error"
-        return json_reply(server_error, {"code": -1, "message": text, "data": None})
+        return _server_error(sim, t, ids, server_error)
+    if faults.nx_rate_limited():
+        return _request_error(sim, t, ids, 13007)
     if payload is None or _malformed(payload):
         return _request_error(sim, t, ids, 9000)
     if payload.get("appKey") != sim.credentials.nx_app_key:
@@ -177,7 +216,8 @@ def send(sim: Sim, t: float, headers: dict[str, str], body: bytes) -> Reply:
 
 
 def _accept(sim: Sim, t: float, payload: dict[str, Any], ids: list[str]) -> Reply:
-    state, faults, cfg = sim.state, sim.faults, sim.options.faults
+    state, faults = sim.state, sim.faults
+    cfg = faults.for_channel(CHANNEL)
     default_dr = payload.get("drUrl")
     data: list[dict[str, Any]] = []
     accepted: list[str] = []
@@ -186,7 +226,7 @@ def _accept(sim: Sim, t: float, payload: dict[str, Any], ids: list[str]) -> Repl
         message_id = sys_id if sys_id else state.new_uuid()
         phone = str(item.get("phone", ""))
         problem = _item_problem(item)
-        if problem is None and faults.item_fails():
+        if problem is None and faults.item_fails(CHANNEL):
             problem = -1
         if problem is None and faults.recipient_refused(CHANNEL, phone, t):
             problem = 13007
@@ -196,11 +236,11 @@ def _accept(sim: Sim, t: float, payload: dict[str, Any], ids: list[str]) -> Repl
                     "phone": phone,
                     "messageid": message_id,
                     "status": "Failure",
-                    "message": _item_message(problem),
+                    "message": _item_message(problem, cfg.nxcloud_plain_items),
                 }
             )
             continue
-        delivered = not faults.dr_fails()
+        delivered = not faults.dr_fails(CHANNEL)
         delay = cfg.dr_delay_ms / 1000.0
         content = item["content"]
         sender = str(item.get("sourceAddress") or "")
@@ -212,7 +252,7 @@ def _accept(sim: Sim, t: float, payload: dict[str, Any], ids: list[str]) -> Repl
             sim.schedule_dr(
                 dr_url, _dr_form(message_id, phone, content, item, t, delay, delivered), delay
             )
-    dropped = faults.drop_response()
+    dropped = faults.drop_response(CHANNEL)
     state.record(
         t=t, channel=CHANNEL, ids=ids, http_status=200, code=0, accepted=accepted, dropped=dropped
     )

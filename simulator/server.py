@@ -14,16 +14,18 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import uvicorn
 
+from teledispatch.simulator import fault_options
 from teledispatch.simulator.app import ARRIVAL_EXTENSION, CONNECTION_EXTENSION, create_app
 from teledispatch.simulator.config_file import render_config, write_config
 from teledispatch.simulator.context import Sim, SimOptions
-from teledispatch.simulator.faults import FaultConfig, parse_recipient_cap
+from teledispatch.simulator.faults import FaultConfig
 from teledispatch.simulator.state import Credentials
 
 LISTENING = "simulator listening on "
@@ -32,32 +34,11 @@ LISTENING = "simulator listening on "
 KEEP_ALIVE_S = 120
 
 
-def _rate(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not a share between 0 and 1")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must not be negative")
-    return value
-
-
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text} must be a positive integer")
     return value
-
-
-def _cap(text: str) -> Any:
-    try:
-        return parse_recipient_cap(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,53 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a TOML config with accounts pointing at this simulator",
     )
     p.add_argument("--seed", type=int, help="reproducible randomness and credentials")
-    p.add_argument(
-        "--fail-rate",
-        type=_rate,
-        default=0.0,
-        help="share of requests answered HTTP 503 with the channel's own body",
-    )
-    p.add_argument(
-        "--internal-error-rate",
-        type=_rate,
-        default=0.0,
-        help="share of requests answered HTTP 500 with the channel's own body",
-    )
-    p.add_argument(
-        "--item-fail-rate", type=_rate, default=0.0, help="share of items failed one by one"
-    )
-    p.add_argument(
-        "--latency-ms", type=_non_negative, default=0.0, help="delay before every provider answer"
-    )
-    p.add_argument(
-        "--tps",
-        type=_positive_int,
-        help="requests per sliding second per channel and account before throttling",
-    )
-    p.add_argument(
-        "--recipient-cap",
-        type=_cap,
-        metavar="C/WINDOW",
-        help="accepted messages per number per window, e.g. 5/1h or 2/10s",
-    )
-    p.add_argument(
-        "--drop-response-rate",
-        type=_rate,
-        default=0.0,
-        help="share of processed requests whose connection is closed unanswered",
-    )
-    p.add_argument(
-        "--dr-delay-ms",
-        type=_non_negative,
-        default=1000.0,
-        help="delay before NXCloud DRs / USpeedo receipts are final",
-    )
-    p.add_argument(
-        "--dr-fail-rate",
-        type=_rate,
-        default=0.0,
-        help="share of accepted messages whose DR/receipt says undelivered",
-    )
+    _add_fault_options(p)
     p.add_argument("--uspeedo-max-targets", type=_positive_int, default=1000)
     p.add_argument("--volc-region", default="cn-north-1")
     p.add_argument("--access-log", action="store_true", help="log every request (slow)")
@@ -130,21 +65,57 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Help for each fault option; every one also takes ``CHANNEL=VALUE`` and may be repeated.
+_FAULT_HELP: dict[str, str] = {
+    "fail_rate": "share of requests answered --fail-status with the channel's own body",
+    "fail_status": "HTTP status of --fail-rate answers (default 503)",
+    "internal_error_rate": "share of requests answered HTTP 500 with the channel's own body",
+    "item_fail_rate": "share of items failed one by one",
+    "drop_response_rate": "share of processed requests whose connection is closed unanswered",
+    "latency_ms": "delay before every provider answer",
+    "timeout_rate": "share of requests held --timeout-ms unprocessed, then closed unanswered",
+    "timeout_ms": "how long --timeout-rate holds a request (default 30000)",
+    "tps": "requests per sliding second per channel and account before throttling",
+    "recipient_cap": "accepted messages per number per window, e.g. 5/1h or 2/10s",
+    "dr_delay_ms": "delay before NXCloud DRs / USpeedo receipts are final (default 1000)",
+    "dr_fail_rate": "share of accepted messages whose DR/receipt says undelivered",
+    "nx_rate_limit_rate": "share of NXCloud requests refused whole with code 13007",
+    "nxcloud_plain_items": "NXCloud item messages as plain text, without the (NNNN) code suffix",
+    "uspeedo_shape": "USpeedo answer shape: basic (FailedTargetPhones) or sdk (FailContent)",
+    "uspeedo_partial_retcode": "RetCode of an sdk-shape answer where some numbers failed (0)",
+}
+
+
+def _add_fault_options(p: argparse.ArgumentParser) -> None:
+    for name in fault_options.OPTIONS:
+        flag = "--" + name.replace("_", "-")
+        if name == "nxcloud_plain_items":
+            p.add_argument(
+                flag,
+                action="append",
+                nargs="?",
+                const="true",
+                metavar="[CHANNEL=]true|false",
+                help=_FAULT_HELP[name],
+            )
+            continue
+        p.add_argument(flag, action="append", metavar="[CHANNEL=]VALUE", help=_FAULT_HELP[name])
+
+
 def options_from_args(args: argparse.Namespace) -> SimOptions:
-    faults = FaultConfig(
-        fail_rate=args.fail_rate,
-        internal_error_rate=args.internal_error_rate,
-        item_fail_rate=args.item_fail_rate,
-        drop_response_rate=args.drop_response_rate,
-        latency_ms=args.latency_ms,
-        tps=args.tps,
-        recipient_cap=args.recipient_cap,
-        dr_delay_ms=args.dr_delay_ms,
-        dr_fail_rate=args.dr_fail_rate,
-        seed=args.seed,
-    )
+    """Raises ValueError naming the option when a fault value is wrong."""
+    given = {
+        name: getattr(args, name)
+        for name in fault_options.OPTIONS
+        if getattr(args, name) is not None
+    }
+    global_, channels = fault_options.from_command_line(given)
+    faults = FaultConfig(**global_, seed=args.seed)
+    for overrides in channels.values():
+        replace(faults, **overrides)  # each channel's combination must be valid too
     return SimOptions(
         faults=faults,
+        channel_faults=channels,
         uspeedo_max_targets=args.uspeedo_max_targets,
         volc_region=args.volc_region,
     )
@@ -212,12 +183,12 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         options = options_from_args(args)
     except ValueError as exc:
-        print(f"simulate: {exc}", file=sys.stderr)
-        return 2
+        parser.error(str(exc))
     credentials = Credentials.generate(args.seed)
     sim = Sim(options, credentials)
     try:

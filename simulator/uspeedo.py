@@ -1,10 +1,26 @@
-"""USpeedo ``SendBatchUSMSMessage`` and ``USMSSendReceipt`` (PROVIDERS.md §4).
+"""USpeedo ``SendBatchUSMSMessage`` and ``USMSSendReceipt``.
+
+Two documented answer shapes, chosen by the ``uspeedo_shape`` fault option:
+
+* ``basic`` (default): the Basic-auth endpoint's reference
+  (https://docs.uspeedo.com/docs/sms/api/, "SendBatchUSMSMessage"): ``SessionNo`` is a list,
+  one per ``TaskContent`` element that had an accepted number, and refused numbers are listed in
+  ``FailedTargetPhones`` as ``{Phone, TemplateParams, FailureReason}``.
+* ``sdk``: the official SDKs' response type
+  (https://github.com/uSpeedo/uspeedo-sdk-python, ``uspeedo/services/asms/apis/
+  SendBatchUSMSMessageResp.py``) and the same action on the older gateway
+  (https://docs.ucloud.cn/api/usms-api/usms): one string ``SessionNo`` for the request (left out
+  when nothing was accepted), ``SuccessCount``, and ``FailContent`` — per ``TaskContent``
+  ``{TemplateId, SenderId, FailureDetails, Target: [{Phone, TemplateParams, FailureDetails}]}``
+  — present with ``RetCode`` 0 too; ``uspeedo_partial_retcode`` gives an answer with failures
+  a non-zero ``RetCode``, still with ``FailContent`` and ``SessionNo`` (a partial success).
 
 Auth is HTTP Basic checked the way an API gateway does: a bad or missing key is HTTP 401 with no
-``RetCode``. Throttling (``--tps``) is HTTP 429 with ``Retry-After``, also gateway-shaped, since
-USpeedo documents no rate-limit code. Server faults answer HTTP 503/500 with ``RetCode 215400``
-(the documented retryable server error). One ``SessionNo`` is issued per ``TaskContent``
-element that had at least one accepted number; the receipt query reports per phone.
+``RetCode`` (the vendor's examples read the body only on HTTP 200; no error body for bad
+credentials is documented). Throttling (``--tps``) is HTTP 429 with ``Retry-After``, also
+gateway-shaped, since USpeedo documents no rate-limit code. Server faults answer HTTP
+``fail_status``/500 with ``RetCode 215400`` (the documented retryable server error). The receipt
+query reports per phone.
 """
 
 from __future__ import annotations
@@ -69,7 +85,7 @@ def _error(sim: Sim, t: float, ids: list[str], code: int, message: str) -> Reply
     return json_reply(200, {"RetCode": code, "Message": message})
 
 
-def _validate(payload: Any, max_targets: int) -> tuple[int, str] | None:  # noqa: C901  (phase-1 move; being split)
+def _validate(payload: Any, max_targets: int) -> tuple[int, str] | None:
     """First request-level problem as (RetCode, Message), or None."""
     if not isinstance(payload, dict):
         return BAD_PARAMETER, "Invalid parameter [body]"
@@ -78,27 +94,32 @@ def _validate(payload: Any, max_targets: int) -> tuple[int, str] | None:  # noqa
         return MISSING_PARAMETER, "Missing parameter [TaskContent]"
     if not isinstance(tasks, list):
         return BAD_PARAMETER, "Invalid parameter [TaskContent]"
-    total = 0
     for task in tasks:
-        if not isinstance(task, dict):
-            return BAD_PARAMETER, "Invalid parameter [TaskContent]"
-        for key in ("TemplateId", "SenderId", "Target"):
-            if not task.get(key):
-                return MISSING_PARAMETER, f"Missing parameter [{key}]"
-        if not isinstance(task["TemplateId"], str) or not isinstance(task["SenderId"], str):
-            return BAD_PARAMETER, "Invalid parameter [TemplateId]"
-        targets = task["Target"]
-        if not isinstance(targets, list):
-            return BAD_PARAMETER, "Invalid parameter [Target]"
-        for target in targets:
-            if not isinstance(target, dict) or not target.get("Phone"):
-                return MISSING_PARAMETER, "Missing parameter [Phone]"
-            params = target.get("TemplateParams", [])
-            if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
-                return BAD_PARAMETER, "Invalid parameter [TemplateParams]"
-        total += len(targets)
-    if total > max_targets:
+        problem = _task_problem(task)
+        if problem is not None:
+            return problem
+    if sum(len(task["Target"]) for task in tasks) > max_targets:
         return BAD_PARAMETER, f"Invalid parameter [Target]: more than {max_targets} numbers"
+    return None
+
+
+def _task_problem(task: Any) -> tuple[int, str] | None:
+    if not isinstance(task, dict):
+        return BAD_PARAMETER, "Invalid parameter [TaskContent]"
+    for key in ("TemplateId", "SenderId", "Target"):
+        if not task.get(key):
+            return MISSING_PARAMETER, f"Missing parameter [{key}]"
+    if not isinstance(task["TemplateId"], str) or not isinstance(task["SenderId"], str):
+        return BAD_PARAMETER, "Invalid parameter [TemplateId]"
+    targets = task["Target"]
+    if not isinstance(targets, list):
+        return BAD_PARAMETER, "Invalid parameter [Target]"
+    for target in targets:
+        if not isinstance(target, dict) or not target.get("Phone"):
+            return MISSING_PARAMETER, "Missing parameter [Phone]"
+        params = target.get("TemplateParams", [])
+        if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+            return BAD_PARAMETER, "Invalid parameter [TemplateParams]"
     return None
 
 
@@ -112,10 +133,10 @@ def send(sim: Sim, t: float, headers: dict[str, str], body: bytes) -> Reply:
     if not _basic_ok(sim, headers):
         state.record(t=t, channel=CHANNEL, ids=ids, http_status=401, code=None, accepted=[])
         return _unauthorized()
-    if faults.throttled(f"{CHANNEL}|{sim.credentials.us_access_key}", t):
+    if faults.throttled(CHANNEL, sim.credentials.us_access_key, t):
         state.record(t=t, channel=CHANNEL, ids=ids, http_status=429, code=None, accepted=[])
         return json_reply(429, {"message": "Too Many Requests"}, {"Retry-After": "1"})
-    server_error = faults.server_error()
+    server_error = faults.server_error(CHANNEL)
     if server_error is not None:
         state.record(
             t=t, channel=CHANNEL, ids=ids, http_status=server_error, code=SERVER_ERROR, accepted=[]
@@ -136,44 +157,99 @@ def _target_problem(target: dict[str, Any]) -> str | None:
     return None
 
 
-def _accept(sim: Sim, t: float, tasks: list[dict[str, Any]], ids: list[str]) -> Reply:
-    state, faults = sim.state, sim.faults
-    delay = sim.options.faults.dr_delay_ms / 1000.0
+class _Outcome:
+    """Per ``TaskContent`` element: the accepted receipts and the refused targets."""
+
+    def __init__(self, task: dict[str, Any]) -> None:
+        self.task = task
+        self.receipts: list[UsTarget] = []
+        self.failed: list[tuple[dict[str, Any], str]] = []
+
+
+def _judge(sim: Sim, t: float, task: dict[str, Any]) -> _Outcome:
+    faults = sim.faults
+    delay = faults.for_channel(CHANNEL).dr_delay_ms / 1000.0
+    outcome = _Outcome(task)
+    for target in task["Target"]:
+        phone = str(target["Phone"])
+        reason = _target_problem(target)
+        if reason is None and faults.item_fails(CHANNEL):
+            reason = "Send failed (simulated)"
+        if reason is None and faults.recipient_refused(CHANNEL, phone, t):
+            reason = "Frequency limit exceeded for this number"
+        if reason is None:
+            outcome.receipts.append(UsTarget(phone, t, t + delay, not faults.dr_fails(CHANNEL)))
+        else:
+            outcome.failed.append((target, reason))
+    return outcome
+
+
+def _basic_body(sim: Sim, outcomes: list[_Outcome]) -> dict[str, Any]:
     sessions: list[str] = []
-    failed: list[dict[str, Any]] = []
-    accepted: list[str] = []
-    for task in tasks:
-        receipts: list[UsTarget] = []
-        for target in task["Target"]:
-            phone = str(target["Phone"])
-            reason = _target_problem(target)
-            if reason is None and faults.item_fails():
-                reason = "Send failed (simulated)"
-            if reason is None and faults.recipient_refused(CHANNEL, phone, t):
-                reason = "Frequency limit exceeded for this number"
-            if reason is not None:
-                failed.append(
-                    {
-                        "Phone": phone,
-                        "TemplateParams": target.get("TemplateParams", []),
-                        "FailureReason": reason,
-                    }
-                )
-                continue
-            receipts.append(UsTarget(phone, t, t + delay, not faults.dr_fails()))
-            accepted.append(phone)
-        if receipts:
-            session = state.new_uuid()
-            state.add_us_session(session, receipts)
+    for outcome in outcomes:
+        if outcome.receipts:
+            session = sim.state.new_uuid()
+            sim.state.add_us_session(session, outcome.receipts)
             sessions.append(session)
-    dropped = faults.drop_response()
-    state.record(
-        t=t, channel=CHANNEL, ids=ids, http_status=200, code=0, accepted=accepted, dropped=dropped
+    failed = [
+        {
+            "Phone": str(target["Phone"]),
+            "TemplateParams": target.get("TemplateParams", []),
+            "FailureReason": reason,
+        }
+        for outcome in outcomes
+        for target, reason in outcome.failed
+    ]
+    return {"RetCode": 0, "Message": "success", "SessionNo": sessions, "FailedTargetPhones": failed}
+
+
+def _sdk_body(sim: Sim, outcomes: list[_Outcome]) -> dict[str, Any]:
+    receipts = [r for outcome in outcomes for r in outcome.receipts]
+    code = 0
+    if any(outcome.failed for outcome in outcomes):
+        code = sim.faults.for_channel(CHANNEL).uspeedo_partial_retcode
+    message = "success" if code == 0 else "Some numbers failed"
+    body: dict[str, Any] = {"RetCode": code, "Message": message, "SuccessCount": len(receipts)}
+    if receipts:
+        session = sim.state.new_uuid()
+        sim.state.add_us_session(session, receipts)
+        body["SessionNo"] = session
+    body["FailContent"] = [
+        {
+            "TemplateId": outcome.task["TemplateId"],
+            "SenderId": outcome.task["SenderId"],
+            "FailureDetails": "",
+            "Target": [
+                {
+                    "Phone": str(target["Phone"]),
+                    "TemplateParams": target.get("TemplateParams", []),
+                    "FailureDetails": reason,
+                }
+                for target, reason in outcome.failed
+            ],
+        }
+        for outcome in outcomes
+        if outcome.failed
+    ]
+    return body
+
+
+def _accept(sim: Sim, t: float, tasks: list[dict[str, Any]], ids: list[str]) -> Reply:
+    outcomes = [_judge(sim, t, task) for task in tasks]
+    accepted = [r.phone for outcome in outcomes for r in outcome.receipts]
+    sdk = sim.faults.for_channel(CHANNEL).uspeedo_shape == "sdk"
+    body = _sdk_body(sim, outcomes) if sdk else _basic_body(sim, outcomes)
+    dropped = sim.faults.drop_response(CHANNEL)
+    sim.state.record(
+        t=t,
+        channel=CHANNEL,
+        ids=ids,
+        http_status=200,
+        code=body["RetCode"],
+        accepted=accepted,
+        dropped=dropped,
     )
-    reply = json_reply(
-        200,
-        {"RetCode": 0, "Message": "success", "SessionNo": sessions, "FailedTargetPhones": failed},
-    )
+    reply = json_reply(200, body)
     reply.drop = dropped
     return reply
 

@@ -2,7 +2,10 @@
 
 Gateway answers come first (auth, action/version, throttling ``FlowLimitExceeded`` HTTP 429,
 ``ServiceUnavailable``/``InternalError``), then the action's own checks. Error HTTP statuses follow
-PROVIDERS.md: client errors 400, signature problems 403, missing/unknown key 401.
+the Volcengine VMS API reference pages "BatchAppend - 追加号码" and "AXN绑定(指定X号码)": client
+errors 400, signature problems 403, missing/unknown key 401. BatchAppend wants numbers as that
+page's example writes them, digits only (national form for the Chinese mainland): a ``+86…``
+number is refused as a FailList ``INVALID_PHONE_FORMAT`` entry.
 ``--item-fail-rate`` produces FailList entries of type ``SIMULATED_FAILURE`` (real FailList types
 beyond the three documented ones exist, so clients must not choke on unknown types) and, for
 BindAXN, ``OperationDenied``. A per-recipient cap hit is FailList type ``FREQUENCY_LIMIT`` for
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -35,13 +39,26 @@ MIN_EXPIRE_AHEAD_S = 60
 EXPIRE_LIMIT = 2_145_916_800
 
 _ACTIONS = {"BatchAppend": APPEND_CHANNEL, "BindAXN": BIND_CHANNEL}
-_VMS_PHONE = re.compile(r"^\+?\d{5,20}$")
+_VMS_PHONE = re.compile(r"^\d{5,20}$")
 _AXN_PHONE = re.compile(r"^\d{5,20}$")
 
 _SERVER_ERRORS = {
     503: ("ServiceUnavailable", "The request has failed due to a temporary failure of the server."),
     500: ("InternalError", "The request has failed due to an unknown error."),
 }
+
+
+def _server_error(status: int) -> tuple[str, str]:
+    """The documented code for 500/503; any other chosen status gets its reason phrase."""
+    if status in _SERVER_ERRORS:
+        return _SERVER_ERRORS[status]
+    phrase = HTTPStatus(status).phrase
+    return phrase.replace(" ", "").replace("-", ""), phrase
+
+
+def channel_of(raw_query: str) -> str:
+    """The channel a gateway request is for, from its ``Action``."""
+    return _ACTIONS.get(dict(parse_qsl(raw_query)).get("Action", ""), "volc.unknown")
 
 
 class _ActionError(Exception):
@@ -87,7 +104,7 @@ class _Call:
         return json_reply(status, {"ResponseMetadata": meta}, headers)
 
     def success(self, result: dict[str, Any], accepted: list[str]) -> Reply:
-        dropped = self.sim.faults.drop_response()
+        dropped = self.sim.faults.drop_response(self.channel)
         self.sim.state.record(
             t=self.t,
             channel=self.channel,
@@ -162,13 +179,13 @@ def handle(
             "InvalidActionOrVersion",
             f"Could not find operation {action} for version {query.get('Version')}.",
         )
-    if sim.faults.throttled(f"{call.channel}|{access_key}", t):
+    if sim.faults.throttled(call.channel, access_key, t):
         return call.error(
             429, "FlowLimitExceeded", "Request has exceeded the flow limit.", {"Retry-After": "1"}
         )
-    server_error = sim.faults.server_error()
+    server_error = sim.faults.server_error(call.channel)
     if server_error is not None:
-        return call.error(server_error, *_SERVER_ERRORS[server_error])
+        return call.error(server_error, *_server_error(server_error))
     try:
         if action == "BatchAppend":
             return _append(call, payload)
@@ -190,7 +207,8 @@ def _check_lengths(index: int, item: dict[str, Any]) -> None:
             raise _invalid(f"PhoneList[{index}].{key}")
 
 
-def _append(call: _Call, payload: Any) -> Reply:  # noqa: C901  (phase-1 move; being split)
+def _task_and_phones(call: _Call, payload: Any) -> tuple[str, set[str], list[dict[str, Any]]]:
+    """The request-level checks of BatchAppend: the task's id, its numbers so far, the items."""
     if not isinstance(payload, dict):
         raise _invalid("body")
     task_id, phones = payload.get("TaskOpenId"), payload.get("PhoneList")
@@ -205,39 +223,55 @@ def _append(call: _Call, payload: Any) -> Reply:  # noqa: C901  (phase-1 move; b
             "PhoneListExceedLimit",
             f"PhoneList has {len(phones)} numbers; at most {MAX_PHONES} allowed.",
         )
-    sim = call.sim
-    task = sim.state.vms_tasks.get(task_id)
+    task = call.sim.state.vms_tasks.get(task_id)
     if task is None:
         raise _ActionError("TaskNotFound", f"Task {task_id} does not exist.")
     for index, item in enumerate(phones):
         if not isinstance(item, dict):
             raise _invalid(f"PhoneList[{index}]")
         _check_lengths(index, item)
-    needs_params = task_id in sim.state.vms_tts_tasks
+    return task_id, task, phones
+
+
+def _item_failure(
+    call: _Call, task: set[str], needs_params: bool, item: dict[str, Any]
+) -> tuple[str, str] | None:
+    """``(Type, Desc)`` of the FailList entry for ``item``, or None when it is appended."""
+    phone = item.get("Phone")
+    faults = call.sim.faults
+    if not isinstance(phone, str) or not _VMS_PHONE.match(phone):
+        return "INVALID_PHONE_FORMAT", "号码格式错误"
+    if phone in task:
+        return "REDUPLICATED_ITEM", "重复项目"
+    if needs_params and not item.get("PhoneParamJson") and not item.get("PhoneParam"):
+        return "TTS_PARAM_EMPTY", "TTS参数为空"
+    if faults.item_fails(APPEND_CHANNEL):
+        return "SIMULATED_FAILURE", "Simulated failure (--item-fail-rate)"
+    if faults.recipient_refused(APPEND_CHANNEL, phone, call.t):
+        return "FREQUENCY_LIMIT", "Recipient frequency limit exceeded"
+    return None
+
+
+def _append(call: _Call, payload: Any) -> Reply:
+    task_id, task, phones = _task_and_phones(call, payload)
+    needs_params = task_id in call.sim.state.vms_tts_tasks
     fail_list: list[dict[str, Any]] = []
     accepted: list[str] = []
     for index, item in enumerate(phones):
-        phone = item.get("Phone")
-        kind, desc = "", ""
-        if not isinstance(phone, str) or not _VMS_PHONE.match(phone):
-            kind, desc = "INVALID_PHONE_FORMAT", "号码格式错误"
-        elif phone in task:
-            kind, desc = "REDUPLICATED_ITEM", "重复项目"
-        elif needs_params and not item.get("PhoneParamJson") and not item.get("PhoneParam"):
-            kind, desc = "TTS_PARAM_EMPTY", "TTS参数为空"
-        elif sim.faults.item_fails():
-            kind, desc = "SIMULATED_FAILURE", "Simulated failure (--item-fail-rate)"
-        elif sim.faults.recipient_refused(APPEND_CHANNEL, phone, call.t):
-            kind, desc = "FREQUENCY_LIMIT", "Recipient frequency limit exceeded"
-        if kind:
-            fail_list.append({"Index": index, "Phone": str(phone), "Type": kind, "Desc": desc})
+        failure = _item_failure(call, task, needs_params, item)
+        if failure is None:
+            task.add(item["Phone"])
+            accepted.append(item["Phone"])
         else:
-            task.add(phone)
-            accepted.append(phone)
+            kind, desc = failure
+            fail_list.append(
+                {"Index": index, "Phone": str(item.get("Phone")), "Type": kind, "Desc": desc}
+            )
     return call.success({"TaskOpenId": task_id, "FailList": fail_list}, accepted)
 
 
-def _bind(call: _Call, form: dict[str, str]) -> Reply:  # noqa: C901  (phase-1 move; being split)
+def _bind_form(call: _Call, form: dict[str, str]) -> tuple[str, str, str, int]:
+    """The checks of BindAXN that need no state beyond the pools: ``(A, B, X, ExpireTime)``."""
     for name in ("PhoneNoA", "PhoneNoX", "NumberPoolNo", "ExpireTime"):
         if not form.get(name):
             raise _missing(name)
@@ -245,8 +279,7 @@ def _bind(call: _Call, form: dict[str, str]) -> Reply:  # noqa: C901  (phase-1 m
     for name, value in (("PhoneNoA", a), ("PhoneNoB", b), ("PhoneNoX", x)):
         if value and not _AXN_PHONE.match(value):
             raise _invalid(name)
-    sim, now = call.sim, call.t
-    pool = sim.state.axn_pools.get(form["NumberPoolNo"])
+    pool = call.sim.state.axn_pools.get(form["NumberPoolNo"])
     if pool is None:
         raise _invalid("NumberPoolNo")
     if x not in pool:
@@ -255,16 +288,22 @@ def _bind(call: _Call, form: dict[str, str]) -> Reply:  # noqa: C901  (phase-1 m
         expire = int(form["ExpireTime"])
     except ValueError:
         raise _invalid("ExpireTime") from None
-    if not now + MIN_EXPIRE_AHEAD_S < expire < EXPIRE_LIMIT:
+    if not call.t + MIN_EXPIRE_AHEAD_S < expire < EXPIRE_LIMIT:
         raise _invalid("ExpireTime")
     if form.get("AudioRecordFlag", "1") not in ("0", "1"):
         raise _invalid("AudioRecordFlag")
     if len(form.get("UserData", "")) > MAX_USER_DATA:
         raise _invalid("UserData")
+    return a, b, x, expire
+
+
+def _bind(call: _Call, form: dict[str, str]) -> Reply:
+    a, b, x, expire = _bind_form(call, form)
+    sim, now = call.sim, call.t
     existing = sim.state.axn_bindings.get((a, x))
     if existing is not None and existing.expire_time > now:
         raise _ActionError("ConflictWithExisting", "Conflict with existing")
-    if sim.faults.item_fails():
+    if sim.faults.item_fails(BIND_CHANNEL):
         raise _ActionError(
             "OperationDenied", "Operation is denied because the specified resource is in use."
         )

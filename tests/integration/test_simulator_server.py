@@ -219,3 +219,44 @@ def test_bad_option_exits_with_usage_error() -> None:
         timeout=30,
     )
     assert result.returncode == 2 and "between 0 and 1" in result.stderr
+
+
+def test_outage_per_channel_starts_and_ends_without_restart(start: Any) -> None:
+    sim = start("--fail-rate", "nxcloud.sms=1.0", "--latency-ms", "uspeedo.sms=1")
+
+    def send(n: int) -> httpx.Response:
+        body, headers = _nx_request(
+            sim.config,
+            [{"phone": "8615088888888", "content": "hi", "sysMessageId": f"it-out-{n:06d}"}],
+        )
+        return client.post("/v1/sms/multi/mt", content=body, headers=headers)
+
+    with httpx.Client(base_url=sim.url, timeout=10) as client:
+        during = send(1)
+        read = client.get("/_sim/faults").json()
+        bad = client.post("/_sim/faults", json={"channel": "nxcloud.sms", "fail_rate": "x"})
+        ended = client.post("/_sim/faults", json={"channel": "nxcloud.sms", "fail_rate": 0})
+        after = send(2)
+        log = client.get("/_sim/requests").json()
+    assert during.status_code == 503 and during.json()["code"] == -1
+    assert read["overrides"] == {
+        "nxcloud.sms": {"fail_rate": 1.0},
+        "uspeedo.sms": {"latency_ms": 1.0},
+    }
+    assert read["global"]["fail_rate"] == 0.0
+    assert bad.status_code == 400 and "fail_rate must be a number" in bad.json()["error"]
+    assert ended.status_code == 200
+    assert ended.json()["channels"]["nxcloud.sms"]["fail_rate"] == 0.0
+    assert after.status_code == 200 and after.json()["data"][0]["status"] == "Success"
+    assert [(e["http_status"], e["accepted"]) for e in log] == [(503, []), (200, ["it-out-000002"])]
+
+
+def test_bad_channel_option_exits_with_usage_error() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "simulator", "--fail-rate", "nxcloud.mms=1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2 and "unknown channel 'nxcloud.mms'" in result.stderr
