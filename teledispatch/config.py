@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from teledispatch.errors import Error
+
 Channel = Literal["nxcloud.sms", "uspeedo.sms", "volc.vms.append", "volc.axn.bind"]
 CHANNELS: tuple[Channel, ...] = ("nxcloud.sms", "uspeedo.sms", "volc.vms.append", "volc.axn.bind")
 
@@ -38,7 +40,7 @@ _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-class ConfigError(ValueError):
+class ConfigError(Error, ValueError):
     """The configuration cannot be used; the message names every problem found."""
 
 
