@@ -68,7 +68,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def cmd_api_hash_key(args: argparse.Namespace) -> int:
-    from teledispatch.api.app import hash_key
+    from teledispatch.api.auth import hash_key
 
     key = args.key
     if key == "-":
