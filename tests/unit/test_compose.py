@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped]  # no types-PyYAML in dev deps
 
-from teledispatch.cli.main import build_parser
+from teledispatch.cli.main import parse
 from teledispatch.simulator.server import build_parser as simulator_parser
 from teledispatch.worker.app import QUEUES
 
@@ -45,7 +45,7 @@ def parse_cli(argv: list[str]) -> argparse.Namespace:
                 ns = simulator_parser().parse_args(argv[1:])
                 ns.verb = "simulate"
                 return ns
-            return build_parser().parse_args(argv)
+            return parse(argv)
     except SystemExit:
         pytest.fail(f"not a valid teledispatch command line: {argv}\n{err.getvalue()}")
 
