@@ -164,6 +164,24 @@ def test_dockerfile_is_multistage_and_non_root() -> None:
     assert 'ENTRYPOINT ["teledispatch"]' in lines
 
 
+def test_dockerfile_builds_the_package_layout_with_the_server_extras() -> None:
+    text = DOCKERFILE.read_text()
+    copied = {
+        ln.split()[1] for ln in text.splitlines() if ln.startswith("COPY ") and "--" not in ln
+    }
+    # teledispatch/{producer,worker,simulator} are symlinks: their targets must be there too.
+    assert {"teledispatch", "producer", "worker", "simulator"} <= copied
+    assert "'.[server,flower]'" in text
+    links = {p.name for p in (ROOT / "teledispatch").iterdir() if p.is_symlink()}
+    assert links <= copied
+
+
+def test_celery_app_is_named_by_its_import_name() -> None:
+    texts = [COMPOSE.read_text(), *(p.read_text() for p in sorted(K8S.glob("*.yaml")))]
+    apps = [m for t in texts for m in re.findall(r"celery -A (\S+)", t)]
+    assert apps and set(apps) == {"teledispatch.worker.tasks"}
+
+
 def _k8s_docs() -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     for path in sorted(K8S.glob("*.yaml")):
