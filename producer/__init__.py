@@ -9,11 +9,14 @@ job_id = enqueue(SendJob(account="nxcloud", recipients=[{"phone": "+861380013800
 # many small jobs from a hot path: validated at the call, stored in shared transactions
 with Producer() as producer:
     pending = producer.submit(job)      # pending.job_id now; pending.result() once durable
+
+Every error raised to the app derives from ``teledispatch.Error`` (also exported here).
 """
 
 from teledispatch.config import ConfigError, load_settings, settings
+from teledispatch.errors import Error
 from teledispatch.producer.cancel import Cancelled, cancel_job
-from teledispatch.producer.group_commit import Pending, Producer, ProducerClosed
+from teledispatch.producer.group_commit import Pending, Producer, ProducerClosed, StoreTimeout
 from teledispatch.producer.jobs import SendJob
 from teledispatch.producer.lookup import (
     JobNotFound,
@@ -30,6 +33,7 @@ __all__ = [
     "Cancelled",
     "ConfigError",
     "Enqueued",
+    "Error",
     "IdempotencyConflict",
     "JobNotFound",
     "JobStatus",
@@ -39,6 +43,7 @@ __all__ = [
     "Producer",
     "ProducerClosed",
     "SendJob",
+    "StoreTimeout",
     "ValidationFailed",
     "cancel_job",
     "enqueue",

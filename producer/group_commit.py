@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from teledispatch.config import Settings, settings
 from teledispatch.db.migrate import ensure_schema
 from teledispatch.db.tables import get_engine, insert_messages, jobs_table
+from teledispatch.errors import Error
 from teledispatch.producer.jobs import SendJob
 from teledispatch.producer.submit import (
     PART_SIZE,
@@ -49,8 +50,13 @@ log = logging.getLogger("teledispatch.producer")
 FLUSH_ATTEMPTS = 3
 
 
-class ProducerClosed(RuntimeError):
+class ProducerClosed(Error, RuntimeError):
     """``submit`` after ``close``."""
+
+
+class StoreTimeout(Error, TimeoutError):
+    """:meth:`Pending.result` waited its ``timeout`` and the job is not stored yet (it may
+    still be: the flush goes on)."""
 
 
 @dataclass(eq=False)
@@ -69,7 +75,7 @@ class Pending:
     def result(self, timeout: float | None = None) -> Enqueued:
         """Wait until the job is durable; raises what storing it raised."""
         if not self._done.wait(timeout):
-            raise TimeoutError(f"job {self.job_id} not stored within {timeout}s")
+            raise StoreTimeout(f"job {self.job_id} not stored within {timeout}s")
         if self._error is not None:
             raise self._error
         return Enqueued(self.job_id, self.total, created=self._created)

@@ -24,10 +24,11 @@ from teledispatch.db.tables import (
     jobs_table,
     messages_table,
 )
+from teledispatch.errors import Error
 
 
-class JobNotFound(LookupError):
-    pass
+class JobNotFound(Error, LookupError):
+    """No job has this id."""
 
 
 def iso(epoch: float | None) -> str | None:

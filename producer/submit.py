@@ -40,6 +40,7 @@ from teledispatch.db.tables import (
     jobs_table,
     messages_table,
 )
+from teledispatch.errors import Error
 from teledispatch.producer.jobs import SendJob
 from teledispatch.validation import Problem, ValidationFailed
 
@@ -55,7 +56,7 @@ log = logging.getLogger("teledispatch.submit")
 PROBLEM_KEEP = 1000
 
 
-class IdempotencyConflict(ValueError):
+class IdempotencyConflict(Error, ValueError):
     """The idempotency key was used before for a job with different content."""
 
 

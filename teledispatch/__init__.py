@@ -6,3 +6,7 @@ is ``worker/`` (the Celery side), ``teledispatch.simulator`` is ``simulator/``. 
 directly in this folder are the shared kernel both roles need (config, statuses, errors, the
 database and the provider channels) and the operator entry points (``api``, ``cli``, ``dev``).
 """
+
+from teledispatch.errors import Error
+
+__all__ = ["Error"]

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from teledispatch.errors import Error
+
 Channel = Literal["nxcloud.sms", "uspeedo.sms", "volc.vms.append", "volc.axn.bind"]
 CHANNELS: tuple[Channel, ...] = ("nxcloud.sms", "uspeedo.sms", "volc.vms.append", "volc.axn.bind")
 
@@ -38,7 +40,7 @@ _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-class ConfigError(ValueError):
+class ConfigError(Error, ValueError):
     """The configuration cannot be used; the message names every problem found."""
 
 
@@ -122,6 +124,9 @@ class Settings:
     redis_url: str = DEFAULT_REDIS_URL
     database_url: str = DEFAULT_DATABASE_URL
     source: str = "<defaults>"
+    #: The file's ``[api] keys`` as written (``None``: ``[api]`` is not a table). Checked by
+    #: ``teledispatch.api.auth``, which uses it, so a worker never fails on an API setting.
+    api_keys: object = ()
 
     def account(self, name: str) -> AccountConfig:
         try:
@@ -176,6 +181,7 @@ def load_settings(path: Path | None = None) -> Settings:
     """Read the config file (a missing default file means no accounts) and the environment."""
     path = path or config_path()
     accounts: dict[str, AccountConfig] = {}
+    api_keys: object = ()
     if path.exists():
         with path.open("rb") as fh:
             try:
@@ -183,6 +189,8 @@ def load_settings(path: Path | None = None) -> Settings:
             except tomllib.TOMLDecodeError as exc:
                 raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         accounts = parse_config(data, str(path))
+        api = data.get("api", {})
+        api_keys = api.get("keys", []) if isinstance(api, dict) else None
     elif "TELEDISPATCH_CONFIG" in os.environ:
         raise ConfigError(f"TELEDISPATCH_CONFIG names {path}, which does not exist")
     return Settings(
@@ -190,6 +198,7 @@ def load_settings(path: Path | None = None) -> Settings:
         redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
         database_url=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
         source=str(path),
+        api_keys=api_keys,
     )
 
 
@@ -197,3 +206,42 @@ def load_settings(path: Path | None = None) -> Settings:
 def settings() -> Settings:
     """Process-wide settings, read once: workers and the CLI share one view of the file."""
     return load_settings()
+
+
+def env_float(name: str, default: float) -> float:
+    """A number of seconds from the environment; a value that is not one is a ConfigError
+    naming the variable (a typo must not silently become the default)."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not a number of seconds") from None
+
+
+@dataclass(frozen=True)
+class WorkerTimings:
+    """The worker's schedule knobs, read from the environment when the worker imports them."""
+
+    #: Beat interval of the sweep (``TELEDISPATCH_SWEEP_S``).
+    sweep_s: float
+    #: Beat interval of USpeedo receipt polling (``TELEDISPATCH_RECEIPTS_S``).
+    receipts_s: float
+    #: First receipt poll this long after the send (``TELEDISPATCH_RECEIPT_POLL_DELAY_S``).
+    receipt_poll_delay_s: float
+    #: Between polls of a receipt still ``Unknow`` (``TELEDISPATCH_RECEIPT_REPOLL_S``).
+    receipt_repoll_s: float
+    #: Stop asking for a receipt (``TELEDISPATCH_RECEIPT_GIVE_UP_S``).
+    receipt_give_up_s: float
+
+
+def worker_timings() -> WorkerTimings:
+    return WorkerTimings(
+        sweep_s=env_float("TELEDISPATCH_SWEEP_S", 1.0),
+        receipts_s=env_float("TELEDISPATCH_RECEIPTS_S", 10.0),
+        receipt_poll_delay_s=env_float("TELEDISPATCH_RECEIPT_POLL_DELAY_S", 300.0),
+        receipt_repoll_s=env_float("TELEDISPATCH_RECEIPT_REPOLL_S", 60.0),
+        # Carriers report within hours or never.
+        receipt_give_up_s=env_float("TELEDISPATCH_RECEIPT_GIVE_UP_S", 72 * 3600.0),
+    )

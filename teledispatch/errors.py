@@ -1,6 +1,19 @@
-"""Why a send failed, and what may be done about it.
+"""The project's errors: one root an app can catch, and why a send failed.
 
-Every failure the dispatcher handles is one of these. Two questions decide what happens to the
+Every error an app can see derives from :class:`Error` (exported as ``teledispatch.Error``),
+so ``except teledispatch.Error`` catches them all. Each also keeps the built-in base it had
+before the root existed, so existing ``except ValueError`` / ``LookupError`` code still works:
+
+    Error
+    ├── ConfigError(ValueError)              teledispatch.config
+    ├── ValidationFailed(ValueError)         teledispatch.validation
+    ├── IdempotencyConflict(ValueError)      teledispatch.producer.submit
+    ├── JobNotFound(LookupError)             teledispatch.producer.lookup
+    ├── ProducerClosed(RuntimeError)         teledispatch.producer.group_commit
+    ├── StoreTimeout(TimeoutError)           teledispatch.producer.group_commit (Pending.result)
+    └── DispatchError                        below
+
+Every send failure the dispatcher handles is one of these. Two questions decide what happens to the
 recipients of the batch, so each class answers them as attributes rather than by its name:
 
 * ``retryable`` — may the same request be tried again later?
@@ -24,7 +37,11 @@ counted against the recipient.
 from __future__ import annotations
 
 
-class DispatchError(Exception):
+class Error(Exception):
+    """The root of every error teledispatch raises to an app."""
+
+
+class DispatchError(Error):
     retryable: bool = False
     may_have_been_sent: bool = False
     throttled: bool = False

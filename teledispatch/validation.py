@@ -14,6 +14,8 @@ from typing import Any
 
 import phonenumbers
 
+from teledispatch.errors import Error
+
 #: Problems spelled out in an exception's message; all of them stay on ``.problems``.
 MESSAGE_PROBLEM_LIMIT = 50
 
@@ -34,7 +36,7 @@ class Problem:
         return f"{where} = {value!r}: {self.rule}"
 
 
-class ValidationFailed(ValueError):
+class ValidationFailed(Error, ValueError):
     """A job was refused; nothing of it was enqueued. ``problems`` lists every one found."""
 
     def __init__(self, problems: Iterable[Problem], *, total: int | None = None) -> None:

@@ -15,16 +15,16 @@ from celery import Celery
 from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 from kombu.entity import Queue
 
-from teledispatch.config import CHANNELS, settings
+from teledispatch.config import CHANNELS, settings, worker_timings
 from teledispatch.db.tables import dispose_engines
 from teledispatch.wakeups import MAINTENANCE_QUEUE, SWEEP_TASK, channel_queue
 
 VISIBILITY_TIMEOUT_S = 3600
-SWEEP_INTERVAL_S = float(os.environ.get("TELEDISPATCH_SWEEP_S", "1.0"))
+SWEEP_INTERVAL_S = worker_timings().sweep_s
 #: USpeedo receipt polling (``worker.receipts``); its own task so a slow provider never
 #: holds up the sweep.
 RECEIPTS_TASK = "maintenance.receipts"
-RECEIPTS_INTERVAL_S = float(os.environ.get("TELEDISPATCH_RECEIPTS_S", "10.0"))
+RECEIPTS_INTERVAL_S = worker_timings().receipts_s
 QUEUES = [MAINTENANCE_QUEUE, *(channel_queue(c) for c in CHANNELS)]
 
 

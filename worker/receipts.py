@@ -16,7 +16,6 @@ backlog drains over successive runs, oldest due first.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from teledispatch.channels.uspeedo.adapter import (
     parse_receipts,
     provider_phone,
 )
-from teledispatch.config import AccountConfig
+from teledispatch.config import AccountConfig, worker_timings
 from teledispatch.db.tables import literal_status, messages_table
 from teledispatch.errors import DispatchError
 from teledispatch.receipts import SETTLEABLE, settle, uspeedo_receipt
@@ -40,19 +39,12 @@ log = logging.getLogger("teledispatch.receipts")
 m = messages_table.c
 
 
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
 #: First poll this long after the send (``TELEDISPATCH_RECEIPT_POLL_DELAY_S``).
-POLL_DELAY_S = _env_float("TELEDISPATCH_RECEIPT_POLL_DELAY_S", 300.0)
+POLL_DELAY_S = worker_timings().receipt_poll_delay_s
 #: Between polls of a message whose receipt is still ``Unknow``.
-REPOLL_S = _env_float("TELEDISPATCH_RECEIPT_REPOLL_S", 60.0)
+REPOLL_S = worker_timings().receipt_repoll_s
 #: Stop asking: carriers report within hours or never.
-GIVE_UP_S = _env_float("TELEDISPATCH_RECEIPT_GIVE_UP_S", 72 * 3600.0)
+GIVE_UP_S = worker_timings().receipt_give_up_s
 MAX_PER_RUN = 2000
 
 

@@ -1,8 +1,9 @@
-"""Operator verbs (flower, api, db): registered into the main CLI's parser.
+"""Operator verbs: worker, beat, flower, api, db, demo — registered into the main CLI's parser.
 
-Like ``worker`` and ``beat``, ``flower`` execs Celery by module name so the producer package
-never imports worker code. The API and the migrations are imported only when their verb runs,
-so ``teledispatch send`` does not pay for FastAPI or Alembic.
+``worker``, ``beat`` and ``flower`` exec Celery on ``teledispatch.worker.tasks`` by module name
+rather than importing it, so the CLI's own process never loads worker code. The API, the
+migrations and the demo are imported only when their verb runs, so ``teledispatch send``
+does not pay for FastAPI or Alembic, and works with the core dependencies alone.
 """
 
 from __future__ import annotations
@@ -13,47 +14,65 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-#: Namespace attribute that collects the options a pass-through verb does not know itself.
+from teledispatch.cli.extras import require_extra
+
+#: Namespace attribute holding the options a pass-through verb forwards (see ``main.parse``).
 PASSTHROUGH = "passthrough"
+CELERY_APP = "teledispatch.worker.tasks"
 
 
-class _PassthroughParser(argparse.ArgumentParser):
-    """A verb parser that keeps options it does not know instead of refusing them.
+def _celery(argv: Sequence[str]) -> int:
+    require_extra("server", "the worker")
+    os.execvp(sys.executable, [sys.executable, "-m", "celery", "-A", CELERY_APP, *argv])
 
-    Flower has dozens of options (``--url_prefix``, ``--max_tasks``, ``--auth`` …) that change
-    between releases; mirroring them here would rot. The main parser calls each verb's
-    ``parse_known_args`` and rejects leftovers, so this parser hands its leftovers over in the
-    namespace and reports none.
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    argv = ["worker", "--loglevel", args.loglevel, "--concurrency", str(args.concurrency)]
+    argv += ["-E", "--without-gossip", "--without-mingle"]
+    if args.hostname:
+        argv += ["--hostname", args.hostname]
+    if args.queues:
+        argv += ["--queues", args.queues]
+    if args.beat:
+        argv += ["--beat", "--schedule", args.schedule]
+    if args.metrics_port is not None:
+        _metrics_env(args.metrics_port, args.metrics_host)
+    return _celery(argv)
+
+
+def _metrics_env(port: int, host: str) -> None:
+    """Multiprocess Prometheus metrics for the worker about to be exec'ed.
+
+    ``PROMETHEUS_MULTIPROC_DIR`` must be in the environment before any process of the worker
+    imports prometheus_client, so it is set here, before Celery starts: a fresh temporary
+    directory per run, or ``TELEDISPATCH_METRICS_DIR`` (one per worker; its stale value files
+    are cleared at start). The worker's main process serves the port (``worker.metrics``).
     """
+    import tempfile
 
-    def parse_known_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        ns, extra = super().parse_known_args(args, namespace)
-        forwarded = [*getattr(ns, PASSTHROUGH, []), *extra]
-        if forwarded[:1] == ["--"]:
-            forwarded = forwarded[1:]
-        setattr(ns, PASSTHROUGH, forwarded)
-        return ns, []
+    directory = os.environ.get("TELEDISPATCH_METRICS_DIR") or tempfile.mkdtemp(
+        prefix="teledispatch-metrics-"
+    )
+    os.makedirs(directory, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    os.environ["TELEDISPATCH_METRICS_PORT"] = str(port)
+    os.environ["TELEDISPATCH_METRICS_HOST"] = host
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    return _celery(["beat", "--loglevel", args.loglevel, "--schedule", args.schedule])
 
 
 def flower_argv(port: int, address: str | None, extra: Sequence[str]) -> list[str]:
     """The exec'd command line; separate from the exec so it can be tested."""
-    argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "teledispatch.worker.tasks",
-        "flower",
-        f"--port={port}",
-    ]
+    argv = [sys.executable, "-m", "celery", "-A", CELERY_APP, "flower", f"--port={port}"]
     if address:
         argv.append(f"--address={address}")
     return [*argv, *extra]
 
 
 def cmd_flower(args: argparse.Namespace) -> int:
+    require_extra("flower", "`teledispatch flower`")
     # Credentials such as FLOWER_BASIC_AUTH travel in the environment (inherited by exec),
     # never on this command line, where `ps` would show them.
     argv = flower_argv(args.port, args.address, getattr(args, PASSTHROUGH, []))
@@ -61,6 +80,7 @@ def cmd_flower(args: argparse.Namespace) -> int:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
+    require_extra("server", "`teledispatch api`")
     from teledispatch.api.app import serve
 
     serve(host=args.host, port=args.port, log_level=args.log_level)
@@ -68,7 +88,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def cmd_api_hash_key(args: argparse.Namespace) -> int:
-    from teledispatch.api.app import hash_key
+    from teledispatch.api.auth import hash_key
 
     key = args.key
     if key == "-":
@@ -104,21 +124,56 @@ def cmd_db_current(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
-    """Add this module's verbs to ``sub`` (the CLI's subparsers)."""
+def cmd_demo(args: argparse.Namespace) -> int:
+    require_extra("server", "`teledispatch demo`")
+    from teledispatch.dev.demo import run_demo
+
+    return run_demo(recipients=args.recipients, singles=args.singles, timeout=args.timeout)
+
+
+def _register_celery(sub: Any) -> None:
+    w = sub.add_parser("worker", help="run a Celery worker (all queues unless --queues)")
+    w.add_argument("--concurrency", type=int, default=os.cpu_count() or 2)
+    w.add_argument("--queues", help="comma-separated queues (default: all)")
+    w.add_argument("--hostname")
+    w.add_argument("--beat", action="store_true", help="also run the sweep schedule (one only)")
+    w.add_argument("--schedule", default=".teledispatch-beat-schedule")
+    w.add_argument("--loglevel", default="INFO")
+    w.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="P",
+        help="serve Prometheus metrics of every pool process on this port (/metrics)",
+    )
+    w.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address for --metrics-port (127.0.0.1)"
+    )
+    w.set_defaults(func=cmd_worker)
+
+    b = sub.add_parser("beat", help="run the sweep schedule (exactly one per deployment)")
+    b.add_argument("--schedule", default=".teledispatch-beat-schedule")
+    b.add_argument("--loglevel", default="INFO")
+    b.set_defaults(func=cmd_beat)
+
     f = sub.add_parser(
         "flower",
         help="run Flower on the project's Celery app (other options go to Flower)",
         description=(
-            "Flower on worker.tasks. Options not listed here are passed to Flower unchanged "
-            "(e.g. --url_prefix=flower); credentials belong in FLOWER_BASIC_AUTH or "
+            "Flower on teledispatch.worker.tasks. Options not listed here are passed to Flower "
+            "unchanged (e.g. --url_prefix=flower); credentials belong in FLOWER_BASIC_AUTH or "
             "FLOWER_AUTH in the environment, not on the command line."
         ),
     )
-    f.__class__ = _PassthroughParser
     f.add_argument("--port", type=int, default=5555)
     f.add_argument("--address", help="interface to bind (Flower's default: all)")
-    f.set_defaults(func=cmd_flower)
+    # Flower has dozens of options that change between releases; mirroring them here would
+    # rot, so the ones this parser does not know are forwarded (main.parse collects them).
+    f.set_defaults(func=cmd_flower, **{PASSTHROUGH: []})
+
+
+def register(sub: Any) -> None:
+    """Add this module's verbs to ``sub`` (the CLI's subparsers)."""
+    _register_celery(sub)
 
     a = sub.add_parser("api", help="serve the HTTP API (or: api hash-key KEY)")
     a.add_argument("--host", default="127.0.0.1")
@@ -141,3 +196,11 @@ def register(sub: Any) -> None:
     cur = db_sub.add_parser("current", help="print the database's schema revision")
     cur.add_argument("--url", help="database URL (default: DATABASE_URL)")
     cur.set_defaults(func=cmd_db_current)
+
+    sub.add_parser("simulate", help="run the provider simulator (see simulate --help)")
+
+    demo = sub.add_parser("demo", help="run the whole pipeline on embedded defaults")
+    demo.add_argument("--recipients", type=int, default=20_000)
+    demo.add_argument("--singles", type=int, default=50)
+    demo.add_argument("--timeout", type=float, default=100.0)
+    demo.set_defaults(func=cmd_demo)

@@ -501,3 +501,36 @@ __all__ = [
     "reclaim_expired",
     "unmark_departing",
 ]
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What the metrics endpoint reports, read in one connection."""
+
+    #: ``(channel, account, status, messages)`` over the whole table.
+    counts: list[tuple[str, str, str, int]]
+    #: ``(channel, account, oldest due_at)`` of due, unclaimed messages.
+    oldest_due: list[tuple[str, str, float]]
+
+
+def backlog(engine: Engine, now: float) -> Backlog:
+    """Messages per channel/account/status, and the oldest due unclaimed one per account.
+
+    A GROUP BY over the whole table (index-assisted on PostgreSQL): meant for a scrape every
+    15 s or slower, not for a hot path.
+    """
+    with engine.connect() as conn:
+        counts = conn.execute(
+            sa.select(m.channel, m.account, m.status, sa.func.count()).group_by(
+                m.channel, m.account, m.status
+            )
+        ).all()
+        oldest = conn.execute(
+            sa.select(m.channel, m.account, sa.func.min(m.due_at))
+            .where(m.status.in_(literal_status(QUEUED, DEFERRED)), m.due_at <= now)
+            .group_by(m.channel, m.account)
+        ).all()
+    return Backlog(
+        counts=[(str(c), str(a), str(s), int(n)) for c, a, s, n in counts],
+        oldest_due=[(str(c), str(a), float(due)) for c, a, due in oldest],
+    )

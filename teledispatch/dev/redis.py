@@ -14,10 +14,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import redis
+
+from teledispatch.cli.extras import require_extra
 
 
 def free_port() -> int:
@@ -34,11 +36,13 @@ def redis_ping(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def wait_until(predicate: object, timeout: float, what: str, interval: float = 0.05) -> None:
-    """Poll ``predicate`` (a callable) until true; bounded, with a message naming the wait."""
+def wait_until(
+    predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
+) -> None:
+    """Poll ``predicate`` until true; bounded, with a message naming the wait."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
@@ -84,6 +88,8 @@ def start_redis_server(port: int | None = None) -> RedisService:
 
 
 def start_fakeredis(port: int | None = None) -> RedisService:
+    # Checked here: a child without fakeredis would die unseen and we would wait 20 s for it.
+    require_extra("embedded", "an embedded Redis (no Redis reachable, no redis-server on PATH)")
     port = port or free_port()
     code = (
         "import sys; from fakeredis import TcpFakeServer; "

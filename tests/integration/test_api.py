@@ -13,9 +13,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from teledispatch.api.app import API_KEYS_ENV, KeyRing, hash_key, load_api_keys
+from teledispatch.api.auth import API_KEYS_ENV, KeyRing, hash_key, load_api_keys
 from teledispatch.cli.main import main
-from teledispatch.config import ConfigError
+from teledispatch.config import ConfigError, load_settings
 from teledispatch.db.tables import get_engine, messages_table
 
 from .conftest import Stack, poll
@@ -271,7 +271,7 @@ def test_api_keys_config(
     config = tmp_path / "teledispatch.toml"
     config.write_text(f'[api]\nkeys = ["{printed}"]\n')
     monkeypatch.setenv(API_KEYS_ENV, hash_key(ENV_KEY))
-    ring = KeyRing(load_api_keys(config))
+    ring = KeyRing(load_api_keys(load_settings(config)))
     assert len(ring) == 2
     assert ring.accepts(TOML_KEY) and ring.accepts(ENV_KEY)
     assert not ring.accepts(printed) and not ring.accepts("")
@@ -279,7 +279,7 @@ def test_api_keys_config(
     # A raw key pasted by mistake is refused, and the error does not repeat it.
     config.write_text(f'[api]\nkeys = ["{printed}", "{TOML_KEY}"]\n')
     with pytest.raises(ConfigError) as refused:
-        load_api_keys(config)
+        load_api_keys(load_settings(config))
     assert "entry 2" in str(refused.value) and TOML_KEY not in str(refused.value)
 
 

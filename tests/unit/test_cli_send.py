@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from teledispatch.cli import main as cli
+from teledispatch.cli import send as send_cmd
 from teledispatch.config import Settings, parse_config
 from teledispatch.producer import submit
 
@@ -35,10 +36,10 @@ def captured(monkeypatch: pytest.MonkeyPatch, db_url: str) -> list[dict[str, Any
         kw["cfg"] = cfg
         return real(account, recipients, **kw)
 
-    monkeypatch.setattr(cli, "enqueue_stream", spy)
+    monkeypatch.setattr(send_cmd, "enqueue_stream", spy)
     real_validate = submit.validate_stream
     monkeypatch.setattr(
-        cli, "validate_stream", lambda *a, **kw: real_validate(*a, **{**kw, "cfg": cfg})
+        send_cmd, "validate_stream", lambda *a, **kw: real_validate(*a, **{**kw, "cfg": cfg})
     )
     monkeypatch.setattr(submit, "wake", lambda *a: None)
     return calls

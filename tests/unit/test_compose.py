@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped]  # no types-PyYAML in dev deps
 
-from teledispatch.cli.main import build_parser
+from teledispatch.cli.main import parse
 from teledispatch.simulator.server import build_parser as simulator_parser
 from teledispatch.worker.app import QUEUES
 
@@ -45,7 +45,7 @@ def parse_cli(argv: list[str]) -> argparse.Namespace:
                 ns = simulator_parser().parse_args(argv[1:])
                 ns.verb = "simulate"
                 return ns
-            return build_parser().parse_args(argv)
+            return parse(argv)
     except SystemExit:
         pytest.fail(f"not a valid teledispatch command line: {argv}\n{err.getvalue()}")
 
@@ -162,6 +162,24 @@ def test_dockerfile_is_multistage_and_non_root() -> None:
     final = lines[lines.index(stages[-1]) :]
     assert any("--from=" in ln for ln in final if ln.upper().startswith("COPY"))
     assert 'ENTRYPOINT ["teledispatch"]' in lines
+
+
+def test_dockerfile_builds_the_package_layout_with_the_server_extras() -> None:
+    text = DOCKERFILE.read_text()
+    copied = {
+        ln.split()[1] for ln in text.splitlines() if ln.startswith("COPY ") and "--" not in ln
+    }
+    # teledispatch/{producer,worker,simulator} are symlinks: their targets must be there too.
+    assert {"teledispatch", "producer", "worker", "simulator"} <= copied
+    assert "'.[server,flower]'" in text
+    links = {p.name for p in (ROOT / "teledispatch").iterdir() if p.is_symlink()}
+    assert links <= copied
+
+
+def test_celery_app_is_named_by_its_import_name() -> None:
+    texts = [COMPOSE.read_text(), *(p.read_text() for p in sorted(K8S.glob("*.yaml")))]
+    apps = [m for t in texts for m in re.findall(r"celery -A (\S+)", t)]
+    assert apps and set(apps) == {"teledispatch.worker.tasks"}
 
 
 def _k8s_docs() -> list[dict[str, Any]]:

@@ -1,0 +1,111 @@
+"""``teledispatch status | lookup | cancel``: read a job's outcome, find messages, stop a job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from teledispatch.cli.output import print_json
+from teledispatch.db.tables import ACTIVE_STATUSES
+from teledispatch.producer.lookup import JobNotFound, JobStatus, job_status, lookup
+
+#: How often ``status --wait`` asks the database.
+WAIT_POLL_S = 0.5
+
+
+def _progress_line(st: JobStatus) -> str:
+    finished = sum(n for s, n in st.counts.items() if s not in ACTIVE_STATUSES)
+    pct = 100.0 * finished / st.total if st.total else 100.0
+    width = 30
+    filled = int(width * pct / 100)
+    counts = " ".join(f"{k}={v}" for k, v in st.counts.items())
+    return f"[{'#' * filled}{'.' * (width - filled)}] {pct:5.1f}% {counts}"
+
+
+def _wait_for(args: argparse.Namespace, tty: bool) -> JobStatus | None:
+    """The job's status: at once, or (``--wait``) once done; None when it gave up (printed)."""
+    deadline = time.monotonic() + args.timeout
+    while True:
+        try:
+            st = job_status(args.job_id)
+        except JobNotFound as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return None
+        if not args.wait or st.done:
+            return st
+        if time.monotonic() > deadline:
+            print(f"error: job not done after {args.timeout:.0f}s", file=sys.stderr)
+            return None
+        if tty:
+            print("\r" + _progress_line(st), end="", flush=True)
+        time.sleep(WAIT_POLL_S)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    tty = sys.stdout.isatty() and not args.json
+    st = _wait_for(args, tty)
+    if st is None:
+        return 1
+    if tty and args.wait:
+        print("\r" + _progress_line(st))
+    if args.json:
+        print_json(st.as_dict())
+        return 0
+    print(f"job {st.job_id} ({st.channel} via {st.account}): {st.accepted}/{st.total} accepted")
+    for status, n in st.counts.items():
+        print(f"  {status:<12} {n:>9}")
+    print("  done" if st.done else f"  in progress (next due {st.next_due_at or 'now'})")
+    return 0
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    rows = lookup(phone=args.phone, provider_id=args.provider_id, limit=args.limit)
+    if args.json:
+        print_json([r.as_dict() for r in rows])
+        return 0
+    if not rows:
+        print("no messages found")
+    for r in rows:
+        err = f" {r.error_code}: {r.error_text}" if r.error_code else ""
+        print(f"{r.created_at} {r.phone} {r.status:<10} job={r.job_id} id={r.id}{err}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from teledispatch.producer.cancel import cancel_job
+
+    try:
+        result = cancel_job(args.job_id)
+    except JobNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print_json({"job_id": result.job_id, "cancelled": result.cancelled})
+    else:
+        print(f"cancelled {result.cancelled} messages not yet claimed; the rest will finish")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add ``status``, ``lookup`` and ``cancel`` to ``sub`` (the CLI's subparsers)."""
+    st = sub.add_parser("status", help="a job's counts per status")
+    st.add_argument("job_id")
+    st.add_argument("--json", action="store_true")
+    st.add_argument("--wait", action="store_true", help="block until every message is final")
+    st.add_argument("--timeout", type=float, default=3600.0, help="give up waiting after this")
+    st.set_defaults(func=cmd_status)
+
+    lk = sub.add_parser("lookup", help="messages to a phone, or by provider message id")
+    group = lk.add_mutually_exclusive_group(required=True)
+    group.add_argument("--phone")
+    group.add_argument("--provider-id")
+    lk.add_argument("--limit", type=int, default=20)
+    lk.add_argument("--json", action="store_true")
+    lk.set_defaults(func=cmd_lookup)
+
+    c = sub.add_parser("cancel", help="cancel what a job has not sent yet")
+    c.add_argument("job_id")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_cancel)
