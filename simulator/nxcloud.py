@@ -1,4 +1,5 @@
-"""NXCloud ``multi/mt`` batch SMS and the ``/api/sms/get`` status query (PROVIDERS.md §3).
+"""NXCloud ``multi/mt`` batch SMS and the ``/api/sms/get`` status query
+(docs/providers.md#nxcloud-batch-sms).
 
 Request-level problems (auth, throttling, malformed body, bad appKey) answer HTTP 200 with a
 non-zero ``code`` and ``data: null``, as the docs show. Per-item problems answer ``code: 0`` with

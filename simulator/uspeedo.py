@@ -1,4 +1,4 @@
-"""USpeedo ``SendBatchUSMSMessage`` and ``USMSSendReceipt`` (PROVIDERS.md §4).
+"""USpeedo ``SendBatchUSMSMessage`` and ``USMSSendReceipt`` (docs/providers.md#uspeedo-batch-sms).
 
 Auth is HTTP Basic checked the way an API gateway does: a bad or missing key is HTTP 401 with no
 ``RetCode``. Throttling (``--tps``) is HTTP 429 with ``Retry-After``, also gateway-shaped, since

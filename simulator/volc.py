@@ -2,7 +2,8 @@
 
 Gateway answers come first (auth, action/version, throttling ``FlowLimitExceeded`` HTTP 429,
 ``ServiceUnavailable``/``InternalError``), then the action's own checks. Error HTTP statuses follow
-PROVIDERS.md: client errors 400, signature problems 403, missing/unknown key 401.
+docs/providers.md#volcengine-errors: client errors 400, signature
+problems 403, missing/unknown key 401.
 ``--item-fail-rate`` produces FailList entries of type ``SIMULATED_FAILURE`` (real FailList types
 beyond the three documented ones exist, so clients must not choke on unknown types) and, for
 BindAXN, ``OperationDenied``. A per-recipient cap hit is FailList type ``FREQUENCY_LIMIT`` for

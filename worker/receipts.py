@@ -1,16 +1,17 @@
-"""Polling USpeedo delivery receipts (``USMSSendReceipt``): USpeedo documents no DR webhook.
+"""Polling delivery receipts for every channel whose registry row has a receipt poller
+(``ReceiptPoller``, e.g. USpeedo ``USMSSendReceipt``: no DR webhook is documented).
 
 Run by its own beat task (``maintenance.receipts``), not inside the sweep: a slow receipt
 endpoint must never delay reclaiming leases or waking dispatchers.
 
-Which messages: ``sent`` (or ``unknown`` with a SessionNo) on a USpeedo account, sent at
-least :data:`POLL_DELAY_S` ago (the provider advises polling 5–10 min after sending), whose
-next poll is due. ``due_at`` is otherwise unused once a message has left, so it doubles as
-"ask again at": a receipt still ``Unknow`` pushes it :data:`REPOLL_S` further. After
+Which messages: ``sent`` (or ``unknown`` with a provider id) on a polled account, sent at
+least :data:`POLL_DELAY_S` ago (USpeedo advises polling 5–10 min after sending), whose next
+poll is due. ``due_at`` is otherwise unused once a message has left, so it doubles as "ask
+again at": a receipt not yet final pushes it :data:`REPOLL_S` further. After
 :data:`GIVE_UP_S` a message is left as ``sent`` — a final state, just without a receipt.
 
-Bounded: at most :data:`MAX_PER_RUN` messages and ``MAX_PER_RUN / 100`` requests per run; a
-backlog drains over successive runs, oldest due first.
+Bounded: at most :data:`MAX_PER_RUN` messages and ``MAX_PER_RUN / max_keys`` requests per run;
+a backlog drains over successive runs, oldest due first.
 """
 
 from __future__ import annotations
@@ -24,16 +25,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from teledispatch.channels.uspeedo.adapter import (
-    MAX_RECEIPT_IDS,
-    build_receipt_query,
-    parse_receipts,
-    provider_phone,
-)
+from teledispatch.channels.base import Receipt, ReceiptPoller
+from teledispatch.channels.registry import CHANNELS
 from teledispatch.config import AccountConfig
+from teledispatch.db.messages import SETTLEABLE, settle
 from teledispatch.db.tables import literal_status, messages_table
 from teledispatch.errors import DispatchError
-from teledispatch.receipts import SETTLEABLE, settle, uspeedo_receipt
 from teledispatch.worker.context import Context
 
 log = logging.getLogger("teledispatch.receipts")
@@ -49,7 +46,7 @@ def _env_float(name: str, default: float) -> float:
 
 #: First poll this long after the send (``TELEDISPATCH_RECEIPT_POLL_DELAY_S``).
 POLL_DELAY_S = _env_float("TELEDISPATCH_RECEIPT_POLL_DELAY_S", 300.0)
-#: Between polls of a message whose receipt is still ``Unknow``.
+#: Between polls of a message whose receipt is not final yet.
 REPOLL_S = _env_float("TELEDISPATCH_RECEIPT_REPOLL_S", 60.0)
 #: Stop asking: carriers report within hours or never.
 GIVE_UP_S = _env_float("TELEDISPATCH_RECEIPT_GIVE_UP_S", 72 * 3600.0)
@@ -63,30 +60,23 @@ class PollReport:
     settled: int = 0
     pending: int = 0
 
-
-def _sessions(provider_id: str) -> list[str]:
-    # A message keeps all SessionNos, comma-joined, when their owners could not be told apart.
-    return [s for s in provider_id.split(",") if s]
-
-
-def _chunks(ids: Sequence[str]) -> list[list[str]]:
-    return [list(ids[i : i + MAX_RECEIPT_IDS]) for i in range(0, len(ids), MAX_RECEIPT_IDS)]
+    def add(self, other: PollReport) -> None:
+        self.asked += other.asked
+        self.requests += other.requests
+        self.settled += other.settled
+        self.pending += other.pending
 
 
-def poll_account(
-    ctx: Context,
-    account: AccountConfig,
-    now: float | None = None,
-    *,
-    delay_s: float | None = None,
-    limit: int = MAX_PER_RUN,
-) -> PollReport:
-    now = time.time() if now is None else now
-    delay_s = POLL_DELAY_S if delay_s is None else delay_s
-    report = PollReport()
+def _chunks(ids: Sequence[str], size: int) -> list[list[str]]:
+    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
+
+
+def _due(
+    ctx: Context, account: AccountConfig, now: float, delay_s: float, limit: int
+) -> Sequence[Any]:
     sent_at = sa.func.coalesce(m.sent_at, m.updated_at)
     with ctx.engine.connect() as conn:
-        rows = conn.execute(
+        return conn.execute(
             sa.select(m.id, m.phone, m.provider_id)
             .where(
                 m.account == account.name,
@@ -101,25 +91,51 @@ def poll_account(
             .order_by(m.due_at)
             .limit(limit)
         ).all()
+
+
+def _ask(
+    ctx: Context, account: AccountConfig, poller: ReceiptPoller, keys: list[str], report: PollReport
+) -> dict[tuple[str, str], Receipt | None]:
+    answers: dict[tuple[str, str], Receipt | None] = {}
+    for chunk in _chunks(keys, poller.max_keys):
+        report.requests += 1
+        try:
+            resp = ctx.transport.send(poller.build_poll(account, chunk), account.timeout_s)
+            answers.update(poller.parse_poll(resp.status, resp.body))
+        except DispatchError as exc:
+            # Ask again next time; the code is the provider's, never a credential.
+            log.warning("receipt query for %s failed: %s", account.name, exc.code)
+    return answers
+
+
+def poll_account(
+    ctx: Context,
+    account: AccountConfig,
+    now: float | None = None,
+    *,
+    delay_s: float | None = None,
+    limit: int = MAX_PER_RUN,
+) -> PollReport:
+    """One bounded pass over ``account``'s messages due for a receipt poll."""
+    now = time.time() if now is None else now
+    delay_s = POLL_DELAY_S if delay_s is None else delay_s
+    report = PollReport()
+    poller = CHANNELS[account.channel].poller
+    if poller is None:
+        return report
+    rows = _due(ctx, account, now, delay_s, limit)
     if not rows:
         return report
     report.asked = len(rows)
-    session_ids = list(dict.fromkeys(s for r in rows for s in _sessions(str(r.provider_id))))
-    receipts: dict[tuple[str, str], dict[str, Any]] = {}
-    for chunk in _chunks(session_ids):
-        report.requests += 1
-        try:
-            resp = ctx.transport.send(build_receipt_query(account, chunk), account.timeout_s)
-            receipts.update(parse_receipts(resp.status, resp.body))
-        except DispatchError as exc:
-            # Ask again next time; the code is the provider's, never a credential.
-            log.warning("USpeedo receipt query for %s failed: %s", account.name, exc.code)
+    keys = list(dict.fromkeys(k for r in rows for k in poller.query_keys(str(r.provider_id))))
+    answers = _ask(ctx, account, poller, keys, report)
     later: list[str] = []
     for row in rows:
-        sessions = _sessions(str(row.provider_id))
-        phone = provider_phone(str(row.phone))
-        item = next((receipts[(s, phone)] for s in sessions if (s, phone) in receipts), None)
-        receipt = uspeedo_receipt(item) if item is not None else None
+        recipient = poller.recipient(str(row.phone))
+        keys_of_row = poller.query_keys(str(row.provider_id))
+        receipt = next(
+            (answers[(k, recipient)] for k in keys_of_row if (k, recipient) in answers), None
+        )
         if receipt is not None and settle(
             ctx.engine, account.name, receipt, message_id=str(row.id), now=now
         ):
@@ -138,14 +154,10 @@ def poll_account(
 
 
 def poll_receipts(ctx: Context, now: float | None = None) -> PollReport:
-    """Every USpeedo account, one bounded pass each."""
+    """Every account on a channel with a receipt poller, one bounded pass each."""
     total = PollReport()
     for account in ctx.settings.accounts.values():
-        if account.channel != "uspeedo.sms":
-            continue
-        r = poll_account(ctx, account, now)
-        total.asked += r.asked
-        total.requests += r.requests
-        total.settled += r.settled
-        total.pending += r.pending
+        spec = CHANNELS.get(account.channel)
+        if spec is not None and spec.poller_path is not None:
+            total.add(poll_account(ctx, account, now))
     return total

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from teledispatch.channels.base import Receipt
 from teledispatch.config import AccountConfig
 from teledispatch.db.tables import (
     DEFERRED,
@@ -501,3 +503,48 @@ __all__ = [
     "reclaim_expired",
     "unmark_departing",
 ]
+
+
+# --- delivery receipts ------------------------------------------------------------------------
+
+#: Statuses a receipt may settle; everything else is either not yet sent or already final.
+SETTLEABLE = (SENT, UNKNOWN)
+
+
+def settle(
+    engine: Engine,
+    account: str,
+    receipt: Receipt,
+    *,
+    message_id: str | None = None,
+    provider_id: str | None = None,
+    now: float | None = None,
+) -> int:
+    """Apply one receipt to the matching message(s) still ``sent``/``unknown``; returns how
+    many moved.
+
+    **First final wins.** The status guard in the ``WHERE`` is the whole duplicate story:
+    providers retry pushes and carriers send late or contradictory reports, and a terminal
+    state is never rewritten. A receipt for a message still ``sending`` is not applied.
+    """
+    if (message_id is None) == (provider_id is None):
+        raise ValueError("settle needs exactly one of message_id or provider_id")
+    now = time.time() if now is None else now
+    c = messages_table.c
+    where = [c.account == account, c.status.in_(SETTLEABLE)]
+    where.append(c.id == message_id if message_id is not None else c.provider_id == provider_id)
+    values: dict[str, Any] = {
+        "status": receipt.status,
+        "error_code": None if receipt.delivered else receipt.code,
+        "error_text": None if receipt.delivered else receipt.text,
+        "final_at": now,
+        "updated_at": now,
+        # An ``unknown`` message has no send time: the receipt proves it left.
+        "sent_at": sa.func.coalesce(c.sent_at, now),
+    }
+    if message_id is not None:
+        # NXCloud's messageid is our id; an ambiguous send may not have recorded it yet.
+        values["provider_id"] = sa.func.coalesce(c.provider_id, message_id)
+    with engine.begin() as conn:
+        result = conn.execute(sa.update(messages_table).where(*where).values(**values))
+    return int(result.rowcount or 0)
