@@ -21,20 +21,15 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import sqlalchemy as sa
 
 from teledispatch.channels.base import Receipt, ReceiptPoller
 from teledispatch.channels.registry import CHANNELS
 from teledispatch.config import AccountConfig
-from teledispatch.db.messages import SETTLEABLE, settle
-from teledispatch.db.tables import literal_status, messages_table
+from teledispatch.db.messages import due_for_receipt_poll, postpone_receipt_poll, settle
 from teledispatch.errors import DispatchError
 from teledispatch.worker.context import Context
 
 log = logging.getLogger("teledispatch.receipts")
-m = messages_table.c
 
 
 def _env_float(name: str, default: float) -> float:
@@ -71,28 +66,6 @@ def _chunks(ids: Sequence[str], size: int) -> list[list[str]]:
     return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
 
 
-def _due(
-    ctx: Context, account: AccountConfig, now: float, delay_s: float, limit: int
-) -> Sequence[Any]:
-    sent_at = sa.func.coalesce(m.sent_at, m.updated_at)
-    with ctx.engine.connect() as conn:
-        return conn.execute(
-            sa.select(m.id, m.phone, m.provider_id)
-            .where(
-                m.account == account.name,
-                # Literals, so the partial ix_messages_receipt_poll index matches.
-                m.channel == sa.literal_column(repr(account.channel)),
-                m.status.in_(literal_status(*SETTLEABLE)),
-                m.provider_id.is_not(None),
-                m.due_at <= now,
-                sent_at <= now - delay_s,
-                sent_at > now - GIVE_UP_S,
-            )
-            .order_by(m.due_at)
-            .limit(limit)
-        ).all()
-
-
 def _ask(
     ctx: Context, account: AccountConfig, poller: ReceiptPoller, keys: list[str], report: PollReport
 ) -> dict[tuple[str, str], Receipt | None]:
@@ -123,7 +96,15 @@ def poll_account(
     poller = CHANNELS[account.channel].poller
     if poller is None:
         return report
-    rows = _due(ctx, account, now, delay_s, limit)
+    rows = due_for_receipt_poll(
+        ctx.engine,
+        account.name,
+        account.channel,
+        sent_before=now - delay_s,
+        sent_after=now - GIVE_UP_S,
+        now=now,
+        limit=limit,
+    )
     if not rows:
         return report
     report.asked = len(rows)
@@ -143,13 +124,7 @@ def poll_account(
         elif receipt is None:
             later.append(str(row.id))
     report.pending = len(later)
-    if later:
-        with ctx.engine.begin() as conn:
-            conn.execute(
-                sa.update(messages_table)
-                .where(m.id.in_(later), m.status.in_(SETTLEABLE))
-                .values(due_at=now + REPOLL_S)
-            )
+    postpone_receipt_poll(ctx.engine, later, now + REPOLL_S)
     return report
 
 

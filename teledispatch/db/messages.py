@@ -11,7 +11,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import starmap
 from operator import attrgetter
@@ -548,3 +548,51 @@ def settle(
     with engine.begin() as conn:
         result = conn.execute(sa.update(messages_table).where(*where).values(**values))
     return int(result.rowcount or 0)
+
+
+def due_for_receipt_poll(
+    engine: Engine,
+    account: str,
+    channel: str,
+    *,
+    sent_before: float,
+    sent_after: float,
+    now: float,
+    limit: int,
+) -> list[Any]:
+    """Rows ``(id, phone, provider_id)`` of ``account`` whose receipt poll is due: ``sent`` or
+    ``unknown`` with a provider id, sent within ``(sent_after, sent_before]``, oldest due first.
+    ``due_at`` is unused once a message has left, so it doubles as "poll again at"."""
+    c = messages_table.c
+    sent_at = sa.func.coalesce(c.sent_at, c.updated_at)
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(c.id, c.phone, c.provider_id)
+                .where(
+                    c.account == account,
+                    # Literals, so the partial ix_messages_receipt_poll index matches.
+                    c.channel == sa.literal_column(repr(channel)),
+                    c.status.in_(literal_status(*SETTLEABLE)),
+                    c.provider_id.is_not(None),
+                    c.due_at <= now,
+                    sent_at <= sent_before,
+                    sent_at > sent_after,
+                )
+                .order_by(c.due_at)
+                .limit(limit)
+            ).all()
+        )
+
+
+def postpone_receipt_poll(engine: Engine, ids: Sequence[str], at: float) -> None:
+    """Ask about ``ids`` again at ``at`` (their receipts were not final yet)."""
+    if not ids:
+        return
+    c = messages_table.c
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(messages_table)
+            .where(c.id.in_(list(ids)), c.status.in_(SETTLEABLE))
+            .values(due_at=at)
+        )

@@ -9,13 +9,24 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from teledispatch.channels.base import Adapter, OutMessage
+from teledispatch.channels.codes import Kind, Outcome, classify
+from teledispatch.channels.nxcloud import codes as nxcloud_codes
 from teledispatch.channels.registry import CHANNEL_IDS, CHANNELS, ChannelSpec
+from teledispatch.channels.uspeedo import codes as uspeedo_codes
+from teledispatch.channels.volc import codes as volc_codes
 from teledispatch.config import parse_config
+from teledispatch.errors import (
+    DispatchError,
+    MalformedResponseError,
+    RejectedError,
+    RetryableProviderError,
+    ThrottledError,
+)
 from teledispatch.simulator.config_file import render_config
 from teledispatch.simulator.context import SimOptions
 from teledispatch.simulator.state import AXN_PHONE_X, AXN_POOL_NO, VMS_TASKS
@@ -109,3 +120,31 @@ def test_importing_the_producer_loads_no_adapter() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_the_poll_loop_names_no_channel() -> None:
+    text = (ROOT / "worker" / "receipts.py").read_text("utf-8")
+    assert [c for c in CHANNEL_IDS if c in text] == []
+    assert [c for c, spec in CHANNELS.items() if spec.poller is not None] == ["uspeedo.sms"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [
+        ("throttled", ThrottledError),
+        ("retry", RetryableProviderError),
+        ("reject", RejectedError),
+        ("reject_account", RejectedError),
+        ("malformed", MalformedResponseError),
+    ],
+)
+def test_every_outcome_kind_has_its_error(kind: Kind, error: type[DispatchError]) -> None:
+    got = classify({"X1": Outcome(kind, "why")}, "X1", "", Outcome("reject", "default"))
+    assert type(got) is error
+    assert (got.code, got.message) == ("X1", "why")
+
+
+def test_code_tables_hold_only_known_kinds() -> None:
+    kinds = set(get_args(Kind))
+    tables = (nxcloud_codes.CODES, uspeedo_codes.CODES, volc_codes.CODES)
+    assert all(o.kind in kinds for table in tables for o in table.values())
