@@ -28,8 +28,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from teledispatch import wakeups as broker
-from teledispatch.channels.rules_base import ChannelRules
-from teledispatch.channels.rules_registry import rules_for
+from teledispatch.channels.base import ChannelRules
+from teledispatch.channels.registry import rules_for
 from teledispatch.config import AccountConfig, ConfigError, Settings, settings
 from teledispatch.db.migrate import ensure_schema
 from teledispatch.db.tables import (

@@ -1,4 +1,5 @@
-"""NXCloud ``multi/mt`` batch SMS and the ``/api/sms/get`` status query.
+"""NXCloud ``multi/mt`` batch SMS and the ``/api/sms/get`` status query
+(docs/providers.md#nxcloud-batch-sms).
 
 Shapes follow the vendor's page "批量短信下行发送"
 (https://github.com/nxtele/http-api-document/wiki/批量短信下行发送). Request-level problems (auth,

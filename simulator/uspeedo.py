@@ -1,4 +1,4 @@
-"""USpeedo ``SendBatchUSMSMessage`` and ``USMSSendReceipt``.
+"""USpeedo ``SendBatchUSMSMessage`` and ``USMSSendReceipt`` (docs/providers.md#uspeedo-batch-sms).
 
 Two documented answer shapes, chosen by the ``uspeedo_shape`` fault option:
 

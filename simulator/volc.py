@@ -3,9 +3,9 @@
 Gateway answers come first (auth, action/version, throttling ``FlowLimitExceeded`` HTTP 429,
 ``ServiceUnavailable``/``InternalError``), then the action's own checks. Error HTTP statuses follow
 the Volcengine VMS API reference pages "BatchAppend - 追加号码" and "AXN绑定(指定X号码)": client
-errors 400, signature problems 403, missing/unknown key 401. BatchAppend wants numbers as that
-page's example writes them, digits only (national form for the Chinese mainland): a ``+86…``
-number is refused as a FailList ``INVALID_PHONE_FORMAT`` entry.
+errors 400, signature problems 403, missing/unknown key 401 (docs/providers.md#volcengine-errors).
+BatchAppend wants numbers as that page's example writes them, digits only (national form for the
+Chinese mainland): a ``+86…`` number is refused as a FailList ``INVALID_PHONE_FORMAT`` entry.
 ``--item-fail-rate`` produces FailList entries of type ``SIMULATED_FAILURE`` (real FailList types
 beyond the three documented ones exist, so clients must not choke on unknown types) and, for
 BindAXN, ``OperationDenied``. A per-recipient cap hit is FailList type ``FREQUENCY_LIMIT`` for

@@ -1,6 +1,6 @@
 """Volcengine "HMAC-SHA256" request signing, verified independently of the worker.
 
-The scheme is SigV4-like (PROVIDERS.md, "Volcengine request signing"). Verification recomputes
+The scheme is SigV4-like (docs/providers.md#volcengine-signing). Verification recomputes
 the body hash from the bytes actually received rather than trusting ``X-Content-Sha256``, so a
 request altered in one byte of body, query or any signed header is rejected.
 """

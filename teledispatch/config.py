@@ -19,18 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from teledispatch.channels.ids import Channel
 from teledispatch.errors import Error
-
-Channel = Literal["nxcloud.sms", "uspeedo.sms", "volc.vms.append", "volc.axn.bind"]
-CHANNELS: tuple[Channel, ...] = ("nxcloud.sms", "uspeedo.sms", "volc.vms.append", "volc.axn.bind")
-
-#: Largest request each provider documents; an account's ``max_batch`` may only lower it.
-PROVIDER_MAX_BATCH: dict[str, int] = {
-    "nxcloud.sms": 200,
-    "uspeedo.sms": 1000,
-    "volc.vms.append": 10_000,
-    "volc.axn.bind": 1,
-}
 
 DEFAULT_CONFIG_PATH = "teledispatch.toml"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -114,7 +104,10 @@ class AccountConfig(BaseModel):
     @property
     def batch_size(self) -> int:
         """The batch size in force: the account's setting, never above the provider's limit."""
-        limit = PROVIDER_MAX_BATCH[self.channel]
+        # Imported here: the registry's modules import this one (AccountConfig).
+        from teledispatch.channels.registry import max_batch
+
+        limit = max_batch(self.channel)
         return min(self.max_batch, limit) if self.max_batch else limit
 
 

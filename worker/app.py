@@ -15,7 +15,8 @@ from celery import Celery
 from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 from kombu.entity import Queue
 
-from teledispatch.config import CHANNELS, settings, worker_timings
+from teledispatch.channels.registry import CHANNEL_IDS as CHANNELS
+from teledispatch.config import settings, worker_timings
 from teledispatch.db.tables import dispose_engines
 from teledispatch.wakeups import MAINTENANCE_QUEUE, SWEEP_TASK, channel_queue
 

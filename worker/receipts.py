@@ -1,16 +1,17 @@
-"""Polling USpeedo delivery receipts (``USMSSendReceipt``): USpeedo documents no DR webhook.
+"""Polling delivery receipts for every channel whose registry row has a receipt poller
+(``ReceiptPoller``, e.g. USpeedo ``USMSSendReceipt``: no DR webhook is documented).
 
 Run by its own beat task (``maintenance.receipts``), not inside the sweep: a slow receipt
 endpoint must never delay reclaiming leases or waking dispatchers.
 
-Which messages: ``sent`` (or ``unknown`` with a SessionNo) on a USpeedo account, sent at
-least :data:`POLL_DELAY_S` ago (the provider advises polling 5–10 min after sending), whose
-next poll is due. ``due_at`` is otherwise unused once a message has left, so it doubles as
-"ask again at": a receipt still ``Unknow`` pushes it :data:`REPOLL_S` further. After
+Which messages: ``sent`` (or ``unknown`` with a provider id) on a polled account, sent at
+least :data:`POLL_DELAY_S` ago (USpeedo advises polling 5–10 min after sending), whose next
+poll is due. ``due_at`` is otherwise unused once a message has left, so it doubles as "ask
+again at": a receipt not yet final pushes it :data:`REPOLL_S` further. After
 :data:`GIVE_UP_S` a message is left as ``sent`` — a final state, just without a receipt.
 
-Bounded: at most :data:`MAX_PER_RUN` messages and ``MAX_PER_RUN / 100`` requests per run; a
-backlog drains over successive runs, oldest due first.
+Bounded: at most :data:`MAX_PER_RUN` messages and ``MAX_PER_RUN / max_keys`` requests per run;
+a backlog drains over successive runs, oldest due first.
 """
 
 from __future__ import annotations
@@ -19,24 +20,15 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import sqlalchemy as sa
-
-from teledispatch.channels.uspeedo.adapter import (
-    MAX_RECEIPT_IDS,
-    build_receipt_query,
-    parse_receipts,
-    provider_phone,
-)
+from teledispatch.channels.base import Receipt, ReceiptPoller
+from teledispatch.channels.registry import CHANNELS
 from teledispatch.config import AccountConfig, worker_timings
-from teledispatch.db.tables import literal_status, messages_table
+from teledispatch.db.messages import due_for_receipt_poll, postpone_receipt_poll, settle
 from teledispatch.errors import DispatchError
-from teledispatch.receipts import SETTLEABLE, settle, uspeedo_receipt
 from teledispatch.worker.context import Context
 
 log = logging.getLogger("teledispatch.receipts")
-m = messages_table.c
 
 
 #: First poll this long after the send (``TELEDISPATCH_RECEIPT_POLL_DELAY_S``).
@@ -55,14 +47,30 @@ class PollReport:
     settled: int = 0
     pending: int = 0
 
+    def add(self, other: PollReport) -> None:
+        self.asked += other.asked
+        self.requests += other.requests
+        self.settled += other.settled
+        self.pending += other.pending
 
-def _sessions(provider_id: str) -> list[str]:
-    # A message keeps all SessionNos, comma-joined, when their owners could not be told apart.
-    return [s for s in provider_id.split(",") if s]
+
+def _chunks(ids: Sequence[str], size: int) -> list[list[str]]:
+    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
 
 
-def _chunks(ids: Sequence[str]) -> list[list[str]]:
-    return [list(ids[i : i + MAX_RECEIPT_IDS]) for i in range(0, len(ids), MAX_RECEIPT_IDS)]
+def _ask(
+    ctx: Context, account: AccountConfig, poller: ReceiptPoller, keys: list[str], report: PollReport
+) -> dict[tuple[str, str], Receipt | None]:
+    answers: dict[tuple[str, str], Receipt | None] = {}
+    for chunk in _chunks(keys, poller.max_keys):
+        report.requests += 1
+        try:
+            resp = ctx.transport.send(poller.build_poll(account, chunk), account.timeout_s)
+            answers.update(poller.parse_poll(resp.status, resp.body))
+        except DispatchError as exc:
+            # Ask again next time; the code is the provider's, never a credential.
+            log.warning("receipt query for %s failed: %s", account.name, exc.code)
+    return answers
 
 
 def poll_account(
@@ -73,45 +81,34 @@ def poll_account(
     delay_s: float | None = None,
     limit: int = MAX_PER_RUN,
 ) -> PollReport:
+    """One bounded pass over ``account``'s messages due for a receipt poll."""
     now = time.time() if now is None else now
     delay_s = POLL_DELAY_S if delay_s is None else delay_s
     report = PollReport()
-    sent_at = sa.func.coalesce(m.sent_at, m.updated_at)
-    with ctx.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(m.id, m.phone, m.provider_id)
-            .where(
-                m.account == account.name,
-                # Literals, so the partial ix_messages_receipt_poll index matches.
-                m.channel == sa.literal_column(repr(account.channel)),
-                m.status.in_(literal_status(*SETTLEABLE)),
-                m.provider_id.is_not(None),
-                m.due_at <= now,
-                sent_at <= now - delay_s,
-                sent_at > now - GIVE_UP_S,
-            )
-            .order_by(m.due_at)
-            .limit(limit)
-        ).all()
+    poller = CHANNELS[account.channel].poller
+    if poller is None:
+        return report
+    rows = due_for_receipt_poll(
+        ctx.engine,
+        account.name,
+        account.channel,
+        sent_before=now - delay_s,
+        sent_after=now - GIVE_UP_S,
+        now=now,
+        limit=limit,
+    )
     if not rows:
         return report
     report.asked = len(rows)
-    session_ids = list(dict.fromkeys(s for r in rows for s in _sessions(str(r.provider_id))))
-    receipts: dict[tuple[str, str], dict[str, Any]] = {}
-    for chunk in _chunks(session_ids):
-        report.requests += 1
-        try:
-            resp = ctx.transport.send(build_receipt_query(account, chunk), account.timeout_s)
-            receipts.update(parse_receipts(resp.status, resp.body))
-        except DispatchError as exc:
-            # Ask again next time; the code is the provider's, never a credential.
-            log.warning("USpeedo receipt query for %s failed: %s", account.name, exc.code)
+    keys = list(dict.fromkeys(k for r in rows for k in poller.query_keys(str(r.provider_id))))
+    answers = _ask(ctx, account, poller, keys, report)
     later: list[str] = []
     for row in rows:
-        sessions = _sessions(str(row.provider_id))
-        phone = provider_phone(str(row.phone))
-        item = next((receipts[(s, phone)] for s in sessions if (s, phone) in receipts), None)
-        receipt = uspeedo_receipt(item) if item is not None else None
+        recipient = poller.recipient(str(row.phone))
+        keys_of_row = poller.query_keys(str(row.provider_id))
+        receipt = next(
+            (answers[(k, recipient)] for k in keys_of_row if (k, recipient) in answers), None
+        )
         if receipt is not None and settle(
             ctx.engine, account.name, receipt, message_id=str(row.id), now=now
         ):
@@ -119,25 +116,15 @@ def poll_account(
         elif receipt is None:
             later.append(str(row.id))
     report.pending = len(later)
-    if later:
-        with ctx.engine.begin() as conn:
-            conn.execute(
-                sa.update(messages_table)
-                .where(m.id.in_(later), m.status.in_(SETTLEABLE))
-                .values(due_at=now + REPOLL_S)
-            )
+    postpone_receipt_poll(ctx.engine, later, now + REPOLL_S)
     return report
 
 
 def poll_receipts(ctx: Context, now: float | None = None) -> PollReport:
-    """Every USpeedo account, one bounded pass each."""
+    """Every account on a channel with a receipt poller, one bounded pass each."""
     total = PollReport()
     for account in ctx.settings.accounts.values():
-        if account.channel != "uspeedo.sms":
-            continue
-        r = poll_account(ctx, account, now)
-        total.asked += r.asked
-        total.requests += r.requests
-        total.settled += r.settled
-        total.pending += r.pending
+        spec = CHANNELS.get(account.channel)
+        if spec is not None and spec.poller_path is not None:
+            total.add(poll_account(ctx, account, now))
     return total

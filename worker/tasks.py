@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from teledispatch.config import CHANNELS
+from teledispatch.channels.registry import CHANNEL_IDS as CHANNELS
 from teledispatch.wakeups import SWEEP_TASK, dispatch_task
 from teledispatch.worker.app import RECEIPTS_TASK, app
 from teledispatch.worker.context import Context, current

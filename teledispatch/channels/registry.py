@@ -1,23 +1,139 @@
-"""Channel name → adapter. The only place that knows which adapters exist."""
+"""One row per channel: everything the rest of the system needs to know about it.
+
+Adding a provider operation = a folder under ``teledispatch/channels/`` + a row here (and a
+section in docs/providers.md, which ``tests/meta/test_registry.py`` checks).
+
+Adapters, pollers and parsers are named by dotted path and imported on first use, so the
+producer (which needs only ``rules``) never imports an adapter module.
+"""
 
 from __future__ import annotations
 
-from teledispatch.channels.base import Adapter
-from teledispatch.channels.nxcloud.adapter import NxcloudAdapter
-from teledispatch.channels.uspeedo.adapter import UspeedoAdapter
-from teledispatch.channels.volc.axn_adapter import VolcAxnAdapter
-from teledispatch.channels.volc.vms_adapter import VolcVmsAdapter
+import importlib
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
-ADAPTERS: dict[str, Adapter] = {
-    "nxcloud.sms": NxcloudAdapter(),
-    "uspeedo.sms": UspeedoAdapter(),
-    "volc.vms.append": VolcVmsAdapter(),
-    "volc.axn.bind": VolcAxnAdapter(),
+from teledispatch.channels.base import Adapter, ChannelRules, ReceiptParser, ReceiptPoller
+from teledispatch.channels.ids import (
+    NXCLOUD_SMS,
+    USPEEDO_SMS,
+    VOLC_AXN_BIND,
+    VOLC_VMS_APPEND,
+    Channel,
+)
+from teledispatch.channels.nxcloud.rules import NxcloudRules
+from teledispatch.channels.uspeedo.rules import UspeedoRules
+from teledispatch.channels.volc.axn_rules import VolcAxnRules
+from teledispatch.channels.volc.vms_rules import VolcVmsRules
+
+
+@cache
+def _load(path: str) -> Any:
+    """An instance of the class at ``"package.module:Class"``, made once per process."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)()
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSpec:
+    id: Channel
+    #: Largest request the provider documents; an account's ``max_batch`` may only lower it.
+    max_batch: int
+    rules: ChannelRules
+    #: ``"module:Class"`` of the :class:`~teledispatch.channels.base.Adapter`.
+    adapter_path: str
+    #: The section of docs/providers.md that documents the operation.
+    docs_anchor: str
+    #: ``"module:Class"`` of a :class:`~teledispatch.channels.base.ReceiptPoller`, if receipts
+    #: must be asked for.
+    poller_path: str | None = None
+    #: ``"module:Class"`` of a :class:`~teledispatch.channels.base.ReceiptParser`, if receipts
+    #: are pushed to us.
+    parser_path: str | None = None
+
+    @property
+    def adapter(self) -> Adapter:
+        adapter: Adapter = _load(self.adapter_path)
+        return adapter
+
+    @property
+    def poller(self) -> ReceiptPoller | None:
+        return None if self.poller_path is None else _load(self.poller_path)
+
+    @property
+    def parser(self) -> ReceiptParser | None:
+        return None if self.parser_path is None else _load(self.parser_path)
+
+
+_PKG = "teledispatch.channels"
+
+CHANNELS: dict[str, ChannelSpec] = {
+    spec.id: spec
+    for spec in (
+        ChannelSpec(
+            NXCLOUD_SMS,
+            max_batch=200,
+            rules=NxcloudRules(),
+            adapter_path=f"{_PKG}.nxcloud.adapter:NxcloudAdapter",
+            docs_anchor="nxcloud-batch-sms",
+            parser_path=f"{_PKG}.nxcloud.receipts:NxcloudReceiptParser",
+        ),
+        ChannelSpec(
+            USPEEDO_SMS,
+            max_batch=1000,
+            rules=UspeedoRules(),
+            adapter_path=f"{_PKG}.uspeedo.adapter:UspeedoAdapter",
+            docs_anchor="uspeedo-batch-sms",
+            poller_path=f"{_PKG}.uspeedo.receipts:UspeedoReceiptPoller",
+        ),
+        ChannelSpec(
+            VOLC_VMS_APPEND,
+            max_batch=10_000,
+            rules=VolcVmsRules(),
+            adapter_path=f"{_PKG}.volc.vms_adapter:VolcVmsAdapter",
+            docs_anchor="volcengine-vms-batchappend",
+            parser_path=f"{_PKG}.volc.vms_receipts:VolcVmsReceiptParser",
+        ),
+        ChannelSpec(
+            VOLC_AXN_BIND,
+            max_batch=1,
+            rules=VolcAxnRules(),
+            adapter_path=f"{_PKG}.volc.axn_adapter:VolcAxnAdapter",
+            docs_anchor="volcengine-bindaxn",
+        ),
+    )
 }
+#: Every channel id, in registry order (queues, workers).
+CHANNEL_IDS: tuple[str, ...] = tuple(CHANNELS)
+
+
+def spec_for(channel: str) -> ChannelSpec:
+    try:
+        return CHANNELS[channel]
+    except KeyError:
+        raise ValueError(f"unknown channel {channel!r}") from None
+
+
+def rules_for(channel: str) -> ChannelRules:
+    try:
+        return CHANNELS[channel].rules
+    except KeyError:
+        raise ValueError(f"channel {channel!r} has no validation rules") from None
 
 
 def adapter_for(channel: str) -> Adapter:
     try:
-        return ADAPTERS[channel]
+        spec = CHANNELS[channel]
     except KeyError:
         raise ValueError(f"no adapter for channel {channel!r}") from None
+    return spec.adapter
+
+
+def max_batch(channel: str) -> int:
+    return CHANNELS[channel].max_batch
+
+
+def polled_channels() -> tuple[str, ...]:
+    """Channels whose receipts the worker polls (their ``sent`` messages are indexed for it)."""
+    return tuple(c for c, spec in CHANNELS.items() if spec.poller_path is not None)

@@ -19,6 +19,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
+from teledispatch.channels.registry import polled_channels
+
 #: Every status a message can have. Extend, never rename: lookups and dashboards depend on it.
 QUEUED = "queued"  # accepted, waiting to be due / claimed
 DEFERRED = "deferred"  # held back by a rate window; due again at due_at
@@ -75,7 +77,7 @@ INDEXED_STATUSES = (QUEUED, DEFERRED, UNKNOWN)
 #: Channels whose delivery receipts are polled (worker/receipts.py): only their ``sent``
 #: messages are indexed for the poll. Push-receipt channels (NXCloud DR, Volcengine call
 #: records) are settled by provider id and need no such entry.
-POLLED_CHANNELS = ("uspeedo.sms",)
+POLLED_CHANNELS = polled_channels()
 
 
 def _in_sql(column: str, values: Sequence[str]) -> sa.TextClause:

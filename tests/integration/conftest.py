@@ -74,7 +74,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def due_job(url: str, n: int) -> sa.Engine:
     """The schema at ``url`` with one NXCloud job ``j`` of ``n`` messages, all due: the start
     of every test that claims and writes outcomes by hand."""
-    from teledispatch.channels.rules_registry import rules_for
+    from teledispatch.channels.registry import rules_for
     from teledispatch.db.migrate import ensure_schema
     from teledispatch.db.tables import get_engine, jobs_table, messages_table
     from teledispatch.producer.submit import store_part

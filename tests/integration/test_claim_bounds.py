@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from teledispatch.channels.rules_registry import rules_for
+from teledispatch.channels.registry import rules_for
 from teledispatch.db import messages as repo
 from teledispatch.db.migrate import ensure_schema
 from teledispatch.db.tables import batches_table, get_engine, jobs_table, messages_table

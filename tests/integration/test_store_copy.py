@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from teledispatch.channels.rules_registry import rules_for
+from teledispatch.channels.registry import rules_for
 from teledispatch.db.migrate import ensure_schema
 from teledispatch.db.tables import COPY_MIN_ROWS, get_engine, jobs_table, messages_table
 from teledispatch.producer.submit import store_part

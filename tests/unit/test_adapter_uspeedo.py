@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from teledispatch import errors
 from teledispatch.channels.base import BatchResult, OutMessage
-from teledispatch.channels.rules_registry import rules_for
+from teledispatch.channels.registry import rules_for
 from teledispatch.channels.uspeedo.adapter import UspeedoAdapter
 from teledispatch.config import AccountConfig
 from teledispatch.errors import DispatchError

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from teledispatch import errors
 from teledispatch.channels.base import BatchResult, OutMessage
-from teledispatch.channels.rules_registry import rules_for
+from teledispatch.channels.registry import rules_for
 from teledispatch.channels.volc.gateway import sign
 from teledispatch.channels.volc.vms_adapter import VolcVmsAdapter, national_phone
 from teledispatch.config import AccountConfig

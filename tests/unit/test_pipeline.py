@@ -150,7 +150,7 @@ def test_stale_claim_cannot_overwrite_newer_outcome(ctx: Context, parts: list[An
 
 
 def test_storing_a_part_again_changes_nothing(ctx: Context, parts: list[Any]) -> None:
-    from teledispatch.channels.rules_registry import rules_for
+    from teledispatch.channels.registry import rules_for
     from teledispatch.producer.submit import store_part
 
     job = enqueue_stream("nx", phones(5), defaults={"content": "x"}, cfg=ctx.settings)
@@ -174,7 +174,7 @@ def test_cancel_stops_unclaimed_and_lets_claimed_finish(ctx: Context, parts: lis
     st = job_status(job.job_id, cfg=ctx.settings)
     assert st.counts == {"cancelled": 3, "sent": 2} and st.done and st.cancelled
     # A part stored after the cancel is written as cancelled, never sent.
-    from teledispatch.channels.rules_registry import rules_for
+    from teledispatch.channels.registry import rules_for
     from teledispatch.producer.submit import store_part
 
     late = [[7, {"phone": "+8613800139999", "content": "x"}]]

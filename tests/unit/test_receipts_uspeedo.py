@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from teledispatch.channels.base import HttpRequest
-from teledispatch.channels.uspeedo.adapter import build_receipt_query, parse_receipts
+from teledispatch.channels.uspeedo.receipts import build_receipt_query, parse_receipts
 from teledispatch.db.tables import create_schema, get_engine, messages_table
 from teledispatch.errors import RejectedError, RetryableProviderError
 from teledispatch.worker.context import Context

@@ -33,7 +33,7 @@ from hypothesis.stateful import (
 )
 
 from teledispatch.channels.base import HttpRequest
-from teledispatch.channels.rules_registry import rules_for
+from teledispatch.channels.registry import rules_for
 from teledispatch.config import Settings
 from teledispatch.db import messages as repo
 from teledispatch.db.tables import (

@@ -85,7 +85,7 @@ def test_signed_headers_use_account_region_service_and_host_with_port() -> None:
     assert headers["Authorization"].endswith("Signature=" + expected)
 
 
-# --- an independent signer, written from PROVIDERS.md without looking at the module ---------
+# --- an independent signer, written from docs/providers.md#volcengine-signing, not the module ---
 
 _SAFE = set((string.ascii_letters + string.digits + "-_.~").encode())
 

@@ -1,4 +1,4 @@
-"""NXCloud batch SMS (``POST /v1/sms/multi/mt``), PROVIDERS.md §3.
+"""NXCloud batch SMS (``POST /v1/sms/multi/mt``), docs/providers.md#nxcloud-batch-sms.
 
 Pure: request bytes in, outcomes out. Our message id travels as ``sysMessageId``, which NXCloud
 returns as ``messageid``, so each answer item is matched to its recipient by id, not by position.
@@ -14,28 +14,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
+from teledispatch.channels import envelope
 from teledispatch.channels.base import BatchResult, HttpRequest, ItemOutcome, OutMessage
+from teledispatch.channels.codes import classify, codes_of
+from teledispatch.channels.ids import NXCLOUD_SMS
+from teledispatch.channels.nxcloud.codes import CODES, DEFAULT, RECIPIENT_CAP_WINDOW_S
 from teledispatch.config import AccountConfig
-from teledispatch.errors import (
-    DispatchError,
-    MalformedResponseError,
-    RejectedError,
-    RetryableProviderError,
-    ThrottledError,
-)
+from teledispatch.errors import DispatchError, MalformedResponseError
 
 PATH = "/v1/sms/multi/mt"
 STATUS_PATH = "/api/sms/get"
 BIZ_TYPE = "3"
 ACTION = "mtsend"
 
-#: Codes meaning "try the same request later".
-RETRYABLE_CODES = frozenset({-1})
-#: TPS limit exceeded: slow the account down; the attempt is not the recipient's fault.
-THROTTLED_CODES = frozenset({13008})
-#: 5 messages per number per hour: only that number must wait.
-RECIPIENT_CAP_CODE = 13007
-RECIPIENT_CAP_WINDOW_S = 3600.0
+#: Codes that only make one number wait; they arrive in an item's text.
+_RECIPIENT_CODES = codes_of(CODES, "defer_recipient")
 
 _FIELD_NAMES = {
     "content": "content",
@@ -69,7 +62,7 @@ def _item(message: OutMessage) -> dict[str, Any]:
 
 
 class NxcloudAdapter:
-    channel = "nxcloud.sms"
+    channel = NXCLOUD_SMS
 
     def build_request(
         self, account: AccountConfig, messages: Sequence[OutMessage], now: float
@@ -95,18 +88,7 @@ class NxcloudAdapter:
     def parse_response(
         self, messages: Sequence[OutMessage], status: int, headers: Mapping[str, str], body: bytes
     ) -> BatchResult:
-        if status == 429:
-            raise ThrottledError("HTTP 429 from NXCloud", code="429")
-        if status >= 500:
-            raise RetryableProviderError(f"HTTP {status} from NXCloud", code=str(status))
-        try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            doc = None
-        if not isinstance(doc, dict):
-            if 200 <= status < 300:
-                raise MalformedResponseError(f"NXCloud answered HTTP {status} with no JSON object")
-            raise RejectedError(f"HTTP {status} from NXCloud", code=str(status))
+        doc = envelope.json_object("NXCloud", status, body)
         code = doc.get("code")
         text = str(doc.get("message") or "")[:500]
         if code != 0 and code != "0":
@@ -137,10 +119,7 @@ class NxcloudAdapter:
         self, message: OutMessage, status: int, headers: Mapping[str, str], body: bytes
     ) -> ItemOutcome:
         """``sent`` if NXCloud has the message, ``retry`` if it provably never got it."""
-        try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            doc = None
+        doc = envelope.load_json(body)
         if status != 200 or not isinstance(doc, dict) or str(doc.get("code")) != "0":
             return ItemOutcome(message.id, "unknown", error_code="status_query", error_text="")
         row = doc.get("row")
@@ -162,14 +141,7 @@ def _classify(code: Any, text: str, status: int) -> DispatchError:
         number = int(code)
     except (TypeError, ValueError, OverflowError):
         return MalformedResponseError(f"NXCloud answered HTTP {status} with code {code!r}")
-    label = str(number)
-    if number in THROTTLED_CODES:
-        return ThrottledError(text or "TPS limit exceeded", code=label)
-    if number in RETRYABLE_CODES:
-        return RetryableProviderError(text or "failure", code=label)
-    # Auth (1001–1005), account (1100, 1102, 13002, 13003) and parameter codes: the same
-    # request would be refused again, so every recipient of the batch fails with the code.
-    return RejectedError(text or "rejected", code=label)
+    return classify(CODES, str(number), text, DEFAULT)
 
 
 def _items(messages: Sequence[OutMessage], data: list[Any]) -> list[ItemOutcome]:
@@ -179,35 +151,26 @@ def _items(messages: Sequence[OutMessage], data: list[Any]) -> list[ItemOutcome]
             key = entry.get("messageid")
             if isinstance(key, str):
                 by_id[key] = entry
-    outcomes: list[ItemOutcome] = []
-    for message in messages:
-        entry = by_id.get(message.id)
-        if entry is None:
-            # The provider accepted the request but said nothing of this item: it may or may
-            # not go out, so it is treated like an ambiguous send (reconciled by status query).
-            outcomes.append(
-                ItemOutcome(
-                    message.id, "unknown", error_code="missing", error_text="no item status"
-                )
-            )
-            continue
-        item_text = str(entry.get("message") or "")[:500]
-        if entry.get("status") == "Success":
-            outcomes.append(ItemOutcome(message.id, "sent", provider_id=message.id))
-        elif str(RECIPIENT_CAP_CODE) in item_text:
-            outcomes.append(
-                ItemOutcome(
-                    message.id,
-                    "deferred",
-                    error_code=str(RECIPIENT_CAP_CODE),
-                    error_text=item_text,
-                    retry_in=RECIPIENT_CAP_WINDOW_S,
-                )
-            )
-        else:
-            m = _CODE_IN_TEXT.search(item_text)
-            code = m.group(1) if m else "Failure"
-            outcomes.append(
-                ItemOutcome(message.id, "failed", error_code=code, error_text=item_text)
-            )
-    return outcomes
+    return [_item_outcome(message, by_id.get(message.id)) for message in messages]
+
+
+def _item_outcome(message: OutMessage, entry: dict[str, Any] | None) -> ItemOutcome:
+    if entry is None:
+        # The provider accepted the request but said nothing of this item: it may or may not
+        # go out, so it is treated like an ambiguous send (reconciled by status query).
+        return ItemOutcome(message.id, "unknown", error_code="missing", error_text="no item status")
+    item_text = str(entry.get("message") or "")[:500]
+    if entry.get("status") == "Success":
+        return ItemOutcome(message.id, "sent", provider_id=message.id)
+    capped = next((code for code in sorted(_RECIPIENT_CODES) if code in item_text), None)
+    if capped is not None:
+        return ItemOutcome(
+            message.id,
+            "deferred",
+            error_code=capped,
+            error_text=item_text,
+            retry_in=RECIPIENT_CAP_WINDOW_S,
+        )
+    m = _CODE_IN_TEXT.search(item_text)
+    code = m.group(1) if m else "Failure"
+    return ItemOutcome(message.id, "failed", error_code=code, error_text=item_text)

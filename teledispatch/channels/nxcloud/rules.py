@@ -1,10 +1,11 @@
-"""Rules for ``nxcloud.sms`` (NXCloud ``multi/mt``), from PROVIDERS.md §3."""
+"""Rules for ``nxcloud.sms`` (NXCloud ``multi/mt``), docs/providers.md#nxcloud-batch-sms."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from teledispatch.channels.ids import NXCLOUD_SMS
 from teledispatch.validation import Problem, check_known_fields, check_phone, check_str
 
 _SOURCE = re.compile(r"[0-9A-Za-z]{1,20}")
@@ -12,7 +13,7 @@ _URL = re.compile(r"https?://\S+")
 
 
 class NxcloudRules:
-    channel = "nxcloud.sms"
+    channel = NXCLOUD_SMS
     fields = frozenset(
         {"phone", "content", "source_address", "ext", "short_link", "link_verbose", "dr_url"}
     )

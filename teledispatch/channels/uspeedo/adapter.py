@@ -1,4 +1,5 @@
-"""USpeedo batch SMS (``POST /api/v1/usms/SendBatchUSMSMessage``), PROVIDERS.md §4.
+"""USpeedo batch SMS (``POST /api/v1/usms/SendBatchUSMSMessage``),
+docs/providers.md#uspeedo-batch-sms.
 
 One request carries several ``TaskContent`` entries, one per ``(TemplateId, SenderId)``, so
 single OTPs with different templates still share a request. The answer names failures only by
@@ -16,31 +17,29 @@ import base64
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlencode
 
+from teledispatch.channels import envelope
 from teledispatch.channels.base import BatchResult, HttpRequest, ItemOutcome, OutMessage
+from teledispatch.channels.codes import classify
+from teledispatch.channels.ids import USPEEDO_SMS
+from teledispatch.channels.uspeedo.codes import AUTH_STATUSES, CODES, DEFAULT
 from teledispatch.config import AccountConfig
-from teledispatch.errors import (
-    DispatchError,
-    MalformedResponseError,
-    RejectedError,
-    RetryableProviderError,
-    ThrottledError,
-)
+from teledispatch.errors import DispatchError, MalformedResponseError, RejectedError
 
 PATH = "/api/v1/usms/SendBatchUSMSMessage"
-
-#: "Server error": the same request may succeed later.
-RETRYABLE_CODES = frozenset({215400})
-#: Bad / missing parameter: the same request would be refused again.
-REJECTED_CODES = frozenset({215392, 215397})
+PROVIDER = "USpeedo"
 
 
 def provider_phone(phone: str) -> str:
     return phone.lstrip("+")
 
 
-def _digits(value: Any) -> str | None:
+def basic_auth(account: AccountConfig) -> str:
+    credentials = f"{account.access_key}:{account.secret.get_secret_value()}"
+    return "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
+
+
+def digits(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     return "".join(ch for ch in value if ch.isdigit()) or None
@@ -73,7 +72,7 @@ def _target(message: OutMessage) -> dict[str, Any]:
     return target
 
 
-def _text(value: Any) -> str:
+def text(value: Any) -> str:
     if isinstance(value, str):
         return value[:500]
     if isinstance(value, int) and not isinstance(value, bool):
@@ -81,7 +80,7 @@ def _text(value: Any) -> str:
     return ""
 
 
-def _code(value: Any) -> int | None:
+def ret_code(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 20:
@@ -90,7 +89,7 @@ def _code(value: Any) -> int | None:
 
 
 class UspeedoAdapter:
-    channel = "uspeedo.sms"
+    channel = USPEEDO_SMS
 
     def build_request(
         self, account: AccountConfig, messages: Sequence[OutMessage], now: float
@@ -104,54 +103,38 @@ class UspeedoAdapter:
             for (template_id, sender_id), indexes in _groups(messages)
         ]
         body = json.dumps({"TaskContent": content}, ensure_ascii=False, separators=(",", ":"))
-        credentials = f"{account.access_key}:{account.secret.get_secret_value()}"
-        headers = {
-            "Authorization": "Basic " + base64.b64encode(credentials.encode()).decode("ascii"),
-            "Content-Type": "application/json",
-        }
+        headers = {"Authorization": basic_auth(account), "Content-Type": "application/json"}
         return HttpRequest("POST", account.base_url.rstrip("/") + PATH, headers, body.encode())
 
     def parse_response(
         self, messages: Sequence[OutMessage], status: int, headers: Mapping[str, str], body: bytes
     ) -> BatchResult:
-        if status == 429:
-            raise ThrottledError("HTTP 429 from USpeedo", code="429")
-        if status >= 500:
-            raise RetryableProviderError(f"HTTP {status} from USpeedo", code=str(status))
-        if status in (401, 403):
-            # The message names the cause but never the credentials that were refused.
-            raise RejectedError(
-                f"USpeedo refused the account's credentials (HTTP {status})", code=str(status)
-            )
-        try:
-            doc = json.loads(body)
-        except (ValueError, RecursionError):
-            doc = None
-        if not isinstance(doc, dict):
-            if 200 <= status < 300:
-                raise MalformedResponseError(f"USpeedo answered HTTP {status} with no JSON object")
-            raise RejectedError(f"HTTP {status} from USpeedo", code=str(status))
-        code = _code(doc.get("RetCode"))
-        text = _text(doc.get("Message"))
+        doc = envelope.json_object(PROVIDER, status, body, AUTH_STATUSES)
+        code = ret_code(doc.get("RetCode"))
+        message = text(doc.get("Message"))
         if code != 0:
-            raise _classify(code, doc.get("RetCode"), text, status)
+            raise classify_ret_code(code, doc.get("RetCode"), message, status)
         if not 200 <= status < 300:
-            raise RejectedError(text or f"HTTP {status} from USpeedo", code=str(status))
+            raise RejectedError(message or f"HTTP {status} from USpeedo", code=str(status))
         return BatchResult(_outcomes(messages, doc))
 
 
-def _classify(code: int | None, raw: Any, text: str, status: int) -> DispatchError:
+def classify_ret_code(code: int | None, raw: Any, message: str, status: int) -> DispatchError:
+    """The batch-wide error for a ``RetCode`` other than 0 (or none usable)."""
     if code is None:
         if 200 <= status < 300:
             return MalformedResponseError(
                 f"USpeedo answered without a usable RetCode ({raw!r:.40})"
             )
-        return RejectedError(text or f"HTTP {status} from USpeedo", code=str(status))
-    label = str(code)
-    if code in RETRYABLE_CODES:
-        return RetryableProviderError(text or "server error", code=label)
-    # 215392 / 215397 and any undocumented code: the provider refused the whole request.
-    return RejectedError(text or "rejected", code=label)
+        return RejectedError(message or f"HTTP {status} from USpeedo", code=str(status))
+    return classify(CODES, str(code), message, DEFAULT)
+
+
+def _sessions(doc: dict[str, Any]) -> list[str]:
+    raw = doc.get("SessionNo")
+    if isinstance(raw, str):
+        raw = [raw]
+    return [s for s in raw if isinstance(s, str) and s] if isinstance(raw, list) else []
 
 
 def _session_ids(messages: Sequence[OutMessage], doc: dict[str, Any]) -> list[str | None]:
@@ -160,28 +143,71 @@ def _session_ids(messages: Sequence[OutMessage], doc: dict[str, Any]) -> list[st
     When the count fits none of these we cannot tell which id is whose; every message then
     keeps all of them, comma-joined, since ``USMSSendReceipt`` takes several ids at once.
     """
-    raw = doc.get("SessionNo")
-    if isinstance(raw, str):
-        raw = [raw]
-    sessions = [s for s in raw if isinstance(s, str) and s] if isinstance(raw, list) else []
-    ids: list[str | None] = [None] * len(messages)
+    sessions = _sessions(doc)
     if not sessions:
-        return ids
-    groups = _groups(messages)
+        return [None] * len(messages)
     if len(sessions) == 1:
         return [sessions[0]] * len(messages)
-    if len(sessions) == len(groups):
-        for session, (_, indexes) in zip(sessions, groups, strict=True):
-            for i in indexes:
-                ids[i] = session
-        return ids
-    if len(sessions) == len(messages):
-        order = [i for _, indexes in groups for i in indexes]
-        for session, i in zip(sessions, order, strict=True):
-            ids[i] = session
-        return ids
-    joined = ",".join(sessions)[:500]
-    return [joined] * len(messages)
+    groups = _groups(messages)
+    # Per TaskContent when the counts match, else per target in request order.
+    per_group = len(sessions) == len(groups)
+    if not per_group and len(sessions) != len(messages):
+        joined = ",".join(sessions)[:500]
+        return [joined] * len(messages)
+    ids: list[str | None] = [None] * len(messages)
+    order = [(g, i) for g, (_, indexes) in enumerate(groups) for i in indexes]
+    for n, (g, i) in enumerate(order):
+        ids[i] = sessions[g] if per_group else sessions[n]
+    return ids
+
+
+def _reported(
+    by_phone: Mapping[str, list[int]], entries: list[Any]
+) -> dict[str, list[tuple[str, list[str] | None]]]:
+    """``FailedTargetPhones`` entries we can place, per phone: (reason, TemplateParams)."""
+    reported: dict[str, list[tuple[str, list[str] | None]]] = {}
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        phone = digits(entry.get("Phone"))
+        if phone is None or phone not in by_phone:
+            continue
+        raw = entry.get("TemplateParams")
+        params = (
+            [str(p) for p in raw if isinstance(p, str | int)] if isinstance(raw, list) else None
+        )
+        reason = text(entry.get("FailureReason")) or "failed"
+        reported.setdefault(phone, []).append((reason, params))
+    return reported
+
+
+def _match_phone(
+    messages: Sequence[OutMessage],
+    candidates: list[int],
+    phone_entries: list[tuple[str, list[str] | None]],
+    failed: dict[int, str],
+    unknown: set[int],
+) -> None:
+    """Place one phone's failure entries among the messages to that phone (``candidates``)."""
+    leftovers: list[str] = []
+    pool: set[int] = set()
+    for reason, params in phone_entries:
+        if not candidates:
+            break
+        matches = [i for i in candidates if _params(messages[i]) == params]
+        if len(candidates) == 1 or len(matches) == 1:
+            chosen = candidates[0] if len(candidates) == 1 else matches[0]
+            failed[chosen] = reason
+            candidates.remove(chosen)
+        else:
+            leftovers.append(reason)
+            # Same parameters on several templates: one of those; no usable match: any.
+            pool.update(matches or candidates)
+    if leftovers and len(leftovers) >= len(candidates):
+        for i, reason in zip(candidates, leftovers, strict=False):
+            failed[i] = reason
+    elif leftovers:
+        unknown.update(i for i in pool if i in candidates)
 
 
 def _failures(
@@ -198,42 +224,10 @@ def _failures(
     by_phone: dict[str, list[int]] = {}
     for i, message in enumerate(messages):
         by_phone.setdefault(provider_phone(message.phone), []).append(i)
-    reported: dict[str, list[tuple[str, list[str] | None]]] = {}
-    for entry in entries:
-        if not isinstance(entry, dict):
-            continue
-        phone = _digits(entry.get("Phone"))
-        if phone is None or phone not in by_phone:
-            continue
-        raw = entry.get("TemplateParams")
-        params = (
-            [str(p) for p in raw if isinstance(p, str | int)] if isinstance(raw, list) else None
-        )
-        reason = _text(entry.get("FailureReason")) or "failed"
-        reported.setdefault(phone, []).append((reason, params))
     failed: dict[int, str] = {}
     unknown: set[int] = set()
-    for phone, phone_entries in reported.items():
-        candidates = list(by_phone[phone])
-        leftovers: list[str] = []
-        pool: set[int] = set()
-        for reason, params in phone_entries:
-            if not candidates:
-                break
-            matches = [i for i in candidates if _params(messages[i]) == params]
-            if len(candidates) == 1 or len(matches) == 1:
-                chosen = candidates[0] if len(candidates) == 1 else matches[0]
-                failed[chosen] = reason
-                candidates.remove(chosen)
-            else:
-                leftovers.append(reason)
-                # Same parameters on several templates: one of those; no usable match: any.
-                pool.update(matches or candidates)
-        if leftovers and len(leftovers) >= len(candidates):
-            for i, reason in zip(candidates, leftovers, strict=False):
-                failed[i] = reason
-        elif leftovers:
-            unknown.update(i for i in pool if i in candidates)
+    for phone, phone_entries in _reported(by_phone, entries).items():
+        _match_phone(messages, list(by_phone[phone]), phone_entries, failed, unknown)
     return failed, unknown
 
 
@@ -262,51 +256,3 @@ def _outcomes(messages: Sequence[OutMessage], doc: dict[str, Any]) -> list[ItemO
         else:
             outcomes.append(ItemOutcome(message.id, "sent", provider_id=sessions[i]))
     return outcomes
-
-
-# --- receipts (``USMSSendReceipt``), polled by teledispatch.worker.receipts ---------------
-
-RECEIPT_PATH = "/api/v1/usms/USMSSendReceipt"
-#: Most ``id`` parameters one receipt query may carry.
-MAX_RECEIPT_IDS = 100
-
-
-def build_receipt_query(account: AccountConfig, session_ids: Sequence[str]) -> HttpRequest:
-    """``GET …/USMSSendReceipt?id=…&id=…`` for up to :data:`MAX_RECEIPT_IDS` SessionNos."""
-    if not 0 < len(session_ids) <= MAX_RECEIPT_IDS:
-        raise ValueError(f"a receipt query takes 1..{MAX_RECEIPT_IDS} ids, got {len(session_ids)}")
-    query = urlencode([("id", s) for s in session_ids])
-    credentials = f"{account.access_key}:{account.secret.get_secret_value()}"
-    headers = {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode("ascii")}
-    return HttpRequest("GET", f"{account.base_url.rstrip('/')}{RECEIPT_PATH}?{query}", headers, b"")
-
-
-def parse_receipts(status: int, body: bytes) -> dict[tuple[str, str], dict[str, Any]]:
-    """``(SessionNo, phone digits)`` → its ``ReceiptSet`` entry; raises ``DispatchError`` when
-    the answer as a whole is unusable, so the caller can simply ask again later."""
-    if status == 429:
-        raise ThrottledError("HTTP 429 from USpeedo", code="429")
-    if status >= 500:
-        raise RetryableProviderError(f"HTTP {status} from USpeedo", code=str(status))
-    if not 200 <= status < 300:
-        raise RejectedError(f"HTTP {status} from USpeedo", code=str(status))
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
-        doc = None
-    if not isinstance(doc, dict):
-        raise MalformedResponseError("USpeedo answered the receipt query with no JSON object")
-    code = _code(doc.get("RetCode"))
-    if code != 0:
-        raise _classify(code, doc.get("RetCode"), _text(doc.get("Message")), status)
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    data = doc.get("Data")
-    for session in data if isinstance(data, list) else []:
-        if not isinstance(session, dict) or not isinstance(session.get("SessionNo"), str):
-            continue
-        receipts = session.get("ReceiptSet")
-        for item in receipts if isinstance(receipts, list) else []:
-            phone = _digits(item.get("Phone")) if isinstance(item, dict) else None
-            if phone is not None:
-                out[(session["SessionNo"], phone)] = item
-    return out

@@ -1,4 +1,5 @@
-"""Rules for ``uspeedo.sms`` (USpeedo ``SendBatchUSMSMessage``), from PROVIDERS.md §4.
+"""Rules for ``uspeedo.sms`` (USpeedo ``SendBatchUSMSMessage``),
+docs/providers.md#uspeedo-batch-sms.
 
 The 500-character message limit applies to the rendered template, which only USpeedo knows; the
 one part we can measure is the parameters, so their total length is held to 500. For the
@@ -10,13 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from teledispatch.channels.ids import USPEEDO_SMS
 from teledispatch.validation import Problem, check_known_fields, check_phone, check_str
 
 MAX_MESSAGE_CHARS = 500
 
 
 class UspeedoRules:
-    channel = "uspeedo.sms"
+    channel = USPEEDO_SMS
     fields = frozenset({"phone", "template_id", "sender_id", "template_params"})
 
     def validate(

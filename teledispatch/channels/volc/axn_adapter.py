@@ -1,4 +1,5 @@
-"""Volcengine privacy number ``BindAXN`` (bind A to a specified X), PROVIDERS.md §2.
+"""Volcengine privacy number ``BindAXN`` (bind A to a specified X),
+docs/providers.md#volcengine-bindaxn.
 
 One binding per request (the account's batch size is 1). A binding carries its own deadline,
 ``ExpireTime``: the gateway refuses one less than 60 s ahead, and a binding queued behind a
@@ -18,11 +19,12 @@ Phones (A, B, X) are sent in national form, like BatchAppend (see :mod:`volc_vms
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 from urllib.parse import quote, urlencode
 
 from teledispatch.channels.base import BatchResult, HttpRequest, ItemOutcome, ItemStatus, OutMessage
+from teledispatch.channels.ids import VOLC_AXN_BIND
 from teledispatch.channels.volc import gateway as volc_sign
+from teledispatch.channels.volc.axn_rules import MAX_EXPIRE_TIME, MIN_LEAD_S, expire_time_of
 from teledispatch.channels.volc.vms_adapter import national_phone, url
 from teledispatch.config import AccountConfig
 from teledispatch.errors import MalformedResponseError, RejectedError
@@ -30,26 +32,10 @@ from teledispatch.errors import MalformedResponseError, RejectedError
 QUERY = "?Action=BindAXN&Version=2022-01-01"
 CONTENT_TYPE = "application/x-www-form-urlencoded"
 
-#: The gateway's minimum lead time for ``ExpireTime``.
-MIN_LEAD_S = 60
 #: Added at send time for the request's transit and clock skew between us and the gateway.
 SEND_MARGIN_S = 5
-#: 2038-01-01 00:00:00 Beijing time (UTC+8): the documented upper bound, read in the
-#: provider's time zone because that is the stricter reading.
-MAX_EXPIRE_TIME = 2_145_888_000
 
 _PHONE_FIELDS = {"phone_b": "PhoneNoB", "phone_x": "PhoneNoX"}
-
-
-def expire_time_of(fields: Mapping[str, Any]) -> int | None:
-    value = fields.get("expire_time")
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit() and len(value) < 12:
-        return int(value)
-    return None
 
 
 def _form(message: OutMessage) -> list[tuple[str, str]]:
@@ -70,7 +56,7 @@ def _form(message: OutMessage) -> list[tuple[str, str]]:
 
 
 class VolcAxnAdapter:
-    channel = "volc.axn.bind"
+    channel = VOLC_AXN_BIND
 
     def precheck(self, message: OutMessage, now: float) -> ItemOutcome | None:
         """A ``failed`` outcome for a binding that may no longer be sent, else None."""

@@ -1,4 +1,4 @@
-"""Rules for ``volc.axn.bind`` (Volcengine ``BindAXN``), from PROVIDERS.md §2.
+"""Rules for ``volc.axn.bind`` (Volcengine ``BindAXN``), from docs/providers.md#volcengine-bindaxn.
 
 The recipient of a binding is number A, so a recipient names it ``phone_a``; the result's
 ``phone`` is that number in E.164, which is what the message table and the adapter use.
@@ -12,13 +12,17 @@ operation binds to a *specified* X from a named pool, for a bounded time.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from teledispatch.channels.ids import VOLC_AXN_BIND
 from teledispatch.channels.volc.vms_rules import check_cn_phone
 from teledispatch.validation import Problem, check_known_fields, check_str
 
+#: The gateway's minimum lead time for ``ExpireTime``.
 MIN_LEAD_S = 60
-#: 2038-01-01 00:00:00 Beijing time; see ``worker.providers.volc_axn.MAX_EXPIRE_TIME``.
+#: 2038-01-01 00:00:00 Beijing time (UTC+8): the documented upper bound, read in the
+#: provider's time zone because that is the stricter reading.
 MAX_EXPIRE_TIME = 2_145_888_000
 MAX_USER_DATA = 2048
 
@@ -33,8 +37,15 @@ def _int(value: Any) -> int | None:
     return None
 
 
+def expire_time_of(fields: Mapping[str, Any]) -> int | None:
+    """``expire_time`` as unix seconds, or None when it is not a whole number of seconds.
+
+    The one parser of the field: the rules check it at enqueue, the adapter again at send."""
+    return _int(fields.get("expire_time"))
+
+
 class VolcAxnRules:
-    channel = "volc.axn.bind"
+    channel = VOLC_AXN_BIND
     fields = frozenset(
         {"phone", "phone_a", "phone_b", "phone_x", "number_pool_no", "expire_time",
          "audio_record_flag", "user_data"}

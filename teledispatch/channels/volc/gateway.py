@@ -1,4 +1,5 @@
-"""Volcengine OpenAPI gateway: request signing and the common response envelope (PROVIDERS.md).
+"""Volcengine OpenAPI gateway: request signing and the common response envelope
+(docs/providers.md#volcengine-signing, docs/providers.md#volcengine-errors).
 
 Both VMS channels (``volc.vms.append``, ``volc.axn.bind``) talk to the same gateway, so the
 signature and the reading of ``ResponseMetadata.Error`` live here once. Signing is pure: the
@@ -10,47 +11,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
+from teledispatch.channels.codes import Outcome, codes_of, error_for
+from teledispatch.channels.envelope import load_json
+from teledispatch.channels.volc.codes import CODES, DEFAULT
 from teledispatch.config import AccountConfig
-from teledispatch.errors import (
-    DispatchError,
-    MalformedResponseError,
-    RejectedError,
-    RetryableProviderError,
-    ThrottledError,
-)
+from teledispatch.errors import DispatchError, MalformedResponseError
 
 ALGORITHM = "HMAC-SHA256"
 #: Characters left as they are by RFC 3986 percent-encoding (besides letters and digits).
 _UNRESERVED = "-_.~"
 
-#: The gateway failed or is overloaded; the same request may succeed later.
-RETRYABLE_CODES = frozenset(
-    {"InternalError", "ServiceUnavailable", "InternalServiceError", "InternalServiceTimeout",
-     "ServiceUnavailableTemp"}
-)  # fmt: skip
-#: Back-pressure: slow the account down. ``ExceedMaxConcurrency`` is documented as a 400, but
-#: it says "too many at once", not "this request is wrong": it succeeds when retried later.
-THROTTLED_CODES = frozenset(
-    {"FlowLimitExceeded", "AccountFlowLimitExceeded", "RequestLimitExceeded",
-     "ExceedMaxConcurrency", "Throttling"}
-)  # fmt: skip
-#: ``InvalidTimestamp`` means our clock disagrees with the gateway's. The gateway refused the
-#: request before acting on it, so a retry can never deliver twice, and a clock that was
-#: stepped (VM resume, NTP correction) heals by itself: retrying (bounded by ``max_attempts``)
-#: loses nothing, whereas rejecting would fail every recipient of the batch for good.
-CLOCK_CODES = frozenset({"InvalidTimestamp"})
 #: Account-level refusals: every request of the account fails until an operator acts.
-AUTH_CODES = frozenset(
-    {"SignatureDoesNotMatch", "InvalidAccessKey", "InvalidCredential", "InvalidAuthorization",
-     "AccessDenied", "MissingAuthenticationToken", "InvalidSecretToken"}
-)  # fmt: skip
+AUTH_CODES = codes_of(CODES, "reject_account")
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,14 +149,6 @@ def text(value: Any, limit: int = 500) -> str:
     return ""
 
 
-def load_json(body: bytes) -> Any:
-    """The decoded body, or None: never raises, whatever the bytes (deep nesting included)."""
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-
-
 @dataclass(frozen=True, slots=True)
 class ApiError:
     code: str
@@ -202,18 +172,23 @@ def read_error(doc: Any) -> ApiError | None:
 
 
 def classify(error: ApiError | None, status: int, retry_after: float | None) -> DispatchError:
-    """The batch-wide error for a gateway refusal; see the ``*_CODES`` sets for the reasons."""
+    """The batch-wide error for a gateway refusal (see :mod:`.codes` for the reasons).
+
+    HTTP 429 is back-pressure and 5xx a gateway failure whatever the code says; a known code
+    decides otherwise, and an unknown one is a refusal (a 2xx without a ``Result``: unreadable).
+    """
     if error is None:
         label, message = str(status), f"HTTP {status} from Volcengine"
     else:
         label, message = error.code, error.message or error.code
-    if status == 429 or label in THROTTLED_CODES:
-        return ThrottledError(message, code=label, retry_after=retry_after)
-    if status >= 500 or label in RETRYABLE_CODES or label in CLOCK_CODES:
-        return RetryableProviderError(message, code=label, retry_after=retry_after)
-    if error is None and 200 <= status < 300:
+    outcome = CODES.get(label, DEFAULT)
+    if status == 429 and outcome.kind != "throttled":
+        outcome = Outcome("throttled", "HTTP 429")
+    elif status >= 500 and outcome.kind not in ("throttled", "retry"):
+        outcome = Outcome("retry", "HTTP 5xx")
+    elif error is None and 200 <= status < 300:
         return MalformedResponseError(f"Volcengine answered HTTP {status} without a Result")
-    return RejectedError(message, code=label)
+    return error_for(outcome, message, label, retry_after)
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

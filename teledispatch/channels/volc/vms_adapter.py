@@ -1,4 +1,5 @@
-"""Volcengine VMS ``BatchAppend`` (add numbers to a voice-notification task), PROVIDERS.md §1.
+"""Volcengine VMS ``BatchAppend`` (add numbers to a voice-notification task),
+docs/providers.md#volcengine-vms-batchappend.
 
 A request appends to exactly one task (``TaskOpenId``), so the channel rules' ``group_key``
 (``producer.channels.volc_vms``) is the task id and the dispatcher never mixes tasks in one
@@ -21,6 +22,7 @@ from typing import Any
 import phonenumbers
 
 from teledispatch.channels.base import BatchResult, HttpRequest, ItemOutcome, OutMessage
+from teledispatch.channels.ids import VOLC_VMS_APPEND
 from teledispatch.channels.volc import gateway as volc_sign
 from teledispatch.config import AccountConfig
 from teledispatch.errors import MalformedResponseError
@@ -79,7 +81,7 @@ def _task(messages: Sequence[OutMessage]) -> str:
 
 
 class VolcVmsAdapter:
-    channel = "volc.vms.append"
+    channel = VOLC_VMS_APPEND
 
     def build_request(
         self, account: AccountConfig, messages: Sequence[OutMessage], now: float

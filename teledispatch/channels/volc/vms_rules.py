@@ -1,4 +1,5 @@
-"""Rules for ``volc.vms.append`` (Volcengine VMS ``BatchAppend``), from PROVIDERS.md §1.
+"""Rules for ``volc.vms.append`` (Volcengine VMS ``BatchAppend``),
+docs/providers.md#volcengine-vms-batchappend.
 
 VMS calls Chinese mainland numbers only, so a number outside +86 is refused here rather than
 coming back later as ``INVALID_PHONE_FORMAT``. ``phone_param_json`` / ``sms_param_json`` may be
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from teledispatch.channels.ids import VOLC_VMS_APPEND
 from teledispatch.validation import Problem, check_known_fields, check_phone, check_str
 
 MAX_PHONE_PARAM = 2048
@@ -57,7 +59,7 @@ def check_json_object(
 
 
 class VolcVmsRules:
-    channel = "volc.vms.append"
+    channel = VOLC_VMS_APPEND
     fields = frozenset(
         {"phone", "task_open_id", "phone_param", "phone_param_json", "sms_param_json",
          "tts_content", "ext"}
