@@ -14,10 +14,17 @@ RULES: dict[str, ChannelRules] = {
     "volc.vms.append": VolcVmsRules(),
     "volc.axn.bind": VolcAxnRules(),
 }
+#: The same rules for an account with ``allow_any_number_type``: any valid number.
+RELAXED_RULES: dict[str, ChannelRules] = {
+    "nxcloud.sms": NxcloudRules(any_number_type=True),
+    "uspeedo.sms": UspeedoRules(any_number_type=True),
+    "volc.vms.append": VolcVmsRules(any_number_type=True),
+    "volc.axn.bind": VolcAxnRules(any_number_type=True),
+}
 
 
-def rules_for(channel: str) -> ChannelRules:
+def rules_for(channel: str, *, any_number_type: bool = False) -> ChannelRules:
     try:
-        return RULES[channel]
+        return (RELAXED_RULES if any_number_type else RULES)[channel]
     except KeyError:
         raise ValueError(f"channel {channel!r} has no validation rules") from None
