@@ -222,13 +222,20 @@ def check_phone(
     types: frozenset[int] | None = None,
 ) -> str | None:
     """A valid number in E.164, of one of ``types`` when given (None: any type)."""
-    phone = normalize_phone(value, types)
+    text = _clean_phone(value)
+    phone: str | None
+    rule: str | None
+    if text is None:
+        phone, rule = None, E164_RULE
+    else:
+        phone = _fast_e164(text, types)
+        if phone is None:
+            phone, rule = _slow_check(text, types)
     if phone is None:
-        rule = phone_rule(value, types) or E164_RULE
         shown = value
         if isinstance(value, str) and len(value) > PHONE_QUOTE:
             shown = value[:PHONE_QUOTE] + "..."
-        problems.append(Problem(index, field, shown, rule))
+        problems.append(Problem(index, field, shown, rule or E164_RULE))
     return phone
 
 

@@ -24,8 +24,10 @@ from hypothesis import strategies as st
 from teledispatch.validation import (
     SMS_TYPES,
     VOICE_TYPES,
+    Problem,
     _country_rule,
     _fast_e164,
+    check_phone,
     normalize_phone,
     normalize_phone_slow,
 )
@@ -253,6 +255,9 @@ def test_normalize_phone_equals_phonenumbers(value: object) -> None:
     for types in TYPE_SETS:
         expected = normalize_phone_slow(value, types)
         assert normalize_phone(value, types) == expected
+        problems: list[Problem] = []
+        assert check_phone(0, "phone", value, problems, types=types) == expected
+        assert len(problems) == (expected is None)
         if isinstance(value, str) and value.startswith("+"):
             fast = _fast_e164(value, types)
             assert fast is None or fast == expected
