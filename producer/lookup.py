@@ -160,12 +160,10 @@ def lookup(
     cfg: Settings | None = None,
 ) -> list[MessageView]:
     """Messages to a phone (newest first), or the one with a provider or message id."""
-    from teledispatch.validation import normalize_phone
-
     m = messages_table.c
     query = sa.select(messages_table)
     if phone is not None:
-        query = query.where(m.phone == (normalize_phone(phone) or phone))
+        query = query.where(m.phone == _stored_phone(phone))
     if provider_id is not None:
         query = query.where(m.provider_id == provider_id)
     if message_id is not None:
@@ -195,3 +193,18 @@ def job_messages(
     query = query.order_by(m.id).limit(limit)
     with _engine(cfg).connect() as conn:
         return [_view(row) for row in conn.execute(query)]
+
+
+def _stored_phone(phone: str) -> str:
+    """``phone`` as messages store it (E.164); as given when it is no valid number, so that a
+    row stored before numbers were checked is still found. A number without its country code
+    would find nothing: it is refused, saying so."""
+    from teledispatch.validation import Problem, ValidationFailed, normalize_phone
+
+    normal = normalize_phone(phone)
+    if normal is not None:
+        return normal
+    if not phone.strip().startswith("+"):
+        rule = "has no country code: write it as + and the country code first (E.164)"
+        raise ValidationFailed([Problem(None, "phone", phone[:24], rule)])
+    return phone

@@ -159,7 +159,7 @@ def _validate(  # noqa: C901  (phase-1 move; being split)
         account = cfg.account(account_name)
     except ConfigError as exc:
         raise ValidationFailed([Problem(None, "account", account_name, str(exc))]) from None
-    rules = rules_for(account.channel)
+    rules = rules_for(account.channel, any_number_type=account.allow_any_number_type)
     problems: list[Problem] = []
     total_problems = 0
     for name in defaults:

@@ -83,6 +83,10 @@ class AccountConfig(BaseModel):
     recipient_caps: tuple[RecipientCap, ...] = ()
     concurrency: int | None = Field(default=None, gt=0)
 
+    #: Accept any valid number, not only the types the channel can reach (an SMS to a fixed
+    #: line is refused otherwise): for a provider that reaches more (e.g. SMS to fixed lines).
+    allow_any_number_type: bool = False
+
     #: Shared secret in the delivery-receipt URL (NXCloud DRs are unsigned) / Volcengine authToken.
     callback_token: SecretStr = SecretStr("")
 

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import phonenumbers
+from phonenumbers import PhoneNumberType
 
 from teledispatch.errors import Error
+from teledispatch.phone_types import CodeTypes
 
 #: Problems spelled out in an exception's message; all of them stay on ``.problems``.
 MESSAGE_PROBLEM_LIMIT = 50
@@ -49,25 +51,45 @@ class ValidationFailed(Error, ValueError):
         super().__init__(f"job rejected, {self.total} {noun}: {shown}{suffix}")
 
 
-def normalize_phone(value: Any) -> str | None:
-    """E.164 with ``+``; the ``+`` is optional on input. None if not a possible number.
+#: Number types that can receive an SMS: a fixed line cannot, and ``phonenumbers`` cannot
+#: tell some countries' mobile and fixed ranges apart (FIXED_LINE_OR_MOBILE).
+SMS_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
+#: Number types a voice call can ring: the SMS ones and fixed lines.
+VOICE_TYPES = SMS_TYPES | {PhoneNumberType.FIXED_LINE}
 
-    Exactly :func:`normalize_phone_slow`'s answer. A bulk job spends most of its validation
-    in ``phonenumbers.parse``, and nearly every input is already ``+`` and ASCII digits, for
-    which :func:`_fast_e164` gives the same answer from precomputed per-country data; anything
-    it cannot be sure of goes the slow way.
+#: The rule a value that is no phone number at all breaks.
+E164_RULE = "must be a phone number with country code (E.164)"
+#: Phone values are quoted in a problem up to this many characters.
+PHONE_QUOTE = 24
+
+
+def normalize_phone(value: Any, types: frozenset[int] | None = None) -> str | None:
+    """E.164 with ``+`` of a valid number (of one of ``types`` when given), else None.
+
+    The ``+`` is optional on input; letters are refused (``phonenumbers`` would read them as
+    keypad digits), and so are extensions. Exactly :func:`normalize_phone_slow`'s answer. A
+    bulk job spends most of its validation in ``phonenumbers.parse``, and nearly every input is
+    already ``+`` and ASCII digits, for which :func:`_fast_e164` gives the same answer from
+    per-country data taken from ``phonenumbers``' metadata; anything it cannot be sure of goes
+    the slow way.
     """
     text = _clean_phone(value)
     if text is None:
         return None
-    return _fast_e164(text) or _slow_e164(text)
+    return _fast_e164(text, types) or _slow_check(text, types)[0]
 
 
-def normalize_phone_slow(value: Any) -> str | None:
+def normalize_phone_slow(value: Any, types: frozenset[int] | None = None) -> str | None:
     """:func:`normalize_phone` by ``phonenumbers`` alone: the reference the fast path is
     tested against."""
     text = _clean_phone(value)
-    return None if text is None else _slow_e164(text)
+    return None if text is None else _slow_check(text, types)[0]
+
+
+def phone_rule(value: Any, types: frozenset[int] | None = None) -> str | None:
+    """The rule ``value`` breaks as a phone number, or None when it is a good one."""
+    text = _clean_phone(value)
+    return E164_RULE if text is None else _slow_check(text, types)[1]
 
 
 def _clean_phone(value: Any) -> str | None:
@@ -84,36 +106,44 @@ def _clean_phone(value: Any) -> str | None:
     return text
 
 
-def _slow_e164(text: str) -> str | None:
+def _slow_check(text: str, types: frozenset[int] | None) -> tuple[str | None, str | None]:
+    """(E.164, None) for a good number, else (None, the rule it breaks)."""
+    if any(char.isalpha() for char in text):
+        if not any(char.isdigit() for char in text):
+            return None, E164_RULE
+        return None, "must not contain letters (they are not read as keypad digits)"
     try:
         number = phonenumbers.parse(text, None)
     except phonenumbers.NumberParseException:
-        return None
+        return None, E164_RULE
+    if number.extension is not None:
+        return None, "must not have an extension"
     if not phonenumbers.is_possible_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return None, E164_RULE
+    kind = phonenumbers.number_type(number)
+    if kind == PhoneNumberType.UNKNOWN:
+        # number_type is UNKNOWN exactly when is_valid_number is False.
+        return None, f"is not a valid +{number.country_code} number (wrong length or unused range)"
+    if types is not None and kind not in types:
+        name = PhoneNumberType.to_string(kind).lower().replace("_", " ")
+        return (
+            None,
+            f"is a {name} number, which this channel cannot reach (see allow_any_number_type)",
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
 
 
-@dataclass(frozen=True, slots=True)
-class _CountryRule:
-    """What ``parse`` + ``is_possible_number`` look at for one country calling code."""
-
-    #: National number lengths (2..17) that ``is_possible_number`` accepts, local-only included.
-    lengths: frozenset[int]
-    #: The region's ``national_prefix_for_parsing``, or None when it has none.
-    national_prefix: re.Pattern[str] | None
-
-
-def _fast_e164(text: str) -> str | None:
+def _fast_e164(text: str, types: frozenset[int] | None = None) -> str | None:
     """``text`` itself when it is ``+`` and ASCII digits that ``phonenumbers`` would accept
-    unchanged; None when unsure (the caller then asks ``phonenumbers``).
+    unchanged as a valid number (of one of ``types``); None when unsure (the caller then asks
+    ``phonenumbers``).
 
     For such text, ``parse(text, None)`` takes the country code as the first 1-3 digits that
     are a known code (none starts with 0), keeps the rest as the national number unless the
     region's national prefix pattern matches its start (then it may strip it: not handled
     here), and ``is_possible_number`` only compares the national number's length with the
     region's possible lengths. The E.164 form is then ``+``, the code and the national number
-    (leading zeros kept): the input.
+    (leading zeros kept): the input. Its type is what :class:`CodeTypes` finds.
     """
     digits = text[1:]
     if (
@@ -132,12 +162,27 @@ def _fast_e164(text: str) -> str | None:
                 return None
             if rule.national_prefix is not None and rule.national_prefix.match(national):
                 return None
+            kind = rule.types.number_type(national)
+            if kind == PhoneNumberType.UNKNOWN or (types is not None and kind not in types):
+                return None
             return text
     return None
 
 
 #: Longest country code (3) plus the longest national number ``parse`` keeps (17).
 _MAX_FAST_DIGITS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class _CountryRule:
+    """What ``parse`` + ``is_possible_number`` + ``number_type`` look at for one country
+    calling code."""
+
+    #: National number lengths (2..17) that ``is_possible_number`` accepts, local-only included.
+    lengths: frozenset[int]
+    #: The region's ``national_prefix_for_parsing``, or None when it has none.
+    national_prefix: re.Pattern[str] | None
+    types: CodeTypes
 
 
 @functools.cache
@@ -150,13 +195,14 @@ def _country_rule(code: str) -> _CountryRule | None:
     country_code = int(code)
     if country_code not in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
         return None
+    types = CodeTypes.for_code(country_code)
     # The metadata parse uses: the "main" region of a shared code, "001" for non-geographic.
     region = phonenumbers.region_code_for_country_code(country_code)
     metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
     if metadata is None:
         # A code without metadata: no length is known possible, so the fast path declines
         # (returning None here would let it try a longer code, which ``parse`` never does).
-        return _CountryRule(frozenset(), None)
+        return _CountryRule(frozenset(), None, types)
     lengths = frozenset(
         length
         for length in range(2, 18)
@@ -165,15 +211,32 @@ def _country_rule(code: str) -> _CountryRule | None:
         )
     )
     prefix = metadata.national_prefix_for_parsing
-    return _CountryRule(lengths, re.compile(prefix) if prefix else None)
+    return _CountryRule(lengths, re.compile(prefix) if prefix else None, types)
 
 
-def check_phone(index: int | None, field: str, value: Any, problems: list[Problem]) -> str | None:
-    phone = normalize_phone(value)
+def check_phone(
+    index: int | None,
+    field: str,
+    value: Any,
+    problems: list[Problem],
+    *,
+    types: frozenset[int] | None = None,
+) -> str | None:
+    """A valid number in E.164, of one of ``types`` when given (None: any type)."""
+    text = _clean_phone(value)
+    phone: str | None
+    rule: str | None
+    if text is None:
+        phone, rule = None, E164_RULE
+    else:
+        phone = _fast_e164(text, types)
+        if phone is None:
+            phone, rule = _slow_check(text, types)
     if phone is None:
-        problems.append(
-            Problem(index, field, value, "must be a phone number with country code (E.164)")
-        )
+        shown = value
+        if isinstance(value, str) and len(value) > PHONE_QUOTE:
+            shown = value[:PHONE_QUOTE] + "..."
+        problems.append(Problem(index, field, shown, rule or E164_RULE))
     return phone
 
 

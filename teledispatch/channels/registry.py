@@ -41,6 +41,8 @@ class ChannelSpec:
     #: Largest request the provider documents; an account's ``max_batch`` may only lower it.
     max_batch: int
     rules: ChannelRules
+    #: The same rules for an account with ``allow_any_number_type``: any valid number.
+    relaxed_rules: ChannelRules
     #: ``"module:Class"`` of the :class:`~teledispatch.channels.base.Adapter`.
     adapter_path: str
     #: The section of docs/providers.md that documents the operation.
@@ -75,6 +77,7 @@ CHANNELS: dict[str, ChannelSpec] = {
             NXCLOUD_SMS,
             max_batch=200,
             rules=NxcloudRules(),
+            relaxed_rules=NxcloudRules(any_number_type=True),
             adapter_path=f"{_PKG}.nxcloud.adapter:NxcloudAdapter",
             docs_anchor="nxcloud-batch-sms",
             parser_path=f"{_PKG}.nxcloud.receipts:NxcloudReceiptParser",
@@ -83,6 +86,7 @@ CHANNELS: dict[str, ChannelSpec] = {
             USPEEDO_SMS,
             max_batch=1000,
             rules=UspeedoRules(),
+            relaxed_rules=UspeedoRules(any_number_type=True),
             adapter_path=f"{_PKG}.uspeedo.adapter:UspeedoAdapter",
             docs_anchor="uspeedo-batch-sms",
             poller_path=f"{_PKG}.uspeedo.receipts:UspeedoReceiptPoller",
@@ -91,6 +95,7 @@ CHANNELS: dict[str, ChannelSpec] = {
             VOLC_VMS_APPEND,
             max_batch=10_000,
             rules=VolcVmsRules(),
+            relaxed_rules=VolcVmsRules(any_number_type=True),
             adapter_path=f"{_PKG}.volc.vms_adapter:VolcVmsAdapter",
             docs_anchor="volcengine-vms-batchappend",
             parser_path=f"{_PKG}.volc.vms_receipts:VolcVmsReceiptParser",
@@ -99,6 +104,7 @@ CHANNELS: dict[str, ChannelSpec] = {
             VOLC_AXN_BIND,
             max_batch=1,
             rules=VolcAxnRules(),
+            relaxed_rules=VolcAxnRules(any_number_type=True),
             adapter_path=f"{_PKG}.volc.axn_adapter:VolcAxnAdapter",
             docs_anchor="volcengine-bindaxn",
         ),
@@ -115,11 +121,12 @@ def spec_for(channel: str) -> ChannelSpec:
         raise ValueError(f"unknown channel {channel!r}") from None
 
 
-def rules_for(channel: str) -> ChannelRules:
+def rules_for(channel: str, *, any_number_type: bool = False) -> ChannelRules:
     try:
-        return CHANNELS[channel].rules
+        spec = CHANNELS[channel]
     except KeyError:
         raise ValueError(f"channel {channel!r} has no validation rules") from None
+    return spec.relaxed_rules if any_number_type else spec.rules
 
 
 def adapter_for(channel: str) -> Adapter:

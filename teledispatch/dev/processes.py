@@ -126,8 +126,17 @@ def start_worker(
     args = ["worker", "--concurrency", str(concurrency), "--loglevel", "WARNING"]
     args += ["--hostname", f"{name}-{os.getpid()}@%h"]
     if beat:
-        schedule = (log_path.parent if log_path else Path(".")) / f".beat-{name}"
+        schedule = (log_path.parent if log_path else beat_state_dir()) / f".beat-{name}"
         args += ["--beat", "--schedule", str(schedule)]
     if queues:
         args += ["--queues", queues]
     return spawn(name, cli_argv(*args), env, log_path)
+
+
+def beat_state_dir() -> Path:
+    """Where a beat schedule goes when there is no log folder to put it beside: the user's
+    state directory (XDG), never the working directory, which is often a checkout."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    path = Path(base) / "teledispatch"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -46,7 +46,7 @@ def captured(monkeypatch: pytest.MonkeyPatch, db_url: str) -> list[dict[str, Any
 
 
 def test_uspeedo_flags(captured: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["send", "--account", "us", "--to", "+447700900001", "--template-id", "T1"]
+    argv = ["send", "--account", "us", "--to", "+447911123001", "--template-id", "T1"]
     argv += ["--sender-id", "ACME", "--param", "1234", "--param", "5", "--json"]
     assert cli.main(argv) == 0
     assert captured[0]["defaults"] == {
@@ -66,7 +66,7 @@ def test_vms_task_open_id(captured: list[dict[str, Any]]) -> None:
 def test_job_file_for_any_channel(captured: list[dict[str, Any]], tmp_path: Path) -> None:
     job = {
         "account": "us",
-        "recipients": [{"phone": "+447700900002", "template_params": ["9"]}],
+        "recipients": [{"phone": "+447911123002", "template_params": ["9"]}],
         "defaults": {"template_id": "T2", "sender_id": ""},
         "idempotency_key": "k-1",
     }

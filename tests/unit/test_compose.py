@@ -182,10 +182,16 @@ def test_celery_app_is_named_by_its_import_name() -> None:
     assert apps and set(apps) == {"teledispatch.worker.tasks"}
 
 
-def _k8s_docs() -> list[dict[str, Any]]:
+#: What ``kubectl apply -f DIR`` reads from a folder (with ``-R``, from its subfolders too).
+KUBECTL_EXTENSIONS = (".yaml", ".yml", ".json")
+
+
+def _k8s_docs(*, recursive: bool = False) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
-    for path in sorted(K8S.glob("*.yaml")):
-        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    paths = K8S.rglob("*") if recursive else K8S.glob("*")
+    for path in sorted(paths):
+        if path.is_file() and path.suffix in KUBECTL_EXTENSIONS:
+            docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
     return docs
 
 
@@ -226,7 +232,19 @@ def test_k8s_manifests() -> None:
     assert not set(QUEUES) - consumed_queues([ns for ns, _ in parsed])
     assert schedulers(parsed) == 1
 
-    secrets = [d for d in docs if d["kind"] == "Secret"]
-    for secret in secrets:
-        for key, value in secret.get("stringData", {}).items():
-            assert not value or "CHANGE-ME" in value, f"Secret {key} holds a real-looking value"
+
+def test_k8s_folder_applies_no_secret_over_the_real_one() -> None:
+    """``kubectl apply -f deploy/k8s/`` (or ``-R``) must not overwrite the operator's Secret
+    with placeholders; the example Secret lists the keys every workload reads."""
+    for recursive in (False, True):
+        kinds = [d["kind"] for d in _k8s_docs(recursive=recursive)]
+        assert "Secret" not in kinds, f"a Secret in deploy/k8s (recursive={recursive})"
+    (secret,) = yaml.safe_load_all((K8S / "examples" / "secret.yaml.example").read_text())
+    assert secret["kind"] == "Secret"
+    for key, value in secret["stringData"].items():
+        assert not value or "CHANGE-ME" in value, f"Secret {key} holds a real-looking value"
+    text = "\n".join(p.read_text() for p in K8S.glob("*.yaml"))
+    referenced = set(re.findall(r"secretKeyRef: \{name: ([\w-]+), key: (\w+)\}", text))
+    assert referenced and all(name == secret["metadata"]["name"] for name, _ in referenced)
+    assert {key for _, key in referenced} <= set(secret["stringData"])
+    assert f"secretRef: {{name: {secret['metadata']['name']}}}" in text

@@ -6,7 +6,13 @@ import re
 from typing import Any
 
 from teledispatch.channels.ids import NXCLOUD_SMS
-from teledispatch.validation import Problem, check_known_fields, check_phone, check_str
+from teledispatch.validation import (
+    SMS_TYPES,
+    Problem,
+    check_known_fields,
+    check_phone,
+    check_str,
+)
 
 _SOURCE = re.compile(r"[0-9A-Za-z]{1,20}")
 _URL = re.compile(r"https?://\S+")
@@ -18,13 +24,18 @@ class NxcloudRules:
         {"phone", "content", "source_address", "ext", "short_link", "link_verbose", "dr_url"}
     )
 
+    def __init__(self, *, any_number_type: bool = False) -> None:
+        self.phone_types = None if any_number_type else SMS_TYPES
+
     def validate(
         self, index: int, fields: dict[str, Any], problems: list[Problem], now: float
     ) -> dict[str, Any] | None:
         before = len(problems)
         check_known_fields(index, fields, self.fields, problems)
         out: dict[str, Any] = {}
-        out["phone"] = check_phone(index, "phone", fields.get("phone"), problems)
+        out["phone"] = check_phone(
+            index, "phone", fields.get("phone"), problems, types=self.phone_types
+        )
         out["content"] = check_str(
             index, "content", fields.get("content"), problems, min_len=1, max_len=1000
         )

@@ -12,7 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from teledispatch.channels.ids import USPEEDO_SMS
-from teledispatch.validation import Problem, check_known_fields, check_phone, check_str
+from teledispatch.validation import (
+    SMS_TYPES,
+    Problem,
+    check_known_fields,
+    check_phone,
+    check_str,
+)
 
 MAX_MESSAGE_CHARS = 500
 
@@ -21,13 +27,18 @@ class UspeedoRules:
     channel = USPEEDO_SMS
     fields = frozenset({"phone", "template_id", "sender_id", "template_params"})
 
+    def __init__(self, *, any_number_type: bool = False) -> None:
+        self.phone_types = None if any_number_type else SMS_TYPES
+
     def validate(
         self, index: int, fields: dict[str, Any], problems: list[Problem], now: float
     ) -> dict[str, Any] | None:
         before = len(problems)
         check_known_fields(index, fields, self.fields, problems)
         out: dict[str, Any] = {}
-        out["phone"] = check_phone(index, "phone", fields.get("phone"), problems)
+        out["phone"] = check_phone(
+            index, "phone", fields.get("phone"), problems, types=self.phone_types
+        )
         out["template_id"] = check_str(
             index, "template_id", fields.get("template_id"), problems, min_len=1
         )

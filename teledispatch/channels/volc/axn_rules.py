@@ -17,7 +17,7 @@ from typing import Any
 
 from teledispatch.channels.ids import VOLC_AXN_BIND
 from teledispatch.channels.volc.vms_rules import check_cn_phone
-from teledispatch.validation import Problem, check_known_fields, check_str
+from teledispatch.validation import VOICE_TYPES, Problem, check_known_fields, check_str
 
 #: The gateway's minimum lead time for ``ExpireTime``.
 MIN_LEAD_S = 60
@@ -51,6 +51,11 @@ class VolcAxnRules:
          "audio_record_flag", "user_data"}
     )  # fmt: skip
 
+    def __init__(self, *, any_number_type: bool = False) -> None:
+        # A and B are the parties' own phones, which a call through X rings: mobile or fixed.
+        # X is the provider's number from the pool: any valid type.
+        self.phone_types = None if any_number_type else VOICE_TYPES
+
     def validate(
         self, index: int, fields: dict[str, Any], problems: list[Problem], now: float
     ) -> dict[str, Any] | None:
@@ -59,7 +64,9 @@ class VolcAxnRules:
         out: dict[str, Any] = {}
         out["phone"] = self._phone_a(index, fields, problems)
         if fields.get("phone_b") is not None:
-            out["phone_b"] = check_cn_phone(index, "phone_b", fields["phone_b"], problems)
+            out["phone_b"] = check_cn_phone(
+                index, "phone_b", fields["phone_b"], problems, types=self.phone_types
+            )
         out["phone_x"] = check_cn_phone(index, "phone_x", fields.get("phone_x"), problems)
         out["number_pool_no"] = check_str(
             index, "number_pool_no", fields.get("number_pool_no"), problems, min_len=1
@@ -79,10 +86,14 @@ class VolcAxnRules:
 
     def _phone_a(self, index: int, fields: dict[str, Any], problems: list[Problem]) -> str | None:
         if fields.get("phone_a") is None and fields.get("phone") is not None:
-            return check_cn_phone(index, "phone", fields["phone"], problems)
-        phone_a = check_cn_phone(index, "phone_a", fields.get("phone_a"), problems)
+            return check_cn_phone(index, "phone", fields["phone"], problems, types=self.phone_types)
+        phone_a = check_cn_phone(
+            index, "phone_a", fields.get("phone_a"), problems, types=self.phone_types
+        )
         if phone_a is not None and fields.get("phone") is not None:
-            other = check_cn_phone(index, "phone", fields["phone"], problems)
+            other = check_cn_phone(
+                index, "phone", fields["phone"], problems, types=self.phone_types
+            )
             if other is not None and other != phone_a:
                 problems.append(
                     Problem(index, "phone", fields["phone"], "must be the same number as phone_a")

@@ -13,7 +13,13 @@ import json
 from typing import Any
 
 from teledispatch.channels.ids import VOLC_VMS_APPEND
-from teledispatch.validation import Problem, check_known_fields, check_phone, check_str
+from teledispatch.validation import (
+    VOICE_TYPES,
+    Problem,
+    check_known_fields,
+    check_phone,
+    check_str,
+)
 
 MAX_PHONE_PARAM = 2048
 MAX_TTS_CONTENT = 250
@@ -21,9 +27,16 @@ MAX_EXT = 250
 CN_RULE = "must be a Chinese mainland number (+86)"
 
 
-def check_cn_phone(index: int, field: str, value: Any, problems: list[Problem]) -> str | None:
+def check_cn_phone(
+    index: int,
+    field: str,
+    value: Any,
+    problems: list[Problem],
+    *,
+    types: frozenset[int] | None = None,
+) -> str | None:
     """E.164 via ``check_phone``, then +86 only (E.164 country codes are prefix-free)."""
-    phone = check_phone(index, field, value, problems)
+    phone = check_phone(index, field, value, problems, types=types)
     if phone is not None and not phone.startswith("+86"):
         problems.append(Problem(index, field, value, CN_RULE))
         return None
@@ -65,13 +78,19 @@ class VolcVmsRules:
          "tts_content", "ext"}
     )  # fmt: skip
 
+    def __init__(self, *, any_number_type: bool = False) -> None:
+        # A voice call rings fixed lines too.
+        self.phone_types = None if any_number_type else VOICE_TYPES
+
     def validate(
         self, index: int, fields: dict[str, Any], problems: list[Problem], now: float
     ) -> dict[str, Any] | None:
         before = len(problems)
         check_known_fields(index, fields, self.fields, problems)
         out: dict[str, Any] = {}
-        out["phone"] = check_cn_phone(index, "phone", fields.get("phone"), problems)
+        out["phone"] = check_cn_phone(
+            index, "phone", fields.get("phone"), problems, types=self.phone_types
+        )
         # 200: the longest group key the message table stores.
         out["task_open_id"] = check_str(
             index, "task_open_id", fields.get("task_open_id"), problems, min_len=1, max_len=200
