@@ -1,7 +1,6 @@
 """Global rate limits per account, enforced in Redis across every worker (see ``limiter``)."""
 
 from .departure import Departure
-from .eta import estimate_finish, messages_per_second
 from .limiter import UNLIMITED, AccountKeys, RateLimiter, Reservation
 
 __all__ = [
@@ -10,6 +9,4 @@ __all__ = [
     "Departure",
     "RateLimiter",
     "Reservation",
-    "estimate_finish",
-    "messages_per_second",
 ]
