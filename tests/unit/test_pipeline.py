@@ -15,9 +15,10 @@ from teledispatch.worker import dispatch as dispatch_mod
 from teledispatch.worker.context import Context
 from teledispatch.worker.dispatch import dispatch
 from teledispatch.worker.sweep import sweep
+from teledispatch.worker.testing import MockTransport
 from teledispatch.worker.transport import HttpResponse
 
-from ..conftest import StubTransport, make_settings, nx_ok
+from ..conftest import make_settings, nx_ok
 
 
 @pytest.fixture
@@ -74,7 +75,7 @@ def test_503_is_retried_then_failed_after_max_attempts(ctx: Context, parts: list
         calls["n"] += 1
         return HttpResponse(503, {}, b"busy")
 
-    ctx.transport = StubTransport(flaky)  # type: ignore[assignment]
+    ctx.transport = MockTransport(flaky)
     ctx.settings = make_settings(ctx.settings.database_url, max_attempts=3, backoff_base_s=0.001)
     job = enqueue_stream("nx", phones(2), defaults={"content": "x"}, cfg=ctx.settings)
     for _ in range(3):
@@ -103,7 +104,7 @@ def test_item_failure_recorded_with_provider_text(ctx: Context, parts: list[Any]
         ]
         return HttpResponse(200, {}, json.dumps({"code": 0, "data": data}).encode())
 
-    ctx.transport = StubTransport(partial)  # type: ignore[assignment]
+    ctx.transport = MockTransport(partial)
     job = enqueue_stream("nx", phones(4), defaults={"content": "x"}, cfg=ctx.settings)
     run_all(ctx, parts)
     assert job_status(job.job_id, cfg=ctx.settings).counts == {"failed": 2, "sent": 2}
@@ -112,7 +113,7 @@ def test_item_failure_recorded_with_provider_text(ctx: Context, parts: list[Any]
 
 
 def test_auth_error_fails_whole_batch_with_code(ctx: Context, parts: list[Any]) -> None:
-    ctx.transport = StubTransport(  # type: ignore[assignment]
+    ctx.transport = MockTransport(
         lambda r: HttpResponse(200, {}, b'{"code":1003,"message":"sign error"}')
     )
     job = enqueue_stream("nx", phones(3), defaults={"content": "x"}, cfg=ctx.settings)
@@ -207,7 +208,7 @@ def test_ambiguous_send_is_reconciled_never_blindly_resent(ctx: Context, parts: 
         received.update(i["sysMessageId"] for i in items)
         return nx_ok(request)
 
-    ctx.transport = StubTransport(provider)  # type: ignore[assignment]
+    ctx.transport = MockTransport(provider)
     job = enqueue_stream("nx", phones(2), defaults={"content": "x"}, cfg=ctx.settings)
     run_all(ctx, parts)
     st = job_status(job.job_id, cfg=ctx.settings)
@@ -235,7 +236,7 @@ def test_unreconcilable_unknown_is_final_and_marked(ctx: Context, parts: list[An
     def drop(request: HttpRequest) -> HttpResponse:
         raise AmbiguousError("connection dropped", code="transport")
 
-    ctx.transport = StubTransport(drop)  # type: ignore[assignment]
+    ctx.transport = MockTransport(drop)
     job = enqueue_stream("nx", phones(1), defaults={"content": "x"}, cfg=ctx.settings)
     run_all(ctx, parts)
     with ctx.engine.begin() as conn:
@@ -304,7 +305,7 @@ def test_rate_limited_send_confirms_its_departure_when_written(
         seen.append(departures(ctx))
         return nx_ok(request)
 
-    ctx.transport = StubTransport(provider)  # type: ignore[assignment]
+    ctx.transport = MockTransport(provider)
     job = enqueue_stream("nx", phones(3), defaults={"content": "x"}, cfg=ctx.settings)
     run_all(ctx, parts)
     assert job_status(job.job_id, cfg=ctx.settings).counts == {"sent": 3}
@@ -357,7 +358,7 @@ def test_provider_recipient_cap_defers_only_that_recipient(
         ]
         return HttpResponse(200, {}, json.dumps({"code": 0, "data": data}).encode())
 
-    ctx.transport = StubTransport(capped)  # type: ignore[assignment]
+    ctx.transport = MockTransport(capped)
     job = enqueue_stream("nx", phones(3), defaults={"content": "x"}, cfg=ctx.settings)
     report = dispatch(ctx, "nx")
     assert report.counts == {"sent": 2, "deferred": 1} and report.requests == 1
@@ -422,7 +423,7 @@ def test_a_paced_account_sends_one_claim_per_task(
         settings=cfg,
         engine=get_engine(db_url),
         redis=fakeredis.FakeRedis(),
-        transport=StubTransport(),  # type: ignore[arg-type]
+        transport=MockTransport(nx_ok),
         publish=lambda *args: published.append(args),  # type: ignore[arg-type]
     )
     enqueue_stream("nx", phones(1050), defaults={"content": "hi"}, cfg=cfg)
