@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,7 +27,7 @@ from teledispatch.producer.submit import enqueue_stream
 from teledispatch.worker import metrics
 from teledispatch.worker.context import Context
 from teledispatch.worker.dispatch import dispatch
-from teledispatch.worker.testing import MockTransport
+from teledispatch.worker.testing import FakeClock, MockTransport
 from teledispatch.worker.transport import HttpResponse
 
 from ..conftest import make_settings
@@ -127,8 +126,9 @@ def test_retryable_then_ok_counts_the_retried_messages(ctx: Context) -> None:
     ctx.settings = make_settings(ctx.settings.database_url, backoff_base_s=0.001)
     snap = Snapshot()
     enqueue_stream("nx", phones(3), defaults={"content": "x"}, cfg=ctx.settings)
+    ctx.clock = clock = FakeClock()
     dispatch(ctx, "nx")
-    time.sleep(0.01)  # past the 1-2 ms backoff
+    clock.advance(1.0)  # past the 1-2 ms backoff
     drain(ctx)
     assert snap.delta() == {
         "teledispatch_requests_total{retryable}": 1,

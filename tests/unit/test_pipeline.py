@@ -11,11 +11,11 @@ from teledispatch.channels.base import HttpRequest
 from teledispatch.producer import submit as enqueue_mod
 from teledispatch.producer.lookup import job_status, lookup
 from teledispatch.producer.submit import enqueue_stream
-from teledispatch.worker import dispatch as dispatch_mod
 from teledispatch.worker.context import Context
 from teledispatch.worker.dispatch import dispatch
+from teledispatch.worker.dispatch import loop as dispatch_loop
 from teledispatch.worker.sweep import sweep
-from teledispatch.worker.testing import MockTransport
+from teledispatch.worker.testing import FakeClock, MockTransport
 from teledispatch.worker.transport import HttpResponse
 
 from ..conftest import make_settings, nx_ok
@@ -78,11 +78,10 @@ def test_503_is_retried_then_failed_after_max_attempts(ctx: Context, parts: list
     ctx.transport = MockTransport(flaky)
     ctx.settings = make_settings(ctx.settings.database_url, max_attempts=3, backoff_base_s=0.001)
     job = enqueue_stream("nx", phones(2), defaults={"content": "x"}, cfg=ctx.settings)
+    ctx.clock = clock = FakeClock()
     for _ in range(3):
-        import time
-
-        time.sleep(0.01)  # the backoff is 1–2 ms; the clock has to pass it
         dispatch(ctx, "nx")
+        clock.advance(1.0)  # past the 1–2 ms backoff
     st = job_status(job.job_id, cfg=ctx.settings)
     assert st.counts == {"failed": 2}
     assert calls["n"] == 3
@@ -144,9 +143,9 @@ def test_stale_claim_cannot_overwrite_newer_outcome(ctx: Context, parts: list[An
     sweep(ctx)
     second = repo.claim(ctx.engine, "nx", 10, lease_s=60, now=time.time())
     assert [m.id for m in second.messages] == [m.id for m in first.messages]
-    stale = repo.apply(ctx.engine, first.token, [repo.Update(first.messages[0].id, "failed")], 0)
+    stale = repo.apply(ctx.engine, first.token, [repo.Update.failed(first.messages[0].id)], 0)
     assert stale == 0
-    fresh = repo.apply(ctx.engine, second.token, [repo.Update(first.messages[0].id, "sent")], 0)
+    fresh = repo.apply(ctx.engine, second.token, [repo.Update.sent(first.messages[0].id, None)], 0)
     assert fresh == 1
 
 
@@ -170,7 +169,7 @@ def test_cancel_stops_unclaimed_and_lets_claimed_finish(ctx: Context, parts: lis
     job = enqueue_stream("nx", phones(5), defaults={"content": "x"}, cfg=ctx.settings)
     in_flight = repo.claim(ctx.engine, "nx", 2, lease_s=60, now=time.time())
     assert cancel_job(job.job_id, cfg=ctx.settings).cancelled == 3
-    done = [repo.Update(m.id, "sent", m.id) for m in in_flight.messages]
+    done = [repo.Update.sent(m.id, m.id) for m in in_flight.messages]
     assert repo.apply(ctx.engine, in_flight.token, done, time.time()) == 2
     st = job_status(job.job_id, cfg=ctx.settings)
     assert st.counts == {"cancelled": 3, "sent": 2} and st.done and st.cancelled
@@ -187,7 +186,6 @@ def test_cancel_stops_unclaimed_and_lets_claimed_finish(ctx: Context, parts: lis
 def test_ambiguous_send_is_reconciled_never_blindly_resent(ctx: Context, parts: list[Any]) -> None:
     """A dropped answer makes the batch unknown; the status query settles each message:
     the one the provider got becomes sent, the one it never got is resent exactly once."""
-    import time
     import urllib.parse
 
     from teledispatch.errors import AmbiguousError
@@ -219,7 +217,6 @@ def test_ambiguous_send_is_reconciled_never_blindly_resent(ctx: Context, parts: 
     assert reconcile(ctx, ctx.settings.account("nx")).settled == 1
     with ctx.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE messages SET due_at = 0 WHERE status = 'queued'")
-    time.sleep(0.01)
     run_all(ctx, [])
     st = job_status(job.job_id, cfg=ctx.settings)
     assert st.counts == {"sent": 2} and st.done
@@ -378,7 +375,7 @@ def test_an_unpaced_task_keeps_claiming_while_claims_come_back_full(
     """Five full batches and a short one: one task sends them all (each task costs the
     worker ~2 ms of its own), publishing one follow-up at its first claim so that other
     processes join in, and nothing once a claim comes back short."""
-    monkeypatch.setattr(dispatch_mod, "LOOP_BUDGET_S", 60.0)  # a slow machine: no deadline
+    monkeypatch.setattr(dispatch_loop, "LOOP_BUDGET_S", 60.0)  # a slow machine: no deadline
     enqueue_stream("nx", phones(1050), defaults={"content": "hi"}, cfg=ctx.settings)
     report = dispatch(ctx, "nx")
     assert (report.claimed, report.requests) == (1050, 6)
@@ -394,7 +391,7 @@ def test_follow_ups_never_pile_up_behind_a_looping_task(
     """Every task's time runs out after one claim, and each one publishes at its first claim
     and when its time is up: run as a pool would (first published, first run), at most one
     follow-up ever waits to start, and the backlog is still sent in full."""
-    monkeypatch.setattr(dispatch_mod, "LOOP_BUDGET_S", 0.0)
+    monkeypatch.setattr(dispatch_loop, "LOOP_BUDGET_S", 0.0)
     result = enqueue_stream("nx", phones(2000), defaults={"content": "hi"}, cfg=ctx.settings)
     dispatch(ctx, "nx")
     longest = len(published)
