@@ -2,7 +2,8 @@
 
 The order of the steps is the argument for "at most once unless ambiguous": the batch row is
 marked departing (a compare-and-set against the sweep) before the departure gate, and the gate
-is passed before the body is written.
+is passed before the body is written. Until the request may have started to be written, every
+failure gives the batch back or retries it as not sent; from then on it may have been acted on.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from operator import attrgetter
 from teledispatch.channels.base import Adapter, HttpRequest, ItemOutcome, OutMessage
 from teledispatch.config import AccountConfig
 from teledispatch.db import messages as repo
-from teledispatch.errors import DispatchError, MalformedResponseError
+from teledispatch.errors import DispatchError, InternalError
 from teledispatch.worker import metrics
 from teledispatch.worker.context import Context
 from teledispatch.worker.ratelimit import Departure, Reservation
@@ -96,11 +97,17 @@ def _attempt(req: _Request) -> list[repo.Update] | None:
     except DispatchError as exc:
         req.failure = exc
         return _failed(req, exc)
-    except Exception as exc:  # a bug in an adapter must not leave the batch claimed
-        log.exception("adapter %s failed on account %s", req.adapter.channel, req.account.name)
+    except Exception as exc:  # a bug (or Redis, the database) must not leave the batch claimed
+        phase = "after the request left" if req.started is not None else "before sending"
+        log.exception(
+            "%s request of account %s failed %s", req.adapter.channel, req.account.name, phase
+        )
         req.failure = exc
-        error = MalformedResponseError(f"internal error: {type(exc).__name__}", code="internal")
-        return _failed(req, error)
+        # Only the phase says whether the provider may have it: not the exception's class.
+        internal = InternalError(
+            f"internal error: {type(exc).__name__}", may_have_been_sent=req.started is not None
+        )
+        return _failed(req, internal)
     return _classify(req, result.items)
 
 
