@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             skipped = {"skipped": "n/a: rate limiter not integrated yet"}
             results["provider"] = _pair(skipped, skipped)
-            note = "worker/dispatch.py does not use worker/ratelimit yet"
+            note = "worker/dispatch/ does not use worker/ratelimit yet"
         emit(
             report.table(
                 f"Provider-bound: {runs.PROVIDER_RPS} requests/s × {runs.PROVIDER_BATCH}/batch",

@@ -203,9 +203,10 @@ def big_job(n: int, shape: Shape, max_wait: float) -> dict[str, Any]:
 
 def rate_limiter_integrated() -> bool:
     """Whether the dispatcher consults ``worker/ratelimit`` (checked in the source)."""
-    dispatch = REPO / "worker" / "dispatch.py"
+    dispatch = REPO / "worker" / "dispatch"
     package = REPO / "worker" / "ratelimit"
-    return package.is_dir() and "ratelimit" in dispatch.read_text()
+    sources = dispatch.glob("*.py")
+    return package.is_dir() and any("ratelimit" in p.read_text() for p in sources)
 
 
 def provider_bound(system: System, seconds: float, shape: Shape) -> dict[str, Any]:

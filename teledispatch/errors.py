@@ -32,6 +32,7 @@ counted against the recipient.
         │   └── ThrottledError         13008, HTTP 429, Volcengine flow control
         ├── RejectedError              auth, balance, parameters: every recipient failed
         └── MalformedResponseError     an answer we cannot read (may have been sent)
+    └── InternalError                  our own failure (a bug, Redis down): by its phase
 """
 
 from __future__ import annotations
@@ -89,3 +90,18 @@ class MalformedResponseError(ProviderError):
     """The provider answered 2xx with something we cannot interpret; it may have sent."""
 
     may_have_been_sent = True
+
+
+class InternalError(DispatchError):
+    """A failure of our own (an adapter bug, a Redis or database error), not an answer.
+
+    Whether the provider may have acted is a matter of *when* it happened, so the caller says:
+    before the request may have started to be written nothing left, and the batch is retried
+    like a refused connection (the attempt counts, so a persistent bug still ends ``failed``);
+    from then on it may have been acted on, and is ambiguous.
+    """
+
+    def __init__(self, message: str, *, may_have_been_sent: bool, code: str = "internal"):
+        super().__init__(message, code=code)
+        self.may_have_been_sent = may_have_been_sent
+        self.retryable = not may_have_been_sent

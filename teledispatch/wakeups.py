@@ -5,6 +5,18 @@ app so that an app embedding the producer never loads worker code, adapters or c
 
 The broker carries no job data: a job's rows are in the database before anyone is woken, so
 losing Redis (restart, ``FLUSHALL``) loses only wake-ups, which the periodic sweep re-issues.
+
+"Wake a dispatcher for an account" is one concept with two callers (the producer after storing
+a part, the worker after a full claim or a wait) and three short-lived Redis keys, each a
+``SET NX PX`` that turns a burst of wishes into one task:
+
+* ``td:kick:{account}`` — a lingering wake is scheduled (:func:`kick` with a delay); lives
+  for the delay, so single-recipient jobs within it share one request;
+* ``td:kick:{account}:now`` — a wake for now is scheduled (:func:`kick` with no delay);
+  separate, so a pending lingering wake never holds back a full batch; lives 50 ms;
+* ``td:follow:{account}`` — a follow-up dispatch is published and has not started yet
+  (:func:`follow_up` with ``once``; cleared by :func:`follow_up_started`); lives at most
+  ``FOLLOW_PENDING_MS``.
 """
 
 from __future__ import annotations
@@ -78,3 +90,35 @@ def kick(
         return False
     send(dispatch_task(account.channel), [account.name], channel_queue(account.channel), delay)
     return True
+
+
+#: How long an unstarted follow-up keeps others from being published if its task never starts
+#: (lost with a worker); the sweep wakes accounts with due messages every second meanwhile.
+FOLLOW_PENDING_MS = 10_000
+
+
+def follow_key(account: str) -> str:
+    return f"td:follow:{account}"
+
+
+def follow_up(
+    client: redis.Redis[bytes], send: Send, account: AccountConfig, *, once: bool = False
+) -> bool:
+    """A full batch suggests more is waiting: start the next claim now, in another process.
+
+    With ``once``, only if no follow-up of this account is already waiting to start (a
+    short Redis key, cleared by :func:`follow_up_started`). A task that sends one claim
+    publishes at most one follow-up and consumes one, so the queue stays short by itself; a
+    task that keeps claiming publishes at its first claim and again when its time is up, and
+    without this gate the queue would grow by one task per task for as long as a backlog
+    lasted, each of them an empty claim at the end and a wait for other accounts' wake-ups.
+    True if published."""
+    if once and not client.set(follow_key(account.name), b"1", nx=True, px=FOLLOW_PENDING_MS):
+        return False
+    send(dispatch_task(account.channel), [account.name], channel_queue(account.channel), 0)
+    return True
+
+
+def follow_up_started(client: redis.Redis[bytes], account: AccountConfig) -> None:
+    """A dispatch of ``account`` is running: the next full claim may recruit another."""
+    client.delete(follow_key(account.name))

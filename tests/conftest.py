@@ -4,7 +4,7 @@ transport, broker and Redis are in-process fakes (fast unit tests of the real do
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +14,8 @@ import pytest
 from teledispatch.channels.base import HttpRequest
 from teledispatch.config import Settings, parse_config
 from teledispatch.worker.context import Context
+from teledispatch.worker.testing import MockTransport
 from teledispatch.worker.transport import HttpResponse
-
-Handler = Callable[[HttpRequest], HttpResponse]
 
 
 def nx_ok(request: HttpRequest) -> HttpResponse:
@@ -27,28 +26,6 @@ def nx_ok(request: HttpRequest) -> HttpResponse:
         for i in body["items"]
     ]
     return HttpResponse(200, {}, json.dumps({"code": 0, "message": "ok", "data": data}).encode())
-
-
-class StubTransport:
-    """Answers requests with a handler function and keeps every request (like MockTransport)."""
-
-    def __init__(self, handler: Handler = nx_ok) -> None:
-        self.handler = handler
-        self.requests: list[HttpRequest] = []
-
-    def warm(self) -> None:
-        pass
-
-    def send(
-        self,
-        request: HttpRequest,
-        timeout_s: float,
-        on_written: Callable[[], None] | None = None,
-    ) -> HttpResponse:
-        self.requests.append(request)
-        if on_written is not None:
-            on_written()  # the body is "written" before the handler answers, as on the wire
-        return self.handler(request)
 
 
 def make_settings(db_url: str, **account: Any) -> Settings:
@@ -87,7 +64,7 @@ def ctx(db_url: str, published: list[tuple[str, list[Any], str, float]]) -> Iter
         settings=cfg,
         engine=engine,
         redis=fakeredis.FakeRedis(),
-        transport=StubTransport(),  # type: ignore[arg-type]
+        transport=MockTransport(nx_ok),
         publish=lambda name, args, queue, countdown: published.append(
             (name, args, queue, countdown)
         ),

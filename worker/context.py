@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,11 +15,15 @@ from teledispatch.config import Settings, settings
 from teledispatch.db.migrate import ensure_schema
 from teledispatch.db.tables import get_engine
 from teledispatch.worker.ratelimit import RateLimiter
-from teledispatch.worker.transport import Transport
+from teledispatch.worker.transport import HttpxTransport, Transport
 
 #: Sends a task by name: ``publish(name, args, queue, countdown)``. Celery in production,
 #: a list in unit tests.
 Publish = Callable[[str, list[Any], str, float], None]
+
+#: Epoch seconds. The dispatch code reads the time only through ``Context.clock``, so tests
+#: can move it (past a backoff) instead of sleeping.
+Clock = Callable[[], float]
 
 
 @dataclass
@@ -28,6 +33,7 @@ class Context:
     redis: redis.Redis[bytes]
     transport: Transport
     publish: Publish
+    clock: Clock = time.time
     _limiter: RateLimiter | None = None
 
     @property
@@ -50,7 +56,7 @@ def build(publish: Publish, cfg: Settings | None = None) -> Context:
         settings=cfg,
         engine=engine,
         redis=redis.Redis.from_url(cfg.redis_url, socket_timeout=10, socket_connect_timeout=5),
-        transport=Transport(),
+        transport=HttpxTransport(),
         publish=publish,
     )
 

@@ -29,7 +29,7 @@ from teledispatch.db.tables import (
 )
 from teledispatch.errors import DispatchError
 from teledispatch.worker.context import Context
-from teledispatch.worker.dispatch import retry
+from teledispatch.worker.dispatch.outcomes import retry
 
 m = messages_table.c
 

@@ -6,12 +6,11 @@ time, a lost broker message or a crashed worker only delays a message until the 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
+from teledispatch import wakeups
 from teledispatch.db import messages as repo
 from teledispatch.worker.context import Context
-from teledispatch.worker.kick import kick
 from teledispatch.worker.reconcile import reconcile
 
 
@@ -24,7 +23,7 @@ class SweepReport:
 
 
 def sweep(ctx: Context) -> SweepReport:
-    now = time.time()
+    now = ctx.clock()
     accounts = ctx.settings.accounts
     report = SweepReport()
     report.reclaimed = repo.reclaim_expired(ctx.engine, accounts.values(), now)
@@ -32,6 +31,8 @@ def sweep(ctx: Context) -> SweepReport:
         rec = reconcile(ctx, account)
         report.settled += rec.settled
         report.resent += rec.resent
-        if repo.has_due(ctx.engine, account.name, now) and kick(ctx, account, delay_s=0):
+        if repo.has_due(ctx.engine, account.name, now) and wakeups.kick(
+            ctx.redis, ctx.publish, account, 0
+        ):
             report.kicked.append(account.name)
     return report

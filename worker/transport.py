@@ -1,4 +1,5 @@
-"""The one place that performs provider HTTP: turns httpx's failures into our error classes.
+"""Provider HTTP: the :class:`Transport` interface and :class:`HttpxTransport`, the one real one,
+which turns httpx's failures into our error classes (tests use ``worker.testing.MockTransport``).
 
 The split that matters is whether the request may have left: a refused connection or a connect
 timeout provably sent nothing (retry freely); a failure after the request was written may have
@@ -11,7 +12,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -35,7 +36,25 @@ class HttpResponse:
     body: bytes
 
 
-class Transport:
+class Transport(Protocol):
+    """What the worker needs of HTTP; the error classes carry whether a request may have left."""
+
+    def warm(self) -> None:
+        """Get ready to send at once (done before waiting for a rate slot)."""
+
+    def send(
+        self,
+        request: HttpRequest,
+        timeout_s: float,
+        on_written: Callable[[], None] | None = None,
+    ) -> HttpResponse:
+        """Send and read the answer. ``on_written()`` runs once the body is written, before
+        the answer is read (never if nothing was written). Raises ``NotSentError`` if the
+        request provably never left, ``AmbiguousError`` if it may have."""
+        ...
+
+
+class HttpxTransport:
     """A keep-alive client per process (never shared across a fork)."""
 
     def __init__(self) -> None:

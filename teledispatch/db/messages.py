@@ -175,6 +175,40 @@ class Update:
     #: Give the attempt back (provider throttling is not the recipient's fault).
     refund_attempt: bool = False
 
+    # Named constructors: one per kind of outcome, so no caller spells a row of Nones.
+
+    @classmethod
+    def sent(cls, id: str, provider_id: str | None) -> Update:
+        """Accepted by the provider (``sent_at`` is the ``now`` given to :func:`apply`)."""
+        return cls(id, SENT, provider_id)
+
+    @classmethod
+    def failed(cls, id: str, code: str | None = None, text: str | None = None) -> Update:
+        return cls(id, FAILED, None, code, text)
+
+    @classmethod
+    def retry(cls, id: str, due_at: float, code: str | None, text: str | None) -> Update:
+        """Queued again at ``due_at``; the attempt counts."""
+        return cls(id, QUEUED, None, code, text, due_at)
+
+    @classmethod
+    def requeue(
+        cls, id: str, due_at: float, code: str | None = None, text: str | None = None
+    ) -> Update:
+        """Queued again at ``due_at`` with the attempt given back: it never reached the
+        provider through any fault of the recipient's (held back, or throttled)."""
+        return cls(id, QUEUED, None, code, text, due_at, True)
+
+    @classmethod
+    def deferred(cls, id: str, due_at: float, code: str | None, text: str | None) -> Update:
+        """Held by a window until ``due_at``; the attempt is given back."""
+        return cls(id, DEFERRED, None, code, text, due_at, True)
+
+    @classmethod
+    def unknown(cls, id: str, due_at: float, code: str | None, text: str | None) -> Update:
+        """May have been sent: asked about (reconciled) from ``due_at``."""
+        return cls(id, UNKNOWN, None, code, text, due_at)
+
 
 # Outcomes of one batch, written by one UPDATE … FROM a relation of (id, new values): one
 # round trip and one plan however many rows, where a statement per row cost ~90 µs per

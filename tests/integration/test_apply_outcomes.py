@@ -53,12 +53,12 @@ def test_awkward_values_round_trip(database_url: str) -> None:
     failed, sent, (long_one, empty_one) = ids[:n], ids[n : 2 * n], ids[2 * n :]
     due = NOW + 0.1  # not exactly representable in decimal: must come back bit for bit
     updates = [
-        repo.Update(i, "failed", None, f"c{k}'\\", text)
+        repo.Update.failed(i, f"c{k}'\\", text)
         for k, (i, text) in enumerate(zip(failed, AWKWARD, strict=True))
     ]
-    updates += [repo.Update(i, "sent", text[:100]) for i, text in zip(sent, AWKWARD, strict=True)]
-    updates.append(repo.Update(long_one, "queued", None, "x", "é" * 999 + "€✓" + "z" * 50, due))
-    updates.append(repo.Update(empty_one, "unknown", None, None, "", due))
+    updates += [repo.Update.sent(i, text[:100]) for i, text in zip(sent, AWKWARD, strict=True)]
+    updates.append(repo.Update.retry(long_one, due, "x", "é" * 999 + "€✓" + "z" * 50))
+    updates.append(repo.Update.unknown(empty_one, due, None, ""))
     assert repo.apply(engine, claim.token, updates, NOW) == len(ids)
 
     rows = _rows(engine, ids)
@@ -93,19 +93,19 @@ def test_compare_and_set_first_outcome_refund_and_provider_id(database_url: str)
     assert {x.attempts for x in first.messages} == {1}
     # ``b`` keeps a provider id from this attempt; ``d`` is handed back to the queue.
     assert repo.apply(engine, first.token, [repo.Update(b, "deferred", "pid-b", due_at=5.0)], 11)
-    assert repo.apply(engine, first.token, [repo.Update(d, "queued", due_at=5.0)], 11)
+    assert repo.apply(engine, first.token, [repo.Update.retry(d, 5.0, None, None)], 11)
 
     second = repo.claim(engine, "nx", 4, lease_s=60, now=12)
     assert {x.id for x in second.messages} == {b, d}
     updates = [
-        repo.Update(a, "sent", "stale"),  # a is not held by this claim: dropped
-        repo.Update(b, "failed", None, "e", "no provider id given"),
-        repo.Update(b, "sent", "second outcome for b"),  # given twice: the first stands
-        repo.Update(d, "queued", None, None, None, 99.5, refund_attempt=True),
-        repo.Update(c, "sent", "stale too"),
+        repo.Update.sent(a, "stale"),  # a is not held by this claim: dropped
+        repo.Update.failed(b, "e", "no provider id given"),
+        repo.Update.sent(b, "second outcome for b"),  # given twice: the first stands
+        repo.Update.requeue(d, 99.5),
+        repo.Update.sent(c, "stale too"),
     ]
     assert repo.apply(engine, second.token, updates, 13) == 2
-    assert repo.apply(engine, first.token, [repo.Update(d, "sent", "old token")], 14) == 0
+    assert repo.apply(engine, first.token, [repo.Update.sent(d, "old token")], 14) == 0
 
     rows = _rows(engine, [a, b, c, d])
     assert (rows[a].status, rows[a].provider_id) == ("sending", None)
@@ -135,11 +135,11 @@ def test_provider_text_no_column_can_hold_is_made_storable(database_url: str) ->
     a, b, c, d, e = (x.id for x in claim.messages)
     vms_id = "T" * 200 + ":+8613900000000"  # a Volcengine VMS id: TaskOpenId:phone
     updates = [
-        repo.Update(a, "failed", None, "nul\x00code", "before\x00after"),
-        repo.Update(b, "failed", None, "x" * 300, "lone \ud800 surrogate"),
-        repo.Update(c, "sent", "p\x00"),
-        repo.Update(d, "sent", vms_id),
-        repo.Update(e, "sent", "q" * 501),
+        repo.Update.failed(a, "nul\x00code", "before\x00after"),
+        repo.Update.failed(b, "x" * 300, "lone \ud800 surrogate"),
+        repo.Update.sent(c, "p\x00"),
+        repo.Update.sent(d, vms_id),
+        repo.Update.sent(e, "q" * 501),
     ]
     assert repo.apply(engine, claim.token, updates, NOW) == 5
     rows = _rows(engine, [a, b, c, d, e])
@@ -165,7 +165,7 @@ def test_finish_keeps_the_batch_row_while_a_message_is_still_sending(database_ur
             query = sa.select(sa.func.count()).where(batches_table.c.claim_token == claim.token)
             return int(conn.execute(query).scalar_one())
 
-    assert repo.apply(engine, claim.token, [repo.Update(a, "sent", "pa")], NOW, finish=group)
+    assert repo.apply(engine, claim.token, [repo.Update.sent(a, "pa")], NOW, finish=group)
     assert batch_rows() == 1  # b is still sending under this claim
-    assert repo.apply(engine, claim.token, [repo.Update(b, "sent", "pb")], NOW, finish=group)
+    assert repo.apply(engine, claim.token, [repo.Update.sent(b, "pb")], NOW, finish=group)
     assert batch_rows() == 0

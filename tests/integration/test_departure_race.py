@@ -187,7 +187,7 @@ def test_a_finishing_outcome_and_a_sweep_of_the_same_batch_do_not_deadlock(
     engine = due_job(database_url, 2)
     claim = _claim(engine, 2)
     group = claim.messages[0].group_key
-    updates = [repo.Update(x.id, "sent", x.id) for x in claim.messages]
+    updates = [repo.Update.sent(x.id, x.id) for x in claim.messages]
     with engine.connect() as sweep, sweep.begin():
         # The sweep's first step: the expired batch row, deleted (and locked).
         sweep.execute(sa.delete(batches_table).where(b.claim_token == claim.token))

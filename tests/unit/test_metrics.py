@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,9 +27,10 @@ from teledispatch.producer.submit import enqueue_stream
 from teledispatch.worker import metrics
 from teledispatch.worker.context import Context
 from teledispatch.worker.dispatch import dispatch
+from teledispatch.worker.testing import FakeClock, MockTransport
 from teledispatch.worker.transport import HttpResponse
 
-from ..conftest import StubTransport, make_settings
+from ..conftest import make_settings
 
 LABELS = {"channel": "nxcloud.sms", "account": "nx"}
 
@@ -122,12 +122,13 @@ def test_retryable_then_ok_counts_the_retried_messages(ctx: Context) -> None:
         calls["n"] += 1
         return HttpResponse(503, {}, b"busy") if calls["n"] == 1 else ok(request)
 
-    ctx.transport = StubTransport(first_busy)  # type: ignore[assignment]
+    ctx.transport = MockTransport(first_busy)
     ctx.settings = make_settings(ctx.settings.database_url, backoff_base_s=0.001)
     snap = Snapshot()
     enqueue_stream("nx", phones(3), defaults={"content": "x"}, cfg=ctx.settings)
+    ctx.clock = clock = FakeClock()
     dispatch(ctx, "nx")
-    time.sleep(0.01)  # past the 1-2 ms backoff
+    clock.advance(1.0)  # past the 1-2 ms backoff
     drain(ctx)
     assert snap.delta() == {
         "teledispatch_requests_total{retryable}": 1,
@@ -142,7 +143,7 @@ def test_retryable_then_ok_counts_the_retried_messages(ctx: Context) -> None:
 
 
 def test_throttled_request(ctx: Context) -> None:
-    ctx.transport = StubTransport(lambda r: HttpResponse(429, {}, b""))  # type: ignore[assignment]
+    ctx.transport = MockTransport(lambda r: HttpResponse(429, {}, b""))
     snap = Snapshot()
     enqueue_stream("nx", phones(2), defaults={"content": "x"}, cfg=ctx.settings)
     dispatch(ctx, "nx")
@@ -166,7 +167,7 @@ def test_transport_failures_are_requests_with_latency(
     def fail(request: HttpRequest) -> HttpResponse:
         raise error
 
-    ctx.transport = StubTransport(fail)  # type: ignore[assignment]
+    ctx.transport = MockTransport(fail)
     snap = Snapshot()
     enqueue_stream("nx", phones(4), defaults={"content": "x"}, cfg=ctx.settings)
     dispatch(ctx, "nx")
@@ -190,7 +191,7 @@ def test_rejected_and_item_failures(ctx: Context) -> None:
         ]
         return HttpResponse(200, {}, json.dumps({"code": 0, "data": data}).encode())
 
-    ctx.transport = StubTransport(half)  # type: ignore[assignment]
+    ctx.transport = MockTransport(half)
     snap = Snapshot()
     enqueue_stream("nx", phones(4), defaults={"content": "x"}, cfg=ctx.settings)
     drain(ctx)
@@ -199,7 +200,7 @@ def test_rejected_and_item_failures(ctx: Context) -> None:
     assert d["teledispatch_messages_total{sent}"] == 2
     assert d["teledispatch_messages_total{failed}"] == 2
 
-    ctx.transport = StubTransport(  # type: ignore[assignment]
+    ctx.transport = MockTransport(
         lambda r: HttpResponse(200, {}, b'{"code":1003,"message":"sign error"}')
     )
     snap = Snapshot()

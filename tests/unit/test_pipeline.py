@@ -11,13 +11,14 @@ from teledispatch.channels.base import HttpRequest
 from teledispatch.producer import submit as enqueue_mod
 from teledispatch.producer.lookup import job_status, lookup
 from teledispatch.producer.submit import enqueue_stream
-from teledispatch.worker import dispatch as dispatch_mod
 from teledispatch.worker.context import Context
 from teledispatch.worker.dispatch import dispatch
+from teledispatch.worker.dispatch import loop as dispatch_loop
 from teledispatch.worker.sweep import sweep
+from teledispatch.worker.testing import FakeClock, MockTransport
 from teledispatch.worker.transport import HttpResponse
 
-from ..conftest import StubTransport, make_settings, nx_ok
+from ..conftest import make_settings, nx_ok
 
 
 @pytest.fixture
@@ -74,14 +75,13 @@ def test_503_is_retried_then_failed_after_max_attempts(ctx: Context, parts: list
         calls["n"] += 1
         return HttpResponse(503, {}, b"busy")
 
-    ctx.transport = StubTransport(flaky)  # type: ignore[assignment]
+    ctx.transport = MockTransport(flaky)
     ctx.settings = make_settings(ctx.settings.database_url, max_attempts=3, backoff_base_s=0.001)
     job = enqueue_stream("nx", phones(2), defaults={"content": "x"}, cfg=ctx.settings)
+    ctx.clock = clock = FakeClock()
     for _ in range(3):
-        import time
-
-        time.sleep(0.01)  # the backoff is 1–2 ms; the clock has to pass it
         dispatch(ctx, "nx")
+        clock.advance(1.0)  # past the 1–2 ms backoff
     st = job_status(job.job_id, cfg=ctx.settings)
     assert st.counts == {"failed": 2}
     assert calls["n"] == 3
@@ -103,7 +103,7 @@ def test_item_failure_recorded_with_provider_text(ctx: Context, parts: list[Any]
         ]
         return HttpResponse(200, {}, json.dumps({"code": 0, "data": data}).encode())
 
-    ctx.transport = StubTransport(partial)  # type: ignore[assignment]
+    ctx.transport = MockTransport(partial)
     job = enqueue_stream("nx", phones(4), defaults={"content": "x"}, cfg=ctx.settings)
     run_all(ctx, parts)
     assert job_status(job.job_id, cfg=ctx.settings).counts == {"failed": 2, "sent": 2}
@@ -112,7 +112,7 @@ def test_item_failure_recorded_with_provider_text(ctx: Context, parts: list[Any]
 
 
 def test_auth_error_fails_whole_batch_with_code(ctx: Context, parts: list[Any]) -> None:
-    ctx.transport = StubTransport(  # type: ignore[assignment]
+    ctx.transport = MockTransport(
         lambda r: HttpResponse(200, {}, b'{"code":1003,"message":"sign error"}')
     )
     job = enqueue_stream("nx", phones(3), defaults={"content": "x"}, cfg=ctx.settings)
@@ -143,9 +143,9 @@ def test_stale_claim_cannot_overwrite_newer_outcome(ctx: Context, parts: list[An
     sweep(ctx)
     second = repo.claim(ctx.engine, "nx", 10, lease_s=60, now=time.time())
     assert [m.id for m in second.messages] == [m.id for m in first.messages]
-    stale = repo.apply(ctx.engine, first.token, [repo.Update(first.messages[0].id, "failed")], 0)
+    stale = repo.apply(ctx.engine, first.token, [repo.Update.failed(first.messages[0].id)], 0)
     assert stale == 0
-    fresh = repo.apply(ctx.engine, second.token, [repo.Update(first.messages[0].id, "sent")], 0)
+    fresh = repo.apply(ctx.engine, second.token, [repo.Update.sent(first.messages[0].id, None)], 0)
     assert fresh == 1
 
 
@@ -169,7 +169,7 @@ def test_cancel_stops_unclaimed_and_lets_claimed_finish(ctx: Context, parts: lis
     job = enqueue_stream("nx", phones(5), defaults={"content": "x"}, cfg=ctx.settings)
     in_flight = repo.claim(ctx.engine, "nx", 2, lease_s=60, now=time.time())
     assert cancel_job(job.job_id, cfg=ctx.settings).cancelled == 3
-    done = [repo.Update(m.id, "sent", m.id) for m in in_flight.messages]
+    done = [repo.Update.sent(m.id, m.id) for m in in_flight.messages]
     assert repo.apply(ctx.engine, in_flight.token, done, time.time()) == 2
     st = job_status(job.job_id, cfg=ctx.settings)
     assert st.counts == {"cancelled": 3, "sent": 2} and st.done and st.cancelled
@@ -186,7 +186,6 @@ def test_cancel_stops_unclaimed_and_lets_claimed_finish(ctx: Context, parts: lis
 def test_ambiguous_send_is_reconciled_never_blindly_resent(ctx: Context, parts: list[Any]) -> None:
     """A dropped answer makes the batch unknown; the status query settles each message:
     the one the provider got becomes sent, the one it never got is resent exactly once."""
-    import time
     import urllib.parse
 
     from teledispatch.errors import AmbiguousError
@@ -207,7 +206,7 @@ def test_ambiguous_send_is_reconciled_never_blindly_resent(ctx: Context, parts: 
         received.update(i["sysMessageId"] for i in items)
         return nx_ok(request)
 
-    ctx.transport = StubTransport(provider)  # type: ignore[assignment]
+    ctx.transport = MockTransport(provider)
     job = enqueue_stream("nx", phones(2), defaults={"content": "x"}, cfg=ctx.settings)
     run_all(ctx, parts)
     st = job_status(job.job_id, cfg=ctx.settings)
@@ -218,7 +217,6 @@ def test_ambiguous_send_is_reconciled_never_blindly_resent(ctx: Context, parts: 
     assert reconcile(ctx, ctx.settings.account("nx")).settled == 1
     with ctx.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE messages SET due_at = 0 WHERE status = 'queued'")
-    time.sleep(0.01)
     run_all(ctx, [])
     st = job_status(job.job_id, cfg=ctx.settings)
     assert st.counts == {"sent": 2} and st.done
@@ -235,7 +233,7 @@ def test_unreconcilable_unknown_is_final_and_marked(ctx: Context, parts: list[An
     def drop(request: HttpRequest) -> HttpResponse:
         raise AmbiguousError("connection dropped", code="transport")
 
-    ctx.transport = StubTransport(drop)  # type: ignore[assignment]
+    ctx.transport = MockTransport(drop)
     job = enqueue_stream("nx", phones(1), defaults={"content": "x"}, cfg=ctx.settings)
     run_all(ctx, parts)
     with ctx.engine.begin() as conn:
@@ -304,7 +302,7 @@ def test_rate_limited_send_confirms_its_departure_when_written(
         seen.append(departures(ctx))
         return nx_ok(request)
 
-    ctx.transport = StubTransport(provider)  # type: ignore[assignment]
+    ctx.transport = MockTransport(provider)
     job = enqueue_stream("nx", phones(3), defaults={"content": "x"}, cfg=ctx.settings)
     run_all(ctx, parts)
     assert job_status(job.job_id, cfg=ctx.settings).counts == {"sent": 3}
@@ -357,7 +355,7 @@ def test_provider_recipient_cap_defers_only_that_recipient(
         ]
         return HttpResponse(200, {}, json.dumps({"code": 0, "data": data}).encode())
 
-    ctx.transport = StubTransport(capped)  # type: ignore[assignment]
+    ctx.transport = MockTransport(capped)
     job = enqueue_stream("nx", phones(3), defaults={"content": "x"}, cfg=ctx.settings)
     report = dispatch(ctx, "nx")
     assert report.counts == {"sent": 2, "deferred": 1} and report.requests == 1
@@ -377,7 +375,7 @@ def test_an_unpaced_task_keeps_claiming_while_claims_come_back_full(
     """Five full batches and a short one: one task sends them all (each task costs the
     worker ~2 ms of its own), publishing one follow-up at its first claim so that other
     processes join in, and nothing once a claim comes back short."""
-    monkeypatch.setattr(dispatch_mod, "LOOP_BUDGET_S", 60.0)  # a slow machine: no deadline
+    monkeypatch.setattr(dispatch_loop, "LOOP_BUDGET_S", 60.0)  # a slow machine: no deadline
     enqueue_stream("nx", phones(1050), defaults={"content": "hi"}, cfg=ctx.settings)
     report = dispatch(ctx, "nx")
     assert (report.claimed, report.requests) == (1050, 6)
@@ -393,7 +391,7 @@ def test_follow_ups_never_pile_up_behind_a_looping_task(
     """Every task's time runs out after one claim, and each one publishes at its first claim
     and when its time is up: run as a pool would (first published, first run), at most one
     follow-up ever waits to start, and the backlog is still sent in full."""
-    monkeypatch.setattr(dispatch_mod, "LOOP_BUDGET_S", 0.0)
+    monkeypatch.setattr(dispatch_loop, "LOOP_BUDGET_S", 0.0)
     result = enqueue_stream("nx", phones(2000), defaults={"content": "hi"}, cfg=ctx.settings)
     dispatch(ctx, "nx")
     longest = len(published)
@@ -422,7 +420,7 @@ def test_a_paced_account_sends_one_claim_per_task(
         settings=cfg,
         engine=get_engine(db_url),
         redis=fakeredis.FakeRedis(),
-        transport=StubTransport(),  # type: ignore[arg-type]
+        transport=MockTransport(nx_ok),
         publish=lambda *args: published.append(args),  # type: ignore[arg-type]
     )
     enqueue_stream("nx", phones(1050), defaults={"content": "hi"}, cfg=cfg)

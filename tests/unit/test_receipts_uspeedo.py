@@ -18,8 +18,9 @@ from teledispatch.db.tables import create_schema, get_engine, messages_table
 from teledispatch.errors import RejectedError, RetryableProviderError
 from teledispatch.worker.context import Context
 from teledispatch.worker.receipts import REPOLL_S, poll_account
+from teledispatch.worker.testing import MockTransport
 from teledispatch.worker.transport import HttpResponse
-from tests.conftest import StubTransport, make_settings
+from tests.conftest import make_settings
 
 NOW = 1_800_000_000.0
 
@@ -64,7 +65,7 @@ def uctx(db_url: str, carrier: Carrier) -> Iterator[Context]:
         settings=cfg,
         engine=engine,
         redis=fakeredis.FakeRedis(),
-        transport=StubTransport(carrier),  # type: ignore[arg-type]
+        transport=MockTransport(carrier),
         publish=lambda *a: None,
     )
     engine.dispose()
@@ -153,7 +154,7 @@ def test_poll_maps_receipts_and_repolls_unknown(uctx: Context, carrier: Carrier)
 
 def test_poll_is_bounded_and_chunked(uctx: Context, carrier: Carrier) -> None:
     transport = uctx.transport
-    assert isinstance(transport, StubTransport)
+    assert isinstance(transport, MockTransport)
     for i in range(250):
         _insert(uctx, f"m{i:03d}", f"+4477009{i:05d}", f"s{i}")
     report = poll_account(uctx, uctx.settings.accounts["nx"], NOW, delay_s=60, limit=230)

@@ -1,6 +1,6 @@
-"""``Transport.send(..., on_written)``: the hook fires once the body is on the socket, before the
-answer is read, with the installed httpx/httpcore (a renamed trace event would silently leave
-every departure pending until its lease).
+"""``HttpxTransport.send(..., on_written)``: the hook fires once the body is on the socket,
+before the answer is read, with the installed httpx/httpcore (a renamed trace event would
+silently leave every departure pending until its lease).
 
 The server answers only after the hook has fired: if the hook came late (after the response)
 or never, the request would time out instead of succeeding.
@@ -16,7 +16,7 @@ import pytest
 
 from teledispatch.channels.base import HttpRequest
 from teledispatch.errors import NotSentError
-from teledispatch.worker.transport import Transport
+from teledispatch.worker.transport import HttpxTransport
 
 WAIT_S = 5.0
 
@@ -61,7 +61,7 @@ def test_hook_fires_once_after_the_body_and_before_the_answer(
         calls.append(1)
         written.set()
 
-    transport = Transport()
+    transport = HttpxTransport()
     try:
         response = transport.send(post(url), timeout_s=WAIT_S * 2, on_written=on_written)
     finally:
@@ -80,7 +80,7 @@ def test_a_failing_hook_does_not_fail_the_send(
         written.set()
         raise RuntimeError("redis is down")
 
-    transport = Transport()
+    transport = HttpxTransport()
     try:
         response = transport.send(post(url), timeout_s=WAIT_S * 2, on_written=on_written)
     finally:
@@ -92,7 +92,7 @@ def test_a_failing_hook_does_not_fail_the_send(
 def test_no_hook_when_nothing_was_written() -> None:
     calls: list[None] = []
     hook: Callable[[], None] = lambda: calls.append(None)  # noqa: E731
-    transport = Transport()
+    transport = HttpxTransport()
     try:
         with pytest.raises(NotSentError):
             transport.send(post("http://127.0.0.1:9"), timeout_s=2.0, on_written=hook)

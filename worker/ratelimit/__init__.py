@@ -1,6 +1,5 @@
 """Global rate limits per account, enforced in Redis across every worker (see ``limiter``)."""
 
-from .eta import estimate_finish, messages_per_second
 from .gate import Departure
 from .limiter import UNLIMITED, AccountKeys, RateLimiter, Reservation
 
@@ -10,6 +9,4 @@ __all__ = [
     "Departure",
     "RateLimiter",
     "Reservation",
-    "estimate_finish",
-    "messages_per_second",
 ]

@@ -1,0 +1,64 @@
+"""What the dispatch steps share: the task's :class:`Report` and giving rows back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from teledispatch import wakeups
+from teledispatch.config import AccountConfig
+from teledispatch.db import messages as repo
+from teledispatch.worker.context import Context
+
+#: A claim is held for the request's timeout plus this: the rate-slot wait (at most about a
+#: second) and writing the outcome. Shorter leases mean faster recovery from a dead worker.
+LEASE_MARGIN_S = 10.0
+
+
+@dataclass
+class Report:
+    claimed: int = 0
+    requests: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, status: str, n: int = 1) -> None:
+        self.counts[status] = self.counts.get(status, 0) + n
+
+
+def has_limits(account: AccountConfig) -> bool:
+    return bool(
+        account.max_requests_per_second
+        or account.max_messages_per_second
+        or account.max_messages_per_hour
+        or account.max_messages_per_day
+        or account.recipient_caps
+    )
+
+
+def give_back(
+    ctx: Context,
+    account: AccountConfig,
+    token: str,
+    rows: Sequence[repo.Claimed],
+    report: Report,
+    reason: str,
+    *,
+    delay_s: float = 0.0,
+    kick_s: float | None = None,
+    unmark: bool = False,
+) -> None:
+    """Give claimed rows back undeparted: queued again ``delay_s`` from now with their attempt
+    refunded (nothing was sent, through no fault of the recipients'), their batch row finished.
+
+    ``reason`` is the report's count for them; ``kick_s``: wake a dispatcher that much later;
+    ``unmark``: the batch was marked departing and is not leaving after all.
+    """
+    group = rows[0].group_key
+    now = ctx.clock()
+    if unmark:
+        repo.unmark_departing(ctx.engine, token, group)
+    updates = [repo.Update.requeue(r.id, now + delay_s) for r in rows]
+    repo.apply(ctx.engine, token, updates, now, finish=group)
+    report.add(reason, len(rows))
+    if kick_s is not None:
+        wakeups.kick(ctx.redis, ctx.publish, account, kick_s)

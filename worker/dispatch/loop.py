@@ -1,0 +1,99 @@
+"""The task body: claim due messages of one account and send them, until a claim is short.
+
+Messages of every job of the account are claimed together, so single-recipient jobs share
+requests with each other and with big jobs. If a claim comes back full, another dispatch is
+published *before* this one sends, so a backlog is worked by every free worker process at
+once; an unpaced account's task then keeps claiming for a short while (``LOOP_BUDGET_S``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from teledispatch import wakeups
+from teledispatch.channels.base import Adapter
+from teledispatch.channels.registry import adapter_for
+from teledispatch.config import AccountConfig
+from teledispatch.db import messages as repo
+from teledispatch.worker.context import Context
+
+from .admit import admit
+from .common import LEASE_MARGIN_S, Report, has_limits
+from .send import send_batch
+
+#: An account that nothing paces but the work itself keeps its task claiming while claims
+#: come back full, for up to this long. A Celery task costs the worker ~3 ms of CPU of its
+#: own (events, acknowledgement, the follow-up's publish; py-spy over the pool): 17 µs for
+#: each message of a 200-message batch, a third of the worker's cost, when every task sent
+#: one request. Bounded so that a pool process soon returns to other accounts' tasks.
+LOOP_BUDGET_S = 0.5
+
+
+def dispatch(ctx: Context, account_name: str) -> Report:
+    """Claim and send until a claim comes back short (or, for a paced account, once).
+
+    Accounts with rate limits or a concurrency cap send one claim per task, as their limits
+    set the pace and the follow-up/kick logic of :func:`_claim_and_send` is tuned for them.
+    """
+    account = ctx.settings.account(account_name)
+    adapter = adapter_for(account.channel)
+    report = Report()
+    paced = account.concurrency is not None or has_limits(account)
+    if not paced:
+        wakeups.follow_up_started(ctx.redis, account)
+    # Real elapsed time, not ``ctx.clock``: the budget is the pool process's time.
+    deadline = time.monotonic() + LOOP_BUDGET_S
+    followed = False
+    while _claim_and_send(ctx, account, adapter, report, followed, gated=not paced):
+        followed = True
+        if paced:
+            break
+        if time.monotonic() >= deadline:
+            # More is waiting and this task's turn is over: another carries on, unless one
+            # is already waiting to start.
+            wakeups.follow_up(ctx.redis, ctx.publish, account, once=True)
+            break
+    return report
+
+
+def _claim_and_send(
+    ctx: Context,
+    account: AccountConfig,
+    adapter: Adapter,
+    report: Report,
+    followed: bool,
+    *,
+    gated: bool = False,
+) -> bool:
+    """One claim, sent; True if it came back full and nothing had to wait (more to do now).
+
+    Once per task (``followed`` False), a full claim publishes the next dispatch *before*
+    sending, so a backlog is worked by every free worker process at once; ``gated``: only if
+    none is already waiting to start (:func:`teledispatch.wakeups.follow_up`).
+    """
+    limit = account.batch_size
+    lease_s = account.timeout_s + LEASE_MARGIN_S
+    claim = repo.claim(ctx.engine, account.name, limit, lease_s, ctx.clock())
+    report.claimed += len(claim.messages)
+    if not claim.messages:
+        return False
+    full = len(claim.messages) >= limit
+    waits: list[float] = []
+    groups: dict[str, list[repo.Claimed]] = {}
+    for row in claim.messages:
+        groups.setdefault(row.group_key, []).append(row)
+    for rows in groups.values():
+        admission = admit(ctx, account, claim.token, rows, report)
+        if admission.wait_s:
+            waits.append(admission.wait_s)
+        elif full and not followed:
+            # More is waiting and the limits allow it: the next claim starts now, in another
+            # process, while this one sends. Not when the limiter said wait (that would spin).
+            wakeups.follow_up(ctx.redis, ctx.publish, account, once=gated)
+            followed = True
+        if admission.rows:
+            send_batch(ctx, account, adapter, claim.token, admission.rows, report, admission)
+    if waits or (full and not followed):
+        delay_s = max(min(waits, default=0.05), 0.05)
+        wakeups.kick(ctx.redis, ctx.publish, account, delay_s)
+    return full and not waits

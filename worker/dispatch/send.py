@@ -1,0 +1,211 @@
+"""One request for a batch of claimed rows, in named steps, and the outcome of each message.
+
+The order of the steps is the argument for "at most once unless ambiguous": the batch row is
+marked departing (a compare-and-set against the sweep) before the departure gate, and the gate
+is passed before the body is written. Until the request may have started to be written, every
+failure gives the batch back or retries it as not sent; from then on it may have been acted on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from operator import attrgetter
+
+from teledispatch.channels.base import Adapter, HttpRequest, ItemOutcome, OutMessage
+from teledispatch.config import AccountConfig
+from teledispatch.db import messages as repo
+from teledispatch.errors import DispatchError, InternalError
+from teledispatch.worker import metrics
+from teledispatch.worker.context import Context
+from teledispatch.worker.ratelimit import Departure, Reservation
+from teledispatch.worker.transport import HttpResponse
+
+from . import outcomes
+from .admit import Admission
+from .common import Report, give_back
+
+log = logging.getLogger("teledispatch.dispatch")
+
+_status = attrgetter("status")
+
+#: A batch given back because its rate slot or the departure window was missed is tried again
+#: this much later (a wake-up, not a due time: the rows are due at once).
+RETRY_KICK_S = 0.05
+
+
+@dataclass
+class _Request:
+    """One request's batch, and how far it got."""
+
+    ctx: Context
+    account: AccountConfig
+    adapter: Adapter
+    token: str
+    rows: Sequence[repo.Claimed]
+    report: Report
+    admission: Admission | None
+    messages: list[OutMessage]
+    attempts: dict[str, int]
+    departure: Departure | None = None
+    #: ``perf_counter()`` when the request began to be written: from then on it may have left
+    #: (and it counts as a request in the metrics).
+    started: float | None = None
+    latency: float | None = None
+    #: What ended the request, for the metrics (the raw exception for a bug of ours).
+    failure: BaseException | None = None
+
+    @property
+    def reservation(self) -> Reservation | None:
+        return self.admission.reservation if self.admission else None
+
+
+def send_batch(
+    ctx: Context,
+    account: AccountConfig,
+    adapter: Adapter,
+    token: str,
+    rows: Sequence[repo.Claimed],
+    report: Report,
+    admission: Admission | None = None,
+) -> None:
+    """Send ``rows`` in one request and record each message's outcome (or give them back)."""
+    messages = [OutMessage(r.id, r.phone, repo.payload_of(r.payload)) for r in rows]
+    attempts = {r.id: r.attempts for r in rows}
+    req = _Request(ctx, account, adapter, token, rows, report, admission, messages, attempts)
+    try:
+        updates = _attempt(req)
+    finally:
+        _release(req)
+    if updates is not None:
+        _record(req, updates)
+
+
+def _attempt(req: _Request) -> list[repo.Update] | None:
+    """The steps up to the outcomes; None if the batch was given back undeparted."""
+    try:
+        request = _build_request(req)
+        if not (_wait_for_slot(req) and _mark_departing(req) and _pass_gate(req)):
+            return None
+        response = _send(req, request)
+        result = req.adapter.parse_response(
+            req.messages, response.status, response.headers, response.body
+        )
+    except DispatchError as exc:
+        req.failure = exc
+        return _failed(req, exc)
+    except Exception as exc:  # a bug (or Redis, the database) must not leave the batch claimed
+        phase = "after the request left" if req.started is not None else "before sending"
+        log.exception(
+            "%s request of account %s failed %s", req.adapter.channel, req.account.name, phase
+        )
+        req.failure = exc
+        # Only the phase says whether the provider may have it: not the exception's class.
+        internal = InternalError(
+            f"internal error: {type(exc).__name__}", may_have_been_sent=req.started is not None
+        )
+        return _failed(req, internal)
+    return _classify(req, result.items)
+
+
+def _give_back(req: _Request, reason: str, *, kick: bool = False, unmark: bool = False) -> None:
+    ctx, kick_s = req.ctx, RETRY_KICK_S if kick else None
+    give_back(
+        ctx, req.account, req.token, req.rows, req.report, reason, kick_s=kick_s, unmark=unmark
+    )
+
+
+def _build_request(req: _Request) -> HttpRequest:
+    return req.adapter.build_request(req.account, req.messages, req.ctx.clock())
+
+
+def _wait_for_slot(req: _Request) -> bool:
+    """Be ready to send, then wait for the reserved rate slot; False: given back."""
+    req.ctx.transport.warm()
+    if req.reservation is None or req.reservation.wait_for_slot():
+        return True
+    # Woke too late for the reserved slot: sending now could crowd the next second.
+    _give_back(req, "waiting", kick=True)
+    return False
+
+
+def _mark_departing(req: _Request) -> bool:
+    """The compare-and-set against the sweep; False: the lease was lost, given back."""
+    ctx = req.ctx
+    if repo.mark_departing(ctx.engine, req.token, req.rows[0].group_key, ctx.clock()):
+        return True
+    # The lease expired while we waited (a stalled process): the sweep has taken the batch
+    # back or may at any moment, and sending now could duplicate a resend. Give back whatever
+    # is still ours.
+    _give_back(req, "lease_lost")
+    return False
+
+
+def _pass_gate(req: _Request) -> bool:
+    """The departure gate of a rate-limited account; False: the window stayed full."""
+    if req.reservation is None:
+        return True
+    req.departure = req.ctx.limiter.depart(req.account, len(req.rows))
+    if req.departure is not None:
+        return True
+    _give_back(req, "waiting", kick=True, unmark=True)
+    return False
+
+
+def _send(req: _Request, request: HttpRequest) -> HttpResponse:
+    req.report.requests += 1
+    req.started = time.perf_counter()
+    on_written = req.departure.written if req.departure is not None else None
+    response = req.ctx.transport.send(request, req.account.timeout_s, on_written)
+    req.latency = time.perf_counter() - req.started
+    return response
+
+
+def _failed(req: _Request, exc: DispatchError) -> list[repo.Update]:
+    """One error covers the whole batch."""
+    if exc.throttled:
+        req.ctx.limiter.report_throttled(req.account, retry_after_s=exc.retry_after)
+    ids = [r.id for r in req.rows]
+    return outcomes.batch_failure(req.account, ids, req.attempts, exc, req.ctx.clock())
+
+
+def _classify(req: _Request, items: Sequence[ItemOutcome]) -> list[repo.Update]:
+    """The provider's answer per message."""
+    updates = outcomes.item_updates(req.account, items, req.attempts, req.ctx.clock())
+    deferred = [item for item in items if item.status == "deferred"]
+    if deferred:  # rare: no id -> phone map for the common all-sent answer
+        phones = {r.id: r.phone for r in req.rows}
+        for item in deferred:
+            if item.message_id in phones:
+                # The provider's own per-number cap (NXCloud 13007): every worker holds it.
+                req.ctx.limiter.defer_recipient(req.account, phones[item.message_id], item.retry_in)
+    return updates
+
+
+def _release(req: _Request) -> None:
+    if req.departure is not None:
+        req.departure.written()  # no-op if the body was written; else: it can no longer leave
+    if req.admission is not None and req.admission.slot is not None:
+        req.ctx.limiter.release_slot(req.account, req.admission.slot)
+
+
+def _record(req: _Request, updates: list[repo.Update]) -> None:
+    """Metrics, the report, and every outcome written with the batch row's finish."""
+    account = req.account
+    # Counted once per status, not once per message, for the report and the metrics alike.
+    statuses = Counter(map(_status, updates))
+    for status, n in statuses.items():
+        req.report.add(status, n)
+    if req.started is not None:
+        if req.latency is None:  # the transport raised: the time until it gave up
+            req.latency = time.perf_counter() - req.started
+        retried = sum(1 for n in req.attempts.values() if n > 1)
+        outcome = metrics.outcome_of(req.failure)
+        metrics.record_request(account, outcome, len(req.rows), req.latency, retried)
+    metrics.record_message_counts(account, statuses)
+    # Every message of the batch has its outcome: its batch row goes with the same commit.
+    group = req.rows[0].group_key
+    repo.apply(req.ctx.engine, req.token, updates, req.ctx.clock(), finish=group)
