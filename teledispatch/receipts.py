@@ -31,10 +31,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from teledispatch.config import AccountConfig
-from teledispatch.db.tables import DELIVERED, SENT, UNDELIVERED, UNKNOWN, messages_table
-
-#: Statuses a receipt may settle; everything else is either not yet sent or already final.
-SETTLEABLE = (SENT, UNKNOWN)
+from teledispatch.db.tables import messages_table
+from teledispatch.statuses import DELIVERED, SETTLEABLE, UNDELIVERED
 
 m = messages_table.c
 

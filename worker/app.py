@@ -16,7 +16,7 @@ from celery.signals import worker_init, worker_process_init, worker_process_shut
 from kombu.entity import Queue
 
 from teledispatch.config import CHANNELS, settings
-from teledispatch.db.tables import dispose_engines
+from teledispatch.db.engine import dispose_engines
 from teledispatch.wakeups import MAINTENANCE_QUEUE, SWEEP_TASK, channel_queue
 
 VISIBILITY_TIMEOUT_S = 3600
@@ -77,8 +77,9 @@ def _preload(**_: Any) -> None:
     Nothing here connects anywhere: a fork must not inherit sockets."""
     import sqlalchemy as sa
 
-    import teledispatch.db.migrations  # noqa: F401 - the schema check's alembic and mako
+    from teledispatch.db.migrate import preload
 
+    preload()  # the schema check's alembic and mako
     sa.engine.make_url(settings().database_url).get_dialect().import_dbapi()
 
 

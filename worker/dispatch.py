@@ -20,8 +20,8 @@ from teledispatch.channels.base import Adapter, ItemOutcome, OutMessage
 from teledispatch.channels.registry import adapter_for
 from teledispatch.config import AccountConfig
 from teledispatch.db import messages as repo
-from teledispatch.db.tables import DEFERRED, FAILED, QUEUED, SENT, UNKNOWN
 from teledispatch.errors import DispatchError, MalformedResponseError
+from teledispatch.statuses import DEFERRED, FAILED, QUEUED, SENT, UNKNOWN
 from teledispatch.worker import metrics
 from teledispatch.worker.context import Context
 from teledispatch.worker.kick import follow_up, follow_up_started, kick

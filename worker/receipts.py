@@ -33,7 +33,8 @@ from teledispatch.channels.uspeedo.adapter import (
 from teledispatch.config import AccountConfig
 from teledispatch.db.tables import literal_status, messages_table
 from teledispatch.errors import DispatchError
-from teledispatch.receipts import SETTLEABLE, settle, uspeedo_receipt
+from teledispatch.receipts import settle, uspeedo_receipt
+from teledispatch.statuses import SETTLEABLE
 from teledispatch.worker.context import Context
 
 log = logging.getLogger("teledispatch.receipts")

@@ -37,16 +37,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from pydantic import BaseModel, Field
 
 from teledispatch.config import ConfigError, Settings, config_path, settings
-from teledispatch.db.tables import (
-    ACTIVE_STATUSES,
-    DEFERRED,
-    QUEUED,
-    STATUSES,
-    get_engine,
-    jobs_table,
-    literal_status,
-    messages_table,
-)
+from teledispatch.db.engine import get_engine
+from teledispatch.db.tables import jobs_table, literal_status, messages_table
 from teledispatch.producer.cancel import cancel_job
 from teledispatch.producer.group_commit import Producer
 from teledispatch.producer.jobs import SendJob
@@ -59,6 +51,7 @@ from teledispatch.receipts import (
     settle,
     volc_verified,
 )
+from teledispatch.statuses import ACTIVE_STATUSES, DEFERRED, QUEUED, STATUSES
 from teledispatch.validation import Problem, ValidationFailed
 
 log = logging.getLogger("teledispatch.api")

@@ -21,8 +21,9 @@ from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
 from teledispatch.cli.main import main
-from teledispatch.db.migrations import alembic_config, current_revision, head_revision, upgrade
-from teledispatch.db.tables import create_schema, make_engine
+from teledispatch.db.engine import make_engine
+from teledispatch.db.migrate import alembic_config, current_revision, head_revision, upgrade
+from teledispatch.db.tables import create_schema
 
 PG_ADMIN_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -36,13 +36,8 @@ from teledispatch.channels.base import HttpRequest
 from teledispatch.channels.rules_registry import rules_for
 from teledispatch.config import Settings
 from teledispatch.db import messages as repo
-from teledispatch.db.tables import (
-    batches_table,
-    create_schema,
-    jobs_table,
-    make_engine,
-    messages_table,
-)
+from teledispatch.db.engine import make_engine
+from teledispatch.db.tables import batches_table, create_schema, jobs_table, messages_table
 from teledispatch.producer.submit import store_part
 from teledispatch.worker.context import Context
 from teledispatch.worker.reconcile import reconcile
