@@ -2,7 +2,7 @@
 
 ``compare_metadata`` is what ``alembic revision --autogenerate`` uses: an empty diff means a
 database made by ``teledispatch db upgrade`` and one made by ``create_schema`` are the same,
-and it turns non-empty the moment someone changes ``producer/store.py`` without a revision.
+and it turns non-empty the moment someone changes ``teledispatch/db/tables.py`` without a revision.
 """
 
 from __future__ import annotations
