@@ -1,8 +1,8 @@
 """Cancelling a job: what no worker has claimed yet becomes ``cancelled``; the rest finishes.
 
 Messages already claimed are in flight to the provider and cannot be called back, so they are
-left to end as they will; parts still in transit are written as ``cancelled`` on arrival
-because the job row says so.
+left to end as they will; parts of a big job stored after the cancel are written as
+``cancelled`` because the job row says so.
 """
 
 from __future__ import annotations
@@ -10,17 +10,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-
 from teledispatch.config import Settings, settings
-from teledispatch.db.tables import (
-    CANCELLED,
-    DEFERRED,
-    QUEUED,
-    get_engine,
-    jobs_table,
-    messages_table,
-)
+from teledispatch.db import jobs as jobs_db
+from teledispatch.db import messages as messages_db
+from teledispatch.db.engine import get_engine
 from teledispatch.producer.lookup import JobNotFound
 
 
@@ -34,20 +27,8 @@ class Cancelled:
 def cancel_job(job_id: str, *, cfg: Settings | None = None) -> Cancelled:
     engine = get_engine((cfg or settings()).database_url)
     now = time.time()
-    m = messages_table.c
     with engine.begin() as conn:
-        found = conn.execute(
-            sa.update(jobs_table)
-            .where(jobs_table.c.id == job_id)
-            .values(cancelled_at=sa.func.coalesce(jobs_table.c.cancelled_at, now))
-        ).rowcount
-        if not found:
+        if not jobs_db.mark_cancelled(conn, job_id, now):
             raise JobNotFound(f"no job {job_id!r}")
-        # The status condition is the compare-and-set: a row a worker claimed a moment ago is
-        # SENDING and is not touched.
-        n = conn.execute(
-            sa.update(messages_table)
-            .where(m.job_id == job_id, m.status.in_((QUEUED, DEFERRED)))
-            .values(status=CANCELLED, updated_at=now, error_code=None, error_text=None)
-        ).rowcount
-    return Cancelled(job_id, int(n or 0))
+        n = messages_db.cancel_unclaimed(conn, job_id, now)
+    return Cancelled(job_id, n)

@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-
 from teledispatch.config import Settings, settings
+from teledispatch.db import jobs as jobs_db
+from teledispatch.db import messages as messages_db
+from teledispatch.db.engine import get_engine
 from teledispatch.db.migrate import ensure_schema
-from teledispatch.db.tables import get_engine, insert_messages, jobs_table
 from teledispatch.errors import Error
 from teledispatch.producer.jobs import SendJob
 from teledispatch.producer.submit import (
@@ -291,18 +291,17 @@ class Producer:
         ensure_schema(url)
         engine = get_engine(url)
         with engine.begin() as conn:
-            conn.execute(jobs_table.insert(), [item.job_row for item in batch])
-            insert_messages(conn, [r for item in batch for r in item.records], fresh=True)
+            jobs_db.insert_jobs(conn, [item.job_row for item in batch])
+            records = [r for item in batch for r in item.records]
+            messages_db.insert_messages(conn, records, fresh=True)
 
     def _stored(self, batch: list[_Item]) -> bool:
         """Whether a transaction that seemed to fail had committed (it is all or nothing)."""
         ids = [item.job_row["id"] for item in batch]
         engine = get_engine(self.cfg.database_url)
         with engine.connect() as conn:
-            found = conn.execute(
-                sa.select(sa.func.count()).where(jobs_table.c.id.in_(ids))
-            ).scalar_one()
-        return bool(found == len(ids))
+            found = jobs_db.count_existing(conn, ids)
+        return found == len(ids)
 
     def _wake(self, batch: list[_Item]) -> None:
         """One wake-up per account that has a job due now (scheduled ones: the sweep).

@@ -15,16 +15,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from teledispatch.config import Settings, settings
+from teledispatch.db import jobs as jobs_db
+from teledispatch.db import messages as messages_db
+from teledispatch.db.engine import get_engine
 from teledispatch.db.migrate import ensure_schema
-from teledispatch.db.tables import (
-    ACTIVE_STATUSES,
-    UNKNOWN,
-    UNRECONCILED,
-    get_engine,
-    jobs_table,
-    messages_table,
-)
 from teledispatch.errors import Error
+from teledispatch.statuses import ACTIVE_STATUSES, UNKNOWN
 
 
 class JobNotFound(Error, LookupError):
@@ -41,7 +37,7 @@ class JobStatus:
     account: str
     channel: str
     total: int
-    #: Recipients a worker has written to the database so far.
+    #: Recipients stored so far (fewer than ``total`` while a big job is being stored).
     accepted: int
     counts: dict[str, int]
     done: bool
@@ -87,29 +83,15 @@ def _engine(cfg: Settings | None) -> sa.Engine:
 
 def job_status(job_id: str, *, cfg: Settings | None = None) -> JobStatus:
     engine = _engine(cfg)
-    m = messages_table.c
     with engine.connect() as conn:
-        job = conn.execute(sa.select(jobs_table).where(jobs_table.c.id == job_id)).first()
+        job = jobs_db.get_job(conn, job_id)
         if job is None:
             raise JobNotFound(f"no job {job_id!r}")
-        rows = conn.execute(
-            sa.select(m.status, sa.func.count()).where(m.job_id == job_id).group_by(m.status)
-        ).all()
-        counts = {str(status): int(n) for status, n in rows}
+        counts = messages_db.status_counts(conn, job_id)
         reconciling = 0
         if counts.get(UNKNOWN):
-            reconciling = conn.execute(
-                sa.select(sa.func.count()).where(
-                    m.job_id == job_id,
-                    m.status == UNKNOWN,
-                    sa.or_(m.error_code.is_(None), m.error_code != UNRECONCILED),
-                )
-            ).scalar_one()
-        next_due = conn.execute(
-            sa.select(sa.func.min(m.due_at)).where(
-                m.job_id == job_id, m.status.in_(("queued", "deferred")), m.due_at > time.time()
-            )
-        ).scalar()
+            reconciling = messages_db.count_reconciling(conn, job_id)
+        next_due = messages_db.next_due_at(conn, job_id, time.time())
     accepted = sum(counts.values())
     active = sum(n for s, n in counts.items() if s in ACTIVE_STATUSES)
     return JobStatus(
@@ -160,19 +142,15 @@ def lookup(
     cfg: Settings | None = None,
 ) -> list[MessageView]:
     """Messages to a phone (newest first), or the one with a provider or message id."""
-    m = messages_table.c
-    query = sa.select(messages_table)
-    if phone is not None:
-        query = query.where(m.phone == _stored_phone(phone))
-    if provider_id is not None:
-        query = query.where(m.provider_id == provider_id)
-    if message_id is not None:
-        query = query.where(m.id == message_id)
     if phone is None and provider_id is None and message_id is None:
         raise ValueError("lookup needs a phone, a provider_id or a message_id")
-    query = query.order_by(m.created_at.desc(), m.id).limit(limit)
+    if phone is not None:
+        phone = _stored_phone(phone)
     with _engine(cfg).connect() as conn:
-        return [_view(row) for row in conn.execute(query)]
+        rows = messages_db.find_messages(
+            conn, phone=phone, provider_id=provider_id, message_id=message_id, limit=limit
+        )
+    return [_view(row) for row in rows]
 
 
 def job_messages(
@@ -184,15 +162,9 @@ def job_messages(
     cfg: Settings | None = None,
 ) -> list[MessageView]:
     """One page of a job's messages in id order; pass the last id as ``after`` for the next."""
-    m = messages_table.c
-    query = sa.select(messages_table).where(m.job_id == job_id)
-    if status is not None:
-        query = query.where(m.status == status)
-    if after is not None:
-        query = query.where(m.id > after)
-    query = query.order_by(m.id).limit(limit)
     with _engine(cfg).connect() as conn:
-        return [_view(row) for row in conn.execute(query)]
+        rows = messages_db.job_messages_page(conn, job_id, status=status, after=after, limit=limit)
+    return [_view(row) for row in rows]
 
 
 def _stored_phone(phone: str) -> str:

@@ -31,17 +31,13 @@ from teledispatch import wakeups as broker
 from teledispatch.channels.base import ChannelRules
 from teledispatch.channels.registry import rules_for
 from teledispatch.config import AccountConfig, ConfigError, Settings, settings
+from teledispatch.db import jobs as jobs_db
+from teledispatch.db import messages as messages_db
+from teledispatch.db.engine import get_engine
 from teledispatch.db.migrate import ensure_schema
-from teledispatch.db.tables import (
-    CANCELLED,
-    QUEUED,
-    get_engine,
-    insert_messages,
-    jobs_table,
-    messages_table,
-)
 from teledispatch.errors import Error
 from teledispatch.producer.jobs import SendJob
+from teledispatch.statuses import CANCELLED, QUEUED
 from teledispatch.validation import Problem, ValidationFailed
 
 #: A job due within this is woken now (after the linger); later ones are left to the sweep.
@@ -299,13 +295,13 @@ def enqueue_stream(
         single = parts == 1
         try:
             with engine.begin() as conn:
-                conn.execute(jobs_table.insert(), row)
+                jobs_db.insert_jobs(conn, [row])
                 if single:
                     # A job of one part (every OTP) is stored in the same transaction as its
                     # header: one commit instead of three, which is most of an enqueue's cost.
                     part = next(spool.parts(PART_SIZE))
                     records = records_for(job_id, account, channel, part, start_at)
-                    insert_messages(conn, records, fresh=True)
+                    messages_db.insert_messages(conn, records, fresh=True)
         except IntegrityError:
             if idempotency_key is None:
                 raise
@@ -328,19 +324,13 @@ def _existing(
     not_before: float | None,
 ) -> Enqueued:
     with engine.connect() as conn:
-        job = conn.execute(
-            sa.select(jobs_table.c.id, jobs_table.c.content_hash, jobs_table.c.total).where(
-                jobs_table.c.idempotency_key == key
-            )
-        ).one()
+        job = jobs_db.by_idempotency_key(conn, key)
         if job.content_hash != content_hash:
             raise IdempotencyConflict(
                 f"idempotency key {key!r} was already used for job {job.id} with different "
                 "content; use a new key for a different job"
             )
-        accepted = conn.execute(
-            sa.select(sa.func.count()).where(messages_table.c.job_id == job.id)
-        ).scalar_one()
+        accepted = messages_db.count_job_messages(conn, job.id)
     if accepted < job.total:
         # The first enqueue may have died between writing the job and storing every part.
         # Storing is idempotent per message id, so storing all parts again is safe.
@@ -390,7 +380,7 @@ def wake_if_due(
 
 def _job_row(engine: sa.Engine, job_id: str) -> Any:
     with engine.connect() as conn:
-        return conn.execute(sa.select(jobs_table).where(jobs_table.c.id == job_id)).one()
+        return jobs_db.storing_header(conn, job_id)
 
 
 def store_part(
@@ -427,14 +417,10 @@ def _store_rows(
 ) -> int:
     """:func:`store_part` for rows already in the spool's form."""
     with engine.begin() as conn:
-        job = conn.execute(
-            sa.select(jobs_table.c.account, jobs_table.c.channel, jobs_table.c.cancelled_at).where(
-                jobs_table.c.id == job_id
-            )
-        ).one()
+        job = jobs_db.storing_header(conn, job_id)
         status = CANCELLED if job.cancelled_at is not None else QUEUED
         records = records_for(job_id, job.account, job.channel, rows, not_before, status)
-        insert_messages(conn, records, fresh=fresh)
+        messages_db.insert_messages(conn, records, fresh=fresh)
     return len(records)
 
 

@@ -36,7 +36,8 @@ from teledispatch.channels.volc.vms_receipts import (
     volc_record,
     volc_verified,
 )
-from teledispatch.db.messages import SETTLEABLE, settle
+from teledispatch.db.messages import settle
+from teledispatch.statuses import SETTLEABLE
 
 __all__ = [
     "NXCLOUD_RESULT",

@@ -55,7 +55,8 @@ def published() -> list[tuple[str, list[Any], str, float]]:
 
 @pytest.fixture
 def ctx(db_url: str, published: list[tuple[str, list[Any], str, float]]) -> Iterator[Context]:
-    from teledispatch.db.tables import create_schema, get_engine
+    from teledispatch.db.engine import get_engine
+    from teledispatch.db.tables import create_schema
 
     cfg = make_settings(db_url)
     engine = get_engine(db_url)

@@ -17,7 +17,7 @@ from kombu.entity import Queue
 
 from teledispatch.channels.registry import CHANNEL_IDS as CHANNELS
 from teledispatch.config import settings, worker_timings
-from teledispatch.db.tables import dispose_engines
+from teledispatch.db.engine import dispose_engines
 from teledispatch.wakeups import MAINTENANCE_QUEUE, SWEEP_TASK, channel_queue
 
 VISIBILITY_TIMEOUT_S = 3600
@@ -78,8 +78,9 @@ def _preload(**_: Any) -> None:
     Nothing here connects anywhere: a fork must not inherit sockets."""
     import sqlalchemy as sa
 
-    import teledispatch.db.migrations  # noqa: F401 - the schema check's alembic and mako
+    from teledispatch.db.migrate import preload
 
+    preload()  # the schema check's alembic and mako
     sa.engine.make_url(settings().database_url).get_dialect().import_dbapi()
 
 

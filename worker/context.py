@@ -12,8 +12,8 @@ import redis
 from sqlalchemy.engine import Engine
 
 from teledispatch.config import Settings, settings
+from teledispatch.db.engine import get_engine
 from teledispatch.db.migrate import ensure_schema
-from teledispatch.db.tables import get_engine
 from teledispatch.worker.ratelimit import RateLimiter
 from teledispatch.worker.transport import HttpxTransport, Transport
 

@@ -13,25 +13,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-
 from teledispatch.channels.base import OutMessage, StatusQuery
 from teledispatch.channels.registry import adapter_for
 from teledispatch.config import AccountConfig
 from teledispatch.db import messages as repo
-from teledispatch.db.tables import (
-    FAILED,
-    SENT,
-    UNKNOWN,
-    UNRECONCILED,
-    literal_status,
-    messages_table,
-)
 from teledispatch.errors import DispatchError
+from teledispatch.statuses import FAILED, SENT, UNRECONCILED
 from teledispatch.worker.context import Context
 from teledispatch.worker.dispatch.outcomes import retry
-
-m = messages_table.c
 
 #: Between queries that did not tell.
 REQUERY_AFTER_S = 30.0
@@ -49,31 +38,14 @@ class ReconcileReport:
 
 def _set(ctx: Context, message_id: str, now: float, **values: object) -> int:
     """Compare-and-set on status: only a message still ``unknown`` is changed."""
-    with ctx.engine.begin() as conn:
-        result = conn.execute(
-            sa.update(messages_table)
-            .where(m.id == message_id, m.status == UNKNOWN)
-            .values(updated_at=now, **values)
-        )
-    return int(result.rowcount or 0)
+    return repo.set_if_unknown(ctx.engine, message_id, now, **values)
 
 
 def reconcile(ctx: Context, account: AccountConfig) -> ReconcileReport:
     report = ReconcileReport()
     now = time.time()
     adapter = adapter_for(account.channel)
-    with ctx.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(m.id, m.phone, m.payload, m.attempts, m.updated_at, m.error_text)
-            .where(
-                m.account == account.name,
-                m.status.in_(literal_status(UNKNOWN)),  # literal: the partial claim index
-                sa.or_(m.error_code.is_(None), m.error_code != UNRECONCILED),
-                m.due_at <= now,
-            )
-            .order_by(m.due_at)
-            .limit(BATCH)
-        ).all()
+    rows = repo.due_unknown(ctx.engine, account.name, now, BATCH)
     for row in rows:
         if not isinstance(adapter, StatusQuery) or now - row.updated_at > GIVE_UP_AFTER_S:
             why = (

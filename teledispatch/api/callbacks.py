@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from teledispatch.api.deps import State
-from teledispatch.db.tables import get_engine
+from teledispatch.db.engine import get_engine
 from teledispatch.receipts import (
     nxcloud_token_ok,
     parse_nxcloud_dr,

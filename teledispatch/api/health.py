@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from teledispatch.api.deps import State
-from teledispatch.db.tables import get_engine
+from teledispatch.db.engine import get_engine
 
 log = logging.getLogger("teledispatch.api")
 

@@ -10,7 +10,6 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 
@@ -26,11 +25,13 @@ from teledispatch.api.schemas import (
     JobView,
     MessagePage,
 )
-from teledispatch.db.tables import ACTIVE_STATUSES, STATUSES, get_engine, jobs_table
+from teledispatch.db import jobs as jobs_db
+from teledispatch.db.engine import get_engine
 from teledispatch.producer.cancel import cancel_job
 from teledispatch.producer.jobs import SendJob
 from teledispatch.producer.lookup import JobNotFound, job_messages, job_status
 from teledispatch.producer.submit import IdempotencyConflict
+from teledispatch.statuses import ACTIVE_STATUSES, STATUSES
 from teledispatch.validation import ValidationFailed
 
 MAX_PAGE = 1000
@@ -153,7 +154,7 @@ def get_job_messages(
         return query_problem("status", status, f"must be one of {', '.join(STATUSES)}")
     cfg = state.cfg()
     with get_engine(cfg.database_url).connect() as conn:
-        found = conn.execute(sa.select(jobs_table.c.id).where(jobs_table.c.id == job_id)).first()
+        found = jobs_db.get_job(conn, job_id)
     if found is None:
         return _not_found(job_id)
     page = job_messages(job_id, status=status, after=cursor, limit=limit, cfg=cfg)

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, Response
 
 from teledispatch.api.deps import State, require_key
 from teledispatch.config import Settings
+from teledispatch.db.engine import get_engine
 from teledispatch.db.messages import backlog
-from teledispatch.db.tables import get_engine
 
 router = APIRouter(include_in_schema=False)
 

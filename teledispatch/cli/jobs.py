@@ -8,8 +8,8 @@ import time
 from typing import Any
 
 from teledispatch.cli.output import print_json
-from teledispatch.db.tables import ACTIVE_STATUSES
 from teledispatch.producer.lookup import JobNotFound, JobStatus, job_status, lookup
+from teledispatch.statuses import ACTIVE_STATUSES
 
 #: How often ``status --wait`` asks the database.
 WAIT_POLL_S = 0.5

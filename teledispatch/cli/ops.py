@@ -110,7 +110,7 @@ def _database_url(args: argparse.Namespace) -> str:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from teledispatch.db.migrations import upgrade
+    from teledispatch.db.migrate import upgrade
 
     applied = upgrade(_database_url(args), revision=args.revision)
     print(f"database at revision {applied}")
@@ -118,7 +118,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_db_current(args: argparse.Namespace) -> int:
-    from teledispatch.db.migrations import current_revision
+    from teledispatch.db.migrate import current_revision
 
     print(current_revision(_database_url(args)) or "none")
     return 0

@@ -1,8 +1,9 @@
-"""The database: the source of truth for every job and every recipient's outcome.
+"""The tables: the source of truth for every job and every recipient's outcome.
 
-The tables live in ``producer`` because both sides read them: the producer writes the job
-header and reads outcomes (lookup), the worker writes recipients and outcomes. ``worker``
-imports this module; ``producer`` never imports ``worker``.
+Both roles use them: the producer writes a job's row and its recipients' rows and reads
+outcomes back (lookups), the worker claims recipients and writes their outcomes. The
+statements live in one module per table (:mod:`teledispatch.db.jobs`,
+:mod:`teledispatch.db.messages`); engines in :mod:`teledispatch.db.engine`.
 
 Times are stored as epoch seconds (UTC, float): the dispatcher compares ``due_at`` on every
 claim and the sweep ``lease_until``, and floats compare the same way on SQLite and PostgreSQL.
@@ -10,43 +11,15 @@ claim and the sweep ``lease_until``, and floats compare the same way on SQLite a
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
 from teledispatch.channels.registry import polled_channels
-
-#: Every status a message can have. Extend, never rename: lookups and dashboards depend on it.
-QUEUED = "queued"  # accepted, waiting to be due / claimed
-DEFERRED = "deferred"  # held back by a rate window; due again at due_at
-SENDING = "sending"  # claimed by a worker under a lease
-UNKNOWN = "unknown"  # request may have reached the provider; being reconciled
-SENT = "sent"  # the provider accepted it
-FAILED = "failed"  # terminal: the provider refused it, or attempts ran out
-CANCELLED = "cancelled"  # terminal: cancelled before it was claimed
-DELIVERED = "delivered"  # terminal: delivery receipt says delivered
-UNDELIVERED = "undelivered"  # terminal: delivery receipt says not delivered
-
-STATUSES = (
-    QUEUED,
-    DEFERRED,
-    SENDING,
-    UNKNOWN,
-    SENT,
-    FAILED,
-    CANCELLED,
-    DELIVERED,
-    UNDELIVERED,
-)
-#: A job is done when none of its messages is in one of these, and no ``unknown`` message is
-#: still being reconciled (``unknown`` with :data:`UNRECONCILED` is final: nobody can tell).
-ACTIVE_STATUSES = frozenset({QUEUED, DEFERRED, SENDING})
-UNRECONCILED = "unreconciled"
+from teledispatch.statuses import DEFERRED, QUEUED, STATUSES, UNKNOWN
 
 
 class Job(SQLModel, table=True):
@@ -55,9 +28,10 @@ class Job(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)
     account: str = Field(max_length=100)
     channel: str = Field(max_length=40)
-    #: Recipients in the job; fewer rows exist while parts are still in transit to a worker.
+    #: Recipients in the job; fewer rows exist while a big job is still being stored.
     total: int
-    #: Parts the producer published; a re-enqueue with the same key re-publishes missing ones.
+    #: Parts of :data:`~teledispatch.producer.submit.PART_SIZE` rows the job is stored in; an
+    #: enqueue repeated with the same idempotency key stores the ones that are missing.
     parts: int = 0
     #: Job-wide fields, for display; each message's payload already has them merged in.
     defaults: str = "{}"
@@ -80,8 +54,13 @@ INDEXED_STATUSES = (QUEUED, DEFERRED, UNKNOWN)
 POLLED_CHANNELS = polled_channels()
 
 
+def _sql_string(value: str) -> str:
+    # str(): a Status's repr is "<Status.QUEUED: 'queued'>"; the words need no escaping.
+    return f"'{value!s}'"
+
+
 def _in_sql(column: str, values: Sequence[str]) -> sa.TextClause:
-    return sa.text(f"{column} IN ({', '.join(repr(v) for v in values)})")
+    return sa.text(f"{column} IN ({', '.join(_sql_string(v) for v in values)})")
 
 
 def _partial(where: sa.TextClause) -> dict[str, Any]:
@@ -104,7 +83,7 @@ def literal_status(*statuses: str) -> Any:
     for s in statuses:
         if s not in STATUSES:
             raise ValueError(f"unknown status {s!r}")
-    return [sa.literal_column(repr(s)) for s in statuses]
+    return [sa.literal_column(_sql_string(s)) for s in statuses]
 
 
 class Message(SQLModel, table=True):
@@ -152,7 +131,7 @@ class Message(SQLModel, table=True):
     group_key: str = Field(default="", max_length=200)
     #: The validated recipient fields (job defaults merged in), JSON.
     payload: str
-    status: str = Field(default=QUEUED, max_length=16)
+    status: str = Field(default=QUEUED.value, max_length=16)
     due_at: float
     #: Written only by the previous release's workers (a claim's lease is now its ``batches``
     #: row); the sweep still reclaims their lost claims from it during a rolling upgrade.
@@ -196,93 +175,10 @@ jobs_table: sa.Table = Job.__table__  # type: ignore[attr-defined]
 messages_table: sa.Table = Message.__table__  # type: ignore[attr-defined]
 batches_table: sa.Table = Batch.__table__  # type: ignore[attr-defined]
 
-_engines: dict[str, Engine] = {}
-_lock = threading.Lock()
 
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # WAL lets lookups read while a worker writes; busy_timeout makes concurrent worker
-    # processes queue for the write lock instead of failing with "database is locked".
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=60000")
-    cur.close()
-
-
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
-        # pysqlite's own transaction handling defers BEGIN; issue it ourselves so that a
-        # claim takes the write lock up front instead of upgrading (and deadlocking) later.
-        sa.event.listen(
-            engine,
-            "connect",
-            lambda conn, _r: setattr(conn, "isolation_level", None),
-        )
-        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
-        return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
-
-
-def get_engine(url: str) -> Engine:
-    """One engine per URL per process (engines own connection pools)."""
-    with _lock:
-        engine = _engines.get(url)
-        if engine is None:
-            engine = _engines[url] = make_engine(url)
-        return engine
-
-
-def dispose_engines() -> None:
-    """Drop pooled connections; called in a forked child so it never shares a parent's socket."""
-    with _lock:
-        for engine in _engines.values():
-            engine.dispose(close=False)
-        _engines.clear()
-
-
-#: From this many rows a new job's part goes by ``COPY`` on PostgreSQL (below it, the extra
-#: round trip of a COPY costs more than it saves).
-COPY_MIN_ROWS = 64
-
-
-def insert_messages(
-    conn: sa.Connection, rows: Sequence[dict[str, Any]], *, fresh: bool = False
-) -> None:
-    """Insert, skipping ids already present: storing the same part twice changes nothing.
-
-    ``fresh`` promises that none of the ids can exist yet (a job id minted a moment ago). On
-    PostgreSQL such rows go by ``COPY``, several times cheaper per row than INSERT, for the
-    producer and for the server; ``COPY`` cannot skip conflicts, hence the promise.
-    """
-    if not rows:
-        return
-    if fresh and conn.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS:
-        _copy_messages(conn, rows)
-        return
-    if conn.dialect.name == "postgresql":
-        stmt: Any = postgresql.insert(messages_table).on_conflict_do_nothing(index_elements=["id"])
-    else:
-        stmt = sqlite.insert(messages_table).on_conflict_do_nothing(index_elements=["id"])
-    conn.execute(stmt, list(rows))
-
-
-def _copy_messages(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
-    columns = list(rows[0])
-    preparer = conn.dialect.identifier_preparer
-    names = ", ".join(preparer.quote(c) for c in columns)
-    sql = f"COPY {preparer.quote(messages_table.name)} ({names}) FROM STDIN"
-    raw: Any = conn.connection.dbapi_connection
-    with raw.cursor() as cur, cur.copy(sql) as copy:
-        for row in rows:
-            copy.write_row([row[c] for c in columns])
+#: A result row of any columns, as the data-access modules return them.
+AnyRow: TypeAlias = sa.Row[*tuple[Any, ...]]
 
 
 def create_schema(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
-
-
-def is_postgres(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"

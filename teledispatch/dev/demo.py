@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from teledispatch.config import Settings, load_settings
-from teledispatch.db.tables import ACTIVE_STATUSES, FAILED, SENT
 from teledispatch.dev.processes import Proc, start_simulator, start_worker
 from teledispatch.dev.redis import RedisService, ensure_redis
 from teledispatch.producer.lookup import job_status, lookup
 from teledispatch.producer.submit import Enqueued, enqueue_stream
+from teledispatch.statuses import ACTIVE_STATUSES, FAILED, SENT
 
 FAULTS = ["--fail-rate", "0.05", "--item-fail-rate", "0.01", "--seed", "7"]
 

@@ -18,7 +18,7 @@ import redis as redis_lib
 import sqlalchemy as sa
 
 from teledispatch.config import Settings, load_settings
-from teledispatch.db.tables import dispose_engines
+from teledispatch.db.engine import dispose_engines
 from teledispatch.dev.processes import Proc, cli_argv, spawn, start_simulator, start_worker
 from teledispatch.dev.redis import RedisService, free_port, redis_ping, start_redis_server
 from teledispatch.producer.lookup import job_status
@@ -75,8 +75,9 @@ def due_job(url: str, n: int) -> sa.Engine:
     """The schema at ``url`` with one NXCloud job ``j`` of ``n`` messages, all due: the start
     of every test that claims and writes outcomes by hand."""
     from teledispatch.channels.registry import rules_for
+    from teledispatch.db.engine import get_engine
     from teledispatch.db.migrate import ensure_schema
-    from teledispatch.db.tables import get_engine, jobs_table, messages_table
+    from teledispatch.db.tables import jobs_table, messages_table
     from teledispatch.producer.submit import store_part
 
     ensure_schema(url)

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from teledispatch.api.auth import API_KEYS_ENV, KeyRing, hash_key, load_api_keys
 from teledispatch.cli.main import main
 from teledispatch.config import ConfigError, load_settings
-from teledispatch.db.tables import get_engine, messages_table
+from teledispatch.db.engine import get_engine
+from teledispatch.db.tables import messages_table
 
 from .conftest import Stack, poll
 

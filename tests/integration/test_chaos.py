@@ -16,7 +16,8 @@ import pytest
 import redis as redis_lib
 import sqlalchemy as sa
 
-from teledispatch.db.tables import get_engine, messages_table
+from teledispatch.db.engine import get_engine
+from teledispatch.db.tables import messages_table
 from teledispatch.dev.redis import RedisService, redis_ping, start_redis_server
 from teledispatch.producer.submit import enqueue_stream
 from teledispatch.wakeups import channel_queue, dispatch_task, publisher

@@ -13,8 +13,9 @@ import sqlalchemy as sa
 
 from teledispatch.channels.registry import rules_for
 from teledispatch.db import messages as repo
+from teledispatch.db.engine import get_engine
 from teledispatch.db.migrate import ensure_schema
-from teledispatch.db.tables import batches_table, get_engine, jobs_table, messages_table
+from teledispatch.db.tables import batches_table, jobs_table, messages_table
 from teledispatch.producer.submit import store_part
 
 pytestmark = pytest.mark.integration

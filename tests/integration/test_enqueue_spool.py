@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from teledispatch.db.tables import COPY_MIN_ROWS, get_engine, jobs_table, messages_table
+from teledispatch.db.engine import get_engine
+from teledispatch.db.messages import COPY_MIN_ROWS
+from teledispatch.db.tables import jobs_table, messages_table
 from teledispatch.producer import submit
 from teledispatch.producer.submit import enqueue_stream
 

@@ -8,7 +8,8 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from teledispatch.db.tables import get_engine, messages_table
+from teledispatch.db.engine import get_engine
+from teledispatch.db.tables import messages_table
 from teledispatch.producer.submit import enqueue_stream
 
 from .conftest import Stack

@@ -14,7 +14,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from teledispatch.db.tables import get_engine, messages_table
+from teledispatch.db.engine import get_engine
+from teledispatch.db.tables import messages_table
 from teledispatch.producer.jobs import SendJob
 from teledispatch.producer.submit import enqueue
 

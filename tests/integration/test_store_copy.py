@@ -10,8 +10,10 @@ import pytest
 import sqlalchemy as sa
 
 from teledispatch.channels.registry import rules_for
+from teledispatch.db.engine import get_engine
+from teledispatch.db.messages import COPY_MIN_ROWS
 from teledispatch.db.migrate import ensure_schema
-from teledispatch.db.tables import COPY_MIN_ROWS, get_engine, jobs_table, messages_table
+from teledispatch.db.tables import jobs_table, messages_table
 from teledispatch.producer.submit import store_part
 
 pytestmark = pytest.mark.integration

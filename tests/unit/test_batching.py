@@ -10,7 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from teledispatch.config import Settings
-from teledispatch.db.tables import create_schema, get_engine, jobs_table, messages_table
+from teledispatch.db import messages as messages_db
+from teledispatch.db.engine import get_engine
+from teledispatch.db.tables import create_schema, jobs_table, messages_table
 from teledispatch.producer import group_commit as batching
 from teledispatch.producer import submit as submit_mod
 from teledispatch.producer.group_commit import Producer, ProducerClosed
@@ -107,7 +109,7 @@ def test_a_failed_transaction_fails_every_job_in_it_and_stores_none(
     cfg: Settings, woken: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(batching, "FLUSH_ATTEMPTS", 2)
-    real = batching.insert_messages
+    real = messages_db.insert_messages
     calls: list[int] = []
 
     def broken(conn: Any, rows: Any, **kw: Any) -> None:
@@ -115,7 +117,7 @@ def test_a_failed_transaction_fails_every_job_in_it_and_stores_none(
         real(conn, rows, **kw)
         raise sa.exc.OperationalError("INSERT", {}, Exception("connection lost"))
 
-    monkeypatch.setattr(batching, "insert_messages", broken)
+    monkeypatch.setattr(messages_db, "insert_messages", broken)
     producer = Producer(cfg, linger_ms=50)
     first, second = producer.submit(otp(1)), producer.submit(otp(2))
     with pytest.raises(sa.exc.OperationalError):
@@ -125,7 +127,7 @@ def test_a_failed_transaction_fails_every_job_in_it_and_stores_none(
             pending.result(0)
     assert calls == [2, 2]  # both jobs in one transaction, tried twice
     assert count(cfg, jobs_table) == 0 == count(cfg, messages_table) and woken == []
-    monkeypatch.setattr(batching, "insert_messages", real)
+    monkeypatch.setattr(messages_db, "insert_messages", real)
     third = producer.submit(otp(3))
     producer.close(5)
     assert third.result(0).job_id == third.job_id and count(cfg, jobs_table) == 1

@@ -2,7 +2,7 @@
 
 ``compare_metadata`` is what ``alembic revision --autogenerate`` uses: an empty diff means a
 database made by ``teledispatch db upgrade`` and one made by ``create_schema`` are the same,
-and it turns non-empty the moment someone changes ``producer/store.py`` without a revision.
+and it turns non-empty the moment someone changes ``teledispatch/db/tables.py`` without a revision.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
 from teledispatch.cli.main import main
-from teledispatch.db.migrations import alembic_config, current_revision, head_revision, upgrade
-from teledispatch.db.tables import create_schema, make_engine
+from teledispatch.db.engine import make_engine
+from teledispatch.db.migrate import alembic_config, current_revision, head_revision, upgrade
+from teledispatch.db.tables import create_schema
 
 PG_ADMIN_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -412,7 +412,8 @@ def test_a_paced_account_sends_one_claim_per_task(
     """Rate-limited accounts keep one request per task: their limits set the pace."""
     import fakeredis
 
-    from teledispatch.db.tables import create_schema, get_engine
+    from teledispatch.db.engine import get_engine
+    from teledispatch.db.tables import create_schema
 
     cfg = make_settings(db_url, max_requests_per_second=1000)
     create_schema(get_engine(db_url))

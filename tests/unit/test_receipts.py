@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 
 from teledispatch.api.app import create_app
 from teledispatch.config import Settings, parse_config
-from teledispatch.db.tables import create_schema, get_engine, messages_table
+from teledispatch.db.engine import get_engine
+from teledispatch.db.tables import create_schema, messages_table
 from teledispatch.receipts import (
     Receipt,
     nxcloud_token_ok,

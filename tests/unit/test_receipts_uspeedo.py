@@ -14,7 +14,8 @@ import sqlalchemy as sa
 
 from teledispatch.channels.base import HttpRequest
 from teledispatch.channels.uspeedo.receipts import build_receipt_query, parse_receipts
-from teledispatch.db.tables import create_schema, get_engine, messages_table
+from teledispatch.db.engine import get_engine
+from teledispatch.db.tables import create_schema, messages_table
 from teledispatch.errors import RejectedError, RetryableProviderError
 from teledispatch.worker.context import Context
 from teledispatch.worker.receipts import REPOLL_S, poll_account

@@ -17,7 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 from teledispatch.config import Settings
-from teledispatch.db.tables import create_schema, get_engine, jobs_table, messages_table
+from teledispatch.db.engine import get_engine
+from teledispatch.db.tables import create_schema, jobs_table, messages_table
 from teledispatch.producer import submit
 from teledispatch.producer.submit import enqueue_stream, prepare
 

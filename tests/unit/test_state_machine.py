@@ -1,12 +1,14 @@
 """A hypothesis state machine over the dispatcher's database protocol.
 
-Workers claim (a claim may span two requests: two group keys), mark a request's departure
-on its batch row, send (answered, or answer lost), are refused by the departure gate, crash
-(before or after the mark; after it, the request may or may not have arrived), or stall past
-their lease; the sweep reclaims and reconciliation asks the provider. After every step: no
-message reached the provider twice, nothing the provider has is queued again, every ``sent``
-message is one the provider has, and every claimed message has the batch row the sweep needs.
-At the end, everything is driven to a terminal state, and sent == what the provider accepted.
+Workers claim (a claim may span two requests: two group keys) and send each request with the
+real :func:`~teledispatch.worker.dispatch.send_batch`, which marks the departure on the batch
+row, sends, and records the answer. The provider answers, or the answer is lost; the departure
+gate refuses; workers crash (before the mark, or after it with the request arrived or not) or
+stall past their lease; the sweep reclaims and reconciliation asks the provider. After every
+step: every status change was one :data:`teledispatch.statuses.TRANSITIONS` allows, no message
+reached the provider twice, nothing the provider has is queued again, every ``sent`` message
+is one the provider has, and every claimed message has the batch row the sweep needs. At the
+end, everything is driven to a terminal state, and sent == what the provider accepted.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Callable
+import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import fakeredis
 import sqlalchemy as sa
@@ -33,18 +38,16 @@ from hypothesis.stateful import (
 )
 
 from teledispatch.channels.base import HttpRequest
-from teledispatch.channels.registry import rules_for
+from teledispatch.channels.registry import adapter_for, rules_for
 from teledispatch.config import Settings
 from teledispatch.db import messages as repo
-from teledispatch.db.tables import (
-    batches_table,
-    create_schema,
-    jobs_table,
-    make_engine,
-    messages_table,
-)
+from teledispatch.db.engine import make_engine
+from teledispatch.db.tables import batches_table, create_schema, jobs_table, messages_table
+from teledispatch.errors import AmbiguousError
 from teledispatch.producer.submit import store_part
+from teledispatch.statuses import INITIAL, TRANSITIONS, Status, allowed
 from teledispatch.worker.context import Context
+from teledispatch.worker.dispatch import Admission, Report, send_batch
 from teledispatch.worker.reconcile import reconcile
 from teledispatch.worker.transport import HttpResponse
 
@@ -53,12 +56,33 @@ from ..conftest import make_settings
 N = 6
 m = messages_table.c
 
+# Every status change (and every new row's status) lands in ``status_log``, so the check sees
+# changes that a later statement of the same step overwrote.
+_STATUS_LOG = (
+    "CREATE TABLE status_log (id TEXT, old TEXT, new TEXT)",
+    "CREATE TRIGGER log_insert AFTER INSERT ON messages BEGIN "
+    "INSERT INTO status_log VALUES (NEW.id, NULL, NEW.status); END",
+    "CREATE TRIGGER log_update AFTER UPDATE OF status ON messages "
+    "WHEN OLD.status IS NOT NEW.status BEGIN "
+    "INSERT INTO status_log VALUES (NEW.id, OLD.status, NEW.status); END",
+)
+
+#: What the provider does with the next request (see :meth:`Provider.send`).
+ANSWERS = ("answered", "lost", "killed_unsent", "killed_sent")
+
+
+class WorkerKilled(BaseException):
+    """kill -9 of the worker in the middle of a request: nothing after it is recorded. A
+    BaseException, so the worker's own error handling does not see it, as it would not."""
+
 
 class Provider:
-    """Keeps what it accepted; answers NXCloud status queries from that."""
+    """NXCloud as the model needs it: keeps what it accepted, answers sends (or not) and
+    status queries from that."""
 
     def __init__(self) -> None:
         self.accepted: list[str] = []
+        self.answer = "answered"
 
     def warm(self) -> None:
         pass
@@ -69,11 +93,43 @@ class Provider:
         timeout_s: float,
         on_written: Callable[[], None] | None = None,
     ) -> HttpResponse:
-        import urllib.parse
+        if not request.body.startswith(b"{"):  # a status query (form-encoded)
+            form = dict(urllib.parse.parse_qsl(request.body.decode()))
+            known = form["messageid"] in self.accepted
+            row = {"msgid": form["messageid"]} if known else None
+            return HttpResponse(200, {}, json.dumps({"code": "0", "row": row}).encode())
+        items = json.loads(request.body)["items"]
+        if self.answer == "killed_unsent":
+            raise WorkerKilled
+        if on_written is not None:
+            on_written()
+        self.accepted.extend(i["sysMessageId"] for i in items)
+        if self.answer == "killed_sent":
+            raise WorkerKilled
+        if self.answer == "lost":
+            raise AmbiguousError("read timeout after the request was written", code="timeout")
+        data = [
+            {"phone": i["phone"], "messageid": i["sysMessageId"], "status": "Success"}
+            for i in items
+        ]
+        return HttpResponse(200, {}, json.dumps({"code": 0, "data": data}).encode())
 
-        form = dict(urllib.parse.parse_qsl(request.body.decode()))
-        row = {"msgid": form["messageid"]} if form["messageid"] in self.accepted else None
-        return HttpResponse(200, {}, json.dumps({"code": "0", "row": row}).encode())
+
+class ClosedGate:
+    """A rate limiter whose departure window stays full: every request is given back."""
+
+    def depart(self, account: Any, messages: int) -> None:
+        return None
+
+    def release_slot(self, account: Any, slot: str) -> None:
+        pass
+
+
+class Granted:
+    """A reservation whose slot has come."""
+
+    def wait_for_slot(self, **_: Any) -> bool:
+        return True
 
 
 @dataclass(frozen=True)
@@ -82,7 +138,11 @@ class Batch:
 
     token: str
     group_key: str
-    ids: tuple[str, ...]
+    rows: tuple[repo.Claimed, ...]
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(r.id for r in self.rows)
 
 
 class Dispatcher(RuleBasedStateMachine):
@@ -93,16 +153,15 @@ class Dispatcher(RuleBasedStateMachine):
         self.dir = tempfile.TemporaryDirectory()
         url = f"sqlite:///{Path(self.dir.name) / 'sm.db'}"
         self.cfg: Settings = make_settings(url, max_attempts=50)
+        self.account = self.cfg.account("nx")
+        self.adapter = adapter_for(self.account.channel)
         self.engine = make_engine(url)
         create_schema(self.engine)
+        with self.engine.begin() as conn:
+            for statement in _STATUS_LOG:
+                conn.exec_driver_sql(statement)
         self.provider = Provider()
-        self.ctx = Context(
-            self.cfg,
-            self.engine,
-            fakeredis.FakeRedis(),
-            self.provider,
-            lambda *a: None,  # type: ignore[arg-type]
-        )
+        self.ctx = self._context()
         self.clock = time.time()
         with self.engine.begin() as conn:
             conn.execute(
@@ -123,6 +182,17 @@ class Dispatcher(RuleBasedStateMachine):
             # (as VMS TaskOpenIds do): departure is per (claim, group), not per claim.
             conn.execute(sa.update(messages_table).where(m.seq % 2 == 1).values(group_key="g"))
 
+    def _context(self, limiter: Any = None) -> Context:
+        return Context(
+            self.cfg,
+            self.engine,
+            fakeredis.FakeRedis(server=fakeredis.FakeServer()),  # nothing shared between runs
+            self.provider,  # type: ignore[arg-type]
+            lambda *a: None,
+            clock=lambda: self.clock,
+            _limiter=limiter,
+        )
+
     def teardown(self) -> None:
         self.engine.dispose()
         self.dir.cleanup()
@@ -131,51 +201,55 @@ class Dispatcher(RuleBasedStateMachine):
         with self.engine.connect() as conn:
             return {r.id: r.status for r in conn.execute(sa.select(m.id, m.status))}
 
-    def give_back(self, batch: Batch) -> None:
-        """What a worker does with a batch it may not send: requeue what is still its own."""
-        updates = [
-            repo.Update(i, repo.QUEUED, None, None, None, self.clock, True) for i in batch.ids
-        ]
-        repo.apply(self.engine, batch.token, updates, self.clock, finish=batch.group_key)
+    @contextmanager
+    def model_time(self) -> Iterator[None]:
+        """The worker's ``time.time()`` reads the model's clock, so a lease the model let
+        expire is expired for the worker too."""
+        with mock.patch("time.time", lambda: self.clock):
+            yield
+
+    def send(self, batch: Batch, answer: str, ctx: Context | None = None, **kw: Any) -> None:
+        """The worker's part after the claim: the real ``send_batch`` for one request."""
+        self.provider.answer = answer
+        with self.model_time(), suppress(WorkerKilled):
+            send_batch(
+                ctx or self.ctx,
+                self.account,
+                self.adapter,
+                batch.token,
+                batch.rows,
+                Report(),
+                **kw,
+            )
+
+    def claim_batches(self, limit: int) -> list[Batch]:
+        claim = repo.claim(self.engine, "nx", limit, lease_s=30, now=self.clock)
+        groups: dict[str, list[repo.Claimed]] = {}
+        for x in claim.messages:
+            groups.setdefault(x.group_key, []).append(x)
+        return [Batch(claim.token, g, tuple(rows)) for g, rows in groups.items()]
 
     @rule(target=batches, limit=st.integers(1, N))
     def claim(self, limit: int) -> Any:
         self.clock += 1
-        claim = repo.claim(self.engine, "nx", limit, lease_s=30, now=self.clock)
-        groups: dict[str, list[str]] = {}
-        for x in claim.messages:
-            groups.setdefault(x.group_key, []).append(x.id)
-        return multiple(*(Batch(claim.token, g, tuple(ids)) for g, ids in groups.items()))
+        return multiple(*self.claim_batches(limit))
 
-    @rule(batch=consumes(batches), lost=st.booleans())
-    def depart_and_send(self, batch: Batch, lost: bool) -> None:
-        """A live worker: marks departure (refusing if its lease is gone, and then giving the
-        batch back), sends, and records the answer, or, if the answer was lost, marks the
-        batch unknown."""
-        if not repo.mark_departing(self.engine, batch.token, batch.group_key, self.clock):
-            self.give_back(batch)
-            return
-        self.provider.accepted.extend(batch.ids)
-        status = repo.UNKNOWN if lost else repo.SENT
-        updates = [repo.Update(i, status, None if lost else i, None, None, 0) for i in batch.ids]
-        repo.apply(self.engine, batch.token, updates, self.clock, finish=batch.group_key)
+    @rule(batch=consumes(batches), answer=st.sampled_from(ANSWERS))
+    def depart_and_send(self, batch: Batch, answer: str) -> None:
+        """A live worker sends (giving the batch back if its lease is gone) and records the
+        answer; if the answer was lost, the batch is ``unknown``. Or it is killed during
+        the request, which may or may not have reached the provider."""
+        self.send(batch, answer)
 
     @rule(batch=consumes(batches))
     def gate_refuses(self, batch: Batch) -> None:
-        """Departure marked, then the rate gate says no: unmarked and given back unsent."""
-        if repo.mark_departing(self.engine, batch.token, batch.group_key, self.clock):
-            repo.unmark_departing(self.engine, batch.token, batch.group_key)
-        self.give_back(batch)
+        """Departure marked, then the departure gate says no: unmarked and given back."""
+        admission = Admission(list(batch.rows), reservation=Granted())  # type: ignore[arg-type]
+        self.send(batch, "answered", self._context(ClosedGate()), admission=admission)
 
-    @rule(batch=consumes(batches), departed=st.booleans(), reached=st.booleans())
-    def crash(self, batch: Batch, departed: bool, reached: bool) -> None:
-        """kill -9 before or after the departure mark; after it, the request may or may not
-        have reached the provider. Nothing is recorded."""
-        marked = departed and repo.mark_departing(
-            self.engine, batch.token, batch.group_key, self.clock
-        )
-        if marked and reached:
-            self.provider.accepted.extend(batch.ids)
+    @rule(batch=consumes(batches))
+    def killed_before_departure(self, batch: Batch) -> None:
+        """kill -9 between the claim and the departure mark: nothing is recorded."""
 
     @rule()
     def stall(self) -> None:
@@ -194,9 +268,23 @@ class Dispatcher(RuleBasedStateMachine):
     def reconcile(self) -> None:
         with self.engine.begin() as conn:
             conn.execute(sa.update(messages_table).where(m.status == "unknown").values(due_at=0))
-        reconcile(self.ctx, self.cfg.account("nx"))
+        with self.model_time():
+            reconcile(self.ctx, self.account)
         with self.engine.begin() as conn:  # resends are due at once in this model
             conn.execute(sa.update(messages_table).where(m.status == "queued").values(due_at=0))
+
+    @invariant()
+    def every_change_is_a_transition(self) -> None:
+        """Every status a message was written with follows the transitions table."""
+        with self.engine.begin() as conn:
+            changes = conn.exec_driver_sql("SELECT id, old, new FROM status_log").all()
+            conn.exec_driver_sql("DELETE FROM status_log")
+        for message_id, old, new in changes:
+            if old is None:
+                assert Status(new) in INITIAL, f"{message_id} created as {new}"
+            else:
+                assert allowed(old, new), f"{message_id}: {old} -> {new} not in TRANSITIONS"
+                assert Status(new) in TRANSITIONS[Status(old)]
 
     @invariant()
     def accepted_is_never_requeued(self) -> None:
@@ -239,12 +327,10 @@ class Dispatcher(RuleBasedStateMachine):
             repo.reclaim_expired(self.engine, self.cfg.accounts.values(), self.clock)
             self.accepted_is_never_requeued()
             self.reconcile()
-            claim = repo.claim(self.engine, "nx", N, lease_s=30, now=self.clock)
-            groups: dict[str, list[str]] = {}
-            for x in claim.messages:
-                groups.setdefault(x.group_key, []).append(x.id)
-            for g, ids in groups.items():
-                self.depart_and_send(Batch(claim.token, g, tuple(ids)), lost=False)
+            self.every_change_is_a_transition()
+            for batch in self.claim_batches(N):
+                self.send(batch, "answered")
+            self.every_change_is_a_transition()
         statuses = self.statuses()
         assert set(statuses.values()) <= {"sent", "failed"}, statuses
         sent = {i for i, s in statuses.items() if s == "sent"}

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from teledispatch.config import Settings
+from teledispatch.db import messages as messages_db
 from teledispatch.producer import submit
 from teledispatch.producer.jobs import SendJob
 from teledispatch.producer.lookup import JobNotFound, job_status
@@ -32,7 +33,8 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 def stored(cfg: Settings) -> int:
     import sqlalchemy as sa
 
-    from teledispatch.db.tables import create_schema, get_engine, messages_table
+    from teledispatch.db.engine import get_engine
+    from teledispatch.db.tables import create_schema, messages_table
 
     engine = get_engine(cfg.database_url)
     create_schema(engine)
@@ -156,14 +158,14 @@ def test_one_part_job_is_stored_atomically(
     def broken(conn: Any, rows: Any, **kw: Any) -> None:
         raise RuntimeError("database went away mid-insert")
 
-    original = submit.insert_messages
-    monkeypatch.setattr(submit, "insert_messages", broken)
+    original = messages_db.insert_messages
+    monkeypatch.setattr(messages_db, "insert_messages", broken)
     with pytest.raises(RuntimeError, match="went away"):
         enqueue_stream(
             "nx", [{"phone": "+8613800138000", "content": "x"}], idempotency_key="k1", cfg=cfg
         )
     assert stored(cfg) == 0 and sent == []
-    monkeypatch.setattr(submit, "insert_messages", original)
+    monkeypatch.setattr(messages_db, "insert_messages", original)
     job = enqueue_stream(
         "nx", [{"phone": "+8613800138000", "content": "x"}], idempotency_key="k1", cfg=cfg
     )

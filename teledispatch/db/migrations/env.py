@@ -1,4 +1,4 @@
-"""Alembic environment: runs on a connection handed in by :mod:`producer.migrations`, or on
+"""Alembic environment: runs on a connection handed in by :mod:`teledispatch.db.migrate`, or on
 ``-x url=…`` / ``DATABASE_URL`` when the ``alembic`` command is used by hand (``alembic.ini``)."""
 
 from __future__ import annotations

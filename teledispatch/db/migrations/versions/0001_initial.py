@@ -4,7 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2025-01-01
 
-Identical to what ``producer.store.create_schema`` creates, so a database made that way is
+Identical to what ``create_schema`` created before revision 0002, so a database made that way is
 stamped at this revision instead of being created again.
 """
 

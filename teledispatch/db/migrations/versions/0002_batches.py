@@ -70,7 +70,7 @@ def upgrade() -> None:
     op.drop_index("ix_messages_lease", table_name="messages")
     op.drop_index("ix_messages_claim", table_name="messages")
     # Partial on PostgreSQL only: SQLite uses a partial index only when the query repeats its
-    # WHERE verbatim, so ``status = 'queued'`` would scan the table (see producer/store.py).
+    # WHERE verbatim, so ``status = 'queued'`` would scan the table (see teledispatch/db/tables.py).
     op.create_index(
         "ix_messages_claim",
         "messages",

@@ -1,0 +1,65 @@
+"""Every statement on the ``jobs`` table.
+
+Each function takes the connection of a transaction its caller owns: a job's row is written
+in the same transaction as its first recipients (one commit for a one-part job), and a
+cancel marks the job in the transaction that cancels its messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from teledispatch.db.tables import AnyRow, jobs_table
+
+j = jobs_table.c
+
+
+def insert_jobs(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """New jobs' rows; an idempotency key used before raises ``IntegrityError``."""
+    conn.execute(jobs_table.insert(), list(rows))
+
+
+def get_job(conn: sa.Connection, job_id: str) -> AnyRow | None:
+    """The job's whole row, or None."""
+    return conn.execute(sa.select(jobs_table).where(j.id == job_id)).first()
+
+
+def by_idempotency_key(conn: sa.Connection, key: str) -> AnyRow:
+    """``(id, content_hash, total)`` of the job created with ``key`` (which must exist)."""
+    return conn.execute(
+        sa.select(j.id, j.content_hash, j.total).where(j.idempotency_key == key)
+    ).one()
+
+
+def storing_header(conn: sa.Connection, job_id: str) -> AnyRow:
+    """``(account, channel, cancelled_at)``: what storing a part of the job needs."""
+    return conn.execute(sa.select(j.account, j.channel, j.cancelled_at).where(j.id == job_id)).one()
+
+
+def count_existing(conn: sa.Connection, job_ids: Sequence[str]) -> int:
+    """How many of ``job_ids`` have a row."""
+    return int(conn.execute(sa.select(sa.func.count()).where(j.id.in_(job_ids))).scalar_one())
+
+
+def mark_cancelled(conn: sa.Connection, job_id: str, now: float) -> bool:
+    """Record that the job was cancelled (the first cancel's time stands); False if there is
+    no such job. Parts stored afterwards are written ``cancelled``."""
+    found = conn.execute(
+        sa.update(jobs_table)
+        .where(j.id == job_id)
+        .values(cancelled_at=sa.func.coalesce(j.cancelled_at, now))
+    ).rowcount
+    return bool(found)
+
+
+__all__ = [
+    "by_idempotency_key",
+    "count_existing",
+    "get_job",
+    "insert_jobs",
+    "mark_cancelled",
+    "storing_header",
+]

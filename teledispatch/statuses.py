@@ -1,0 +1,115 @@
+"""A message's status, and every change of status the system may make.
+
+The values are stored in ``messages.status`` and shown by lookups, the API and dashboards:
+extend, never rename. :data:`TRANSITIONS` is the one place that says which change is allowed
+and who makes it; the hypothesis state machine (tests/unit/test_state_machine.py) checks
+every change it observes against it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class Status(StrEnum):
+    """A ``str``: members compare equal to, and are stored as, the words below."""
+
+    QUEUED = "queued"  # accepted, waiting to be due / claimed
+    DEFERRED = "deferred"  # held back by a rate window; due again at due_at
+    SENDING = "sending"  # claimed by a worker under a lease
+    UNKNOWN = "unknown"  # request may have reached the provider; being reconciled
+    SENT = "sent"  # the provider accepted it
+    FAILED = "failed"  # terminal: the provider refused it, or attempts ran out
+    CANCELLED = "cancelled"  # terminal: cancelled before it was claimed
+    DELIVERED = "delivered"  # terminal: delivery receipt says delivered
+    UNDELIVERED = "undelivered"  # terminal: delivery receipt says not delivered
+
+
+# Module-level names, as callers have always spelled them.
+QUEUED = Status.QUEUED
+DEFERRED = Status.DEFERRED
+SENDING = Status.SENDING
+UNKNOWN = Status.UNKNOWN
+SENT = Status.SENT
+FAILED = Status.FAILED
+CANCELLED = Status.CANCELLED
+DELIVERED = Status.DELIVERED
+UNDELIVERED = Status.UNDELIVERED
+
+#: Every status, in the order above.
+STATUSES: tuple[Status, ...] = tuple(Status)
+
+#: A job is done when none of its messages is in one of these, and no ``unknown`` message is
+#: still being reconciled (``unknown`` with :data:`UNRECONCILED` is final: nobody can tell).
+ACTIVE_STATUSES: frozenset[Status] = frozenset({QUEUED, DEFERRED, SENDING})
+#: Not a status: the ``error_code`` of an ``unknown`` message that reconciliation gave up on.
+UNRECONCILED = "unreconciled"
+
+# CLAIMABLE and SETTLEABLE are tuples, not sets: queries render them as SQL literals (for
+# the partial indexes), and a set's order would change that text from process to process.
+#: Statuses a claim may pick up once due.
+CLAIMABLE: tuple[Status, ...] = (QUEUED, DEFERRED)
+#: Statuses a delivery receipt may settle; everything else is not yet sent or already final.
+SETTLEABLE: tuple[Status, ...] = (SENT, UNKNOWN)
+#: Statuses nothing ever changes again.
+TERMINAL: frozenset[Status] = frozenset({FAILED, CANCELLED, DELIVERED, UNDELIVERED})
+#: Where a delivery receipt takes a message.
+RECEIPT_OUTCOMES: frozenset[Status] = frozenset({DELIVERED, UNDELIVERED})
+#: What a new message row is written as (``cancelled`` when its job was cancelled first).
+INITIAL: frozenset[Status] = frozenset({QUEUED, CANCELLED})
+
+#: Every allowed change of status (staying put is always allowed and not listed). The
+#: writers are compare-and-set statements on the old status, so nothing else can happen.
+TRANSITIONS: Mapping[Status, frozenset[Status]] = MappingProxyType(
+    {
+        # claim (db.messages.claim); cancel (db.messages.cancel_unclaimed)
+        QUEUED: frozenset({SENDING, CANCELLED}),
+        # claim; cancel
+        DEFERRED: frozenset({SENDING, CANCELLED}),
+        # dispatch (outcomes via db.messages.apply: sent / failed / unknown, requeued for a
+        # retry or a refused departure, deferred by a rate window); sweep (reclaim_expired:
+        # a lost batch goes back to queued, to unknown if it departed, or to failed)
+        SENDING: frozenset({SENT, FAILED, UNKNOWN, QUEUED, DEFERRED}),
+        # reconcile (the provider says sent / failed / never received: resent or failed);
+        # receipt (a receipt proves an ambiguous send arrived)
+        UNKNOWN: frozenset({SENT, FAILED, QUEUED, DELIVERED, UNDELIVERED}),
+        # receipt
+        SENT: RECEIPT_OUTCOMES,
+        # terminal
+        FAILED: frozenset(),
+        CANCELLED: frozenset(),
+        DELIVERED: frozenset(),
+        UNDELIVERED: frozenset(),
+    }
+)
+
+
+def allowed(old: str, new: str) -> bool:
+    """Whether a message may go from ``old`` to ``new`` (the same status is always allowed)."""
+    return old == new or Status(new) in TRANSITIONS[Status(old)]
+
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "CANCELLED",
+    "CLAIMABLE",
+    "DEFERRED",
+    "DELIVERED",
+    "FAILED",
+    "INITIAL",
+    "QUEUED",
+    "RECEIPT_OUTCOMES",
+    "SENDING",
+    "SENT",
+    "SETTLEABLE",
+    "STATUSES",
+    "TERMINAL",
+    "TRANSITIONS",
+    "UNDELIVERED",
+    "UNKNOWN",
+    "UNRECONCILED",
+    "Status",
+    "allowed",
+]
