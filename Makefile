@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # The real folders; teledispatch/{producer,worker,simulator} link to the top-level ones.
 SRC    := teledispatch producer worker simulator tests bench
 
-.PHONY: install demo test chaos unit integration lint format bench clean
+.PHONY: install demo test chaos unit component integration lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,11 +29,16 @@ test: lint
 chaos: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m chaos
 
+## The tiers, one folder each: unit (pure, no services), component (real Redis/PostgreSQL/sockets,
+## no Celery), integration (Celery workers + simulator), meta (the repository itself).
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q tests/unit
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/meta
+
+component: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/component
 
 integration: $(STAMP)
-	$(BIN)/python -m pytest -q tests/integration
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(SRC)

@@ -1,9 +1,9 @@
-"""Shared fixtures: a settings object with one NXCloud account, and a domain context whose
-transport, broker and Redis are in-process fakes (fast unit tests of the real domain code)."""
+"""Fixtures every tier may use: a SQLite file, and a domain context whose transport, broker and
+Redis are in-process fakes (fast unit tests of the real domain code). Helpers that test modules
+import live in ``tests/support.py``; the real services are fixtures there too."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,36 +11,9 @@ from typing import Any
 import fakeredis
 import pytest
 
-from teledispatch.channels.base import HttpRequest
-from teledispatch.config import Settings, parse_config
 from teledispatch.worker.context import Context
 from teledispatch.worker.testing import MockTransport
-from teledispatch.worker.transport import HttpResponse
-
-
-def nx_ok(request: HttpRequest) -> HttpResponse:
-    """NXCloud's answer when every item is accepted."""
-    body = json.loads(request.body)
-    data = [
-        {"phone": i["phone"], "messageid": i["sysMessageId"], "status": "Success", "message": ""}
-        for i in body["items"]
-    ]
-    return HttpResponse(200, {}, json.dumps({"code": 0, "message": "ok", "data": data}).encode())
-
-
-def make_settings(db_url: str, **account: Any) -> Settings:
-    table = {
-        "channel": "nxcloud.sms",
-        "base_url": "http://nx.test",
-        "access_key": "ak",
-        "secret": "sk",
-        "app_key": "app",
-        "backoff_base_s": 0.01,
-        "linger_ms": 0,
-        **account,
-    }
-    accounts = parse_config({"accounts": {"nx": table}})
-    return Settings(accounts=accounts, redis_url="redis://fake", database_url=db_url)
+from tests.support import make_settings, nx_ok
 
 
 @pytest.fixture

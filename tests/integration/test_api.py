@@ -18,8 +18,7 @@ from teledispatch.cli.main import main
 from teledispatch.config import ConfigError, load_settings
 from teledispatch.db.engine import get_engine
 from teledispatch.db.tables import messages_table
-
-from .conftest import Stack, poll
+from tests.support import Stack, poll
 
 pytestmark = pytest.mark.integration
 

@@ -20,8 +20,7 @@ import pytest
 from teledispatch.dev.processes import cli_argv, spawn
 from teledispatch.dev.redis import free_port
 from teledispatch.producer.submit import enqueue_stream
-
-from .conftest import Stack, poll
+from tests.support import Stack, poll
 
 pytestmark = pytest.mark.integration
 

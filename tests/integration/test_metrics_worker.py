@@ -16,8 +16,7 @@ import pytest
 
 from teledispatch.dev.processes import cli_argv, spawn
 from teledispatch.producer.submit import enqueue_stream
-
-from .conftest import Stack
+from tests.support import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from teledispatch.db.engine import get_engine
 from teledispatch.db.tables import messages_table
 from teledispatch.producer.submit import enqueue_stream
-
-from .conftest import Stack
+from tests.support import Stack
 
 pytestmark = pytest.mark.integration
 

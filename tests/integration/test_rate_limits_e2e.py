@@ -9,8 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from teledispatch.producer.submit import enqueue_stream
-
-from .conftest import Stack
+from tests.support import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,7 @@ from teledispatch.db.engine import get_engine
 from teledispatch.db.tables import messages_table
 from teledispatch.producer.jobs import SendJob
 from teledispatch.producer.submit import enqueue
-
-from .conftest import Stack, poll
+from tests.support import Stack, poll
 
 pytestmark = pytest.mark.integration
 
