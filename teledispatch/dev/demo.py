@@ -43,7 +43,7 @@ def channel_jobs(config_path: Path, n: int = 300) -> list[tuple[str, list[dict[s
     expire = int(time.time()) + 3600
     uspeedo = [
         {
-            "phone": f"+44770090{i:04d}",
+            "phone": f"+4479111{i:05d}",
             "template_id": "T100" if i % 2 else "T200",
             "sender_id": "ACME",
             "template_params": [str(1000 + i)],

@@ -109,7 +109,7 @@ def test_uspeedo_receipts_are_polled(make_stack: Callable[..., Stack]) -> None:
         TELEDISPATCH_RECEIPT_REPOLL_S="0.3",
     )
     stack.worker(concurrency=2, beat=True, name="uw")
-    phones = [f"+4477009{i:05d}" for i in range(12)]
+    phones = [f"+4479111{i:05d}" for i in range(12)]
     job_id = enqueue(
         SendJob(
             account="uspeedo",
