@@ -69,13 +69,18 @@ def spawn(
     out: int | IO[bytes] = subprocess.DEVNULL
     if log_path is not None:
         out = log_path.open("ab")
-    popen = subprocess.Popen(
-        list(argv),
-        env={**os.environ, **env},
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: stop()/kill() reach its children
-    )
+    try:
+        popen = subprocess.Popen(
+            list(argv),
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop()/kill() reach its children
+        )
+    finally:
+        # The child has its own descriptor of the log; ours would only leak.
+        if not isinstance(out, int):
+            out.close()
     return Proc(name, popen, log_path)
 
 
@@ -96,8 +101,9 @@ def start_simulator(
 
     def pump() -> None:
         assert popen.stdout is not None
-        for raw in popen.stdout:
-            lines.put(raw.decode(errors="replace").rstrip())
+        with popen.stdout:  # closed at the simulator's exit, not left to the collector
+            for raw in popen.stdout:
+                lines.put(raw.decode(errors="replace").rstrip())
         lines.put(None)
 
     threading.Thread(target=pump, daemon=True).start()

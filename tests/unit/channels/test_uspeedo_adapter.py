@@ -151,7 +151,7 @@ def test_shared_phone_all_reported_means_all_failed() -> None:
 
 
 def test_unknown_phone_in_failures_is_ignored() -> None:
-    failures = [{"Phone": "15550000000", "FailureReason": "x"}, "junk", None]
+    failures: list[Any] = [{"Phone": "15550000000", "FailureReason": "x"}, "junk", None]
     assert _parse_failures(SAME_PHONE, failures) == ["sent", "sent", "sent"]
 
 

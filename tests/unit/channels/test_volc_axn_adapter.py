@@ -14,7 +14,8 @@ from pydantic import SecretStr
 
 from teledispatch import errors
 from teledispatch.channels.base import BatchResult, OutMessage
-from teledispatch.channels.volc.axn_adapter import MAX_EXPIRE_TIME, VolcAxnAdapter
+from teledispatch.channels.volc.axn_adapter import VolcAxnAdapter
+from teledispatch.channels.volc.axn_rules import MAX_EXPIRE_TIME
 from teledispatch.channels.volc.gateway import sign
 from teledispatch.config import AccountConfig
 from teledispatch.errors import DispatchError
@@ -79,7 +80,7 @@ def test_optional_fields_left_out_and_flag_zero() -> None:
         "audio_record_flag": 0,
     }
     request = ADAPTER.build_request(
-        _account(), [OutMessage("x" * 10, fields["phone"], fields)], NOW
+        _account(), [OutMessage("x" * 10, str(fields["phone"]), fields)], NOW
     )
     assert [k for k, _ in parse_qsl(request.body.decode())] == [
         "PhoneNoA", "PhoneNoX", "NumberPoolNo", "ExpireTime", "AudioRecordFlag"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from teledispatch.cli import extras, ops
+from teledispatch.cli import ops
 from teledispatch.cli.main import EXIT_MISSING_EXTRA, main, parse
 
 
@@ -39,7 +39,7 @@ def test_a_missing_extra_is_one_line_naming_it(
     def without_fastapi(name: str, *a: Any) -> Any:
         return None if name == "fastapi" else real(name, *a)
 
-    monkeypatch.setattr(extras.importlib.util, "find_spec", without_fastapi)
+    monkeypatch.setattr(importlib.util, "find_spec", without_fastapi)
     assert main(["api", "--port", "1"]) == EXIT_MISSING_EXTRA
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1

@@ -193,7 +193,7 @@ def test_a_submit_racing_close_is_refused_not_lost(
     cfg: Settings, woken: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     producer = Producer(cfg)
-    real = batching.records_for
+    real = submit_mod.records_for  # what group_commit imported
 
     def close_meanwhile(*args: Any, **kw: Any) -> Any:
         producer.close(5)  # another thread closes while this submit is validating

@@ -87,7 +87,7 @@ def _stored(cfg: Settings) -> list[tuple[int, str, str, str]]:
         rows = conn.execute(
             sa.select(m.c.seq, m.c.phone, m.c.group_key, m.c.payload).order_by(m.c.seq)
         )
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [tuple(r) for r in rows]
 
 
 @pytest.mark.parametrize("memory_rows", [0, 1, 2, 3, 100])

@@ -219,7 +219,7 @@ def test_ambiguous_send_is_reconciled_never_blindly_resent(ctx: Context, parts: 
     run_all(ctx, [])
     st = job_status(job.job_id, cfg=ctx.settings)
     assert st.counts == {"sent": 2} and st.done
-    sends = [r for r in ctx.transport.requests if r.url.endswith("/multi/mt")]  # type: ignore[attr-defined]
+    sends = [r for r in ctx.transport.requests if r.url.endswith("/multi/mt")]
     sent_ids = [i["sysMessageId"] for r in sends for i in json.loads(r.body)["items"]]
     assert sent_ids.count(f"{job.job_id}-0") == 1  # the received one was never resent
     assert sent_ids.count(f"{job.job_id}-1") == 2  # the lost one was resent once
@@ -323,7 +323,7 @@ def test_departure_is_confirmed_when_nothing_was_written(ctx: Context, parts: li
         def send(self, request: HttpRequest, timeout_s: float, on_written: Any = None) -> Any:
             raise NotSentError("connection refused", code="connect")
 
-    ctx.transport = Refused()  # type: ignore[assignment]
+    ctx.transport = Refused()
     enqueue_stream("nx", phones(2), defaults={"content": "x"}, cfg=ctx.settings)
     dispatch(ctx, "nx")
     (member,) = departures(ctx)
@@ -421,7 +421,7 @@ def test_a_paced_account_sends_one_claim_per_task(
         engine=get_engine(db_url),
         redis=fakeredis.FakeRedis(),
         transport=MockTransport(nx_ok),
-        publish=lambda *args: published.append(args),  # type: ignore[arg-type]
+        publish=lambda *args: published.append(args),
     )
     enqueue_stream("nx", phones(1050), defaults={"content": "hi"}, cfg=cfg)
     report = dispatch(ctx, "nx")

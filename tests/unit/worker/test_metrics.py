@@ -266,7 +266,6 @@ def test_worker_verb_sets_the_multiprocess_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
     from teledispatch.cli import main as cli
-    from teledispatch.cli import ops
 
     for name in (metrics.MULTIPROC_ENV, metrics.PORT_ENV, metrics.HOST_ENV, metrics.DIR_ENV):
         monkeypatch.setenv(name, "")
@@ -282,7 +281,7 @@ def test_worker_verb_sets_the_multiprocess_env(
         seen["host"] = os.environ.get(metrics.HOST_ENV)
         raise Execed
 
-    monkeypatch.setattr(ops.os, "execvp", fake_exec)
+    monkeypatch.setattr(os, "execvp", fake_exec)
     with pytest.raises(Execed):
         cli.main(["worker", "--metrics-port", "9187", "--metrics-host", "0.0.0.0"])
     assert seen["env"] == {metrics.MULTIPROC_ENV: str(tmp_path / "m"), metrics.PORT_ENV: "9187"}

@@ -186,7 +186,7 @@ class Dispatcher(RuleBasedStateMachine):
             self.cfg,
             self.engine,
             fakeredis.FakeRedis(server=fakeredis.FakeServer()),  # nothing shared between runs
-            self.provider,  # type: ignore[arg-type]
+            self.provider,
             lambda *a: None,
             clock=lambda: self.clock,
             _limiter=limiter,

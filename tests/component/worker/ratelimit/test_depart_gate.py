@@ -93,7 +93,8 @@ def test_confirm_sets_grant_plus_measured_lateness(client: redis.Redis[bytes], p
     rl, acct = gate(client, prefix), account(max_requests_per_second=5)
     clock = Clock()
     dep = rl.depart(acct, 7, now_ms=T0, clock=clock)
-    assert dep is not None and dep.member == f"{T0 * 1000}:7:p:{dep.member.rsplit(':', 1)[1]}"
+    assert dep is not None and dep.member is not None
+    assert dep.member == f"{T0 * 1000}:7:p:{dep.member.rsplit(':', 1)[1]}"
     ((member, score),) = entries(client, rl, acct)
     assert (member, score) == (dep.member, (T0 + 10_000) * 1000)  # pending: grant + lease
     clock.now += 0.0375  # descheduled for 37.5 ms between the grant and the write
