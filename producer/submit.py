@@ -29,7 +29,8 @@ from sqlalchemy.exc import IntegrityError
 
 from teledispatch import wakeups as broker
 from teledispatch.channels.base import ChannelRules
-from teledispatch.channels.registry import rules_for
+from teledispatch.channels.registry import rules_for, text_field
+from teledispatch.channels.sms_segments import measure
 from teledispatch.config import AccountConfig, ConfigError, Settings, settings
 from teledispatch.db import jobs as jobs_db
 from teledispatch.db import messages as messages_db
@@ -76,8 +77,9 @@ def _as_epoch(value: datetime | None) -> float | None:
     return value.timestamp()
 
 
-#: A validated recipient as stored: (index, phone, group key, payload JSON).
-SpooledRow = tuple[int, str, str, str]
+#: A validated recipient as stored: (index, phone, group key, payload JSON, SMS encoding,
+#: SMS segments); the last two are None for a channel that sends no text of its own.
+SpooledRow = tuple[int, str, str, str, str | None, int | None]
 
 #: One encoder for every payload: ``json.dumps`` with these options builds a new one per call.
 _encode_payload = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -95,6 +97,7 @@ class _Spool:
 
     def __init__(self, rules: ChannelRules) -> None:
         self.rules = rules
+        self.text_field = text_field(rules.channel)
         self.rows: list[SpooledRow] = []
         self.file: IO[str] | None = None
         self.hash = hashlib.sha256()
@@ -106,7 +109,7 @@ class _Spool:
         self.hash.update(line.encode())
         self.count += 1
         if len(self.rows) < SPOOL_MEMORY_ROWS:
-            self.rows.append((index, fields["phone"], self.rules.group_key(fields), payload))
+            self.rows.append(_row(self.rules, self.text_field, index, fields, payload))
             return
         if self.file is None:
             self.file = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115
@@ -124,12 +127,11 @@ class _Spool:
             part = []
         if self.file is not None:
             self.file.seek(0)
-            group_key = self.rules.group_key
             for line in self.file:
                 index, fields = json.loads(line)
                 # The line is "[<index>,<payload>]\n": the payload is stored as it was hashed.
                 payload = line[len(str(index)) + 2 : -2]
-                part.append((index, fields["phone"], group_key(fields), payload))
+                part.append(_row(self.rules, self.text_field, index, fields, payload))
                 if len(part) == size:
                     yield part
                     part = []
@@ -140,6 +142,18 @@ class _Spool:
         self.rows = []
         if self.file is not None:
             self.file.close()
+
+
+def _row(
+    rules: ChannelRules, text: str | None, index: int, fields: dict[str, Any], payload: str
+) -> SpooledRow:
+    """A spooled row, with the SMS text's encoding and segments when the channel has one."""
+    encoding: str | None = None
+    segments: int | None = None
+    if text is not None and isinstance(fields.get(text), str):
+        measured = measure(fields[text])
+        encoding, segments = measured.encoding, measured.parts
+    return (index, fields["phone"], rules.group_key(fields), payload, encoding, segments)
 
 
 def _validate(  # noqa: C901  (phase-1 move; being split)
@@ -401,10 +415,8 @@ def store_part(
 
 def spooled_rows(part: list[list[Any]], rules: ChannelRules) -> list[SpooledRow]:
     """``[index, fields]`` rows as the spool holds them."""
-    return [
-        (index, fields["phone"], rules.group_key(fields), _encode_payload(fields))
-        for index, fields in part
-    ]
+    text = text_field(rules.channel)
+    return [_row(rules, text, index, fields, _encode_payload(fields)) for index, fields in part]
 
 
 def _store_rows(
@@ -450,8 +462,10 @@ def records_for(
             "attempts": 0,
             "created_at": now,
             "updated_at": now,
+            "encoding": encoding,
+            "segments": segments,
         }
-        for index, phone, group_key, payload in rows
+        for index, phone, group_key, payload, encoding, segments in rows
     ]
 
 

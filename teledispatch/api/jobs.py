@@ -139,6 +139,7 @@ def get_job(state: State, job_id: str) -> Any:
         next_due_at=st.next_due_at,
         progress=round(finished / st.total, 6) if st.total else 1.0,
         eta=None if st.done else eta,
+        segments=st.segments,
     )
 
 

@@ -32,6 +32,9 @@ class JobView(BaseModel):
         description="estimated completion (ISO 8601) at the job's average rate so far; "
         "null when done or before the first outcome"
     )
+    segments: dict[str, int] = Field(
+        default_factory=dict, description="SMS segments per encoding (gsm7, ucs2)"
+    )
 
 
 class MessagePage(BaseModel):

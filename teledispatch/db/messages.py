@@ -838,3 +838,14 @@ def postpone_receipt_poll(engine: Engine, ids: Sequence[str], at: float) -> None
             .where(c.id.in_(list(ids)), c.status.in_(SETTLEABLE))
             .values(due_at=at)
         )
+
+
+def segment_counts(conn: sa.Connection, job_id: str) -> dict[str, int]:
+    """The job's SMS segments per encoding; messages of channels without text are left out."""
+    rows = conn.execute(
+        sa.select(m.encoding, sa.func.sum(m.segments))
+        .where(m.job_id == job_id, m.encoding.is_not(None))
+        .group_by(m.encoding)
+        .order_by(m.encoding)
+    ).all()
+    return {str(encoding): int(n or 0) for encoding, n in rows}
