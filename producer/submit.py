@@ -39,6 +39,7 @@ from teledispatch.db.migrate import ensure_schema
 from teledispatch.errors import Error
 from teledispatch.producer.jobs import SendJob
 from teledispatch.statuses import CANCELLED, QUEUED
+from teledispatch.templates import TemplateError, has_placeholders, parse, render
 from teledispatch.validation import Problem, ValidationFailed
 
 #: A job due within this is woken now (after the linger); later ones are left to the sweep.
@@ -156,6 +157,45 @@ def _row(
     return (index, fields["phone"], rules.group_key(fields), payload, encoding, segments)
 
 
+def _fill_template(
+    index: int,
+    fields: dict[str, Any],
+    text: str | None,
+    known: frozenset[str],
+    variables: frozenset[str],
+) -> list[Problem]:
+    """Render the channel's text field from the row's other fields, in place. Template
+    variables the channel does not know (CSV columns such as ``name``: ``variables`` for the
+    job-wide template) are consumed, so they are not refused as unknown fields."""
+    template = fields.get(text) if text is not None else None
+    if text is None or not isinstance(template, str) or not has_placeholders(template):
+        for name in variables:
+            fields.pop(name, None)
+        return []
+    try:
+        parsed = parse(template)
+    except TemplateError as exc:
+        return [Problem(index, text, template, str(exc))]
+    rendered, problems = render(parsed, fields)
+    found = [Problem(index, name, fields.get(name), rule) for name, rule in problems]
+    for name in (parsed.names - known) | variables:
+        fields.pop(name, None)
+    fields[text] = rendered
+    return found
+
+
+def _default_template_names(defaults: Mapping[str, Any], text: str | None) -> frozenset[str]:
+    """The placeholders of a job-wide template (job-wide values for them are allowed). One
+    that cannot be parsed is one problem, not one per recipient."""
+    template = defaults.get(text) if text is not None else None
+    if not isinstance(template, str) or not has_placeholders(template):
+        return frozenset()
+    try:
+        return parse(template).names
+    except TemplateError as exc:
+        raise ValidationFailed([Problem(None, f"defaults.{text}", template, str(exc))]) from None
+
+
 def _validate(  # noqa: C901  (phase-1 move; being split)
     cfg: Settings,
     account_name: str,
@@ -170,10 +210,13 @@ def _validate(  # noqa: C901  (phase-1 move; being split)
     except ConfigError as exc:
         raise ValidationFailed([Problem(None, "account", account_name, str(exc))]) from None
     rules = rules_for(account.channel, any_number_type=account.allow_any_number_type)
+    text = text_field(account.channel)
+    variables = _default_template_names(defaults, text) - rules.fields
+    allowed = rules.fields | variables
     problems: list[Problem] = []
     total_problems = 0
     for name in defaults:
-        if name not in rules.fields:
+        if name not in allowed:
             total_problems += 1
             problems.append(Problem(None, f"defaults.{name}", defaults[name], "unknown field"))
     seen: set[str] = set()
@@ -186,8 +229,11 @@ def _validate(  # noqa: C901  (phase-1 move; being split)
                     problems.append(Problem(index, "recipient", recipient, "must be an object"))
                 continue
             fields = {**defaults, **recipient} if defaults else dict(recipient)
-            found: list[Problem] = []
+            found = _fill_template(index, fields, text, rules.fields, variables)
+            # Validated even when the template failed, so one pass lists the row's every problem.
+            filled = not found
             clean = rules.validate(index, fields, found, now)
+            clean = clean if filled else None
             if clean is not None and not allow_duplicates:
                 key = rules.dedupe_key(clean)
                 if key in seen:

@@ -23,7 +23,7 @@ def cfg(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
 RECIPIENTS: list[dict[str, Any]] = [
     {"phone": "+8613800138000", "content": "a" * 161},
     {"phone": "+8613800138001", "content": "你好"},
-    {"phone": "+8613800138002", "content": "Hi {there}"},
+    {"phone": "+8613800138002", "content": "Hi there"},
 ]
 
 
