@@ -18,7 +18,7 @@ import logging
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -103,6 +103,11 @@ class _Spool:
         self.file: IO[str] | None = None
         self.hash = hashlib.sha256()
         self.count = 0
+        #: Rows refused, and of them duplicates: what a dry run reports.
+        self.invalid_rows = 0
+        self.duplicates = 0
+        #: Keep adding valid rows after a problem was found (a dry run counts every one).
+        self.keeps_all = False
 
     def add(self, index: int, fields: dict[str, Any]) -> None:
         payload = _encode_payload(fields)
@@ -203,8 +208,11 @@ def _validate(  # noqa: C901  (phase-1 move; being split)
     defaults: Mapping[str, Any],
     allow_duplicates: bool,
     now: float,
+    spool_for: Callable[[ChannelRules, AccountConfig], _Spool] | None = None,
 ) -> tuple[str, _Spool]:
-    """Every recipient checked; returns the channel and the spooled rows, or raises."""
+    """Every recipient checked; returns the channel and the spooled rows, or raises.
+
+    ``spool_for`` makes the spool that receives valid rows (the dry run's tally)."""
     try:
         account = cfg.account(account_name)
     except ConfigError as exc:
@@ -220,7 +228,7 @@ def _validate(  # noqa: C901  (phase-1 move; being split)
             total_problems += 1
             problems.append(Problem(None, f"defaults.{name}", defaults[name], "unknown field"))
     seen: set[str] = set()
-    spool = _Spool(rules)
+    spool = spool_for(rules, account) if spool_for is not None else _Spool(rules)
     try:
         for index, recipient in enumerate(recipients):
             if not isinstance(recipient, Mapping):
@@ -246,13 +254,15 @@ def _validate(  # noqa: C901  (phase-1 move; being split)
                         )
                     )
                     clean = None
+                    spool.duplicates += 1
                 else:
                     seen.add(key)
             if found:
+                spool.invalid_rows += 1
                 total_problems += len(found)
                 problems.extend(found[: max(0, PROBLEM_KEEP - len(problems))])
                 continue
-            if total_problems == 0 and clean is not None:
+            if (total_problems == 0 or spool.keeps_all) and clean is not None:
                 spool.add(index, clean)
             elif clean is not None:
                 spool.count += 1

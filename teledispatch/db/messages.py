@@ -849,3 +849,15 @@ def segment_counts(conn: sa.Connection, job_id: str) -> dict[str, int]:
         .order_by(m.encoding)
     ).all()
     return {str(encoding): int(n or 0) for encoding, n in rows}
+
+
+def waiting_count(conn: sa.Connection, account: str) -> int:
+    """The account's messages waiting to be sent (queued or deferred): the backlog a new job
+    queues behind (through ``ix_messages_claim``)."""
+    return int(
+        conn.execute(
+            sa.select(sa.func.count()).where(
+                m.account == account, m.status.in_(literal_status(QUEUED, DEFERRED))
+            )
+        ).scalar_one()
+    )
