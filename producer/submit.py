@@ -115,7 +115,12 @@ class _Spool:
         self.hash.update(line.encode())
         self.count += 1
         if len(self.rows) < SPOOL_MEMORY_ROWS:
-            self.rows.append(_row(self.rules, self.text_field, index, fields, payload))
+            if self.text_field is None:
+                self.rows.append(
+                    (index, fields["phone"], self.rules.group_key(fields), payload, None, None)
+                )
+            else:
+                self.rows.append(_row(self.rules, self.text_field, index, fields, payload))
             return
         if self.file is None:
             self.file = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115
@@ -237,9 +242,13 @@ def _validate(  # noqa: C901  (phase-1 move; being split)
                     problems.append(Problem(index, "recipient", recipient, "must be an object"))
                 continue
             fields = {**defaults, **recipient} if defaults else dict(recipient)
-            found = _fill_template(index, fields, text, rules.fields, variables)
-            # Validated even when the template failed, so one pass lists the row's every problem.
+            content = fields.get(text) if text is not None else None
+            found: list[Problem] = []
+            # The common row (plain text, no template columns) pays two checks, not a call.
+            if variables or (isinstance(content, str) and ("{" in content or "}" in content)):
+                found = _fill_template(index, fields, text, rules.fields, variables)
             filled = not found
+            # Validated even when the template failed, so one pass lists the row's every problem.
             clean = rules.validate(index, fields, found, now)
             clean = clean if filled else None
             if clean is not None and not allow_duplicates:
