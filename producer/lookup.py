@@ -46,6 +46,9 @@ class JobStatus:
     #: Earliest time a not-yet-due message becomes due (retries, deferrals, not_before).
     next_due_at: str | None = None
     eta: str | None = None
+    #: SMS segments billed per encoding (``{"gsm7": 1200, "ucs2": 40}``); empty for channels
+    #: that send no text of their own.
+    segments: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +73,9 @@ class MessageView:
     fields: dict[str, Any] = field(default_factory=dict)
     #: When a delivery receipt or call record settled it.
     final_at: str | None = None
+    #: SMS text encoding (``gsm7``/``ucs2``) and parts billed; None for channels without text.
+    encoding: str | None = None
+    segments: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,6 +98,7 @@ def job_status(job_id: str, *, cfg: Settings | None = None) -> JobStatus:
         if counts.get(UNKNOWN):
             reconciling = messages_db.count_reconciling(conn, job_id)
         next_due = messages_db.next_due_at(conn, job_id, time.time())
+        segments = messages_db.segment_counts(conn, job_id)
     accepted = sum(counts.values())
     active = sum(n for s, n in counts.items() if s in ACTIVE_STATUSES)
     return JobStatus(
@@ -105,6 +112,7 @@ def job_status(job_id: str, *, cfg: Settings | None = None) -> JobStatus:
         created_at=iso(job.created_at),
         cancelled=job.cancelled_at is not None,
         next_due_at=iso(next_due),
+        segments=segments,
     )
 
 
@@ -130,6 +138,8 @@ def _view(row: Any) -> MessageView:
         due_at=iso(row.due_at),
         fields=fields if isinstance(fields, dict) else {},
         final_at=iso(row.final_at),
+        encoding=row.encoding,
+        segments=row.segments,
     )
 
 

@@ -18,7 +18,7 @@ import logging
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -29,7 +29,8 @@ from sqlalchemy.exc import IntegrityError
 
 from teledispatch import wakeups as broker
 from teledispatch.channels.base import ChannelRules
-from teledispatch.channels.registry import rules_for
+from teledispatch.channels.registry import rules_for, text_field
+from teledispatch.channels.sms_segments import measure
 from teledispatch.config import AccountConfig, ConfigError, Settings, settings
 from teledispatch.db import jobs as jobs_db
 from teledispatch.db import messages as messages_db
@@ -38,6 +39,7 @@ from teledispatch.db.migrate import ensure_schema
 from teledispatch.errors import Error
 from teledispatch.producer.jobs import SendJob
 from teledispatch.statuses import CANCELLED, QUEUED
+from teledispatch.templates import TemplateError, has_placeholders, parse, render
 from teledispatch.validation import Problem, ValidationFailed
 
 #: A job due within this is woken now (after the linger); later ones are left to the sweep.
@@ -76,8 +78,9 @@ def _as_epoch(value: datetime | None) -> float | None:
     return value.timestamp()
 
 
-#: A validated recipient as stored: (index, phone, group key, payload JSON).
-SpooledRow = tuple[int, str, str, str]
+#: A validated recipient as stored: (index, phone, group key, payload JSON, SMS encoding,
+#: SMS segments); the last two are None for a channel that sends no text of its own.
+SpooledRow = tuple[int, str, str, str, str | None, int | None]
 
 #: One encoder for every payload: ``json.dumps`` with these options builds a new one per call.
 _encode_payload = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -95,10 +98,16 @@ class _Spool:
 
     def __init__(self, rules: ChannelRules) -> None:
         self.rules = rules
+        self.text_field = text_field(rules.channel)
         self.rows: list[SpooledRow] = []
         self.file: IO[str] | None = None
         self.hash = hashlib.sha256()
         self.count = 0
+        #: Rows refused, and of them duplicates: what a dry run reports.
+        self.invalid_rows = 0
+        self.duplicates = 0
+        #: Keep adding valid rows after a problem was found (a dry run counts every one).
+        self.keeps_all = False
 
     def add(self, index: int, fields: dict[str, Any]) -> None:
         payload = _encode_payload(fields)
@@ -106,7 +115,12 @@ class _Spool:
         self.hash.update(line.encode())
         self.count += 1
         if len(self.rows) < SPOOL_MEMORY_ROWS:
-            self.rows.append((index, fields["phone"], self.rules.group_key(fields), payload))
+            if self.text_field is None:
+                self.rows.append(
+                    (index, fields["phone"], self.rules.group_key(fields), payload, None, None)
+                )
+            else:
+                self.rows.append(_row(self.rules, self.text_field, index, fields, payload))
             return
         if self.file is None:
             self.file = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115
@@ -124,12 +138,11 @@ class _Spool:
             part = []
         if self.file is not None:
             self.file.seek(0)
-            group_key = self.rules.group_key
             for line in self.file:
                 index, fields = json.loads(line)
                 # The line is "[<index>,<payload>]\n": the payload is stored as it was hashed.
                 payload = line[len(str(index)) + 2 : -2]
-                part.append((index, fields["phone"], group_key(fields), payload))
+                part.append(_row(self.rules, self.text_field, index, fields, payload))
                 if len(part) == size:
                     yield part
                     part = []
@@ -142,6 +155,57 @@ class _Spool:
             self.file.close()
 
 
+def _row(
+    rules: ChannelRules, text: str | None, index: int, fields: dict[str, Any], payload: str
+) -> SpooledRow:
+    """A spooled row, with the SMS text's encoding and segments when the channel has one."""
+    encoding: str | None = None
+    segments: int | None = None
+    if text is not None and isinstance(fields.get(text), str):
+        measured = measure(fields[text])
+        encoding, segments = measured.encoding, measured.parts
+    return (index, fields["phone"], rules.group_key(fields), payload, encoding, segments)
+
+
+def _fill_template(
+    index: int,
+    fields: dict[str, Any],
+    text: str | None,
+    known: frozenset[str],
+    variables: frozenset[str],
+) -> list[Problem]:
+    """Render the channel's text field from the row's other fields, in place. Template
+    variables the channel does not know (CSV columns such as ``name``: ``variables`` for the
+    job-wide template) are consumed, so they are not refused as unknown fields."""
+    template = fields.get(text) if text is not None else None
+    if text is None or not isinstance(template, str) or not has_placeholders(template):
+        for name in variables:
+            fields.pop(name, None)
+        return []
+    try:
+        parsed = parse(template)
+    except TemplateError as exc:
+        return [Problem(index, text, template, str(exc))]
+    rendered, problems = render(parsed, fields)
+    found = [Problem(index, name, fields.get(name), rule) for name, rule in problems]
+    for name in (parsed.names - known) | variables:
+        fields.pop(name, None)
+    fields[text] = rendered
+    return found
+
+
+def _default_template_names(defaults: Mapping[str, Any], text: str | None) -> frozenset[str]:
+    """The placeholders of a job-wide template (job-wide values for them are allowed). One
+    that cannot be parsed is one problem, not one per recipient."""
+    template = defaults.get(text) if text is not None else None
+    if not isinstance(template, str) or not has_placeholders(template):
+        return frozenset()
+    try:
+        return parse(template).names
+    except TemplateError as exc:
+        raise ValidationFailed([Problem(None, f"defaults.{text}", template, str(exc))]) from None
+
+
 def _validate(  # noqa: C901  (phase-1 move; being split)
     cfg: Settings,
     account_name: str,
@@ -149,21 +213,27 @@ def _validate(  # noqa: C901  (phase-1 move; being split)
     defaults: Mapping[str, Any],
     allow_duplicates: bool,
     now: float,
+    spool_for: Callable[[ChannelRules, AccountConfig], _Spool] | None = None,
 ) -> tuple[str, _Spool]:
-    """Every recipient checked; returns the channel and the spooled rows, or raises."""
+    """Every recipient checked; returns the channel and the spooled rows, or raises.
+
+    ``spool_for`` makes the spool that receives valid rows (the dry run's tally)."""
     try:
         account = cfg.account(account_name)
     except ConfigError as exc:
         raise ValidationFailed([Problem(None, "account", account_name, str(exc))]) from None
     rules = rules_for(account.channel, any_number_type=account.allow_any_number_type)
+    text = text_field(account.channel)
+    variables = _default_template_names(defaults, text) - rules.fields
+    allowed = rules.fields | variables
     problems: list[Problem] = []
     total_problems = 0
     for name in defaults:
-        if name not in rules.fields:
+        if name not in allowed:
             total_problems += 1
             problems.append(Problem(None, f"defaults.{name}", defaults[name], "unknown field"))
     seen: set[str] = set()
-    spool = _Spool(rules)
+    spool = spool_for(rules, account) if spool_for is not None else _Spool(rules)
     try:
         for index, recipient in enumerate(recipients):
             if not isinstance(recipient, Mapping):
@@ -172,8 +242,15 @@ def _validate(  # noqa: C901  (phase-1 move; being split)
                     problems.append(Problem(index, "recipient", recipient, "must be an object"))
                 continue
             fields = {**defaults, **recipient} if defaults else dict(recipient)
+            content = fields.get(text) if text is not None else None
             found: list[Problem] = []
+            # The common row (plain text, no template columns) pays two checks, not a call.
+            if variables or (isinstance(content, str) and ("{" in content or "}" in content)):
+                found = _fill_template(index, fields, text, rules.fields, variables)
+            filled = not found
+            # Validated even when the template failed, so one pass lists the row's every problem.
             clean = rules.validate(index, fields, found, now)
+            clean = clean if filled else None
             if clean is not None and not allow_duplicates:
                 key = rules.dedupe_key(clean)
                 if key in seen:
@@ -186,13 +263,15 @@ def _validate(  # noqa: C901  (phase-1 move; being split)
                         )
                     )
                     clean = None
+                    spool.duplicates += 1
                 else:
                     seen.add(key)
             if found:
+                spool.invalid_rows += 1
                 total_problems += len(found)
                 problems.extend(found[: max(0, PROBLEM_KEEP - len(problems))])
                 continue
-            if total_problems == 0 and clean is not None:
+            if (total_problems == 0 or spool.keeps_all) and clean is not None:
                 spool.add(index, clean)
             elif clean is not None:
                 spool.count += 1
@@ -401,10 +480,8 @@ def store_part(
 
 def spooled_rows(part: list[list[Any]], rules: ChannelRules) -> list[SpooledRow]:
     """``[index, fields]`` rows as the spool holds them."""
-    return [
-        (index, fields["phone"], rules.group_key(fields), _encode_payload(fields))
-        for index, fields in part
-    ]
+    text = text_field(rules.channel)
+    return [_row(rules, text, index, fields, _encode_payload(fields)) for index, fields in part]
 
 
 def _store_rows(
@@ -450,8 +527,10 @@ def records_for(
             "attempts": 0,
             "created_at": now,
             "updated_at": now,
+            "encoding": encoding,
+            "segments": segments,
         }
-        for index, phone, group_key, payload in rows
+        for index, phone, group_key, payload, encoding, segments in rows
     ]
 
 

@@ -87,6 +87,11 @@ class AccountConfig(BaseModel):
     #: line is refused otherwise): for a provider that reaches more (e.g. SMS to fixed lines).
     allow_any_number_type: bool = False
 
+    #: Price of one SMS segment (one message for other channels) by E.164 country prefix,
+    #: ``{"86": 0.05, "*": 0.08}`` in TOML; the longest matching prefix wins, ``*`` is the rest.
+    #: Only the dry run's cost estimate reads it. A tuple of pairs: the model is hashable.
+    prices: tuple[tuple[str, float], ...] = ()
+
     #: Shared secret in the delivery-receipt URL (NXCloud DRs are unsigned) / Volcengine authToken.
     callback_token: SecretStr = SecretStr("")
 
@@ -104,6 +109,18 @@ class AccountConfig(BaseModel):
             else:
                 caps.append(item)
         return caps
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _prices(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        for prefix, price in value.items():
+            if prefix != "*" and not (prefix.isdigit() and len(prefix) <= 6):
+                raise ValueError(f"price prefix {prefix!r} must be digits of a country code or *")
+            if isinstance(price, bool) or not isinstance(price, int | float) or price < 0:
+                raise ValueError(f"price for {prefix!r} must be a number >= 0")
+        return tuple(sorted((str(k), float(v)) for k, v in value.items()))
 
     @property
     def batch_size(self) -> int:

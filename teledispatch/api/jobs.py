@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from teledispatch.api.deps import State, require_key
@@ -20,6 +21,7 @@ from teledispatch.api.schemas import (
     NOT_FOUND,
     UNAUTHORIZED,
     CancelOut,
+    DryRunOut,
     Enqueued,
     ErrorOut,
     JobView,
@@ -28,6 +30,7 @@ from teledispatch.api.schemas import (
 from teledispatch.db import jobs as jobs_db
 from teledispatch.db.engine import get_engine
 from teledispatch.producer.cancel import cancel_job
+from teledispatch.producer.dry_run import dry_run
 from teledispatch.producer.jobs import SendJob
 from teledispatch.producer.lookup import JobNotFound, job_messages, job_status
 from teledispatch.producer.submit import IdempotencyConflict
@@ -75,7 +78,10 @@ def estimate_eta(
     status_code=201,
     response_model=Enqueued,
     responses={
-        200: {"model": Enqueued, "description": "an existing job (same idempotency key)"},
+        200: {
+            "model": Enqueued | DryRunOut,
+            "description": "an existing job (same idempotency key), or a dry run's report",
+        },
         409: {"model": ErrorOut, "description": "idempotency key used for other content"},
         **INVALID,
     },
@@ -93,7 +99,16 @@ def post_job(
             description="overrides the body's idempotency_key",
         ),
     ] = None,
+    dry_run_: Annotated[
+        bool,
+        Query(
+            alias="dry_run",
+            description="report recipients, problems, segments, cost and ETA; enqueue nothing",
+        ),
+    ] = False,
 ) -> Any:
+    if dry_run_:
+        return _dry_run(state, job)
     try:
         pending = state.producer().submit_recipients(
             job.account,
@@ -111,6 +126,21 @@ def post_job(
         return JSONResponse(status_code=409, content={"detail": str(exc)})
     response.status_code = 201 if result.created else 200
     return Enqueued(job_id=result.job_id, total=result.total, created=result.created)
+
+
+def _dry_run(state: State, job: SendJob) -> Any:
+    try:
+        report = dry_run(
+            job.account,
+            job.recipients,
+            defaults=job.defaults,
+            not_before=job.not_before,
+            allow_duplicates=job.allow_duplicates,
+            cfg=state.cfg(),
+        )
+    except ValidationFailed as exc:  # the job as a whole (account, job-wide template)
+        return unprocessable([problem_out(p) for p in exc.problems], exc.total)
+    return JSONResponse(status_code=200, content=jsonable_encoder(report.as_dict()))
 
 
 @router.get("/{job_id}", response_model=JobView, responses=NOT_FOUND)
@@ -139,6 +169,7 @@ def get_job(state: State, job_id: str) -> Any:
         next_due_at=st.next_due_at,
         progress=round(finished / st.total, 6) if st.total else 1.0,
         eta=None if st.done else eta,
+        segments=st.segments,
     )
 
 

@@ -16,6 +16,31 @@ class Enqueued(BaseModel):
     created: bool
 
 
+class DryRunProblem(BaseModel):
+    index: int | None
+    field: str
+    value: Any
+    rule: str
+
+
+class DryRunOut(BaseModel):
+    """``POST /v1/jobs?dry_run=true``: what the job would do; nothing was enqueued."""
+
+    account: str
+    channel: str
+    recipients: int = Field(description="recipients that would be enqueued")
+    invalid: int = Field(description="rows refused (reasons in problems)")
+    duplicates: int
+    suppressed: int
+    segments: dict[str, int] = Field(description="SMS segments per encoding")
+    cost: float | None = Field(description="estimate from the account's price table")
+    unpriced: int
+    backlog: int = Field(description="the account's messages already waiting")
+    eta: str | None = Field(description="ISO 8601; null when the account sets no rate limit")
+    problems: list[DryRunProblem]
+    problems_total: int
+
+
 class JobView(BaseModel):
     job_id: str
     account: str
@@ -31,6 +56,9 @@ class JobView(BaseModel):
     eta: str | None = Field(
         description="estimated completion (ISO 8601) at the job's average rate so far; "
         "null when done or before the first outcome"
+    )
+    segments: dict[str, int] = Field(
+        default_factory=dict, description="SMS segments per encoding (gsm7, ucs2)"
     )
 
 

@@ -53,6 +53,9 @@ class ChannelSpec:
     #: ``"module:Class"`` of a :class:`~teledispatch.channels.base.ReceiptParser`, if receipts
     #: are pushed to us.
     parser_path: str | None = None
+    #: The field holding the SMS text we send, whose encoding and segments are stored per
+    #: message; None when the provider holds the text (templates) or it is not an SMS.
+    text_field: str | None = None
 
     @property
     def adapter(self) -> Adapter:
@@ -81,6 +84,7 @@ CHANNELS: dict[str, ChannelSpec] = {
             adapter_path=f"{_PKG}.nxcloud.adapter:NxcloudAdapter",
             docs_anchor="nxcloud-batch-sms",
             parser_path=f"{_PKG}.nxcloud.receipts:NxcloudReceiptParser",
+            text_field="content",
         ),
         ChannelSpec(
             USPEEDO_SMS,
@@ -144,3 +148,9 @@ def max_batch(channel: str) -> int:
 def polled_channels() -> tuple[str, ...]:
     """Channels whose receipts the worker polls (their ``sent`` messages are indexed for it)."""
     return tuple(c for c, spec in CHANNELS.items() if spec.poller_path is not None)
+
+
+def text_field(channel: str) -> str | None:
+    """The field whose SMS segments are counted for ``channel`` (None: nothing to count)."""
+    spec = CHANNELS.get(channel)
+    return None if spec is None else spec.text_field

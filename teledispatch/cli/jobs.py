@@ -56,6 +56,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"job {st.job_id} ({st.channel} via {st.account}): {st.accepted}/{st.total} accepted")
     for status, n in st.counts.items():
         print(f"  {status:<12} {n:>9}")
+    if st.segments:
+        parts = ", ".join(f"{n} {enc}" for enc, n in st.segments.items())
+        print(f"  segments     {parts}")
     print("  done" if st.done else f"  in progress (next due {st.next_due_at or 'now'})")
     return 0
 
@@ -69,7 +72,8 @@ def cmd_lookup(args: argparse.Namespace) -> int:
         print("no messages found")
     for r in rows:
         err = f" {r.error_code}: {r.error_text}" if r.error_code else ""
-        print(f"{r.created_at} {r.phone} {r.status:<10} job={r.job_id} id={r.id}{err}")
+        seg = f" {r.segments}×{r.encoding}" if r.segments is not None else ""
+        print(f"{r.created_at} {r.phone} {r.status:<10} job={r.job_id} id={r.id}{seg}{err}")
     return 0
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from teledispatch.cli.output import EXIT_INVALID, print_json
+from teledispatch.producer.dry_run import DryRun, dry_run
 from teledispatch.producer.jobs import SendJob
-from teledispatch.producer.submit import IdempotencyConflict, enqueue_stream, validate_stream
+from teledispatch.producer.submit import IdempotencyConflict, enqueue_stream
 from teledispatch.validation import ValidationFailed
 
 #: ``--flag`` → the job-wide field it sets for every recipient.
@@ -128,15 +129,39 @@ def _report_invalid(exc: ValidationFailed, csv_mode: bool) -> int:
     return EXIT_INVALID
 
 
-def _dry_run(req: _Request, as_json: bool) -> None:
+def _print_report(report: DryRun) -> None:
+    print(f"dry run for {report.account} ({report.channel}); nothing was enqueued")
+    print(f"  recipients   {report.recipients}")
+    print(f"  invalid      {report.invalid} (duplicates {report.duplicates})")
+    print(f"  suppressed   {report.suppressed}")
+    if report.segments:
+        print(f"  segments     {', '.join(f'{n} {e}' for e, n in report.segments.items())}")
+    if report.cost is not None:
+        unpriced = f" ({report.unpriced} unpriced)" if report.unpriced else ""
+        print(f"  cost         {report.cost:.4f}{unpriced}")
+    print(f"  backlog      {report.backlog} already queued")
+    print(f"  eta          {report.eta or 'unknown (the account sets no rate limit)'}")
+
+
+def _dry_run(req: _Request, as_json: bool, csv_mode: bool) -> int:
+    """The report on stdout; refused rows as for a real send on stderr, and exit 2 if any."""
     assert req.account is not None
-    count = validate_stream(
-        req.account, req.recipients, defaults=req.defaults, allow_duplicates=req.allow_duplicates
+    report = dry_run(
+        req.account,
+        req.recipients,
+        defaults=req.defaults,
+        not_before=req.not_before,
+        allow_duplicates=req.allow_duplicates,
     )
+    valid = report.problems_total == 0
     if as_json:
-        print_json({"valid": True, "total": count})
+        print_json({"valid": valid, "total": report.recipients, **report.as_dict()})
     else:
-        print(f"{count} recipients valid; nothing was sent (dry run)")
+        _print_report(report)
+    if not valid:
+        failed = ValidationFailed(report.problems, total=report.problems_total)
+        return _report_invalid(failed, csv_mode)
+    return 0
 
 
 def _enqueue(req: _Request, as_json: bool) -> None:
@@ -158,7 +183,9 @@ def _enqueue(req: _Request, as_json: bool) -> None:
 def cmd_send(args: argparse.Namespace) -> int:
     try:
         req = _request(args)
-        (_dry_run if args.dry_run else _enqueue)(req, args.json)
+        if args.dry_run:
+            return _dry_run(req, args.json, csv_mode=bool(args.csv))
+        _enqueue(req, args.json)
     except _Refused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -195,7 +222,10 @@ def register(sub: Any) -> None:
     s.add_argument("--not-before", metavar="ISO-TIME")
     s.add_argument("--allow-duplicates", action="store_true")
     s.add_argument(
-        "--dry-run", action="store_true", help="validate every recipient and send nothing"
+        "--dry-run",
+        action="store_true",
+        help="validate every recipient and report recipients, segments, cost and ETA; "
+        "enqueue nothing",
     )
     s.add_argument("--json", action="store_true", help='print {"job_id": ...}')
     s.set_defaults(func=cmd_send)

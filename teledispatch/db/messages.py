@@ -838,3 +838,26 @@ def postpone_receipt_poll(engine: Engine, ids: Sequence[str], at: float) -> None
             .where(c.id.in_(list(ids)), c.status.in_(SETTLEABLE))
             .values(due_at=at)
         )
+
+
+def segment_counts(conn: sa.Connection, job_id: str) -> dict[str, int]:
+    """The job's SMS segments per encoding; messages of channels without text are left out."""
+    rows = conn.execute(
+        sa.select(m.encoding, sa.func.sum(m.segments))
+        .where(m.job_id == job_id, m.encoding.is_not(None))
+        .group_by(m.encoding)
+        .order_by(m.encoding)
+    ).all()
+    return {str(encoding): int(n or 0) for encoding, n in rows}
+
+
+def waiting_count(conn: sa.Connection, account: str) -> int:
+    """The account's messages waiting to be sent (queued or deferred): the backlog a new job
+    queues behind (through ``ix_messages_claim``)."""
+    return int(
+        conn.execute(
+            sa.select(sa.func.count()).where(
+                m.account == account, m.status.in_(literal_status(QUEUED, DEFERRED))
+            )
+        ).scalar_one()
+    )

@@ -147,6 +147,9 @@ class Message(SQLModel, table=True):
     sent_at: float | None = None
     #: When a delivery receipt or call record arrived.
     final_at: float | None = None
+    #: SMS text encoding (``gsm7``/``ucs2``) and parts billed; NULL for channels without text.
+    encoding: str | None = Field(default=None, max_length=8)
+    segments: int | None = None
 
 
 class Batch(SQLModel, table=True):

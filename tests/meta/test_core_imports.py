@@ -97,7 +97,7 @@ def test_send_and_lookup_run_with_only_core(tmp_path: Path) -> None:
         env,
     )
     assert code == 0, output
-    assert '{"valid": true, "total": 1}' in output
+    assert '{"valid": true, "total": 1, ' in output
     assert loaded == []
 
 

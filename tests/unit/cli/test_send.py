@@ -11,7 +11,7 @@ import pytest
 from teledispatch.cli import main as cli
 from teledispatch.cli import send as send_cmd
 from teledispatch.config import Settings, parse_config
-from teledispatch.producer import submit
+from teledispatch.producer import dry_run, submit
 
 
 @pytest.fixture
@@ -37,9 +37,9 @@ def captured(monkeypatch: pytest.MonkeyPatch, db_url: str) -> list[dict[str, Any
         return real(account, recipients, **kw)
 
     monkeypatch.setattr(send_cmd, "enqueue_stream", spy)
-    real_validate = submit.validate_stream
+    real_dry_run = dry_run.dry_run
     monkeypatch.setattr(
-        send_cmd, "validate_stream", lambda *a, **kw: real_validate(*a, **{**kw, "cfg": cfg})
+        send_cmd, "dry_run", lambda *a, **kw: real_dry_run(*a, **{**kw, "cfg": cfg})
     )
     monkeypatch.setattr(submit, "wake", lambda *a: None)
     return calls
@@ -109,5 +109,6 @@ def test_dry_run_validates_every_row_and_stores_nothing(
     rows[12_345], rows[29_999] = "+8613812345678,hello", "+8613812345679,hello"
     path.write_text("phone,content\n" + "\n".join(rows) + "\n")
     assert cli.main([*argv, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"valid": True, "total": 30_000}
+    report = json.loads(capsys.readouterr().out)
+    assert (report["valid"], report["total"], report["recipients"]) == (True, 30_000, 30_000)
     assert captured == []
