@@ -19,8 +19,7 @@ from teledispatch.producer import submit
 from teledispatch.producer.dry_run import dry_run
 from teledispatch.producer.lookup import job_status
 from teledispatch.producer.submit import enqueue_stream
-
-from ...conftest import make_settings
+from tests.support import make_settings
 
 PG_ADMIN_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -9,8 +9,8 @@ from teledispatch.api.app import create_app
 from teledispatch.api.auth import hash_key, parse_hashed_keys
 from teledispatch.config import Settings
 from teledispatch.producer import submit
+from tests.support import make_settings
 
-from ...conftest import make_settings
 from ..producer.test_dry_run import rows
 
 

@@ -20,8 +20,7 @@ from teledispatch.producer import dry_run as dry_run_mod
 from teledispatch.producer import submit
 from teledispatch.producer.dry_run import dry_run, send_seconds
 from teledispatch.producer.submit import enqueue_stream
-
-from ...conftest import make_settings
+from tests.support import make_settings
 
 PRICES = {"86": 0.05, "8613": 0.04, "*": 0.08}
 

@@ -10,8 +10,7 @@ from teledispatch.config import Settings
 from teledispatch.producer import submit
 from teledispatch.producer.lookup import job_messages, job_status
 from teledispatch.producer.submit import enqueue_stream
-
-from ...conftest import make_settings
+from tests.support import make_settings
 
 
 @pytest.fixture

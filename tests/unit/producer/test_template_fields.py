@@ -14,9 +14,8 @@ from teledispatch.producer import submit
 from teledispatch.producer.lookup import job_messages
 from teledispatch.producer.submit import enqueue_stream, validate_stream
 from teledispatch.validation import ValidationFailed
-
-from ...conftest import make_settings
-from ..test_submit import stored
+from tests.support import make_settings
+from tests.unit.producer.test_submit import stored
 
 TEMPLATE = "Hi {name}, your code is {code}"
 
@@ -28,7 +27,7 @@ def cfg(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 def test_each_recipient_gets_its_own_text(cfg: Settings) -> None:
-    recipients = [
+    recipients: list[dict[str, Any]] = [
         {"phone": "+8613800138000", "name": "Ana", "code": 1234},
         {"phone": "+8613800138001", "name": "Bo", "code": "98", "content": "{{{name}}}"},
     ]
@@ -48,7 +47,7 @@ def test_a_job_wide_value_may_fill_a_placeholder(cfg: Settings) -> None:
 
 
 def test_every_template_problem_is_named_and_nothing_enqueued(cfg: Settings) -> None:
-    recipients = [
+    recipients: list[dict[str, Any]] = [
         {"phone": "+8613800138000", "name": "Ana", "code": "1"},
         {"phone": "+8613800138001", "name": "Bo"},  # no code
         {"phone": "+8613800138002", "name": "x" * 1000, "code": "1"},  # renders too long
