@@ -11,6 +11,7 @@ from typing import Any
 
 from teledispatch.channels.registry import CHANNEL_IDS as CHANNELS
 from teledispatch.wakeups import SWEEP_TASK, dispatch_task
+from teledispatch.worker import task_results
 from teledispatch.worker.app import RECEIPTS_TASK, app
 from teledispatch.worker.context import Context, current
 from teledispatch.worker.dispatch import dispatch
@@ -43,18 +44,20 @@ def _dispatch_task(channel: str) -> None:
             reason = f"rejected: account {account!r} is not on channel {channel}"
             log.error("%s %s", dispatch_task(channel), reason)
             return {"rejected": reason}
-        report = dispatch(ctx(), account)
-        return {"claimed": report.claimed, "requests": report.requests, **report.counts}
+        return task_results.finish(account, dispatch(ctx(), account))
 
     run.__name__ = run.__qualname__ = "dispatch_" + channel.replace(".", "_")
-    app.task(name=dispatch_task(channel))(run)
+    app.task(name=dispatch_task(channel), throws=(task_results.RequestsFailed,))(run)
 
 
 for _channel in CHANNELS:
     _dispatch_task(_channel)
 
 
-@app.task(name=SWEEP_TASK)
+# Every second and almost always idle: no events (``QUIET_TASKS`` in ``worker.app`` keeps its
+# task-sent event out too), so Flower's task list shows the dispatches, not the sweep. What it
+# takes back is logged.
+@app.task(name=SWEEP_TASK, send_events=False)
 def sweep_task() -> dict[str, Any]:
     report = sweep(ctx())
     return {"reclaimed": report.reclaimed, "kicked": report.kicked}

@@ -52,6 +52,8 @@ class Claimed:
     group_key: str
     payload: str
     attempts: int
+    #: Which job it belongs to: the dispatch task's result names the jobs it served.
+    job_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +117,7 @@ def _claim_statement(dialect: str, status: str) -> Any:
             updated_at=now,
             sent_at=None,
         )
-        .returning(m.id, m.phone, m.group_key, m.payload, m.attempts)
+        .returning(m.id, m.phone, m.group_key, m.payload, m.attempts, m.job_id)
     )
 
 
