@@ -8,12 +8,13 @@ after ``visibility_timeout`` — longer than any task runs and longer than any c
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from celery import Celery
 from celery.app.amqp import AMQP
-from celery.signals import worker_init, worker_process_init, worker_process_shutdown
+from celery.signals import beat_init, worker_init, worker_process_init, worker_process_shutdown
 from kombu.entity import Queue
 
 from teledispatch.channels.registry import CHANNEL_IDS as CHANNELS
@@ -86,6 +87,18 @@ def make_app() -> Celery:
 
 
 app = make_app()
+
+
+@beat_init.connect
+@worker_init.connect
+def _quiet_logs(**_: Any) -> None:
+    # Before the pool forks, so every pool process inherits the filters; a standalone beat
+    # (``teledispatch beat``) gets them too.
+    from teledispatch.worker.health import QuietTaskLogs
+
+    quiet = QuietTaskLogs(QUIET_TASKS | {RECEIPTS_TASK})
+    for name in ("celery.app.trace", "celery.worker.strategy", "celery.beat"):
+        logging.getLogger(name).addFilter(quiet)
 
 
 @worker_process_init.connect
