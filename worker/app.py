@@ -52,7 +52,7 @@ class _QuietAMQP(AMQP):  # type: ignore[misc]  # Celery ships no type hints
 def make_app() -> Celery:
     app = Celery(
         "teledispatch",
-        broker=settings().redis_url,
+        broker=settings().celery_broker_url,
         include=["teledispatch.worker.tasks"],
         amqp=_QuietAMQP,
     )

@@ -125,10 +125,20 @@ def check_redis(url: str) -> None:
         client.close()
 
 
+def check_broker(url: str) -> None:
+    """Raises unless the Celery broker (when it is not the Redis above) accepts a connection."""
+    from kombu.connection import Connection
+
+    with Connection(url, connect_timeout=PROBE_TIMEOUT_S) as conn:  # type: ignore[no-untyped-call]
+        conn.ensure_connection(max_retries=1)
+
+
 def problems(cfg: Settings) -> list[str]:
     """One line per dependency of the worker that does not answer; empty: healthy."""
     found = []
-    checks = ((DATABASE, check_database, cfg.database_url), (REDIS, check_redis, cfg.redis_url))
+    checks = [(DATABASE, check_database, cfg.database_url), (REDIS, check_redis, cfg.redis_url)]
+    if cfg.broker_url and cfg.broker_url != cfg.redis_url:
+        checks.append(("broker", check_broker, cfg.broker_url))
     for name, check, url in checks:
         try:
             check(url)
