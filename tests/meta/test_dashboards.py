@@ -105,3 +105,18 @@ def test_promtool_accepts_the_rules() -> None:
         [promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_promtool_accepts_the_scrape_config() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian: apt-get install prometheus)")
+    # --syntax-only: the API key file it names exists only where Prometheus runs.
+    config = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+    done = subprocess.run(
+        [promtool, "check", "config", "--syntax-only", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
