@@ -69,8 +69,8 @@ for _channel in CHANNELS:
 
 
 # Every second and almost always idle: no events (``QUIET_TASKS`` in ``worker.app`` keeps its
-# task-sent event out too), so Flower's task list shows the dispatches, not the sweep. What it
-# takes back is logged.
+# task-sent event out too), so Flower's task list shows the dispatches, not the sweep; the
+# dispatches it kicks show there with what they sent.
 @app.task(name=SWEEP_TASK, send_events=False, throws=(health.DependencyDown,))
 def sweep_task() -> dict[str, Any]:
     report = _guarded(lambda: sweep(ctx()))
