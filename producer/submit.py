@@ -538,7 +538,7 @@ def wake(cfg: Settings, account: AccountConfig, delay_s: float) -> None:
     """Ask for a dispatch of ``account``. Best effort: if the broker is unreachable the rows
     are stored all the same and the periodic sweep starts them."""
     try:
-        broker.kick(_redis(cfg.redis_url), broker.sender(cfg.redis_url), account, delay_s)
+        broker.kick(_redis(cfg.redis_url), broker.sender(cfg.celery_broker_url), account, delay_s)
     except Exception as exc:  # the broker is optional at this point, the database is not
         log.warning("could not wake dispatchers for %s (%s); the sweep will", account.name, exc)
 

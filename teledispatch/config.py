@@ -141,6 +141,13 @@ class Settings:
     #: The file's ``[api] keys`` as written (``None``: ``[api]`` is not a table). Checked by
     #: ``teledispatch.api.auth``, which uses it, so a worker never fails on an API setting.
     api_keys: object = ()
+    #: ``CELERY_BROKER_URL`` (e.g. RabbitMQ, ``amqp://…``); unset: the broker is Redis at
+    #: ``redis_url``. Limits, circuits and wake-up keys stay in Redis either way.
+    broker_url: str | None = None
+
+    @property
+    def celery_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
 
     def account(self, name: str) -> AccountConfig:
         try:
@@ -211,6 +218,7 @@ def load_settings(path: Path | None = None) -> Settings:
         accounts=accounts,
         redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
         database_url=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
+        broker_url=os.environ.get("CELERY_BROKER_URL") or None,
         source=str(path),
         api_keys=api_keys,
     )

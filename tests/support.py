@@ -5,6 +5,7 @@ the test that asked for it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -56,6 +57,7 @@ def make_settings(db_url: str, **account: Any) -> Settings:
 PG_ADMIN_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
 
 @pytest.fixture(scope="session")
@@ -99,6 +101,30 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()
+
+
+@pytest.fixture
+def broker(request: pytest.FixtureRequest) -> str | None:
+    """The Celery broker URL, or None for Redis (``redis_service``, the default). A test runs
+    on RabbitMQ with ``@pytest.mark.parametrize("broker", ["rabbitmq"], indirect=True)``."""
+    which = getattr(request, "param", "redis")
+    if which == "redis":
+        return None
+    from kombu.connection import Connection
+
+    from teledispatch.channels.registry import CHANNEL_IDS
+    from teledispatch.wakeups import MAINTENANCE_QUEUE, channel_queue
+
+    try:
+        with Connection(RABBITMQ_URL, connect_timeout=5) as conn:  # type: ignore[no-untyped-call]
+            conn.ensure_connection(max_retries=1)
+            # A previous run's wake-ups must not reach this test's worker.
+            for queue in [MAINTENANCE_QUEUE, *(channel_queue(c) for c in CHANNEL_IDS)]:
+                with contextlib.suppress(Exception):  # not declared yet: nothing to purge
+                    conn.channel().queue_purge(queue)
+    except Exception as exc:
+        pytest.skip(f"RabbitMQ not reachable at {RABBITMQ_URL}: {type(exc).__name__}: {exc}")
+    return RABBITMQ_URL
 
 
 def due_job(url: str, n: int) -> sa.Engine:
@@ -220,6 +246,7 @@ class Stack:
 def make_stack(
     redis_service: RedisService,
     database_url: str,
+    broker: str | None,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Callable[..., Stack]]:
@@ -235,6 +262,10 @@ def make_stack(
             "TELEDISPATCH_CONFIG": str(config),
             "TELEDISPATCH_SWEEP_S": "0.5",
         }
+        if broker is not None:
+            env["CELERY_BROKER_URL"] = broker
+        else:
+            monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
         sim, url = start_simulator(config, env, sim_options)
         for k, v in env.items():
             monkeypatch.setenv(k, v)

@@ -8,11 +8,13 @@ after ``visibility_timeout`` — longer than any task runs and longer than any c
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init, worker_process_shutdown
+from celery.app.amqp import AMQP
+from celery.signals import beat_init, worker_init, worker_process_init, worker_process_shutdown
 from kombu.entity import Queue
 
 from teledispatch.channels.registry import CHANNEL_IDS as CHANNELS
@@ -29,8 +31,31 @@ RECEIPTS_INTERVAL_S = worker_timings().receipts_s
 QUEUES = [MAINTENANCE_QUEUE, *(channel_queue(c) for c in CHANNELS)]
 
 
+#: Tasks that send no events at all (``send_events=False`` on the task keeps the worker's
+#: events out; :class:`_QuietAMQP` the publisher's task-sent event): the every-second sweep
+#: otherwise filled every other row of Flower's task list.
+QUIET_TASKS = frozenset({SWEEP_TASK})
+
+
+class _QuietAMQP(AMQP):  # type: ignore[misc]  # Celery ships no type hints
+    """Celery's message factory, minus the task-sent event of :data:`QUIET_TASKS`.
+
+    ``task_send_sent_event`` is global, and beat publishes the sweep through the same app as
+    every dispatch, so the event is dropped per task name here.
+    """
+
+    def as_task_v2(self, task_id: str, name: str, *args: Any, **kwargs: Any) -> Any:
+        message = super().as_task_v2(task_id, name, *args, **kwargs)
+        return message._replace(sent_event=None) if name in QUIET_TASKS else message
+
+
 def make_app() -> Celery:
-    app = Celery("teledispatch", broker=settings().redis_url, include=["teledispatch.worker.tasks"])
+    app = Celery(
+        "teledispatch",
+        broker=settings().celery_broker_url,
+        include=["teledispatch.worker.tasks"],
+        amqp=_QuietAMQP,
+    )
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -62,6 +87,18 @@ def make_app() -> Celery:
 
 
 app = make_app()
+
+
+@beat_init.connect
+@worker_init.connect
+def _quiet_logs(**_: Any) -> None:
+    # Before the pool forks, so every pool process inherits the filters; a standalone beat
+    # (``teledispatch beat``) gets them too.
+    from teledispatch.worker.health import QuietTaskLogs
+
+    quiet = QuietTaskLogs(QUIET_TASKS | {RECEIPTS_TASK})
+    for name in ("celery.app.trace", "celery.worker.strategy", "celery.beat"):
+        logging.getLogger(name).addFilter(quiet)
 
 
 @worker_process_init.connect

@@ -185,6 +185,25 @@ def record_message_counts(account: AccountConfig, counts: Mapping[str, int]) -> 
         _disable(exc)
 
 
+#: Message statuses a request's outcome can write (``MESSAGES``'s ``status`` label).
+MESSAGE_STATUSES = ("sent", "failed", "deferred", "queued", "unknown")
+
+
+def preset(accounts: Iterable[AccountConfig]) -> None:
+    """Every series of every configured account at zero, before the first request: a scrape
+    then shows HELP/TYPE and 0 (not nothing), so rates and "absent" alerts work from the
+    start. Called by :func:`serve` in the main process; a pool process forked from it writes
+    its own value files (prometheus_client notices the new pid)."""
+    for account in accounts:
+        labels = (account.channel, account.name)
+        for outcome in OUTCOMES:
+            REQUESTS.labels(*labels, outcome)
+        for status in MESSAGE_STATUSES:
+            MESSAGES.labels(*labels, status)
+        for metric in (BATCH_SIZE, LATENCY, THROTTLED, RETRIES):
+            metric.labels(*labels)
+
+
 # --- serving, in the worker's main process ----------------------------------------------------
 
 
@@ -231,6 +250,12 @@ def serve() -> tuple[str, int] | None:
         MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
     else:
         log.warning("%s is not set: serving this process's metrics only", MULTIPROC_ENV)
+    try:
+        from teledispatch.config import settings
+
+        preset(settings().accounts.values())
+    except Exception as exc:  # a bad config fails the worker elsewhere, not its metrics
+        log.warning("metrics not preset: %s", exc)
     try:
         server, _thread = start_http_server(int(port_text), addr=host, registry=registry)
     except (OSError, ValueError) as exc:

@@ -7,10 +7,13 @@ inside the worker) and never recipients (they are in the database).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from teledispatch.channels.registry import CHANNEL_IDS as CHANNELS
+from teledispatch.config import settings
 from teledispatch.wakeups import SWEEP_TASK, dispatch_task
+from teledispatch.worker import health, task_results
 from teledispatch.worker.app import RECEIPTS_TASK, app
 from teledispatch.worker.context import Context, current
 from teledispatch.worker.dispatch import dispatch
@@ -18,6 +21,9 @@ from teledispatch.worker.receipts import poll_receipts
 from teledispatch.worker.sweep import sweep
 
 log = logging.getLogger("teledispatch.tasks")
+T = TypeVar("T")
+#: This pool process's view of its database and Redis (``worker.health``).
+OUTAGES = health.OutageLog()
 
 
 def _publish(name: str, args: list[Any], queue: str, countdown: float) -> None:
@@ -28,39 +34,50 @@ def ctx() -> Context:
     return current(_publish)
 
 
+def _guarded(body: Callable[[], T]) -> T:
+    return health.guarded(OUTAGES, settings, body)
+
+
 def _dispatch_task(channel: str) -> None:
     def run(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        # Anyone with broker access can publish anything under this name: refuse what is
-        # not a dispatch of a configured account of this channel, with the reason as the
-        # task's result (Flower shows it) and in the log, instead of failing the worker.
-        account = args[0] if len(args) == 1 and not kwargs else None
-        cfg = ctx().settings
-        if not isinstance(account, str) or account not in cfg.accounts:
-            reason = f"rejected: expected one configured account name, got {args!r:.100}"
-            log.error("%s %s", dispatch_task(channel), reason)
-            return {"rejected": reason}
-        if cfg.accounts[account].channel != channel:
-            reason = f"rejected: account {account!r} is not on channel {channel}"
-            log.error("%s %s", dispatch_task(channel), reason)
-            return {"rejected": reason}
-        report = dispatch(ctx(), account)
-        return {"claimed": report.claimed, "requests": report.requests, **report.counts}
+        return _guarded(lambda: _run_dispatch(channel, args, kwargs))
 
     run.__name__ = run.__qualname__ = "dispatch_" + channel.replace(".", "_")
-    app.task(name=dispatch_task(channel))(run)
+    throws = (task_results.RequestsFailed, health.DependencyDown)
+    app.task(name=dispatch_task(channel), throws=throws)(run)
+
+
+def _run_dispatch(channel: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    # Anyone with broker access can publish anything under this name: refuse what is not a
+    # dispatch of a configured account of this channel, with the reason as the task's result
+    # (Flower shows it) and in the log, instead of failing the worker.
+    account = args[0] if len(args) == 1 and not kwargs else None
+    cfg = ctx().settings
+    if not isinstance(account, str) or account not in cfg.accounts:
+        reason = f"rejected: expected one configured account name, got {args!r:.100}"
+        log.error("%s %s", dispatch_task(channel), reason)
+        return {"rejected": reason}
+    if cfg.accounts[account].channel != channel:
+        reason = f"rejected: account {account!r} is not on channel {channel}"
+        log.error("%s %s", dispatch_task(channel), reason)
+        return {"rejected": reason}
+    return task_results.finish(account, dispatch(ctx(), account))
 
 
 for _channel in CHANNELS:
     _dispatch_task(_channel)
 
 
-@app.task(name=SWEEP_TASK)
+# Every second and almost always idle: no events (``QUIET_TASKS`` in ``worker.app`` keeps its
+# task-sent event out too), so Flower's task list shows the dispatches, not the sweep; the
+# dispatches it kicks show there with what they sent.
+@app.task(name=SWEEP_TASK, send_events=False, throws=(health.DependencyDown,))
 def sweep_task() -> dict[str, Any]:
-    report = sweep(ctx())
+    report = _guarded(lambda: sweep(ctx()))
     return {"reclaimed": report.reclaimed, "kicked": report.kicked}
 
 
-@app.task(name=RECEIPTS_TASK)
+@app.task(name=RECEIPTS_TASK, throws=(health.DependencyDown,))
 def receipts_task() -> dict[str, Any]:
-    report = poll_receipts(ctx())
+    report = _guarded(lambda: poll_receipts(ctx()))
     return {"asked": report.asked, "settled": report.settled, "pending": report.pending}

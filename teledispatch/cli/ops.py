@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from teledispatch.cli.extras import require_extra
+from teledispatch.config import settings
 
 #: Namespace attribute holding the options a pass-through verb forwards (see ``main.parse``).
 PASSTHROUGH = "passthrough"
@@ -38,6 +39,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.metrics_port is not None:
         _metrics_env(args.metrics_port, args.metrics_host)
     return _celery(argv)
+
+
+def cmd_worker_health(args: argparse.Namespace) -> int:
+    """Exit 0 if the database and Redis a worker uses answer; else 1, one line per problem.
+    The compose healthcheck and the k8s readiness probe run it beside ``celery inspect ping``
+    (which answers even while the worker cannot reach its database)."""
+    from teledispatch.worker.health import problems
+
+    found = problems(settings())
+    for line in found:
+        print(f"unhealthy: {line}", file=sys.stderr)
+    if not found:
+        print("ok: database and redis answer")
+    return 1 if found else 0
 
 
 def _metrics_env(port: int, host: str) -> None:
@@ -149,6 +164,11 @@ def _register_celery(sub: Any) -> None:
         "--metrics-host", default="127.0.0.1", help="address for --metrics-port (127.0.0.1)"
     )
     w.set_defaults(func=cmd_worker)
+
+    wh = sub.add_parser(
+        "worker-health", help="exit 1 naming what a worker cannot reach (database, redis)"
+    )
+    wh.set_defaults(func=cmd_worker_health)
 
     b = sub.add_parser("beat", help="run the sweep schedule (exactly one per deployment)")
     b.add_argument("--schedule", default=".teledispatch-beat-schedule")

@@ -52,6 +52,8 @@ class Claimed:
     group_key: str
     payload: str
     attempts: int
+    #: Which job it belongs to: the dispatch task's result names the jobs it served.
+    job_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +117,7 @@ def _claim_statement(dialect: str, status: str) -> Any:
             updated_at=now,
             sent_at=None,
         )
-        .returning(m.id, m.phone, m.group_key, m.payload, m.attempts)
+        .returning(m.id, m.phone, m.group_key, m.payload, m.attempts, m.job_id)
     )
 
 
@@ -861,3 +863,57 @@ def waiting_count(conn: sa.Connection, account: str) -> int:
             )
         ).scalar_one()
     )
+
+
+# --- the API's /metrics ----------------------------------------------------------------------
+
+#: What ``/metrics`` counts: the statuses the claim index holds (``ix_messages_claim``).
+#: ``sending`` is counted through its own partial index; terminal statuses are not counted at
+#: all (they grow with history: the worker's ``teledispatch_messages_total`` counts outcomes).
+BACKLOG_STATUSES = (QUEUED, DEFERRED, UNKNOWN)
+
+
+def active_backlog(engine: Engine, accounts: Sequence[tuple[str, str]], now: float) -> Backlog:
+    """Backlog counts and the oldest due message of each ``(channel, account)``, at a cost
+    that grows with the backlog, not with the table.
+
+    :func:`backlog` grouped the whole table on every scrape (0.245 s at 106,000 rows). Here
+    each account is one statement of scalar subqueries, each an index range (count) or an
+    index seek (``min(due_at)``) on ``(account, status, due_at)`` with the status a literal,
+    so PostgreSQL's partial index applies; ``sending`` rows, in flight, come from theirs.
+    """
+    acct = sa.bindparam("b_account", type_=sa.String)
+    at = sa.bindparam("b_now", type_=sa.Float)
+
+    def count(status: str) -> Any:
+        (lit,) = literal_status(status)
+        return sa.select(sa.func.count()).where(m.account == acct, m.status == lit)
+
+    def oldest(status: str) -> Any:
+        (lit,) = literal_status(status)
+        return sa.select(sa.func.min(m.due_at)).where(
+            m.account == acct, m.status == lit, m.due_at <= at
+        )
+
+    per_account = sa.select(
+        *(count(s).scalar_subquery() for s in BACKLOG_STATUSES),
+        oldest(QUEUED).scalar_subquery(),
+        oldest(DEFERRED).scalar_subquery(),
+    )
+    (sending_lit,) = literal_status(SENDING)
+    sending = sa.select(m.account, sa.func.count()).where(m.status == sending_lit)
+    counts: list[tuple[str, str, str, int]] = []
+    oldest_due: list[tuple[str, str, float]] = []
+    with engine.connect() as conn:
+        in_flight: dict[str, int] = {
+            str(a): int(n) for a, n in conn.execute(sending.group_by(m.account)).all()
+        }
+        for channel, name in accounts:
+            row = conn.execute(per_account, {"b_account": name, "b_now": now}).one()
+            for status, n in zip(BACKLOG_STATUSES, row[:3], strict=True):
+                counts.append((channel, name, str(status), int(n)))
+            counts.append((channel, name, str(SENDING), int(in_flight.get(name, 0))))
+            dues = [float(d) for d in row[3:] if d is not None]
+            if dues:
+                oldest_due.append((channel, name, min(dues)))
+    return Backlog(counts=counts, oldest_due=oldest_due)

@@ -111,7 +111,7 @@ def test_api_job_roundtrip(api: tuple[Stack, httpx.Client]) -> None:
 
     metrics = client.get("/metrics")
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
-    assert 'teledispatch_messages{account="nxcloud",channel="nxcloud.sms",status="sent"} 10.0' in (
+    assert 'teledispatch_messages{account="nxcloud",channel="nxcloud.sms",status="queued"} 0.0' in (
         metrics.text
     )
     assert (

@@ -41,11 +41,8 @@ def _get(url: str, timeout: float = 10.0) -> tuple[int, str]:
         return 0, ""
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_flower_shows_worker_and_task_names_without_secrets(
-    make_stack: Callable[..., Stack],
-) -> None:
-    stack = make_stack()
+def _start_flower(stack: Stack) -> str:
+    """Flower under the forwarded --url_prefix and basic auth, answering; its base URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}/{PREFIX}"
     # --url_prefix is not an option of `teledispatch flower`: it must be forwarded to Flower,
@@ -63,11 +60,23 @@ def test_flower_shows_worker_and_task_names_without_secrets(
         return _get(f"{base}/healthcheck", 2.0)[0] == 200
 
     poll(flower_up, 60, "Flower's /healthcheck under the forwarded --url_prefix")
-    unauth = urllib.request.Request(f"{base}/api/workers")
-    with pytest.raises(urllib.error.HTTPError) as denied:
-        urllib.request.urlopen(unauth, timeout=10)
-    assert denied.value.code == 401, "FLOWER_BASIC_AUTH did not reach Flower"
+    return base
 
+
+def _tasks(base: str, query: str = "") -> dict[str, Any] | None:
+    status, body = _get(f"{base}/api/tasks{query}", 15.0)
+    if status != 200:
+        return None
+    tasks: dict[str, Any] = json.loads(body)
+    return tasks
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_flower_shows_worker_and_task_names_without_secrets(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack()
+    base = _start_flower(stack)
     stack.worker(concurrency=2, beat=True, name="fw")
 
     def worker_listed() -> list[str]:
@@ -84,20 +93,27 @@ def test_flower_shows_worker_and_task_names_without_secrets(
     )
     stack.wait_done([job.job_id], timeout=90)
 
-    wanted = {"dispatch.nxcloud.sms", "maintenance.sweep"}
-
-    def tasks_seen() -> tuple[dict[str, Any], str] | None:
+    def served_the_job() -> tuple[dict[str, Any], str] | None:
         status, body = _get(f"{base}/api/tasks", 15.0)
         if status != 200:
             return None
         tasks: dict[str, Any] = json.loads(body)
-        names = {t.get("name") for t in tasks.values()}
-        return (tasks, body) if wanted <= names else None
+        done = [
+            t
+            for t in tasks.values()
+            if t.get("name") == "dispatch.nxcloud.sms" and job.job_id in str(t.get("result"))
+        ]
+        return (tasks, body) if done else None
 
-    tasks, raw = poll(tasks_seen, 60, f"task names {sorted(wanted)} in /api/tasks")
+    tasks, raw = poll(served_the_job, 60, f"a dispatch naming job {job.job_id} in /api/tasks")
 
     dispatches = [t for t in tasks.values() if t.get("name") == "dispatch.nxcloud.sms"]
     assert any("nxcloud" in str(t.get("args")) for t in dispatches), dispatches
+    served = [t for t in dispatches if job.job_id in str(t.get("result"))]
+    assert all(t["state"] == "SUCCESS" and "'sent': 3" in str(t["result"]) for t in served), served
+    # The every-second sweep ran all along (beat) but sends no events: not one row of it.
+    names = {t.get("name") for t in tasks.values()}
+    assert "maintenance.sweep" not in names, sorted(n for n in names if n)
 
     config = tomllib.loads((stack.workdir / "teledispatch.toml").read_text())
     secrets = [a["secret"] for a in config["accounts"].values() if a.get("secret")]
@@ -106,3 +122,40 @@ def test_flower_shows_worker_and_task_names_without_secrets(
         assert secret not in raw, "an account secret appears in Flower's /api/tasks"
     for phone in phones:
         assert phone not in raw and phone[1:] not in raw, "a recipient list reached Flower"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_flower_shows_failed_requests_during_a_provider_outage(
+    make_stack: Callable[..., Stack],
+) -> None:
+    """Every request fails (the simulator answers 503): Flower's Failed list shows the
+    dispatches, naming the account, the job and the failed requests."""
+    stack = make_stack()
+    request = urllib.request.Request(
+        stack.sim_url + "/_sim/faults",
+        data=json.dumps({"channel": "nxcloud.sms", "fail_rate": 1.0}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        assert resp.status == 200
+    base = _start_flower(stack)
+    stack.worker(concurrency=2, beat=True, name="fo")
+    job = enqueue_stream(
+        "nxcloud",
+        [{"phone": f"+8613900{i:06d}"} for i in range(4)],
+        defaults={"content": "hi"},
+        cfg=stack.cfg,
+    )
+
+    def failures_shown() -> list[dict[str, Any]]:
+        tasks = _tasks(base, "?state=FAILURE") or {}
+        return [
+            t
+            for t in tasks.values()
+            if t.get("name") == "dispatch.nxcloud.sms" and job.job_id in str(t.get("exception"))
+        ]
+
+    failed = poll(failures_shown, 90, f"a FAILURE dispatch naming job {job.job_id} in Flower")
+    text = str(failed[0]["exception"])
+    assert text.startswith("RequestsFailed('1 of 1 requests failed (retryable=1)"), text
+    assert "account=nxcloud" in text and f"{job.job_id}=4" in text, text

@@ -1,4 +1,5 @@
-"""The whole NXCloud slice through real processes, on SQLite and PostgreSQL."""
+"""The whole NXCloud slice through real processes, on SQLite and PostgreSQL (and once with
+RabbitMQ as the broker)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ from tests.support import Stack
 pytestmark = pytest.mark.integration
 
 
+# Once more on RabbitMQ as the Celery broker (Redis still holds limits and wake-up keys).
+@pytest.mark.parametrize(
+    ("database_url", "broker"),
+    [("sqlite", "redis"), ("postgresql", "redis"), ("postgresql", "rabbitmq")],
+    indirect=True,
+)
 def test_bulk_and_singles_with_faults_reach_one_terminal_state(
     make_stack: Callable[..., Stack],
 ) -> None:

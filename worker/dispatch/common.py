@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from teledispatch import wakeups
@@ -20,9 +20,24 @@ class Report:
     claimed: int = 0
     requests: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    #: Messages claimed per job id: what the task result shows an operator in Flower.
+    jobs: dict[str, int] = field(default_factory=dict)
+    #: Requests that ended in an error (the provider's or ours), by metrics outcome label.
+    failures: dict[str, int] = field(default_factory=dict)
 
     def add(self, status: str, n: int = 1) -> None:
         self.counts[status] = self.counts.get(status, 0) + n
+
+    def add_jobs(self, job_ids: Iterable[str]) -> None:
+        for job_id in job_ids:
+            self.jobs[job_id] = self.jobs.get(job_id, 0) + 1
+
+    def add_failure(self, outcome: str) -> None:
+        self.failures[outcome] = self.failures.get(outcome, 0) + 1
+
+    @property
+    def failed_requests(self) -> int:
+        return sum(self.failures.values())
 
 
 def has_limits(account: AccountConfig) -> bool:

@@ -75,6 +75,7 @@ def _claim_and_send(
     lease_s = account.timeout_s + LEASE_MARGIN_S
     claim = repo.claim(ctx.engine, account.name, limit, lease_s, ctx.clock())
     report.claimed += len(claim.messages)
+    report.add_jobs(row.job_id for row in claim.messages)
     if not claim.messages:
         return False
     full = len(claim.messages) >= limit

@@ -204,6 +204,8 @@ def _record(req: _Request, updates: list[repo.Update]) -> None:
             req.latency = time.perf_counter() - req.started
         retried = sum(1 for n in req.attempts.values() if n > 1)
         outcome = metrics.outcome_of(req.failure)
+        if req.failure is not None:
+            req.report.add_failure(outcome)
         metrics.record_request(account, outcome, len(req.rows), req.latency, retried)
     metrics.record_message_counts(account, statuses)
     # Every message of the batch has its outcome: its batch row goes with the same commit.
