@@ -25,6 +25,8 @@ from teledispatch.errors import Error
 DEFAULT_CONFIG_PATH = "teledispatch.toml"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "sqlite:///teledispatch.db"
+#: Requests bigger than a few thousand recipients belong in ``enqueue_stream`` or a CSV.
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -124,6 +126,8 @@ class Settings:
     #: The file's ``[api] keys`` as written (``None``: ``[api]`` is not a table). Checked by
     #: ``teledispatch.api.auth``, which uses it, so a worker never fails on an API setting.
     api_keys: object = ()
+    #: ``[api] max_body_bytes``: a bigger request body is refused (413) before it is parsed.
+    api_max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     def account(self, name: str) -> AccountConfig:
         try:
@@ -179,6 +183,7 @@ def load_settings(path: Path | None = None) -> Settings:
     path = path or config_path()
     accounts: dict[str, AccountConfig] = {}
     api_keys: object = ()
+    max_body = DEFAULT_MAX_BODY_BYTES
     if path.exists():
         with path.open("rb") as fh:
             try:
@@ -188,6 +193,7 @@ def load_settings(path: Path | None = None) -> Settings:
         accounts = parse_config(data, str(path))
         api = data.get("api", {})
         api_keys = api.get("keys", []) if isinstance(api, dict) else None
+        max_body = _max_body_bytes(api, str(path))
     elif "TELEDISPATCH_CONFIG" in os.environ:
         raise ConfigError(f"TELEDISPATCH_CONFIG names {path}, which does not exist")
     return Settings(
@@ -196,7 +202,17 @@ def load_settings(path: Path | None = None) -> Settings:
         database_url=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
         source=str(path),
         api_keys=api_keys,
+        api_max_body_bytes=max_body,
     )
+
+
+def _max_body_bytes(api: object, source: str) -> int:
+    if not isinstance(api, dict):
+        return DEFAULT_MAX_BODY_BYTES
+    value = api.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{source}: [api] max_body_bytes must be a positive whole number")
+    return value
 
 
 @lru_cache(maxsize=1)

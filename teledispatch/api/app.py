@@ -19,6 +19,8 @@ from fastapi.responses import JSONResponse
 from teledispatch.api import callbacks, health, jobs, messages, metrics
 from teledispatch.api.auth import API_KEYS_ENV, KeyRing, load_api_keys
 from teledispatch.api.deps import ApiState, Unauthorized
+from teledispatch.api.docs import install_docs
+from teledispatch.api.guards import RequestGuard
 from teledispatch.api.problems import from_pydantic, unprocessable
 from teledispatch.config import ConfigError, Settings, settings
 
@@ -58,7 +60,11 @@ def create_app(cfg: Settings | None = None, keys: Sequence[bytes] | None = None)
         title="teledispatch",
         version="1",
         description="Enqueue send jobs and read their outcomes.",
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
+    app.add_middleware(RequestGuard, max_body_bytes=get_cfg().api_max_body_bytes)
     app.state.teledispatch = ApiState(get_cfg, ring)
     app.add_exception_handler(Unauthorized, _on_unauthorized)
     app.add_exception_handler(RequestValidationError, _on_invalid_request)

@@ -14,8 +14,9 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from teledispatch.api.deps import State, require_key
-from teledispatch.api.problems import problem_out, query_problem, unprocessable
+from teledispatch.api.problems import problem_out, unprocessable
 from teledispatch.api.schemas import (
+    BODY_REFUSED,
     INVALID,
     NOT_FOUND,
     UNAUTHORIZED,
@@ -31,14 +32,17 @@ from teledispatch.producer.cancel import cancel_job
 from teledispatch.producer.jobs import SendJob
 from teledispatch.producer.lookup import JobNotFound, job_messages, job_status
 from teledispatch.producer.submit import IdempotencyConflict
-from teledispatch.statuses import ACTIVE_STATUSES, STATUSES
+from teledispatch.statuses import ACTIVE_STATUSES, Status
 from teledispatch.validation import ValidationFailed
 
 MAX_PAGE = 1000
 #: How long a job may take to become durable before the request fails (the database is down).
 STORE_TIMEOUT_S = 30.0
 
-router = APIRouter(prefix="/v1/jobs", dependencies=[Depends(require_key)], responses=UNAUTHORIZED)
+# Every route answers 422 to a NUL character in its path or query (see ``guards``).
+router = APIRouter(
+    prefix="/v1/jobs", dependencies=[Depends(require_key)], responses={**UNAUTHORIZED, **INVALID}
+)
 
 
 def _not_found(job_id: str) -> JSONResponse:
@@ -77,6 +81,7 @@ def estimate_eta(
     responses={
         200: {"model": Enqueued, "description": "an existing job (same idempotency key)"},
         409: {"model": ErrorOut, "description": "idempotency key used for other content"},
+        **BODY_REFUSED,
         **INVALID,
     },
 )
@@ -146,12 +151,10 @@ def get_job(state: State, job_id: str) -> Any:
 def get_job_messages(
     state: State,
     job_id: str,
-    status: Annotated[str | None, Query(description="only messages in this status")] = None,
+    status: Annotated[Status | None, Query(description="only messages in this status")] = None,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> Any:
-    if status is not None and status not in STATUSES:
-        return query_problem("status", status, f"must be one of {', '.join(STATUSES)}")
     cfg = state.cfg()
     with get_engine(cfg.database_url).connect() as conn:
         found = jobs_db.get_job(conn, job_id)

@@ -8,14 +8,21 @@ from fastapi import APIRouter, Depends, Query
 
 from teledispatch.api.deps import State, require_key
 from teledispatch.api.jobs import MAX_PAGE
-from teledispatch.api.problems import query_problem
-from teledispatch.api.schemas import INVALID, UNAUTHORIZED
+from teledispatch.api.problems import problem_out, query_problem, unprocessable
+from teledispatch.api.schemas import INVALID, UNAUTHORIZED, ProblemOut
 from teledispatch.producer.lookup import MessageView, lookup
+from teledispatch.validation import ValidationFailed
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=UNAUTHORIZED)
 
 
-@router.get("/messages", response_model=list[MessageView], responses=INVALID)
+@router.get(
+    "/messages",
+    response_model=list[MessageView],
+    responses=INVALID,
+    description="Give exactly one of `phone` or `provider_id` (neither or both: 422). A phone "
+    "without its country code (`13800138000`) is a 422 saying so.",
+)
 def get_messages(
     state: State,
     phone: Annotated[str | None, Query(description="recipient, E.164 (+ optional)")] = None,
@@ -24,4 +31,12 @@ def get_messages(
 ) -> Any:
     if (phone is None) == (provider_id is None):
         return query_problem("phone", phone, "give exactly one of phone or provider_id")
-    return lookup(phone=phone, provider_id=provider_id, limit=limit, cfg=state.cfg())
+    try:
+        return lookup(phone=phone, provider_id=provider_id, limit=limit, cfg=state.cfg())
+    except ValidationFailed as exc:
+        return unprocessable([_query_loc(problem_out(p)) for p in exc.problems], exc.total)
+
+
+def _query_loc(problem: ProblemOut) -> ProblemOut:
+    """The lookup's problems name a query parameter, not a body field."""
+    return problem.model_copy(update={"loc": ["query", problem.field]})
