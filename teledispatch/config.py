@@ -151,9 +151,28 @@ def _resolve_env(value: Any, where: str, problems: list[str]) -> Any:
     return value
 
 
+#: The config file's top-level tables; anything else is a typo that would silently drop a
+#: setting (an ``[acounts.x]`` account that is never configured). ``[simulator]`` is written
+#: by ``teledispatch simulate --write-config`` for the demo and tests, and ignored here.
+TOP_LEVEL_TABLES = ("accounts", "api", "simulator")
+
+
+def _unknown_tables(data: dict[str, Any]) -> list[str]:
+    import difflib
+
+    problems = []
+    for name in data:
+        if name in TOP_LEVEL_TABLES:
+            continue
+        near = difflib.get_close_matches(name, TOP_LEVEL_TABLES, n=1)
+        hint = f"did you mean [{near[0]}]?" if near else f"known: {', '.join(TOP_LEVEL_TABLES)}"
+        problems.append(f"unknown table [{name[:40]}] ({hint})")
+    return problems
+
+
 def parse_config(data: dict[str, Any], source: str = "<memory>") -> dict[str, AccountConfig]:
     """Build accounts from parsed TOML; one :class:`ConfigError` lists every problem."""
-    problems: list[str] = []
+    problems: list[str] = _unknown_tables(data)
     accounts: dict[str, AccountConfig] = {}
     raw_accounts = data.get("accounts", {})
     if not isinstance(raw_accounts, dict):

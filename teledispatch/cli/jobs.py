@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from teledispatch.cli.output import print_json
+from teledispatch.cli.output import EXIT_INVALID, print_json
 from teledispatch.producer.lookup import JobNotFound, JobStatus, job_status, lookup
 from teledispatch.statuses import ACTIVE_STATUSES
 
@@ -61,7 +61,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_lookup(args: argparse.Namespace) -> int:
-    rows = lookup(phone=args.phone, provider_id=args.provider_id, limit=args.limit)
+    from teledispatch.validation import ValidationFailed
+
+    try:
+        rows = lookup(phone=args.phone, provider_id=args.provider_id, limit=args.limit)
+    except ValidationFailed as exc:
+        print(f"error: {'; '.join(str(p) for p in exc.problems)}", file=sys.stderr)
+        return EXIT_INVALID
     if args.json:
         print_json([r.as_dict() for r in rows])
         return 0
