@@ -11,12 +11,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from teledispatch.cli.output import EXIT_INVALID, print_json
-from teledispatch.producer.jobs import SendJob
-from teledispatch.producer.submit import IdempotencyConflict, enqueue_stream, validate_stream
-from teledispatch.validation import ValidationFailed
+
+if TYPE_CHECKING:  # loaded by the verb, not by every `teledispatch` start (see enqueue_stream)
+    from teledispatch.producer.jobs import SendJob
+    from teledispatch.producer.submit import Enqueued
+    from teledispatch.validation import ValidationFailed
 
 #: CSV files as Excel saves them (a BOM) and as most tools write them.
 DEFAULT_ENCODING = "utf-8-sig"
@@ -94,6 +96,8 @@ def _quote(value: Any) -> str:
 
 def _read_job(name: str) -> SendJob:
     from pydantic import ValidationError
+
+    from teledispatch.producer.jobs import SendJob
 
     text = _read_text(name, DEFAULT_ENCODING)
     try:
@@ -200,6 +204,20 @@ def _request(args: argparse.Namespace) -> _Request:
     return req
 
 
+def enqueue_stream(account: str, recipients: Any, **kw: Any) -> Enqueued:
+    """The producer's ``enqueue_stream``, imported when a job is sent: the producer brings
+    SQLAlchemy, Redis and Celery, which ``--help`` and the other verbs do without."""
+    from teledispatch.producer.submit import enqueue_stream as run
+
+    return run(account, recipients, **kw)
+
+
+def validate_stream(account: str, recipients: Any, **kw: Any) -> int:
+    from teledispatch.producer.submit import validate_stream as run
+
+    return run(account, recipients, **kw)
+
+
 def _report_invalid(exc: ValidationFailed, csv_mode: bool) -> int:
     noun = "problem" if exc.total == 1 else "problems"
     print(f"error: job rejected, nothing was enqueued ({exc.total} {noun}):", file=sys.stderr)
@@ -242,6 +260,9 @@ def _enqueue(req: _Request, as_json: bool) -> None:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
+    from teledispatch.producer.submit import IdempotencyConflict
+    from teledispatch.validation import ValidationFailed
+
     try:
         req = _request(args)
         (_dry_run if args.dry_run else _enqueue)(req, args.json)
