@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 
-from teledispatch.api.deps import State, require_key
+from teledispatch.api.deps import Key, State, require_key
 from teledispatch.api.problems import problem_out, unprocessable
 from teledispatch.api.schemas import (
     BODY_REFUSED,
@@ -33,7 +33,7 @@ from teledispatch.producer.jobs import SendJob
 from teledispatch.producer.lookup import JobNotFound, job_messages, job_status
 from teledispatch.producer.submit import IdempotencyConflict
 from teledispatch.statuses import ACTIVE_STATUSES, Status
-from teledispatch.validation import ValidationFailed
+from teledispatch.validation import Problem, ValidationFailed
 
 MAX_PAGE = 1000
 #: How long a job may take to become durable before the request fails (the database is down).
@@ -87,6 +87,7 @@ def estimate_eta(
 )
 def post_job(
     state: State,
+    key: Key,
     job: SendJob,
     response: Response,
     idempotency_key: Annotated[
@@ -99,12 +100,16 @@ def post_job(
         ),
     ] = None,
 ) -> Any:
+    if not key.may_use(job.account) or job.account not in state.cfg().accounts:
+        # The same answer whether the account exists or not: a key learns no other account.
+        refusal = Problem(None, "account", job.account, "is not an account this API key may use")
+        return unprocessable([problem_out(refusal)])
     try:
         pending = state.producer().submit_recipients(
             job.account,
             job.recipients,
             defaults=job.defaults,
-            idempotency_key=idempotency_key or job.idempotency_key,
+            idempotency_key=key.idempotency_key(idempotency_key or job.idempotency_key),
             not_before=job.not_before,
             allow_duplicates=job.allow_duplicates,
         )
@@ -119,10 +124,12 @@ def post_job(
 
 
 @router.get("/{job_id}", response_model=JobView, responses=NOT_FOUND)
-def get_job(state: State, job_id: str) -> Any:
+def get_job(state: State, key: Key, job_id: str) -> Any:
     try:
         st = job_status(job_id, cfg=state.cfg())
     except JobNotFound:
+        return _not_found(job_id)
+    if not key.may_use(st.account):  # another tenant's job: as if it did not exist
         return _not_found(job_id)
     finished = sum(n for s, n in st.counts.items() if s not in ACTIVE_STATUSES)
     eta = st.eta
@@ -150,6 +157,7 @@ def get_job(state: State, job_id: str) -> Any:
 @router.get("/{job_id}/messages", response_model=MessagePage, responses={**NOT_FOUND, **INVALID})
 def get_job_messages(
     state: State,
+    key: Key,
     job_id: str,
     status: Annotated[Status | None, Query(description="only messages in this status")] = None,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
@@ -158,16 +166,21 @@ def get_job_messages(
     cfg = state.cfg()
     with get_engine(cfg.database_url).connect() as conn:
         found = jobs_db.get_job(conn, job_id)
-    if found is None:
+    if found is None or not key.may_use(found.account):
         return _not_found(job_id)
     page = job_messages(job_id, status=status, after=cursor, limit=limit, cfg=cfg)
     return MessagePage(messages=page, next_cursor=page[-1].id if len(page) == limit else None)
 
 
 @router.post("/{job_id}/cancel", response_model=CancelOut, responses=NOT_FOUND)
-def post_cancel(state: State, job_id: str) -> Any:
+def post_cancel(state: State, key: Key, job_id: str) -> Any:
+    cfg = state.cfg()
+    with get_engine(cfg.database_url).connect() as conn:
+        found = jobs_db.get_job(conn, job_id)
+    if found is None or not key.may_use(found.account):
+        return _not_found(job_id)
     try:
-        result = cancel_job(job_id, cfg=state.cfg())
+        result = cancel_job(job_id, cfg=cfg)
     except JobNotFound:
         return _not_found(job_id)
     return CancelOut(job_id=result.job_id, cancelled=result.cancelled)

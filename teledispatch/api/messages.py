@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from teledispatch.api.deps import State, require_key
+from teledispatch.api.deps import Key, State, require_key
 from teledispatch.api.jobs import MAX_PAGE
 from teledispatch.api.problems import problem_out, query_problem, unprocessable
 from teledispatch.api.schemas import INVALID, UNAUTHORIZED, ProblemOut
@@ -25,6 +25,7 @@ router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=
 )
 def get_messages(
     state: State,
+    key: Key,
     phone: Annotated[str | None, Query(description="recipient, E.164 (+ optional)")] = None,
     provider_id: Annotated[str | None, Query(description="the provider's message id")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
@@ -32,9 +33,11 @@ def get_messages(
     if (phone is None) == (provider_id is None):
         return query_problem("phone", phone, "give exactly one of phone or provider_id")
     try:
-        return lookup(phone=phone, provider_id=provider_id, limit=limit, cfg=state.cfg())
+        found = lookup(phone=phone, provider_id=provider_id, limit=limit, cfg=state.cfg())
     except ValidationFailed as exc:
         return unprocessable([_query_loc(problem_out(p)) for p in exc.problems], exc.total)
+    # Only messages on the key's accounts: another tenant's recipients stay invisible.
+    return [m for m in found if key.may_use(m.account)]
 
 
 def _query_loc(problem: ProblemOut) -> ProblemOut:
