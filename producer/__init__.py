@@ -13,11 +13,22 @@ with Producer() as producer:
 Every error raised to the app derives from ``teledispatch.Error`` (also exported here).
 """
 
-from teledispatch.config import ConfigError, load_settings, settings
-from teledispatch.errors import Error
-from teledispatch.producer.cancel import Cancelled, cancel_job
-from teledispatch.producer.group_commit import Pending, Producer, ProducerClosed, StoreTimeout
-from teledispatch.producer.jobs import SendJob
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from teledispatch.config import ConfigError, load_settings, settings
+    from teledispatch.errors import Error
+    from teledispatch.producer.cancel import Cancelled, cancel_job
+    from teledispatch.producer.group_commit import Pending, Producer, ProducerClosed, StoreTimeout
+    from teledispatch.producer.jobs import SendJob
+    from teledispatch.producer.submit import Enqueued, IdempotencyConflict, enqueue, enqueue_stream
+    from teledispatch.validation import Problem, ValidationFailed
+
+# Imported at once: ``lookup`` names both this function and its module, and importing the
+# module later would rebind the package's ``lookup`` to the module.
 from teledispatch.producer.lookup import (
     JobNotFound,
     JobStatus,
@@ -26,8 +37,42 @@ from teledispatch.producer.lookup import (
     job_status,
     lookup,
 )
-from teledispatch.producer.submit import Enqueued, IdempotencyConflict, enqueue, enqueue_stream
-from teledispatch.validation import Problem, ValidationFailed
+
+#: Where each other export lives, loaded on first use (PEP 562): ``teledispatch status`` and
+#: ``lookup`` must not pay for the group-commit producer, Redis and Celery.
+_WHERE = {
+    "ConfigError": "teledispatch.config",
+    "load_settings": "teledispatch.config",
+    "settings": "teledispatch.config",
+    "Error": "teledispatch.errors",
+    "Cancelled": "teledispatch.producer.cancel",
+    "cancel_job": "teledispatch.producer.cancel",
+    "Pending": "teledispatch.producer.group_commit",
+    "Producer": "teledispatch.producer.group_commit",
+    "ProducerClosed": "teledispatch.producer.group_commit",
+    "StoreTimeout": "teledispatch.producer.group_commit",
+    "SendJob": "teledispatch.producer.jobs",
+    "Enqueued": "teledispatch.producer.submit",
+    "IdempotencyConflict": "teledispatch.producer.submit",
+    "enqueue": "teledispatch.producer.submit",
+    "enqueue_stream": "teledispatch.producer.submit",
+    "Problem": "teledispatch.validation",
+    "ValidationFailed": "teledispatch.validation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "Cancelled",

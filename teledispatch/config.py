@@ -25,6 +25,8 @@ from teledispatch.errors import Error
 DEFAULT_CONFIG_PATH = "teledispatch.toml"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "sqlite:///teledispatch.db"
+#: Requests bigger than a few thousand recipients belong in ``enqueue_stream`` or a CSV.
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -141,6 +143,8 @@ class Settings:
     #: The file's ``[api] keys`` as written (``None``: ``[api]`` is not a table). Checked by
     #: ``teledispatch.api.auth``, which uses it, so a worker never fails on an API setting.
     api_keys: object = ()
+    #: ``[api] max_body_bytes``: a bigger request body is refused (413) before it is parsed.
+    api_max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     #: ``CELERY_BROKER_URL`` (e.g. RabbitMQ, ``amqp://…``); unset: the broker is Redis at
     #: ``redis_url``. Limits, circuits and wake-up keys stay in Redis either way.
     broker_url: str | None = None
@@ -171,9 +175,28 @@ def _resolve_env(value: Any, where: str, problems: list[str]) -> Any:
     return value
 
 
+#: The config file's top-level tables; anything else is a typo that would silently drop a
+#: setting (an ``[acounts.x]`` account that is never configured). ``[simulator]`` is written
+#: by ``teledispatch simulate --write-config`` for the demo and tests, and ignored here.
+TOP_LEVEL_TABLES = ("accounts", "api", "simulator")
+
+
+def _unknown_tables(data: dict[str, Any]) -> list[str]:
+    import difflib
+
+    problems = []
+    for name in data:
+        if name in TOP_LEVEL_TABLES:
+            continue
+        near = difflib.get_close_matches(name, TOP_LEVEL_TABLES, n=1)
+        hint = f"did you mean [{near[0]}]?" if near else f"known: {', '.join(TOP_LEVEL_TABLES)}"
+        problems.append(f"unknown table [{name[:40]}] ({hint})")
+    return problems
+
+
 def parse_config(data: dict[str, Any], source: str = "<memory>") -> dict[str, AccountConfig]:
     """Build accounts from parsed TOML; one :class:`ConfigError` lists every problem."""
-    problems: list[str] = []
+    problems: list[str] = _unknown_tables(data)
     accounts: dict[str, AccountConfig] = {}
     raw_accounts = data.get("accounts", {})
     if not isinstance(raw_accounts, dict):
@@ -203,6 +226,7 @@ def load_settings(path: Path | None = None) -> Settings:
     path = path or config_path()
     accounts: dict[str, AccountConfig] = {}
     api_keys: object = ()
+    max_body = DEFAULT_MAX_BODY_BYTES
     if path.exists():
         with path.open("rb") as fh:
             try:
@@ -212,6 +236,7 @@ def load_settings(path: Path | None = None) -> Settings:
         accounts = parse_config(data, str(path))
         api = data.get("api", {})
         api_keys = api.get("keys", []) if isinstance(api, dict) else None
+        max_body = _max_body_bytes(api, str(path))
     elif "TELEDISPATCH_CONFIG" in os.environ:
         raise ConfigError(f"TELEDISPATCH_CONFIG names {path}, which does not exist")
     return Settings(
@@ -221,7 +246,17 @@ def load_settings(path: Path | None = None) -> Settings:
         broker_url=os.environ.get("CELERY_BROKER_URL") or None,
         source=str(path),
         api_keys=api_keys,
+        api_max_body_bytes=max_body,
     )
+
+
+def _max_body_bytes(api: object, source: str) -> int:
+    if not isinstance(api, dict):
+        return DEFAULT_MAX_BODY_BYTES
+    value = api.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{source}: [api] max_body_bytes must be a positive whole number")
+    return value
 
 
 @lru_cache(maxsize=1)

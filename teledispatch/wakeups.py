@@ -23,10 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis
-from celery import Celery
+if TYPE_CHECKING:  # loaded when a wake-up is published, not by every importer (the CLI)
+    import redis
+    from celery import Celery
 
 from teledispatch.config import AccountConfig
 
@@ -49,6 +50,8 @@ def channel_queue(channel: str) -> str:
 
 @lru_cache(maxsize=4)
 def publisher(broker_url: str) -> Celery:
+    from celery import Celery
+
     app = Celery("teledispatch-producer", broker=broker_url)
     app.conf.update(
         task_serializer="json",

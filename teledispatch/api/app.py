@@ -17,8 +17,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from teledispatch.api import callbacks, health, jobs, messages, metrics
-from teledispatch.api.auth import API_KEYS_ENV, KeyRing, load_api_keys
+from teledispatch.api.auth import API_KEYS_ENV, ApiKey, KeyRing, load_keys
 from teledispatch.api.deps import ApiState, Unauthorized
+from teledispatch.api.docs import install_docs
+from teledispatch.api.guards import RequestGuard
 from teledispatch.api.problems import from_pydantic, unprocessable
 from teledispatch.config import ConfigError, Settings, settings
 
@@ -45,11 +47,13 @@ async def _on_config_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def create_app(cfg: Settings | None = None, keys: Sequence[bytes] | None = None) -> FastAPI:
+def create_app(
+    cfg: Settings | None = None, keys: Sequence[bytes | ApiKey] | None = None
+) -> FastAPI:
     """The ASGI app. ``cfg``/``keys`` default to the process settings and the configured keys;
     keys are read once here, so a malformed entry stops the server at start, not per request."""
     get_cfg: Callable[[], Settings] = (lambda: cfg) if cfg is not None else settings
-    ring = KeyRing(load_api_keys(get_cfg()) if keys is None else keys)
+    ring = KeyRing(load_keys(get_cfg()) if keys is None else keys)
     if not len(ring):
         log.warning(
             "no API key configured ([api] keys or %s): every request is refused", API_KEYS_ENV
@@ -58,8 +62,12 @@ def create_app(cfg: Settings | None = None, keys: Sequence[bytes] | None = None)
         title="teledispatch",
         version="1",
         description="Enqueue send jobs and read their outcomes.",
+        docs_url=None,
+        redoc_url=None,
     )
-    app.state.teledispatch = ApiState(get_cfg, ring)
+    install_docs(app)
+    app.add_middleware(RequestGuard, max_body_bytes=get_cfg().api_max_body_bytes)
+    app.state.teledispatch = ApiState(get_cfg, ring, reload_keys=keys is None)
     app.add_exception_handler(Unauthorized, _on_unauthorized)
     app.add_exception_handler(RequestValidationError, _on_invalid_request)
     app.add_exception_handler(ConfigError, _on_config_error)

@@ -17,6 +17,7 @@ import hmac
 import os
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from teledispatch.config import ConfigError, Settings, settings
@@ -31,49 +32,127 @@ def hash_key(key: str) -> str:
     return HASH_PREFIX + hashlib.sha256(key.encode()).hexdigest()
 
 
-def parse_hashed_keys(entries: Iterable[Any], source: str) -> list[bytes]:
-    """Digests from ``sha256:<hex>`` entries; a bad entry is named by position, never echoed
-    (an operator who pasted a raw key by mistake must not find it in the log)."""
-    digests: list[bytes] = []
+@dataclass(frozen=True)
+class ApiKey:
+    """A configured key: its name (for logs, never the key), digest and scope."""
+
+    name: str
+    digest: bytes
+    #: The accounts it may enqueue on, read and cancel jobs of; None: every account.
+    accounts: frozenset[str] | None = None
+    #: Named keys (``{name = …}`` entries) keep their own idempotency keys; the bare digests
+    #: of earlier releases share one space, as they always did.
+    own_idempotency: bool = False
+
+    def may_use(self, account: str) -> bool:
+        return self.accounts is None or account in self.accounts
+
+    def idempotency_key(self, key: str | None) -> str | None:
+        """``key`` as stored: prefixed with this key's name, so two clients that pick the same
+        key never see each other's job (hashed when the prefix would pass the column)."""
+        if key is None or not self.own_idempotency:
+            return key
+        scoped = f"{self.name}:{key}"
+        return (
+            scoped
+            if len(scoped) <= 200
+            else f"{self.name}:{hashlib.sha256(key.encode()).hexdigest()}"
+        )
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def _digest(value: Any) -> bytes | None:
+    text = value.strip().lower() if isinstance(value, str) else ""
+    hexpart = text.removeprefix(HASH_PREFIX)
+    if not text.startswith(HASH_PREFIX) or not _HEX64.match(hexpart):
+        return None
+    return bytes.fromhex(hexpart)
+
+
+def _named(entry: dict[str, Any], where: str, problems: list[str]) -> ApiKey | None:
+    name, digest, accounts = entry.get("name"), _digest(entry.get("hash")), entry.get("accounts")
+    if set(entry) - {"name", "hash", "accounts"}:
+        problems.append(f"{where}: only name, hash and accounts are allowed")
+    elif not isinstance(name, str) or not _NAME.match(name):
+        problems.append(f"{where}: name must be 1-64 letters, digits, '.', '_' or '-'")
+    elif digest is None:
+        problems.append(f"{where}: hash is not 'sha256:<64 hex digits>'")
+    elif accounts is not None and not (
+        isinstance(accounts, list) and all(isinstance(a, str) for a in accounts)
+    ):
+        problems.append(f"{where}: accounts must be a list of account names")
+    else:
+        scope = None if accounts is None else frozenset(accounts)
+        return ApiKey(name, digest, scope, own_idempotency=True)
+    return None
+
+
+def parse_keys(entries: Iterable[Any], source: str) -> list[ApiKey]:
+    """Keys from ``sha256:<hex>`` strings or ``{name, hash, accounts}`` tables; a bad entry
+    is named by position, never echoed (an operator who pasted a raw key by mistake must not
+    find it in the log)."""
+    keys: list[ApiKey] = []
     problems: list[str] = []
     for i, entry in enumerate(entries):
-        text = entry.strip().lower() if isinstance(entry, str) else ""
-        hexpart = text.removeprefix(HASH_PREFIX)
-        if not text.startswith(HASH_PREFIX) or not _HEX64.match(hexpart):
+        where = f"{source} entry {i + 1}"
+        if isinstance(entry, dict):
+            key = _named(entry, where, problems)
+            keys += [key] if key else []
+            continue
+        digest = _digest(entry)
+        if digest is None:
             problems.append(
-                f"{source} entry {i + 1} is not 'sha256:<64 hex digits>' "
+                f"{where} is not 'sha256:<64 hex digits>' "
                 "(make one with `teledispatch api hash-key KEY`)"
             )
             continue
-        digests.append(bytes.fromhex(hexpart))
+        keys.append(ApiKey(f"{'env' if source == API_KEYS_ENV else 'config'}#{i + 1}", digest))
     if problems:
         raise ConfigError("; ".join(problems))
-    return digests
+    return keys
 
 
-def load_api_keys(cfg: Settings | None = None) -> list[bytes]:
-    """Hashed keys from the config file's ``[api] keys`` (as read into ``cfg``, default: the
+def parse_hashed_keys(entries: Iterable[Any], source: str) -> list[bytes]:
+    """The digests of :func:`parse_keys`."""
+    return [k.digest for k in parse_keys(entries, source)]
+
+
+def load_keys(cfg: Settings | None = None) -> list[ApiKey]:
+    """Keys from the config file's ``[api] keys`` (as read into ``cfg``, default: the
     process settings) plus ``TELEDISPATCH_API_KEYS``."""
     cfg = cfg or settings()
     if not isinstance(cfg.api_keys, list | tuple):
         raise ConfigError(f"{cfg.source}: [api] keys must be a list of 'sha256:<hex>' strings")
-    digests = parse_hashed_keys(cfg.api_keys, f"{cfg.source} [api] keys")
+    keys = parse_keys(cfg.api_keys, f"{cfg.source} [api] keys")
     env = os.environ.get(API_KEYS_ENV, "")
     entries = [e for e in env.replace("\n", ",").split(",") if e.strip()]
-    digests += parse_hashed_keys(entries, API_KEYS_ENV)
-    return digests
+    keys += parse_keys(entries, API_KEYS_ENV)
+    return keys
+
+
+def load_api_keys(cfg: Settings | None = None) -> list[bytes]:
+    """The digests of :func:`load_keys`."""
+    return [k.digest for k in load_keys(cfg)]
 
 
 class KeyRing:
-    def __init__(self, digests: Sequence[bytes]) -> None:
-        self._digests = tuple(digests)
+    def __init__(self, keys: Sequence[bytes | ApiKey]) -> None:
+        self._keys = tuple(
+            k if isinstance(k, ApiKey) else ApiKey(f"key#{i + 1}", k) for i, k in enumerate(keys)
+        )
 
     def __len__(self) -> int:
-        return len(self._digests)
+        return len(self._keys)
+
+    def match(self, presented: str) -> ApiKey | None:
+        digest = hashlib.sha256(presented.encode()).digest()
+        found: ApiKey | None = None
+        for key in self._keys:  # no early exit: every digest is compared every time
+            if hmac.compare_digest(digest, key.digest):
+                found = key
+        return found
 
     def accepts(self, presented: str) -> bool:
-        digest = hashlib.sha256(presented.encode()).digest()
-        ok = False
-        for known in self._digests:  # no early exit: every digest is compared every time
-            ok |= hmac.compare_digest(digest, known)
-        return ok
+        return self.match(presented) is not None

@@ -6,24 +6,59 @@ module-level ``APIRouter`` objects and each app built by ``create_app`` keeps it
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from teledispatch.api.auth import KeyRing
-from teledispatch.config import Settings
+from teledispatch.api.auth import ApiKey, KeyRing, load_keys
+from teledispatch.config import ConfigError, Settings, load_settings
 from teledispatch.producer.group_commit import Producer
+
+log = logging.getLogger("teledispatch.api")
 
 
 class ApiState:
-    def __init__(self, get_cfg: Callable[[], Settings], ring: KeyRing) -> None:
+    def __init__(
+        self, get_cfg: Callable[[], Settings], ring: KeyRing, *, reload_keys: bool = False
+    ) -> None:
         self.get_cfg = get_cfg
-        self.ring = ring
+        self._ring = ring
+        #: Keys are re-read when the config file changes (adding or revoking one needs no
+        #: restart); not when the app was given its keys (tests, embedding).
+        self._reload = reload_keys
+        self._stamp = self._file_stamp()
         self._producer: Producer | None = None
         self._lock = threading.Lock()
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.get_cfg().source)
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    @property
+    def ring(self) -> KeyRing:
+        if self._reload:
+            stamp = self._file_stamp()
+            if stamp != self._stamp:
+                self._stamp = stamp
+                self._reread(self.get_cfg().source)
+        return self._ring
+
+    def _reread(self, source: str) -> None:
+        try:
+            self._ring = KeyRing(load_keys(load_settings(Path(source))))
+        except ConfigError as exc:  # a half-edited file must not lock every client out
+            log.error("API keys not reloaded, keeping the previous ones: %s", exc)
+            return
+        log.info("API keys reloaded from %s: %d keys", source, len(self._ring))
 
     def cfg(self) -> Settings:
         return self.get_cfg()
@@ -56,9 +91,17 @@ _header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-AP
 
 def require_key(
     state: State,
+    request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header_key: Annotated[str | None, Depends(_header_key)],
-) -> None:
+) -> ApiKey:
     presented = bearer.credentials if bearer is not None else header_key
-    if not presented or not state.ring.accepts(presented):
+    key = state.ring.match(presented) if presented else None
+    if key is None:
         raise Unauthorized
+    # Every authenticated request is attributable by the key's name (never the key).
+    log.info("%s %s by key %s", request.method, request.url.path, key.name)
+    return key
+
+
+Key = Annotated[ApiKey, Depends(require_key)]

@@ -14,9 +14,10 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from teledispatch.api.deps import State, require_key
-from teledispatch.api.problems import problem_out, query_problem, unprocessable
+from teledispatch.api.deps import Key, State, require_key
+from teledispatch.api.problems import problem_out, unprocessable
 from teledispatch.api.schemas import (
+    BODY_REFUSED,
     INVALID,
     NOT_FOUND,
     UNAUTHORIZED,
@@ -34,14 +35,17 @@ from teledispatch.producer.dry_run import dry_run
 from teledispatch.producer.jobs import SendJob
 from teledispatch.producer.lookup import JobNotFound, job_messages, job_status
 from teledispatch.producer.submit import IdempotencyConflict
-from teledispatch.statuses import ACTIVE_STATUSES, STATUSES
-from teledispatch.validation import ValidationFailed
+from teledispatch.statuses import ACTIVE_STATUSES, Status
+from teledispatch.validation import Problem, ValidationFailed
 
 MAX_PAGE = 1000
 #: How long a job may take to become durable before the request fails (the database is down).
 STORE_TIMEOUT_S = 30.0
 
-router = APIRouter(prefix="/v1/jobs", dependencies=[Depends(require_key)], responses=UNAUTHORIZED)
+# Every route answers 422 to a NUL character in its path or query (see ``guards``).
+router = APIRouter(
+    prefix="/v1/jobs", dependencies=[Depends(require_key)], responses={**UNAUTHORIZED, **INVALID}
+)
 
 
 def _not_found(job_id: str) -> JSONResponse:
@@ -83,11 +87,13 @@ def estimate_eta(
             "description": "an existing job (same idempotency key), or a dry run's report",
         },
         409: {"model": ErrorOut, "description": "idempotency key used for other content"},
+        **BODY_REFUSED,
         **INVALID,
     },
 )
 def post_job(
     state: State,
+    key: Key,
     job: SendJob,
     response: Response,
     idempotency_key: Annotated[
@@ -107,6 +113,10 @@ def post_job(
         ),
     ] = False,
 ) -> Any:
+    if not key.may_use(job.account) or job.account not in state.cfg().accounts:
+        # The same answer whether the account exists or not: a key learns no other account.
+        refusal = Problem(None, "account", job.account, "is not an account this API key may use")
+        return unprocessable([problem_out(refusal)])
     if dry_run_:
         return _dry_run(state, job)
     try:
@@ -114,7 +124,7 @@ def post_job(
             job.account,
             job.recipients,
             defaults=job.defaults,
-            idempotency_key=idempotency_key or job.idempotency_key,
+            idempotency_key=key.idempotency_key(idempotency_key or job.idempotency_key),
             not_before=job.not_before,
             allow_duplicates=job.allow_duplicates,
         )
@@ -144,10 +154,12 @@ def _dry_run(state: State, job: SendJob) -> Any:
 
 
 @router.get("/{job_id}", response_model=JobView, responses=NOT_FOUND)
-def get_job(state: State, job_id: str) -> Any:
+def get_job(state: State, key: Key, job_id: str) -> Any:
     try:
         st = job_status(job_id, cfg=state.cfg())
     except JobNotFound:
+        return _not_found(job_id)
+    if not key.may_use(st.account):  # another tenant's job: as if it did not exist
         return _not_found(job_id)
     finished = sum(n for s, n in st.counts.items() if s not in ACTIVE_STATUSES)
     eta = st.eta
@@ -176,26 +188,30 @@ def get_job(state: State, job_id: str) -> Any:
 @router.get("/{job_id}/messages", response_model=MessagePage, responses={**NOT_FOUND, **INVALID})
 def get_job_messages(
     state: State,
+    key: Key,
     job_id: str,
-    status: Annotated[str | None, Query(description="only messages in this status")] = None,
+    status: Annotated[Status | None, Query(description="only messages in this status")] = None,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> Any:
-    if status is not None and status not in STATUSES:
-        return query_problem("status", status, f"must be one of {', '.join(STATUSES)}")
     cfg = state.cfg()
     with get_engine(cfg.database_url).connect() as conn:
         found = jobs_db.get_job(conn, job_id)
-    if found is None:
+    if found is None or not key.may_use(found.account):
         return _not_found(job_id)
     page = job_messages(job_id, status=status, after=cursor, limit=limit, cfg=cfg)
     return MessagePage(messages=page, next_cursor=page[-1].id if len(page) == limit else None)
 
 
 @router.post("/{job_id}/cancel", response_model=CancelOut, responses=NOT_FOUND)
-def post_cancel(state: State, job_id: str) -> Any:
+def post_cancel(state: State, key: Key, job_id: str) -> Any:
+    cfg = state.cfg()
+    with get_engine(cfg.database_url).connect() as conn:
+        found = jobs_db.get_job(conn, job_id)
+    if found is None or not key.may_use(found.account):
+        return _not_found(job_id)
     try:
-        result = cancel_job(job_id, cfg=state.cfg())
+        result = cancel_job(job_id, cfg=cfg)
     except JobNotFound:
         return _not_found(job_id)
     return CancelOut(job_id=result.job_id, cancelled=result.cancelled)

@@ -6,6 +6,7 @@ query parameter and a recipient the channel's rules refused.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
@@ -14,12 +15,28 @@ from fastapi.responses import JSONResponse
 from teledispatch.api.schemas import ProblemOut, ValidationError422
 from teledispatch.validation import Problem
 
+#: The longest value (or rule text) an error quotes back: enough to recognise it, and a 60 MB
+#: field is not echoed back whole.
+MAX_QUOTED = 60
 
-def _json_safe(value: Any) -> Any:
+
+def _clip_text(text: str, limit: int = MAX_QUOTED) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def clip_value(value: Any) -> Any:
+    """``value`` as JSON to quote in an error: short strings and scalars as they are, a long
+    string or a big list/object as a prefix of its text."""
     try:
-        return jsonable_encoder(value)
+        safe = jsonable_encoder(value)
     except (TypeError, ValueError):
-        return repr(value)
+        return _clip_text(repr(value))
+    if isinstance(safe, str):
+        return _clip_text(safe)
+    if isinstance(safe, list | dict):
+        text = json.dumps(safe, ensure_ascii=False)
+        return safe if len(text) <= MAX_QUOTED else _clip_text(text)
+    return safe
 
 
 def problem_out(p: Problem) -> ProblemOut:
@@ -32,9 +49,9 @@ def problem_out(p: Problem) -> ProblemOut:
         loc=loc,
         index=p.index,
         field=p.field,
-        value=_json_safe(p.value),
-        rule=p.rule,
-        msg=str(p),
+        value=clip_value(p.value),
+        rule=_clip_text(p.rule, 4 * MAX_QUOTED),
+        msg=_clip_text(str(p), 4 * MAX_QUOTED),
     )
 
 
@@ -48,8 +65,8 @@ def from_pydantic(err: dict[str, Any]) -> ProblemOut:
         rest = rest[2:]
     field = ".".join(str(p) for p in rest) or (str(loc[0]) if loc else "body")
     # A missing field's "input" is the whole enclosing object: not worth echoing back.
-    value = None if err.get("type") == "missing" else _json_safe(err.get("input"))
-    rule = str(err.get("msg", "invalid"))
+    value = None if err.get("type") == "missing" else clip_value(err.get("input"))
+    rule = _clip_text(str(err.get("msg", "invalid")), 4 * MAX_QUOTED)
     where = f"recipients[{index}].{field}" if index is not None else field
     return ProblemOut(
         loc=loc, index=index, field=field, value=value, rule=rule, msg=f"{where}: {rule}"
@@ -68,7 +85,7 @@ def query_problem(field: str, value: Any, rule: str) -> JSONResponse:
                 loc=["query", field],
                 index=None,
                 field=field,
-                value=value,
+                value=clip_value(value),
                 rule=rule,
                 msg=f"{field}: {rule}",
             )

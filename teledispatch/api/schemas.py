@@ -97,3 +97,8 @@ class ErrorOut(BaseModel):
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}}
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"model": ErrorOut}}
 INVALID: dict[int | str, dict[str, Any]] = {422: {"model": ValidationError422}}
+#: What the request guard (``guards``) answers before any route runs.
+BODY_REFUSED: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "the JSON body is not UTF-8"},
+    413: {"model": ErrorOut, "description": "the body is over `[api] max_body_bytes`"},
+}

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from teledispatch.cli.output import print_json
-from teledispatch.producer.lookup import JobNotFound, JobStatus, job_status, lookup
+from teledispatch.cli.output import EXIT_INVALID, print_json
 from teledispatch.statuses import ACTIVE_STATUSES
+
+if TYPE_CHECKING:  # the verbs import the producer when they run, not at every CLI start
+    from teledispatch.producer.lookup import JobStatus
 
 #: How often ``status --wait`` asks the database.
 WAIT_POLL_S = 0.5
@@ -26,6 +28,8 @@ def _progress_line(st: JobStatus) -> str:
 
 def _wait_for(args: argparse.Namespace, tty: bool) -> JobStatus | None:
     """The job's status: at once, or (``--wait``) once done; None when it gave up (printed)."""
+    from teledispatch.producer.lookup import JobNotFound, job_status
+
     deadline = time.monotonic() + args.timeout
     while True:
         try:
@@ -64,7 +68,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_lookup(args: argparse.Namespace) -> int:
-    rows = lookup(phone=args.phone, provider_id=args.provider_id, limit=args.limit)
+    from teledispatch.producer.lookup import lookup
+    from teledispatch.validation import ValidationFailed
+
+    try:
+        rows = lookup(phone=args.phone, provider_id=args.provider_id, limit=args.limit)
+    except ValidationFailed as exc:
+        print(f"error: {'; '.join(str(p) for p in exc.problems)}", file=sys.stderr)
+        return EXIT_INVALID
     if args.json:
         print_json([r.as_dict() for r in rows])
         return 0
@@ -79,6 +90,7 @@ def cmd_lookup(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     from teledispatch.producer.cancel import cancel_job
+    from teledispatch.producer.lookup import JobNotFound
 
     try:
         result = cancel_job(args.job_id)

@@ -11,8 +11,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from teledispatch.cli import jobs, ops, send
+from teledispatch.cli import completion, jobs, ops, send
 from teledispatch.cli.extras import MissingExtra, require_extra
+from teledispatch.cli.failures import VersionAction, database_problem
 from teledispatch.cli.output import EXIT_INVALID
 from teledispatch.config import ConfigError, settings
 
@@ -25,10 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="teledispatch",
         description="Enqueue send jobs, run workers and the simulator, look up outcomes.",
     )
+    p.add_argument("--version", action=VersionAction)
     sub = p.add_subparsers(dest="verb", required=True)
     send.register(sub)
     jobs.register(sub)
     ops.register(sub)
+    completion.register(sub, build_parser)
     return p
 
 
@@ -66,6 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MissingExtra as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_MISSING_EXTRA
+    except Exception as exc:
+        problem = database_problem(exc)
+        if problem is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_INVALID
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import csv
 import os
 import sys
@@ -10,13 +11,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from teledispatch.cli.output import EXIT_INVALID, print_json
-from teledispatch.producer.dry_run import DryRun, dry_run
-from teledispatch.producer.jobs import SendJob
-from teledispatch.producer.submit import IdempotencyConflict, enqueue_stream
-from teledispatch.validation import ValidationFailed
+
+if TYPE_CHECKING:  # loaded by the verb, not by every `teledispatch` start (see enqueue_stream)
+    from teledispatch.producer.dry_run import DryRun
+    from teledispatch.producer.jobs import SendJob
+    from teledispatch.producer.submit import Enqueued
+    from teledispatch.validation import ValidationFailed
+
+#: CSV files as Excel saves them (a BOM) and as most tools write them.
+DEFAULT_ENCODING = "utf-8-sig"
+#: Where ``csv.DictReader`` puts the cells past the header's last column.
+_EXTRA = "\x00extra"
+#: The longest value an error line quotes.
+MAX_QUOTED = 60
 
 #: ``--flag`` → the job-wide field it sets for every recipient.
 FIELD_FLAGS = ("content", "template_id", "sender_id", "task_open_id")
@@ -43,15 +53,25 @@ def _parse_default(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def csv_rows(path: Path, progress: bool = False) -> Iterator[dict[str, Any]]:
+def csv_rows(
+    path: Path, progress: bool = False, encoding: str = DEFAULT_ENCODING
+) -> Iterator[dict[str, Any]]:
     """Rows as recipients; empty cells are left out so job defaults apply to them.
 
-    With ``progress`` (a terminal), a line on stderr shows how far into the file we are, by
-    bytes read, so a million-row file shows movement without being counted first.
+    A row with more cells than the header is refused (:class:`_Refused`): the extra cell is
+    data the sender meant to send somewhere. With ``progress`` (a terminal), a line on stderr
+    shows how far into the file we are, by bytes read, so a million-row file shows movement
+    without being counted first.
     """
     size = max(path.stat().st_size, 1)
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        for n, row in enumerate(csv.DictReader(fh), start=1):
+    with path.open(newline="", encoding=encoding) as fh:
+        for n, row in enumerate(csv.DictReader(fh, restkey=_EXTRA), start=1):
+            if _EXTRA in row:
+                extra = len(row[_EXTRA])
+                raise _Refused(
+                    f"{path}: row {n + 1} has {extra} more cell(s) than the header; "
+                    "quote a value that holds a comma"
+                )
             if progress and n % 20_000 == 0:
                 pct = 100.0 * os.lseek(fh.fileno(), 0, os.SEEK_CUR) / size
                 print(f"\r  reading {path.name}: {n:,} rows ({pct:4.1f}%)", end="", file=sys.stderr)
@@ -70,9 +90,52 @@ def _flag_defaults(args: argparse.Namespace) -> dict[str, Any]:
     return defaults
 
 
+def _quote(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 3] + "..."
+
+
+def _read_job(name: str) -> SendJob:
+    from pydantic import ValidationError
+
+    from teledispatch.producer.jobs import SendJob
+
+    text = _read_text(name, DEFAULT_ENCODING)
+    try:
+        return SendJob.model_validate_json(text)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err["loc"]) or "job"
+            problems.append(f"{where}: {_clip(err['msg'])}")
+        more = exc.error_count() - len(problems)
+        tail = f"; and {more} more" if more > 0 else ""
+        raise _Refused(f"{name}: not a valid job: {'; '.join(problems)}{tail}") from None
+
+
+def _clip(text: str, limit: int = 2 * MAX_QUOTED) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _read_text(name: str, encoding: str) -> str:
+    try:
+        return Path(name).read_text(encoding=encoding)
+    except OSError as exc:
+        raise _Refused(f"{name}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise _Refused(_not_encoded(name, encoding, exc)) from None
+
+
+def _not_encoded(name: str, encoding: str, exc: UnicodeDecodeError) -> str:
+    return (
+        f"{name}: not {encoding} text (byte {exc.object[exc.start]:#04x} at offset "
+        f"{exc.start}); give the file's encoding with --encoding (e.g. --encoding gbk)"
+    )
+
+
 def _from_job_file(args: argparse.Namespace, flags: _Request) -> _Request:
     """The job file fills in whatever the flags left open; flags win."""
-    job = SendJob.model_validate_json(Path(args.job).read_text(encoding="utf-8"))
+    job = _read_job(args.job)
     return _Request(
         account=flags.account or job.account,
         recipients=job.recipients,
@@ -83,12 +146,39 @@ def _from_job_file(args: argparse.Namespace, flags: _Request) -> _Request:
     )
 
 
-def _csv_recipients(name: str) -> Iterator[dict[str, Any]]:
-    with Path(name).open(encoding="utf-8-sig") as fh:
-        header = fh.readline()
-    if "phone" not in [h.strip() for h in header.split(",")]:
+def _csv_recipients(name: str, encoding: str) -> Iterator[dict[str, Any]]:
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise _Refused(f"--encoding {_quote(encoding)} is not a known text encoding") from None
+    try:
+        with Path(name).open(newline="", encoding=encoding) as fh:
+            header = next(csv.reader(fh), [])
+    except OSError as exc:
+        raise _Refused(f"{name}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise _Refused(_not_encoded(name, encoding, exc)) from None
+    if "phone" not in [h.strip() for h in header]:
         raise _Refused(f"{name}: the header row must have a 'phone' column")
-    return csv_rows(Path(name), progress=sys.stderr.isatty())
+    return csv_rows(Path(name), progress=sys.stderr.isatty(), encoding=encoding)
+
+
+def _not_before(text: str | None) -> datetime | None:
+    """An aware time: a naive one would be read in some zone the sender did not choose."""
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise _Refused(
+            f"--not-before {_quote(text)} is not an ISO 8601 time "
+            "(e.g. 2026-05-01T09:00+08:00 or 2026-05-01T01:00Z)"
+        ) from None
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise _Refused(
+            f"--not-before {_quote(text)} has no time zone; add one (e.g. +08:00, or Z for UTC)"
+        )
+    return when
 
 
 def _request(args: argparse.Namespace) -> _Request:
@@ -97,13 +187,13 @@ def _request(args: argparse.Namespace) -> _Request:
         recipients=None,
         defaults=_flag_defaults(args),
         idempotency_key=args.idempotency_key,
-        not_before=datetime.fromisoformat(args.not_before) if args.not_before else None,
+        not_before=_not_before(args.not_before),
         allow_duplicates=args.allow_duplicates,
     )
     if args.job:
         req = _from_job_file(args, flags)
     elif args.csv:
-        flags.recipients = _csv_recipients(args.csv)
+        flags.recipients = _csv_recipients(args.csv, args.encoding)
         req = flags
     elif args.to:
         flags.recipients = [{"phone": p} for p in args.to]
@@ -115,6 +205,21 @@ def _request(args: argparse.Namespace) -> _Request:
     return req
 
 
+def enqueue_stream(account: str, recipients: Any, **kw: Any) -> Enqueued:
+    """The producer's ``enqueue_stream``, imported when a job is sent: the producer brings
+    SQLAlchemy, Redis and Celery, which ``--help`` and the other verbs do without."""
+    from teledispatch.producer.submit import enqueue_stream as run
+
+    return run(account, recipients, **kw)
+
+
+def dry_run(account: str, recipients: Any, **kw: Any) -> DryRun:
+    """The producer's dry run, imported when one is asked for (as :func:`enqueue_stream`)."""
+    from teledispatch.producer.dry_run import dry_run as run
+
+    return run(account, recipients, **kw)
+
+
 def _report_invalid(exc: ValidationFailed, csv_mode: bool) -> int:
     noun = "problem" if exc.total == 1 else "problems"
     print(f"error: job rejected, nothing was enqueued ({exc.total} {noun}):", file=sys.stderr)
@@ -123,7 +228,7 @@ def _report_invalid(exc: ValidationFailed, csv_mode: bool) -> int:
         if p.index is not None:
             where = f"row {p.index + 2}" if csv_mode else f"recipients[{p.index}]"
             where += f" {p.field}"
-        print(f"  {where} = {p.value!r}: {p.rule}", file=sys.stderr)
+        print(f"  {where} = {_quote(p.value)}: {_clip(p.rule)}", file=sys.stderr)
     if exc.total > len(exc.problems):
         print(f"  … and {exc.total - len(exc.problems)} more", file=sys.stderr)
     return EXIT_INVALID
@@ -145,6 +250,8 @@ def _print_report(report: DryRun) -> None:
 
 def _dry_run(req: _Request, as_json: bool, csv_mode: bool) -> int:
     """The report on stdout; refused rows as for a real send on stderr, and exit 2 if any."""
+    from teledispatch.validation import ValidationFailed
+
     assert req.account is not None
     report = dry_run(
         req.account,
@@ -181,6 +288,9 @@ def _enqueue(req: _Request, as_json: bool) -> None:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
+    from teledispatch.producer.submit import IdempotencyConflict
+    from teledispatch.validation import ValidationFailed
+
     try:
         req = _request(args)
         if args.dry_run:
@@ -188,6 +298,9 @@ def cmd_send(args: argparse.Namespace) -> int:
         _enqueue(req, args.json)
     except _Refused as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except UnicodeDecodeError as exc:  # a row past the header, while the job is read
+        print(f"error: {_not_encoded(args.csv, args.encoding, exc)}", file=sys.stderr)
         return EXIT_INVALID
     except ValidationFailed as exc:
         return _report_invalid(exc, csv_mode=bool(args.csv))
@@ -204,6 +317,11 @@ def register(sub: Any) -> None:
     s.add_argument("--to", action="append", metavar="PHONE", help="a recipient (repeatable)")
     s.add_argument("--csv", metavar="FILE", help="recipients from a CSV with a 'phone' column")
     s.add_argument("--job", metavar="FILE", help="a whole job as JSON (the SendJob model)")
+    s.add_argument(
+        "--encoding",
+        default=DEFAULT_ENCODING,
+        help=f"the CSV file's text encoding (default {DEFAULT_ENCODING}; e.g. gbk)",
+    )
     s.add_argument("--content", help="message text for every recipient (nxcloud.sms)")
     s.add_argument("--template-id", help="USpeedo TemplateId for every recipient")
     s.add_argument("--sender-id", help="USpeedo SenderId for every recipient")
@@ -219,7 +337,11 @@ def register(sub: Any) -> None:
         help="a job-wide field for every recipient (repeatable)",
     )
     s.add_argument("--idempotency-key")
-    s.add_argument("--not-before", metavar="ISO-TIME")
+    s.add_argument(
+        "--not-before",
+        metavar="ISO-TIME",
+        help="send no message before this time; give a zone: 2026-05-01T09:00+08:00",
+    )
     s.add_argument("--allow-duplicates", action="store_true")
     s.add_argument(
         "--dry-run",
