@@ -19,6 +19,7 @@ from teledispatch.channels.base import Adapter, HttpRequest, ItemOutcome, OutMes
 from teledispatch.config import AccountConfig
 from teledispatch.db import messages as repo
 from teledispatch.errors import DispatchError, InternalError
+from teledispatch.statuses import EXPIRED
 from teledispatch.worker import metrics
 from teledispatch.worker.context import Context
 from teledispatch.worker.ratelimit import Departure, Reservation
@@ -92,7 +93,9 @@ def _attempt(req: _Request) -> list[repo.Update] | None:
     """The steps up to the outcomes; None if the batch was given back undeparted."""
     try:
         request = _build_request(req)
-        if not (_wait_for_slot(req) and _mark_departing(req) and _pass_gate(req)):
+        if not (_wait_for_slot(req) and _drop_expired(req)):
+            return None
+        if not (_mark_departing(req) and _pass_gate(req)):
             return None
         if not _check_recipients(req):
             return None
@@ -186,10 +189,31 @@ def _check_recipients(req: _Request) -> bool:
         repo.unmark_departing(req.ctx.engine, req.token, req.rows[0].group_key)
     repo.apply(req.ctx.engine, req.token, held, now, finish=req.rows[0].group_key)
     req.report.add("deferred", len(held))
+    _keep(req, left)
+    return bool(left)
+
+
+def _keep(req: _Request, left: list[repo.Claimed]) -> None:
+    """Send only ``left`` of the batch (the request is rebuilt before it goes)."""
     ids = {r.id for r in left}
     req.rows = left
     req.messages = [m for m in req.messages if m.id in ids]
-    return bool(left)
+
+
+def _drop_expired(req: _Request) -> bool:
+    """Rows whose expiry passed while they waited for their slot become ``expired``: never
+    sent late. False: none is left to send (the batch is finished)."""
+    now = req.ctx.clock()
+    late = [r for r in req.rows if r.expires_at is not None and r.expires_at <= now]
+    if not late:
+        return True
+    text = "not sent before its expiry"
+    updates = [repo.Update(r.id, EXPIRED, None, repo.EXPIRED_CODE, text) for r in late]
+    repo.apply(req.ctx.engine, req.token, updates, now, finish=req.rows[0].group_key)
+    req.report.add(EXPIRED, len(late))
+    metrics.record_message_counts(req.account, {EXPIRED: len(late)})
+    _keep(req, [r for r in req.rows if r not in late])
+    return bool(req.rows)
 
 
 def _on_written(req: _Request) -> Callable[[], None] | None:
