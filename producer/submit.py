@@ -493,7 +493,13 @@ def wake(cfg: Settings, account: AccountConfig, delay_s: float) -> None:
     """Ask for a dispatch of ``account``. Best effort: if the broker is unreachable the rows
     are stored all the same and the periodic sweep starts them."""
     try:
-        broker.kick(_redis(cfg.redis_url), broker.sender(cfg.redis_url), account, delay_s)
+        # The linger (rows that do not fill a batch) is waited only behind a request in
+        # flight: on an idle account a single leaves at once.
+        lingering = delay_s > 0 and delay_s == account.linger_ms / 1000
+        client = _redis(cfg.redis_url)
+        broker.kick(
+            client, broker.sender(cfg.redis_url), account, delay_s, linger_if_busy=lingering
+        )
     except Exception as exc:  # the broker is optional at this point, the database is not
         log.warning("could not wake dispatchers for %s (%s); the sweep will", account.name, exc)
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
+from teledispatch import wakeups
 from teledispatch.channels.base import Adapter, HttpRequest, ItemOutcome, OutMessage
 from teledispatch.config import AccountConfig
 from teledispatch.db import messages as repo
@@ -27,7 +28,7 @@ from teledispatch.worker.transport import HttpResponse
 
 from . import outcomes
 from .admit import Admission
-from .common import Report, give_back
+from .common import LEASE_MARGIN_S, Report, give_back
 
 log = logging.getLogger("teledispatch.dispatch")
 
@@ -81,10 +82,17 @@ def send_batch(
     messages = [OutMessage(r.id, r.phone, repo.payload_of(r.payload)) for r in rows]
     attempts = {r.id: r.attempts for r in rows}
     req = _Request(ctx, account, adapter, token, rows, report, admission, messages, attempts)
+    # In flight from here (the slot wait included) until released: singles arriving meanwhile
+    # linger to share the next request (see teledispatch.wakeups).
+    flight = f"{token}:{rows[0].group_key}"
+    wakeups.flight_started(
+        ctx.redis, account, flight, time.time() + account.timeout_s + LEASE_MARGIN_S
+    )
     try:
         updates = _attempt(req)
     finally:
         _release(req)
+        wakeups.flight_ended(ctx.redis, account, flight)
     if updates is not None:
         _record(req, updates)
 
