@@ -34,6 +34,7 @@ from teledispatch.db.engine import get_engine
 from teledispatch.db.migrate import ensure_schema
 from teledispatch.errors import Error
 from teledispatch.producer.jobs import SendJob
+from teledispatch.producer.lane import Lane
 from teledispatch.producer.submit import (
     PART_SIZE,
     Enqueued,
@@ -140,6 +141,7 @@ class Producer:
             idempotency_key=job.idempotency_key,
             not_before=job.not_before,
             allow_duplicates=job.allow_duplicates,
+            lane=Lane(job.priority, job.expires_at, job.ttl_s),
         )
 
     def submit_recipients(
@@ -151,8 +153,11 @@ class Producer:
         idempotency_key: str | None = None,
         not_before: datetime | None = None,
         allow_duplicates: bool = False,
+        lane: Lane | None = None,
     ) -> Pending:
-        """Like :meth:`submit`, with :func:`~producer.enqueue_stream`'s arguments."""
+        """Like :meth:`submit`, with :func:`~producer.enqueue_stream`'s arguments (``lane``:
+        its ``priority``, ``expires_at`` and ``ttl_s``)."""
+        lane = lane or Lane()
         if self._closed:
             raise ProducerClosed("this producer was closed")
         big = isinstance(recipients, Sized) and len(recipients) > PART_SIZE
@@ -164,11 +169,14 @@ class Producer:
                 idempotency_key=idempotency_key,
                 not_before=not_before,
                 allow_duplicates=allow_duplicates,
+                priority=lane.priority,
+                expires_at=lane.expires_at,
+                ttl_s=lane.ttl_s,
                 cfg=self.cfg,
             )
             return Pending.settled(done)
         row, spool = prepare(
-            self.cfg, account, recipients, defaults, None, not_before, allow_duplicates
+            self.cfg, account, recipients, defaults, None, not_before, allow_duplicates, lane
         )
         try:
             if row["parts"] > 1:
@@ -176,13 +184,23 @@ class Producer:
                 # (validated twice, which only this unusual call pays).
                 rows = (json.loads(row[3]) for part in spool.parts(PART_SIZE) for row in part)
                 done = enqueue_stream(
-                    account, rows, not_before=not_before, allow_duplicates=True, cfg=self.cfg
+                    account,
+                    rows,
+                    not_before=not_before,
+                    allow_duplicates=True,
+                    priority=lane.priority,
+                    expires_at=lane.expires_at,
+                    ttl_s=lane.ttl_s,
+                    cfg=self.cfg,
                 )
                 return Pending.settled(done)
             part = next(spool.parts(PART_SIZE))
         finally:
             spool.close()
-        records = records_for(row["id"], account, row["channel"], part, row["not_before"])
+        stored = (row["priority"], row["expires_at"])
+        records = records_for(
+            row["id"], account, row["channel"], part, row["not_before"], lane=stored
+        )
         pending = Pending(row["id"], row["total"])
         with self._lock:
             if self._closed:  # closed while this call validated: nobody would store it

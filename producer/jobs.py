@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from teledispatch.priorities import Priority
 
 
 class SendJob(BaseModel):
@@ -33,3 +35,23 @@ class SendJob(BaseModel):
     not_before: datetime | None = None
     #: Allow more than one message to the same recipient in this job.
     allow_duplicates: bool = False
+    #: Lane: ``high`` is served before ``normal`` before ``low``; None: the account's default.
+    priority: Priority | None = None
+    #: A message not sent by then becomes ``expired`` (timezone-aware; a naive time is refused).
+    expires_at: datetime | None = None
+    #: Seconds from the job's start (now, or ``not_before``) until its messages expire; None:
+    #: ``expires_at``, else the account's ``default_ttl_s``, else never.
+    ttl_s: float | None = Field(default=None, gt=0)
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError("expires_at must carry a timezone (e.g. 2026-12-01T10:00:00Z)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_expiry(self) -> SendJob:
+        if self.expires_at is not None and self.ttl_s is not None:
+            raise ValueError("give expires_at or ttl_s, not both")
+        return self

@@ -38,6 +38,7 @@ from teledispatch.db.engine import get_engine
 from teledispatch.db.migrate import ensure_schema
 from teledispatch.errors import Error
 from teledispatch.producer.jobs import SendJob
+from teledispatch.producer.lane import Lane
 from teledispatch.statuses import CANCELLED, QUEUED
 from teledispatch.templates import TemplateError, has_placeholders, parse, render
 from teledispatch.validation import Problem, ValidationFailed
@@ -313,6 +314,9 @@ def enqueue(job: SendJob, *, cfg: Settings | None = None) -> str:
         idempotency_key=job.idempotency_key,
         not_before=job.not_before,
         allow_duplicates=job.allow_duplicates,
+        priority=job.priority,
+        expires_at=job.expires_at,
+        ttl_s=job.ttl_s,
         cfg=cfg,
     ).job_id
 
@@ -325,12 +329,22 @@ def prepare(
     idempotency_key: str | None,
     not_before: datetime | None,
     allow_duplicates: bool,
+    lane: Lane | None = None,
 ) -> tuple[dict[str, Any], _Spool]:
     """Validate a job and build its ``jobs`` row (a new id); the caller owns the spool."""
     now = time.time()
+    lane = lane or Lane()
+    lane.check()
     channel, spool = _validate(cfg, account, recipients, defaults or {}, allow_duplicates, now)
     start_at = _as_epoch(not_before)
-    header = {"account": account, "not_before": start_at, "allow_duplicates": allow_duplicates}
+    priority, expires_at = lane.resolve(cfg.account(account), max(now, start_at or 0.0))
+    header: dict[str, Any] = {
+        "account": account,
+        "not_before": start_at,
+        "allow_duplicates": allow_duplicates,
+    }
+    if not lane.is_default():  # so the content hash of a job without them is unchanged
+        header["lane"] = [lane.priority, _as_epoch(lane.expires_at), lane.ttl_s]
     spool.hash.update(json.dumps(header, sort_keys=True).encode())
     row = {
         "id": new_job_id(),
@@ -343,6 +357,8 @@ def prepare(
         "content_hash": spool.hash.hexdigest(),
         "not_before": start_at,
         "created_at": now,
+        "priority": priority,
+        "expires_at": expires_at,
     }
     return row, spool
 
@@ -355,15 +371,20 @@ def enqueue_stream(
     idempotency_key: str | None = None,
     not_before: datetime | None = None,
     allow_duplicates: bool = False,
+    priority: str | None = None,
+    expires_at: datetime | None = None,
+    ttl_s: float | None = None,
     cfg: Settings | None = None,
 ) -> Enqueued:
     """Like :func:`enqueue`, for recipients that arrive as an iterator (a CSV, a query).
 
     Memory stays flat however many recipients there are; the iterator is read once.
+    ``priority``, ``expires_at`` and ``ttl_s`` as in :class:`SendJob`.
     """
     cfg = cfg or settings()
+    lane = Lane(priority, expires_at, ttl_s)
     row, spool = prepare(
-        cfg, account, recipients, defaults, idempotency_key, not_before, allow_duplicates
+        cfg, account, recipients, defaults, idempotency_key, not_before, allow_duplicates, lane
     )
     try:
         job_id, channel, start_at = row["id"], row["channel"], row["not_before"]
@@ -379,7 +400,9 @@ def enqueue_stream(
                     # A job of one part (every OTP) is stored in the same transaction as its
                     # header: one commit instead of three, which is most of an enqueue's cost.
                     part = next(spool.parts(PART_SIZE))
-                    records = records_for(job_id, account, channel, part, start_at)
+                    records = records_for(
+                        job_id, account, channel, part, start_at, lane=_lane_of(row)
+                    )
                     messages_db.insert_messages(conn, records, fresh=True)
         except IntegrityError:
             if idempotency_key is None:
@@ -496,7 +519,8 @@ def _store_rows(
     with engine.begin() as conn:
         job = jobs_db.storing_header(conn, job_id)
         status = CANCELLED if job.cancelled_at is not None else QUEUED
-        records = records_for(job_id, job.account, job.channel, rows, not_before, status)
+        lane = (job.priority, job.expires_at)
+        records = records_for(job_id, job.account, job.channel, rows, not_before, status, lane)
         messages_db.insert_messages(conn, records, fresh=fresh)
     return len(records)
 
@@ -508,10 +532,13 @@ def records_for(
     rows: list[SpooledRow],
     not_before: float | None,
     status: str = QUEUED,
+    lane: tuple[int, float | None] = (1, None),
 ) -> list[dict[str, Any]]:
-    """``messages`` rows for spooled rows: nothing is serialised again here."""
+    """``messages`` rows for spooled rows: nothing is serialised again here. ``lane``: the
+    job's stored ``(priority, expires_at)``."""
     now = time.time()
     due = max(now, not_before or 0.0)
+    priority, expires_at = lane
     return [
         {
             "id": f"{job_id}-{index}",
@@ -524,6 +551,8 @@ def records_for(
             "payload": payload,
             "status": status,
             "due_at": due,
+            "priority": priority,
+            "expires_at": expires_at,
             "attempts": 0,
             "created_at": now,
             "updated_at": now,
@@ -534,11 +563,22 @@ def records_for(
     ]
 
 
+def _lane_of(row: Mapping[str, Any]) -> tuple[int, float | None]:
+    """A job row's stored ``(priority, expires_at)``."""
+    return (row["priority"], row["expires_at"])
+
+
 def wake(cfg: Settings, account: AccountConfig, delay_s: float) -> None:
     """Ask for a dispatch of ``account``. Best effort: if the broker is unreachable the rows
     are stored all the same and the periodic sweep starts them."""
     try:
-        broker.kick(_redis(cfg.redis_url), broker.sender(cfg.celery_broker_url), account, delay_s)
+        # The linger (rows that do not fill a batch) is waited only behind a request in
+        # flight: on an idle account a single leaves at once.
+        lingering = delay_s > 0 and delay_s == account.linger_ms / 1000
+        client = _redis(cfg.redis_url)
+        broker.kick(
+            client, broker.sender(cfg.celery_broker_url), account, delay_s, linger_if_busy=lingering
+        )
     except Exception as exc:  # the broker is optional at this point, the database is not
         log.warning("could not wake dispatchers for %s (%s); the sweep will", account.name, exc)
 

@@ -85,6 +85,12 @@ class AccountConfig(BaseModel):
     recipient_caps: tuple[RecipientCap, ...] = ()
     concurrency: int | None = Field(default=None, gt=0)
 
+    #: The lane of a job that names none: ``high``, ``normal`` or ``low``.
+    default_priority: Literal["high", "normal", "low"] = "normal"
+    #: Seconds after a job's start its messages expire when the job sets no expiry (an OTP is
+    #: worthless after minutes); None: never.
+    default_ttl_s: float | None = Field(default=None, gt=0)
+
     #: Accept any valid number, not only the types the channel can reach (an SMS to a fixed
     #: line is refused otherwise): for a provider that reaches more (e.g. SMS to fixed lines).
     allow_any_number_type: bool = False

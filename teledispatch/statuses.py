@@ -25,6 +25,7 @@ class Status(StrEnum):
     CANCELLED = "cancelled"  # terminal: cancelled before it was claimed
     DELIVERED = "delivered"  # terminal: delivery receipt says delivered
     UNDELIVERED = "undelivered"  # terminal: delivery receipt says not delivered
+    EXPIRED = "expired"  # terminal: its job's expiry passed before it was sent
 
 
 # Module-level names, as callers have always spelled them.
@@ -37,6 +38,7 @@ FAILED = Status.FAILED
 CANCELLED = Status.CANCELLED
 DELIVERED = Status.DELIVERED
 UNDELIVERED = Status.UNDELIVERED
+EXPIRED = Status.EXPIRED
 
 #: Every status, in the order above.
 STATUSES: tuple[Status, ...] = tuple(Status)
@@ -54,7 +56,7 @@ CLAIMABLE: tuple[Status, ...] = (QUEUED, DEFERRED)
 #: Statuses a delivery receipt may settle; everything else is not yet sent or already final.
 SETTLEABLE: tuple[Status, ...] = (SENT, UNKNOWN)
 #: Statuses nothing ever changes again.
-TERMINAL: frozenset[Status] = frozenset({FAILED, CANCELLED, DELIVERED, UNDELIVERED})
+TERMINAL: frozenset[Status] = frozenset({FAILED, CANCELLED, DELIVERED, UNDELIVERED, EXPIRED})
 #: Where a delivery receipt takes a message.
 RECEIPT_OUTCOMES: frozenset[Status] = frozenset({DELIVERED, UNDELIVERED})
 #: What a new message row is written as (``cancelled`` when its job was cancelled first).
@@ -64,14 +66,16 @@ INITIAL: frozenset[Status] = frozenset({QUEUED, CANCELLED})
 #: writers are compare-and-set statements on the old status, so nothing else can happen.
 TRANSITIONS: Mapping[Status, frozenset[Status]] = MappingProxyType(
     {
-        # claim (db.messages.claim); cancel (db.messages.cancel_unclaimed)
-        QUEUED: frozenset({SENDING, CANCELLED}),
-        # claim; cancel
-        DEFERRED: frozenset({SENDING, CANCELLED}),
+        # claim (db.messages.claim); cancel (db.messages.cancel_unclaimed); sweep
+        # (db.messages.expire_unsent: its expiry passed)
+        QUEUED: frozenset({SENDING, CANCELLED, EXPIRED}),
+        # claim; cancel; sweep (expiry)
+        DEFERRED: frozenset({SENDING, CANCELLED, EXPIRED}),
         # dispatch (outcomes via db.messages.apply: sent / failed / unknown, requeued for a
         # retry or a refused departure, deferred by a rate window); sweep (reclaim_expired:
-        # a lost batch goes back to queued, to unknown if it departed, or to failed)
-        SENDING: frozenset({SENT, FAILED, UNKNOWN, QUEUED, DEFERRED}),
+        # a lost batch goes back to queued, to unknown if it departed, or to failed); claim
+        # (a row claimed past its expiry is expired in the claim's transaction, never sent)
+        SENDING: frozenset({SENT, FAILED, UNKNOWN, QUEUED, DEFERRED, EXPIRED}),
         # reconcile (the provider says sent / failed / never received: resent or failed);
         # receipt (a receipt proves an ambiguous send arrived)
         UNKNOWN: frozenset({SENT, FAILED, QUEUED, DELIVERED, UNDELIVERED}),
@@ -82,6 +86,7 @@ TRANSITIONS: Mapping[Status, frozenset[Status]] = MappingProxyType(
         CANCELLED: frozenset(),
         DELIVERED: frozenset(),
         UNDELIVERED: frozenset(),
+        EXPIRED: frozenset(),
     }
 )
 
@@ -97,6 +102,7 @@ __all__ = [
     "CLAIMABLE",
     "DEFERRED",
     "DELIVERED",
+    "EXPIRED",
     "FAILED",
     "INITIAL",
     "QUEUED",

@@ -16,11 +16,18 @@ a part, the worker after a full claim or a wait) and three short-lived Redis key
   separate, so a pending lingering wake never holds back a full batch; lives 50 ms;
 * ``td:follow:{account}`` — a follow-up dispatch is published and has not started yet
   (:func:`follow_up` with ``once``; cleared by :func:`follow_up_started`); lives at most
-  ``FOLLOW_PENDING_MS``.
+  ``FOLLOW_PENDING_MS``;
+* ``td:inflight:{account}`` — the account's requests in flight (a sorted set, one member per
+  request, scored by when it is over at the latest): a single recipient waits the linger only
+  while one is (:func:`kick` with ``linger_if_busy``), as Nagle's algorithm batches only
+  behind unacknowledged data. An idle account sends it at once; under load the requests in
+  flight (and those waiting for a rate slot) are what makes singles share the next one.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -33,6 +40,8 @@ from teledispatch.config import AccountConfig
 
 #: Sends a task by name: ``send(name, args, queue, countdown)``.
 Send = Callable[[str, list[Any], str, float], None]
+
+log = logging.getLogger("teledispatch.wakeups")
 
 SWEEP_TASK = "maintenance.sweep"
 MAINTENANCE_QUEUE = "maintenance"
@@ -76,15 +85,24 @@ def kick_key(account: str) -> str:
 
 
 def kick(
-    client: redis.Redis[bytes], send: Send, account: AccountConfig, delay_s: float | None = None
+    client: redis.Redis[bytes],
+    send: Send,
+    account: AccountConfig,
+    delay_s: float | None = None,
+    *,
+    linger_if_busy: bool = False,
 ) -> bool:
     """Schedule one dispatch of ``account`` unless one is already scheduled; True if it was.
 
     Every stored part, every sweep and every full batch wants a dispatcher to run. A short-lived
     key per account (``SET NX PX``) turns a burst of such wishes into one task; its lifetime is
     the account's linger, so single-recipient jobs that arrive within it share one request.
+    ``linger_if_busy``: ``delay_s`` is a linger, waited only while a request of the account is
+    in flight (else the wake is for now).
     """
     delay = account.linger_ms / 1000 if delay_s is None else delay_s
+    if linger_if_busy and delay > 0 and not in_flight(client, account):
+        delay = 0.0
     window_ms = max(int(delay * 1000), 50)
     # A wake for now has a key of its own: a pending lingering wake (an OTP's) must not hold
     # back a full batch that needs no linger.
@@ -125,3 +143,38 @@ def follow_up(
 def follow_up_started(client: redis.Redis[bytes], account: AccountConfig) -> None:
     """A dispatch of ``account`` is running: the next full claim may recruit another."""
     client.delete(follow_key(account.name))
+
+
+def inflight_key(account: str) -> str:
+    return f"td:inflight:{account}"
+
+
+def in_flight(client: redis.Redis[bytes], account: AccountConfig) -> bool:
+    """Whether a request of ``account`` is in flight (or waiting for its rate slot) now."""
+    return int(client.zcount(inflight_key(account.name), time.time(), "+inf")) > 0
+
+
+def flight_started(
+    client: redis.Redis[bytes], account: AccountConfig, member: str, until: float
+) -> None:
+    """A request of ``account`` is under way until ``until`` (epoch s) at the latest. Best
+    effort: a lost mark only makes a single wait no linger. Wall clock, as the producer
+    reading it has no other; a worker that dies mid-request leaves a member that stops
+    counting at ``until`` and is dropped by a later call."""
+    key = inflight_key(account.name)
+    try:
+        pipe = client.pipeline(transaction=False)
+        pipe.zadd(key, {member: until})
+        pipe.zremrangebyscore(key, "-inf", time.time())
+        pipe.pexpire(key, max(1, int((until - time.time()) * 1000)) + 1000)
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.debug("in-flight mark not written (%s)", type(exc).__name__)
+
+
+def flight_ended(client: redis.Redis[bytes], account: AccountConfig, member: str) -> None:
+    """The request of ``member`` is over (sent, failed or given back)."""
+    try:
+        client.zrem(inflight_key(account.name), member)
+    except redis.RedisError as exc:
+        log.debug("in-flight mark not removed (%s)", type(exc).__name__)

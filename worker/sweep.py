@@ -20,6 +20,7 @@ class SweepReport:
     kicked: list[str] = field(default_factory=list)
     settled: int = 0
     resent: int = 0
+    expired: int = 0
 
 
 def sweep(ctx: Context) -> SweepReport:
@@ -27,6 +28,9 @@ def sweep(ctx: Context) -> SweepReport:
     accounts = ctx.settings.accounts
     report = SweepReport()
     report.reclaimed = repo.reclaim_expired(ctx.engine, accounts.values(), now)
+    # Before the wake-ups: a row waiting, held by a window or for a retry past its expiry
+    # is not sent late (a claim expires whatever this misses).
+    report.expired = repo.expire_unsent(ctx.engine, now)
     for account in accounts.values():
         rec = reconcile(ctx, account)
         report.settled += rec.settled

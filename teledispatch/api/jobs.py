@@ -33,6 +33,7 @@ from teledispatch.db.engine import get_engine
 from teledispatch.producer.cancel import cancel_job
 from teledispatch.producer.dry_run import dry_run
 from teledispatch.producer.jobs import SendJob
+from teledispatch.producer.lane import Lane
 from teledispatch.producer.lookup import JobNotFound, job_messages, job_status
 from teledispatch.producer.submit import IdempotencyConflict
 from teledispatch.statuses import ACTIVE_STATUSES, Status
@@ -127,6 +128,7 @@ def post_job(
             idempotency_key=key.idempotency_key(idempotency_key or job.idempotency_key),
             not_before=job.not_before,
             allow_duplicates=job.allow_duplicates,
+            lane=Lane(job.priority, job.expires_at, job.ttl_s),
         )
         # Durable before the answer, as enqueue() is; concurrent requests share a commit.
         result = pending.result(timeout=STORE_TIMEOUT_S)

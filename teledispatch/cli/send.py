@@ -44,6 +44,24 @@ class _Request:
     idempotency_key: str | None = None
     not_before: datetime | None = None
     allow_duplicates: bool = False
+    priority: str | None = None
+    expires_at: datetime | None = None
+    ttl_s: float | None = None
+
+
+def _expires_at(text: str | None) -> datetime | None:
+    """``--expires-at``: an ISO time with its timezone (a naive one is ambiguous: refused)."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise _Refused(f"--expires-at {text[:40]!r}: not an ISO time") from None
+    if value.utcoffset() is None:
+        raise _Refused(
+            f"--expires-at {text[:40]!r}: give a timezone (e.g. 2026-12-01T10:00:00+00:00)"
+        )
+    return value
 
 
 def _parse_default(text: str) -> tuple[str, Any]:
@@ -143,6 +161,11 @@ def _from_job_file(args: argparse.Namespace, flags: _Request) -> _Request:
         idempotency_key=flags.idempotency_key or job.idempotency_key,
         not_before=flags.not_before or job.not_before,
         allow_duplicates=flags.allow_duplicates or job.allow_duplicates,
+        priority=flags.priority or job.priority,
+        expires_at=flags.expires_at or (job.expires_at if flags.ttl_s is None else None),
+        ttl_s=flags.ttl_s
+        if flags.ttl_s is not None
+        else (job.ttl_s if flags.expires_at is None else None),
     )
 
 
@@ -189,6 +212,9 @@ def _request(args: argparse.Namespace) -> _Request:
         idempotency_key=args.idempotency_key,
         not_before=_not_before(args.not_before),
         allow_duplicates=args.allow_duplicates,
+        priority=args.priority,
+        expires_at=_expires_at(args.expires_at),
+        ttl_s=args.ttl,
     )
     if args.job:
         req = _from_job_file(args, flags)
@@ -280,6 +306,9 @@ def _enqueue(req: _Request, as_json: bool) -> None:
         idempotency_key=req.idempotency_key,
         not_before=req.not_before,
         allow_duplicates=req.allow_duplicates,
+        priority=req.priority,
+        expires_at=req.expires_at,
+        ttl_s=req.ttl_s,
     )
     if as_json:
         print_json({"job_id": result.job_id, "total": result.total, "created": result.created})
@@ -343,6 +372,22 @@ def register(sub: Any) -> None:
         help="send no message before this time; give a zone: 2026-05-01T09:00+08:00",
     )
     s.add_argument("--allow-duplicates", action="store_true")
+    s.add_argument(
+        "--priority",
+        choices=("high", "normal", "low"),
+        help="lane: high is served before normal before low (default: the account's)",
+    )
+    s.add_argument(
+        "--ttl",
+        type=float,
+        metavar="SECONDS",
+        help="messages not sent this long after the job's start become expired",
+    )
+    s.add_argument(
+        "--expires-at",
+        metavar="ISO-TIME",
+        help="messages not sent by then become expired (with a timezone)",
+    )
     s.add_argument(
         "--dry-run",
         action="store_true",

@@ -35,8 +35,13 @@ def by_idempotency_key(conn: sa.Connection, key: str) -> AnyRow:
 
 
 def storing_header(conn: sa.Connection, job_id: str) -> AnyRow:
-    """``(account, channel, cancelled_at)``: what storing a part of the job needs."""
-    return conn.execute(sa.select(j.account, j.channel, j.cancelled_at).where(j.id == job_id)).one()
+    """``(account, channel, cancelled_at, priority, expires_at)``: what storing a part of the
+    job needs."""
+    return conn.execute(
+        sa.select(j.account, j.channel, j.cancelled_at, j.priority, j.expires_at).where(
+            j.id == job_id
+        )
+    ).one()
 
 
 def count_existing(conn: sa.Connection, job_ids: Sequence[str]) -> int:

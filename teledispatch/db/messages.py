@@ -25,10 +25,12 @@ from sqlalchemy.engine import Engine
 from teledispatch.channels.base import Receipt
 from teledispatch.config import AccountConfig
 from teledispatch.db.tables import AnyRow, batches_table, literal_status, messages_table
+from teledispatch.priorities import PRIORITY_ORDER
 from teledispatch.statuses import (
     CANCELLED,
     CLAIMABLE,
     DEFERRED,
+    EXPIRED,
     FAILED,
     QUEUED,
     SENDING,
@@ -54,12 +56,16 @@ class Claimed:
     attempts: int
     #: Which job it belongs to: the dispatch task's result names the jobs it served.
     job_id: str = ""
+    #: Not to be sent after this (epoch s); None: never expires.
+    expires_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Claim:
     token: str
     messages: list[Claimed]
+    #: Rows this claim found past their expiry and wrote ``expired`` instead of taking.
+    expired: int = 0
 
 
 def _claim_statement(dialect: str, status: str) -> Any:
@@ -79,6 +85,7 @@ def _claim_statement(dialect: str, status: str) -> Any:
     due = (
         sa.select(m.id)
         .where(m.account == sa.bindparam("b_account", type_=sa.String), m.status == lit)
+        .where(m.priority == sa.bindparam("b_priority", type_=sa.Integer))
         .where(m.due_at <= now)
         .order_by(m.due_at)
         .limit(sa.bindparam("b_want", type_=sa.Integer))
@@ -117,11 +124,14 @@ def _claim_statement(dialect: str, status: str) -> Any:
             updated_at=now,
             sent_at=None,
         )
-        .returning(m.id, m.phone, m.group_key, m.payload, m.attempts, m.job_id)
+        .returning(m.id, m.phone, m.group_key, m.payload, m.attempts, m.job_id, m.expires_at)
     )
 
 
 _CLAIM_STATEMENTS: dict[tuple[str, str], Any] = {}
+#: (lane, status) in the order a claim takes them: due ``deferred`` rows of a lane first (few,
+#: and older than the queue), then its ``queued`` ones; a lane before the next.
+_CLAIM_ORDER = tuple((p, s) for p in PRIORITY_ORDER for s in (DEFERRED, QUEUED))
 _group_key = attrgetter("group_key")
 
 
@@ -139,16 +149,27 @@ def claim(engine: Engine, account: str, limit: int, lease_s: float, now: float) 
     messages: list[Claimed] = []
     with engine.begin() as conn:
         dialect = conn.dialect.name
-        for status in (DEFERRED, QUEUED):
+        # Lanes in order (high, normal, low), each its own index range: a lane is reached
+        # only when the ones before it have nothing due.
+        for priority, status in _CLAIM_ORDER:
             want = limit - len(messages)
             if want <= 0:
                 break
             stmt = _CLAIM_STATEMENTS.get((dialect, status))
             if stmt is None:
                 stmt = _CLAIM_STATEMENTS[(dialect, status)] = _claim_statement(dialect, status)
-            params = {"b_account": account, "b_now": now, "b_want": want, "b_token": token}
+            params = {
+                "b_account": account,
+                "b_now": now,
+                "b_want": want,
+                "b_token": token,
+                "b_priority": priority,
+            }
             # Rows unpacked in RETURNING order: access by name cost ~1 µs per row.
             messages.extend(starmap(Claimed, conn.execute(stmt, params).all()))
+        expired = _expire_claimed(conn, token, messages, now)
+        if expired:
+            messages = [c for c in messages if c.id not in expired]
         if messages:
             conn.execute(
                 sa.insert(batches_table),
@@ -163,7 +184,7 @@ def claim(engine: Engine, account: str, limit: int, lease_s: float, now: float) 
                     for g in dict.fromkeys(map(_group_key, messages))
                 ],
             )
-    return Claim(token, messages)
+    return Claim(token, messages, len(expired))
 
 
 @dataclass(frozen=True, slots=True)
@@ -917,3 +938,54 @@ def active_backlog(engine: Engine, accounts: Sequence[tuple[str, str]], now: flo
             if dues:
                 oldest_due.append((channel, name, min(dues)))
     return Backlog(counts=counts, oldest_due=oldest_due)
+
+
+#: The error code of a message that expired before it was sent.
+EXPIRED_CODE = "expired"
+
+
+def _expire_claimed(
+    conn: sa.Connection, token: str, claimed: Sequence[Claimed], now: float
+) -> set[str]:
+    """Rows just claimed whose expiry has passed become ``expired`` in the claim's own
+    transaction: they are never handed to a sender. Returns their ids."""
+    ids = {c.id for c in claimed if c.expires_at is not None and c.expires_at <= now}
+    if ids:
+        conn.execute(
+            sa.update(messages_table)
+            .where(m.id.in_(sorted(ids)), m.claim_token == token, m.status == SENDING)
+            .values(
+                status=EXPIRED,
+                error_code=EXPIRED_CODE,
+                error_text="not sent before its expiry",
+                updated_at=now,
+            )
+        )
+    return ids
+
+
+def expire_unsent(engine: Engine, now: float, limit: int = 10_000) -> int:
+    """The sweep: ``queued`` and ``deferred`` rows (waiting, held by a window or for a retry)
+    past their expiry become ``expired``; returns how many. Bounded per call, so one sweep
+    stays short; the next one takes the rest."""
+    # The WHERE repeats the partial index's predicate verbatim, so SQLite uses it too.
+    where = sa.text("expires_at IS NOT NULL AND status IN ('queued', 'deferred')")
+    due = (
+        sa.select(m.id)
+        .where(where, m.expires_at <= now)
+        .order_by(m.expires_at)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    with engine.begin() as conn:
+        result = conn.execute(
+            sa.update(messages_table)
+            .where(m.id.in_(due), m.status.in_([QUEUED, DEFERRED]))
+            .values(
+                status=EXPIRED,
+                error_code=EXPIRED_CODE,
+                error_text="not sent before its expiry",
+                updated_at=now,
+            )
+        )
+    return int(result.rowcount or 0)

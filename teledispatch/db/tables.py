@@ -41,6 +41,10 @@ class Job(SQLModel, table=True):
     not_before: float | None = None
     created_at: float
     cancelled_at: float | None = None
+    #: Lane of its messages: 0 high, 1 normal, 2 low (see ``teledispatch.priorities``).
+    priority: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    #: A message not sent by then becomes ``expired`` (epoch s); None: never.
+    expires_at: float | None = None
 
 
 #: Statuses the dispatcher, the sweep and reconciliation look for by account and due time. The
@@ -69,6 +73,7 @@ def _partial(where: sa.TextClause) -> dict[str, Any]:
 
 _CLAIMABLE_WHERE = _in_sql("status", INDEXED_STATUSES)
 _PROVIDER_ID_WHERE = sa.text("provider_id IS NOT NULL")
+_EXPIRY_WHERE = sa.text("expires_at IS NOT NULL AND status IN ('queued', 'deferred')")
 _LEGACY_WHERE = sa.text("status = 'sending' AND lease_until IS NOT NULL")
 _POLL_WHERE = sa.text(
     f"{_in_sql('channel', POLLED_CHANNELS).text} AND status IN ('sent', 'unknown') "
@@ -97,13 +102,19 @@ class Message(SQLModel, table=True):
         # index's ``status IN (…)``. SQLite uses a partial index only when the query repeats
         # its WHERE term verbatim: there every claim, due check and reconcile scanned the
         # table and sorted it (25 ms per claim at 60,000 rows, under the write lock).
+        # ``priority`` before ``due_at``: a claim scans one lane at a time (see
+        # db.messages.claim), each an equality prefix and a range on due_at.
         sa.Index(
             "ix_messages_claim",
             "account",
             "status",
+            "priority",
             "due_at",
             postgresql_where=_CLAIMABLE_WHERE,
         ),
+        # The sweep's expiry of unsent rows: only rows that have an expiry and can still
+        # expire are in it (most traffic has none).
+        sa.Index("ix_messages_expiry", "expires_at", **_partial(_EXPIRY_WHERE)),
         # Claimed rows by claim token: the outcome write and the sweep find a batch's rows
         # through it. Not part of the claim index: an index scan for ``status = 'sending'``
         # there walked every dead entry left by earlier claims (the planner takes 'sending'
@@ -133,6 +144,10 @@ class Message(SQLModel, table=True):
     payload: str
     status: str = Field(default=QUEUED.value, max_length=16)
     due_at: float
+    #: Its job's lane: 0 high, 1 normal, 2 low; claims serve the lower number first.
+    priority: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    #: Not sent by then: ``expired`` (epoch s); None: never.
+    expires_at: float | None = None
     #: Written only by the previous release's workers (a claim's lease is now its ``batches``
     #: row); the sweep still reclaims their lost claims from it during a rolling upgrade.
     lease_until: float | None = None

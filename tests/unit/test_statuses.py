@@ -46,6 +46,7 @@ def test_stored_words_are_unchanged() -> None:
         "cancelled",
         "delivered",
         "undelivered",
+        "expired",
     ]
     assert statuses.QUEUED == "queued" and statuses.UNDELIVERED == "undelivered"
 

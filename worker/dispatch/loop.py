@@ -15,6 +15,7 @@ from teledispatch.channels.base import Adapter
 from teledispatch.channels.registry import adapter_for
 from teledispatch.config import AccountConfig
 from teledispatch.db import messages as repo
+from teledispatch.worker import metrics
 from teledispatch.worker.context import Context
 
 from .admit import admit
@@ -76,9 +77,13 @@ def _claim_and_send(
     claim = repo.claim(ctx.engine, account.name, limit, lease_s, ctx.clock())
     report.claimed += len(claim.messages)
     report.add_jobs(row.job_id for row in claim.messages)
+    if claim.expired:
+        # Found past their expiry by the claim and written ``expired`` in it: never sent.
+        report.add("expired", claim.expired)
+        metrics.record_message_counts(account, {"expired": claim.expired})
+    full = len(claim.messages) + claim.expired >= limit
     if not claim.messages:
-        return False
-    full = len(claim.messages) >= limit
+        return full
     waits: list[float] = []
     groups: dict[str, list[repo.Claimed]] = {}
     for row in claim.messages:

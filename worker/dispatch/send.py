@@ -11,14 +11,16 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
+from teledispatch import wakeups
 from teledispatch.channels.base import Adapter, HttpRequest, ItemOutcome, OutMessage
 from teledispatch.config import AccountConfig
 from teledispatch.db import messages as repo
 from teledispatch.errors import DispatchError, InternalError
+from teledispatch.statuses import EXPIRED
 from teledispatch.worker import metrics
 from teledispatch.worker.context import Context
 from teledispatch.worker.ratelimit import Departure, Reservation
@@ -26,7 +28,7 @@ from teledispatch.worker.transport import HttpResponse
 
 from . import outcomes
 from .admit import Admission
-from .common import Report, give_back
+from .common import LEASE_MARGIN_S, Report, give_back
 
 log = logging.getLogger("teledispatch.dispatch")
 
@@ -51,6 +53,10 @@ class _Request:
     messages: list[OutMessage]
     attempts: dict[str, int]
     departure: Departure | None = None
+    #: The per-recipient caps' departure (confirmed with the request's write).
+    recipients: Departure | None = None
+    #: How many messages the built request carries (recipients refused at departure shrink it).
+    rows_built: int = 0
     #: ``perf_counter()`` when the request began to be written: from then on it may have left
     #: (and it counts as a request in the metrics).
     started: float | None = None
@@ -76,10 +82,17 @@ def send_batch(
     messages = [OutMessage(r.id, r.phone, repo.payload_of(r.payload)) for r in rows]
     attempts = {r.id: r.attempts for r in rows}
     req = _Request(ctx, account, adapter, token, rows, report, admission, messages, attempts)
+    # In flight from here (the slot wait included) until released: singles arriving meanwhile
+    # linger to share the next request (see teledispatch.wakeups).
+    flight = f"{token}:{rows[0].group_key}"
+    wakeups.flight_started(
+        ctx.redis, account, flight, time.time() + account.timeout_s + LEASE_MARGIN_S
+    )
     try:
         updates = _attempt(req)
     finally:
         _release(req)
+        wakeups.flight_ended(ctx.redis, account, flight)
     if updates is not None:
         _record(req, updates)
 
@@ -88,8 +101,14 @@ def _attempt(req: _Request) -> list[repo.Update] | None:
     """The steps up to the outcomes; None if the batch was given back undeparted."""
     try:
         request = _build_request(req)
-        if not (_wait_for_slot(req) and _mark_departing(req) and _pass_gate(req)):
+        if not (_wait_for_slot(req) and _drop_expired(req)):
             return None
+        if not (_mark_departing(req) and _pass_gate(req)):
+            return None
+        if not _check_recipients(req):
+            return None
+        if len(req.messages) < req.rows_built:
+            request = _build_request(req)
         response = _send(req, request)
         result = req.adapter.parse_response(
             req.messages, response.status, response.headers, response.body
@@ -119,6 +138,7 @@ def _give_back(req: _Request, reason: str, *, kick: bool = False, unmark: bool =
 
 
 def _build_request(req: _Request) -> HttpRequest:
+    req.rows_built = len(req.messages)
     return req.adapter.build_request(req.account, req.messages, req.ctx.clock())
 
 
@@ -155,10 +175,72 @@ def _pass_gate(req: _Request) -> bool:
     return False
 
 
+def _check_recipients(req: _Request) -> bool:
+    """The per-recipient caps on the departure clock: a recipient whose window is full now is
+    deferred, not sent (judged at its slot alone, late departures broke the caps). False: no
+    recipient is left to send."""
+    if req.reservation is None or not req.account.recipient_caps:
+        return True
+    phones = [r.phone for r in req.rows]
+    check = req.ctx.limiter.depart_recipients(req.account, phones, req.reservation.send_at)
+    req.recipients = check.departure
+    if not check.refused:
+        return True
+    now = req.ctx.clock()
+    why = "held by a recipient window at departure"
+    held = [
+        repo.Update.deferred(req.rows[i].id, due, "rate_window", why)
+        for i, due in check.refused.items()
+    ]
+    left = [r for i, r in enumerate(req.rows) if i not in check.refused]
+    if not left:
+        repo.unmark_departing(req.ctx.engine, req.token, req.rows[0].group_key)
+    repo.apply(req.ctx.engine, req.token, held, now, finish=req.rows[0].group_key)
+    req.report.add("deferred", len(held))
+    _keep(req, left)
+    return bool(left)
+
+
+def _keep(req: _Request, left: list[repo.Claimed]) -> None:
+    """Send only ``left`` of the batch (the request is rebuilt before it goes)."""
+    ids = {r.id for r in left}
+    req.rows = left
+    req.messages = [m for m in req.messages if m.id in ids]
+
+
+def _drop_expired(req: _Request) -> bool:
+    """Rows whose expiry passed while they waited for their slot become ``expired``: never
+    sent late. False: none is left to send (the batch is finished)."""
+    now = req.ctx.clock()
+    late = [r for r in req.rows if r.expires_at is not None and r.expires_at <= now]
+    if not late:
+        return True
+    text = "not sent before its expiry"
+    updates = [repo.Update(r.id, EXPIRED, None, repo.EXPIRED_CODE, text) for r in late]
+    repo.apply(req.ctx.engine, req.token, updates, now, finish=req.rows[0].group_key)
+    req.report.add(EXPIRED, len(late))
+    metrics.record_message_counts(req.account, {EXPIRED: len(late)})
+    _keep(req, [r for r in req.rows if r not in late])
+    return bool(req.rows)
+
+
+def _on_written(req: _Request) -> Callable[[], None] | None:
+    """Confirm the account's and the recipients' departures once the body is written."""
+    confirms = [d.written for d in (req.departure, req.recipients) if d is not None]
+    if len(confirms) < 2:
+        return confirms[0] if confirms else None
+
+    def both() -> None:
+        for confirm in confirms:
+            confirm()
+
+    return both
+
+
 def _send(req: _Request, request: HttpRequest) -> HttpResponse:
     req.report.requests += 1
     req.started = time.perf_counter()
-    on_written = req.departure.written if req.departure is not None else None
+    on_written = _on_written(req)
     response = req.ctx.transport.send(request, req.account.timeout_s, on_written)
     req.latency = time.perf_counter() - req.started
     return response
@@ -186,8 +268,9 @@ def _classify(req: _Request, items: Sequence[ItemOutcome]) -> list[repo.Update]:
 
 
 def _release(req: _Request) -> None:
-    if req.departure is not None:
-        req.departure.written()  # no-op if the body was written; else: it can no longer leave
+    for departure in (req.departure, req.recipients):
+        if departure is not None:
+            departure.written()  # no-op if the body was written; else: it can no longer leave
     if req.admission is not None and req.admission.slot is not None:
         req.ctx.limiter.release_slot(req.account, req.admission.slot)
 

@@ -8,7 +8,8 @@ each mechanism is its own small class over the same keys (``keys``) and scripts 
 * ``reservation``: send slots for a batch (requests/s, messages/s, hour/day, recipient caps);
 * ``gate``: the departure gate on written times, the last check before a request leaves;
 * ``throttle``: slowing the account down when the provider says "too fast";
-* ``recipients``: holding back a number the provider says hit its own cap;
+* ``recipients``: holding back a number the provider says hit its own cap, and checking the
+  per-recipient caps again as a request leaves;
 * ``slots``: at most ``concurrency`` requests in flight.
 
 Why a jitter margin
@@ -35,7 +36,7 @@ from teledispatch.config import AccountConfig
 
 from .gate import DEPART_LEASE_S, DEPART_TIMEOUT_S, Departure, DepartureGate
 from .keys import AccountKeys
-from .recipients import RecipientHolds
+from .recipients import RecipientDeparture, RecipientHolds
 from .reservation import LATE_LIMIT_S, Reservation, Reserver
 from .scripts import US, Scripts
 from .slots import UNLIMITED, ConcurrencySlots
@@ -93,7 +94,9 @@ class RateLimiter:
         self.gate = DepartureGate(
             redis_client, scripts, key_prefix=key_prefix, jitter_s=jitter_s, lease_s=depart_lease_s
         )
-        self.recipients = RecipientHolds(redis_client, scripts, key_prefix=key_prefix)
+        self.recipients = RecipientHolds(
+            redis_client, scripts, key_prefix=key_prefix, jitter_s=jitter_s, lease_s=depart_lease_s
+        )
         self.slots = ConcurrencySlots(redis_client, scripts, key_prefix=key_prefix)
 
     def keys(self, account: AccountConfig) -> AccountKeys:
@@ -129,6 +132,18 @@ class RateLimiter:
         return self.gate.depart(
             account, messages, timeout_s=timeout_s, now_ms=now_ms, sleep=sleep, clock=clock
         )
+
+    def depart_recipients(
+        self,
+        account: AccountConfig,
+        phones: Sequence[str],
+        slot_at: float | None,
+        *,
+        now_ms: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> RecipientDeparture:
+        """Check the per-recipient caps as a request leaves: :meth:`RecipientHolds.depart`."""
+        return self.recipients.depart(account, phones, slot_at, now_ms=now_ms, clock=clock)
 
     def report_throttled(
         self,

@@ -1,17 +1,29 @@
-"""Per-recipient holds: the provider says a number hit its own cap, so keep it back.
+"""Per-recipient holds and departures.
 
-The hold is written into the recipient's key that ``reserve.lua`` reads for the configured
-per-recipient caps (``worker/ratelimit/lua/defer.lua``), so every worker defers the number.
+Holds: the provider says a number hit its own cap, so keep it back. The hold is written into
+the recipient's key that ``reserve.lua`` reads for the configured per-recipient caps
+(``worker/ratelimit/lua/defer.lua``), so every worker defers the number.
+
+Departures: ``reserve.lua`` charges each recipient at its reserved slot, but a request may be
+written long after it (a late wake, the departure gate's wait); judged at the slot alone, the
+caps broke at the provider under load. :meth:`RecipientHolds.depart` checks them again on the
+departure clock and stamps each send pending until :meth:`Departure.written` confirms the
+measured write time (``recipient_depart.lua``, ``recipient_confirm.lua``), the treatment the
+departure gate gives the account windows.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
 from teledispatch.config import AccountConfig
 
+from .gate import Departure, ungated
 from .keys import AccountKeys
 from .scripts import US, Scripts, now_arg
 
@@ -19,13 +31,80 @@ from .scripts import US, Scripts, now_arg
 DEFAULT_HOLD_S = 3600.0
 
 
+@dataclass(frozen=True, slots=True)
+class RecipientDeparture:
+    """The departure check of one request's recipients."""
+
+    #: batch index -> epoch seconds (server clock) from which that recipient fits: defer it
+    refused: Mapping[int, float]
+    #: confirm the sent recipients' stamps: call ``written()`` once the body is written
+    departure: Departure = field(default_factory=ungated)
+
+
 class RecipientHolds:
     def __init__(
-        self, redis_client: redis.Redis[Any], scripts: Scripts, *, key_prefix: str
+        self,
+        redis_client: redis.Redis[Any],
+        scripts: Scripts,
+        *,
+        key_prefix: str,
+        jitter_s: float = 0.0,
+        lease_s: float = 10.0,
     ) -> None:
         self._redis = redis_client
         self._scripts = scripts
         self._key_prefix = key_prefix
+        self._jitter_s = jitter_s
+        self._lease_s = lease_s
+
+    def depart(
+        self,
+        account: AccountConfig,
+        phones: Sequence[str],
+        slot_at: float | None,
+        *,
+        now_ms: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> RecipientDeparture:
+        """Check the batch's recipients against their caps as the request leaves.
+
+        ``slot_at``: the reservation's slot (epoch s, server clock), whose stamps these sends
+        replace. Refused recipients must not be sent (defer them until their time); the rest
+        are stamped pending until ``departure.written()``. Without caps: nothing to check.
+        """
+        if not account.recipient_caps or not phones:
+            return RecipientDeparture({})
+        k = AccountKeys.of(self._key_prefix, account.name)
+        caps: list[str] = []
+        for cap in account.recipient_caps:
+            caps += [str(cap.count), str(round(cap.window_s * US))]
+        args = [
+            now_arg(now_ms),
+            str(round(slot_at * US)) if slot_at is not None else "0",
+            str(round(self._jitter_s * US)),
+            str(round(self._lease_s * US)),
+            str(len(account.recipient_caps)),
+            *caps,
+        ]
+        started = clock()
+        raw: Any = self._scripts.recipient_depart(
+            keys=[k.recipient(p) for p in phones], args=args, client=self._redis
+        )
+        grant_ms, flat = int(raw[1]), raw[2]
+        refused = {int(flat[j]): int(flat[j + 1]) / US for j in range(0, len(flat), 2)}
+        sent = [k.recipient(p) for i, p in enumerate(phones) if i not in refused]
+        if not sent:
+            return RecipientDeparture(refused)
+        keep_ms = str(
+            max(round((c.window_s + self._jitter_s) * 1000) + 1 for c in account.recipient_caps)
+        )
+
+        def confirm(member: str, lateness_s: float) -> object:
+            return self._scripts.recipient_confirm(
+                keys=sent, args=[member, str(round(lateness_s * US)), keep_ms], client=self._redis
+            )
+
+        return RecipientDeparture(refused, Departure(str(grant_ms), started, confirm, clock))
 
     def defer(
         self,

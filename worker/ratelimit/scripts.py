@@ -22,7 +22,9 @@ from redis.commands.core import Script
 US = 1_000_000
 
 #: The scripts whose ``ARGV[1]`` is "now in us, or '' for the server clock".
-_USES_NOW = frozenset({"reserve", "depart", "defer", "slot_acquire", "throttle"})
+_USES_NOW = frozenset(
+    {"reserve", "depart", "defer", "slot_acquire", "throttle", "recipient_depart"}
+)
 
 
 def _read(name: str) -> str:
@@ -56,6 +58,8 @@ class Scripts:
     slot_release: Script
     depart: Script
     confirm: Script
+    recipient_depart: Script
+    recipient_confirm: Script
 
     @classmethod
     def register(cls, client: redis.Redis[Any]) -> Scripts:
@@ -70,6 +74,8 @@ class Scripts:
                     "slot_release",
                     "depart",
                     "confirm",
+                    "recipient_depart",
+                    "recipient_confirm",
                 )
             }
         )

@@ -35,7 +35,7 @@ def test_a_wake_up_is_published_to_the_broker_and_deduplicated_in_redis(
     seen: dict[str, Any] = {}
     monkeypatch.setattr(submit, "_redis", lambda url: seen.setdefault("redis", url))
     monkeypatch.setattr(wakeups, "sender", lambda url: seen.setdefault("sender", url))
-    monkeypatch.setattr(wakeups, "kick", lambda *args: seen.setdefault("kicked", True))
+    monkeypatch.setattr(wakeups, "kick", lambda *args, **kw: seen.setdefault("kicked", True))
     submit.wake(cfg, object(), 0.0)  # type: ignore[arg-type]
     assert seen == {
         "redis": "redis://cache:6379/0",

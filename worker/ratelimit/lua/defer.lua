@@ -15,7 +15,8 @@ local until_ms = math.ceil((now + tonumber(ARGV[2])) / 1000)
 local parts = {}
 local v = redis.call('GET', KEYS[1])
 if v then
-  for tok in string.gmatch(v, '%d+') do parts[#parts + 1] = tok end
+  -- stamps are kept as they are (recipient_depart.lua marks departures with a letter)
+  for tok in string.gmatch(v, '%S+') do parts[#parts + 1] = tok end
 end
 if parts[1] and tonumber(parts[1]) > until_ms then until_ms = tonumber(parts[1]) end
 parts[1] = string.format('%.0f', until_ms)

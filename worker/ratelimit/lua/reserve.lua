@@ -11,7 +11,9 @@ KEYS[2]     msg log list     "<send_us>:<count>", oldest first: one entry per ad
 KEYS[3]     hour buckets     hash bucket-index -> messages sent in that bucket
 KEYS[4]     day buckets      hash, same layout
 KEYS[5..]   one string per phone of the batch, in batch order (a phone may repeat):
-            "<blocked_until_ms> <sent_ms> <sent_ms> ..." (sent times ascending)
+            "<blocked_until_ms> <sent_ms> <sent_ms> ...": a reserved slot's stamp is bare
+            digits; a departure's is "p<grant_ms>" (pending) or "d<written_ms>", counted here
+            as its digits (see recipient_depart.lua)
 
 ARGV[1]  now in us, or "" for the server clock: `now`, set by _prelude.lua
 ARGV[2]  max_wait_us: how far ahead of now a send slot may be reserved
@@ -83,14 +85,18 @@ local recs = {}
 local function rec(key)
   local r = recs[key]
   if r then return r end
-  r = { block = 0, times = {}, stored = 0, admitted = 0 }
+  r = { block = 0, times = {}, toks = {}, stored = 0, admitted = 0 }
   local v = redis.call('GET', key)
   if v then
-    local first = true
-    for tok in string.gmatch(v, '%d+') do
+    local first, stamps = true, {}
+    for kind, tok in string.gmatch(v, '(%a?)(%d+)') do
       if first then r.block = tonumber(tok); first = false
-      else r.times[#r.times + 1] = tonumber(tok) end
+      else stamps[#stamps + 1] = { tonumber(tok), kind .. tok } end
     end
+    -- departure stamps (recipient_depart.lua) can sit between reserved slots: keep them
+    -- ordered, and kept as written (their kind) when the key is written back
+    table.sort(stamps, function(x, y) return x[1] < y[1] end)
+    for j, st in ipairs(stamps) do r.times[j] = st[1]; r.toks[j] = st[2] end
   end
   r.stored = #r.times
   recs[key] = r
@@ -286,7 +292,8 @@ if ncaps > 0 then
     if r.admitted > 0 then
       local parts = { r.block > now_ms and fmt(r.block) or '0' }
       for j = 1, r.stored do
-        if r.times[j] > now_ms - longest_ms then parts[#parts + 1] = fmt(r.times[j]) end
+        local pending = string.sub(r.toks[j], 1, 1) == 'p'
+        if pending or r.times[j] > now_ms - longest_ms then parts[#parts + 1] = r.toks[j] end
       end
       for _ = 1, r.admitted do parts[#parts + 1] = fmt(t_ms) end
       redis.call('SET', key, table.concat(parts, ' '), 'PX',

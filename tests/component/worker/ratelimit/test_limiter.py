@@ -109,7 +109,14 @@ def test_the_clock_is_read_in_one_prelude() -> None:
             assert lua_source(name) == prelude + "\n" + text
         else:
             assert lua_source(name) == text
-    assert sorted(clocked) == ["defer", "depart", "reserve", "slot_acquire", "throttle"]
+    assert sorted(clocked) == [
+        "defer",
+        "depart",
+        "recipient_depart",
+        "reserve",
+        "slot_acquire",
+        "throttle",
+    ]
 
 
 # --- messages per second: exact log, batches land at once -----------------------------------
