@@ -23,6 +23,10 @@ recipients of the batch, so each class answers them as attributes rather than by
 ``throttled`` marks provider back-pressure: the account slows down and the attempt is not
 counted against the recipient.
 
+``unwell`` marks a failure that says the provider itself is down or failing (5xx, refused or
+timed-out connections), not that it judged this request: a run of them opens the account's
+circuit (``teledispatch.circuits``). Throttling is the provider working as designed: not unwell.
+
     DispatchError
     ├── TransportError                 no usable HTTP response
     │   ├── NotSentError               refused / connect timeout: provably never sent (retry)
@@ -46,6 +50,7 @@ class DispatchError(Error):
     retryable: bool = False
     may_have_been_sent: bool = False
     throttled: bool = False
+    unwell: bool = False
 
     def __init__(self, message: str, *, code: str | None = None, retry_after: float | None = None):
         super().__init__(message)
@@ -59,7 +64,7 @@ class DispatchError(Error):
 
 
 class TransportError(DispatchError):
-    pass
+    unwell = True
 
 
 class NotSentError(TransportError):
@@ -76,10 +81,12 @@ class ProviderError(DispatchError):
 
 class RetryableProviderError(ProviderError):
     retryable = True
+    unwell = True
 
 
 class ThrottledError(RetryableProviderError):
     throttled = True
+    unwell = False
 
 
 class RejectedError(ProviderError):

@@ -54,6 +54,21 @@ def batch_failure(
     return [Update.failed(i, code, text) for i in ids]
 
 
+def paused(
+    account: AccountConfig,
+    ids: Sequence[str],
+    attempts: dict[str, int],
+    exc: DispatchError,
+    now: float,
+) -> list[Update]:
+    """The failure met an open circuit: nothing is spent on it (due at once: the circuit, not
+    the due time, holds them back), unless the request may have been acted on."""
+    if exc.may_have_been_sent:
+        return batch_failure(account, ids, attempts, exc, now)
+    code = exc.code or type(exc).__name__
+    return [Update.requeue(i, now, code, f"{exc.message} (provider paused)") for i in ids]
+
+
 def retry(
     account: AccountConfig,
     message_id: str,
