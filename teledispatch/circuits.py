@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import redis
@@ -81,16 +82,16 @@ def view(client: redis.Redis[Any], account: str) -> CircuitView:
     )
 
 
+@lru_cache(maxsize=4)
+def _client(redis_url: str) -> redis.Redis[Any]:
+    # One pool per URL for the process (an API replica answers many status calls).
+    return redis.Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
+
+
 def describe(redis_url: str, account: str) -> str | None:
     """The operator's line for ``account``, or None while healthy or if Redis cannot be read
     (a status call must not fail because the circuit's store is down)."""
     try:
-        client: redis.Redis[Any] = redis.Redis.from_url(
-            redis_url, socket_timeout=1, socket_connect_timeout=1
-        )
-        try:
-            return view(client, account).describe()
-        finally:
-            client.close()
+        return view(_client(redis_url), account).describe()
     except redis.RedisError:
         return None

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 
+from teledispatch import circuits
 from teledispatch.api.deps import State, require_key
 from teledispatch.api.problems import problem_out, query_problem, unprocessable
 from teledispatch.api.schemas import (
@@ -139,6 +140,7 @@ def get_job(state: State, job_id: str) -> Any:
         next_due_at=st.next_due_at,
         progress=round(finished / st.total, 6) if st.total else 1.0,
         eta=None if st.done else eta,
+        paused=None if st.done else circuits.describe(state.cfg().redis_url, st.account),
     )
 
 

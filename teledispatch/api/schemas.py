@@ -32,6 +32,11 @@ class JobView(BaseModel):
         description="estimated completion (ISO 8601) at the job's average rate so far; "
         "null when done or before the first outcome"
     )
+    paused: str | None = Field(
+        default=None,
+        description="while the job's account is paused by its circuit: "
+        "'paused: <reason> since <time>, next probe at <time>'; else null",
+    )
 
 
 class MessagePage(BaseModel):

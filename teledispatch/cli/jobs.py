@@ -7,7 +7,9 @@ import sys
 import time
 from typing import Any
 
+from teledispatch import circuits
 from teledispatch.cli.output import print_json
+from teledispatch.config import settings
 from teledispatch.producer.lookup import JobNotFound, JobStatus, job_status, lookup
 from teledispatch.statuses import ACTIVE_STATUSES
 
@@ -50,13 +52,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 1
     if tty and args.wait:
         print("\r" + _progress_line(st))
+    # Only while the job still waits on its account: a finished job's account is no news.
+    paused = None if st.done else circuits.describe(settings().redis_url, st.account)
     if args.json:
-        print_json(st.as_dict())
+        print_json({**st.as_dict(), "paused": paused})
         return 0
     print(f"job {st.job_id} ({st.channel} via {st.account}): {st.accepted}/{st.total} accepted")
     for status, n in st.counts.items():
         print(f"  {status:<12} {n:>9}")
     print("  done" if st.done else f"  in progress (next due {st.next_due_at or 'now'})")
+    if paused:
+        print(f"  account {st.account} {paused}")
     return 0
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import fakeredis
 import pytest
+from prometheus_client import generate_latest
 
 from teledispatch import circuits
 from teledispatch.channels.base import HttpRequest
@@ -134,6 +135,9 @@ def test_operators_see_why_since_when_and_the_next_probe(circuit: Circuit) -> No
     assert metrics.REGISTRY.get_sample_value(
         "teledispatch_circuit_state", {"channel": "nxcloud.sms", "account": "nx"}
     ) == float(circuits.HALF_OPEN)
+    exposition = generate_latest(metrics.REGISTRY)
+    assert b"# HELP teledispatch_circuit_state" in exposition
+    assert b"# TYPE teledispatch_circuit_state gauge" in exposition
 
 
 # --- the dispatcher with a circuit ------------------------------------------------------------
