@@ -34,6 +34,7 @@ circuit (``teledispatch.circuits``). Throttling is the provider working as desig
     └── ProviderError                  the provider answered
         ├── RetryableProviderError     5xx, InternalError, ServiceUnavailable, 215400
         │   └── ThrottledError         13008, HTTP 429, Volcengine flow control
+        ├── DeferredError              held back for a while (NXCloud request-level 13007)
         ├── RejectedError              auth, balance, parameters: every recipient failed
         └── MalformedResponseError     an answer we cannot read (may have been sent)
     └── InternalError                  our own failure (a bug, Redis down): by its phase
@@ -51,6 +52,7 @@ class DispatchError(Error):
     may_have_been_sent: bool = False
     throttled: bool = False
     unwell: bool = False
+    deferred: bool = False
 
     def __init__(self, message: str, *, code: str | None = None, retry_after: float | None = None):
         super().__init__(message)
@@ -87,6 +89,15 @@ class RetryableProviderError(ProviderError):
 class ThrottledError(RetryableProviderError):
     throttled = True
     unwell = False
+
+
+class DeferredError(ProviderError):
+    """The provider holds the request back for a while without judging its recipients (NXCloud
+    13007, a per-number cap, answered for a whole request without saying which number): the
+    batch waits ``retry_after`` as ``deferred``, spending no attempt, and is never failed."""
+
+    retryable = True
+    deferred = True
 
 
 class RejectedError(ProviderError):

@@ -44,6 +44,9 @@ def batch_failure(
     if exc.throttled:
         delay = max(exc.retry_after or 0.0, 1.0)
         return [Update.requeue(i, now + delay, code, text) for i in ids]
+    if exc.deferred:
+        due = now + max(exc.retry_after or 0.0, 1.0)
+        return [Update.deferred(i, due, code, text) for i in ids]
     if exc.retryable:
         # One draw per batch: its messages retry together (and are written by one statement);
         # batches still spread out from each other.
