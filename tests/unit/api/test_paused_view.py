@@ -15,6 +15,7 @@ from teledispatch.cli import jobs as cli_jobs
 from teledispatch.config import Settings
 from teledispatch.errors import NotSentError
 from teledispatch.producer import submit as enqueue_mod
+from teledispatch.producer.lookup import JobStatus, job_status
 from teledispatch.producer.submit import enqueue_stream
 from teledispatch.worker.circuit import Circuit
 
@@ -69,7 +70,5 @@ def test_status_prints_the_pause(
     assert "account nx paused: [connect] refused since " in capsys.readouterr().out
 
 
-def _status(job_id: str, cfg: Settings) -> cli_jobs.JobStatus:
-    from teledispatch.producer.lookup import job_status
-
+def _status(job_id: str, cfg: Settings) -> JobStatus:
     return job_status(job_id, cfg=cfg)
