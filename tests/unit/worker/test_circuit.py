@@ -180,3 +180,21 @@ def test_an_outage_spends_no_attempt_and_sends_only_probes(
     assert job_status(job.job_id, cfg=ctx.settings).counts == {"sent": 50}
     lines = [r.getMessage() for r in caplog.records]
     assert sum("opened" in m for m in lines) == 1 and sum("closed" in m for m in lines) == 1
+
+
+def test_refused_connections_pause_the_account_too(ctx: Context, quiet_producer: None) -> None:
+    def refused(request: HttpRequest) -> HttpResponse:
+        raise NotSentError("ConnectError: connection refused", code="connect")
+
+    ctx.transport = transport = MockTransport(refused)
+    ctx.settings = make_settings(ctx.settings.database_url, max_attempts=1, circuit_failures=1)
+    job = enqueue_stream(
+        "nx", [{"phone": "8613800130000"}], defaults={"content": "x"}, cfg=ctx.settings
+    )
+    ctx.clock = clock = FakeClock(T0)
+    for _ in range(10):
+        dispatch(ctx, "nx")
+        clock.advance(0.25)
+    # One attempt allowed, yet nothing failed: after the first, the circuit held them back.
+    assert job_status(job.job_id, cfg=ctx.settings).counts == {"queued": 1}
+    assert len(transport.requests) <= 3  # the failure that opened it, then probes at 1 s, 2 s
