@@ -90,6 +90,13 @@ class AccountConfig(BaseModel):
     #: Seconds after a job's start its messages expire when the job sets no expiry (an OTP is
     #: worthless after minutes); None: never.
     default_ttl_s: float | None = Field(default=None, gt=0)
+    #: The circuit (``teledispatch.circuits``): this many "provider unwell" failures in a row
+    #: pause the account (0: never); then one probe of ``circuit_probe_size`` messages is sent
+    #: after ``circuit_probe_min_s``, the wait doubling up to ``circuit_probe_max_s``.
+    circuit_failures: int = Field(default=5, ge=0)
+    circuit_probe_min_s: float = Field(default=1.0, gt=0)
+    circuit_probe_max_s: float = Field(default=30.0, gt=0)
+    circuit_probe_size: int = Field(default=1, ge=1)
 
     #: Accept any valid number, not only the types the channel can reach (an SMS to a fixed
     #: line is refused otherwise): for a provider that reaches more (e.g. SMS to fixed lines).

@@ -23,6 +23,10 @@ recipients of the batch, so each class answers them as attributes rather than by
 ``throttled`` marks provider back-pressure: the account slows down and the attempt is not
 counted against the recipient.
 
+``unwell`` marks a failure that says the provider itself is down or failing (5xx, refused or
+timed-out connections), not that it judged this request: a run of them opens the account's
+circuit (``teledispatch.circuits``). Throttling is the provider working as designed: not unwell.
+
     DispatchError
     ├── TransportError                 no usable HTTP response
     │   ├── NotSentError               refused / connect timeout: provably never sent (retry)
@@ -30,6 +34,7 @@ counted against the recipient.
     └── ProviderError                  the provider answered
         ├── RetryableProviderError     5xx, InternalError, ServiceUnavailable, 215400
         │   └── ThrottledError         13008, HTTP 429, Volcengine flow control
+        ├── DeferredError              held back for a while (NXCloud request-level 13007)
         ├── RejectedError              auth, balance, parameters: every recipient failed
         └── MalformedResponseError     an answer we cannot read (may have been sent)
     └── InternalError                  our own failure (a bug, Redis down): by its phase
@@ -46,6 +51,8 @@ class DispatchError(Error):
     retryable: bool = False
     may_have_been_sent: bool = False
     throttled: bool = False
+    unwell: bool = False
+    deferred: bool = False
 
     def __init__(self, message: str, *, code: str | None = None, retry_after: float | None = None):
         super().__init__(message)
@@ -59,7 +66,7 @@ class DispatchError(Error):
 
 
 class TransportError(DispatchError):
-    pass
+    unwell = True
 
 
 class NotSentError(TransportError):
@@ -76,10 +83,21 @@ class ProviderError(DispatchError):
 
 class RetryableProviderError(ProviderError):
     retryable = True
+    unwell = True
 
 
 class ThrottledError(RetryableProviderError):
     throttled = True
+    unwell = False
+
+
+class DeferredError(ProviderError):
+    """The provider holds the request back for a while without judging its recipients (NXCloud
+    13007, a per-number cap, answered for a whole request without saying which number): the
+    batch waits ``retry_after`` as ``deferred``, spending no attempt, and is never failed."""
+
+    retryable = True
+    deferred = True
 
 
 class RejectedError(ProviderError):

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from teledispatch.config import Settings, settings
 from teledispatch.db.engine import get_engine
 from teledispatch.db.migrate import ensure_schema
+from teledispatch.worker.circuit import Circuit
 from teledispatch.worker.ratelimit import RateLimiter
 from teledispatch.worker.transport import HttpxTransport, Transport
 
@@ -35,6 +36,7 @@ class Context:
     publish: Publish
     clock: Clock = time.time
     _limiter: RateLimiter | None = None
+    _circuit: Circuit | None = None
 
     @property
     def limiter(self) -> RateLimiter:
@@ -42,6 +44,13 @@ class Context:
         if self._limiter is None:
             self._limiter = RateLimiter(self.redis)
         return self._limiter
+
+    @property
+    def circuit(self) -> Circuit:
+        """Built on first use, like :attr:`limiter`."""
+        if self._circuit is None:
+            self._circuit = Circuit(self.redis)
+        return self._circuit
 
 
 _ctx: Context | None = None

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from teledispatch.config import AccountConfig
 from teledispatch.errors import (
@@ -101,6 +101,16 @@ RETRIES = Counter(
     "Messages sent again: carried by a request after an earlier attempt of theirs",
     _ACCOUNT,
     registry=REGISTRY,
+)
+
+#: Set by whichever process last saw the circuit (``mostrecent``): every process reads the same
+#: Redis key, so the newest observation is the account's state.
+CIRCUIT = Gauge(
+    "teledispatch_circuit_state",
+    "The account's circuit: 0 closed (sending), 1 open (paused), 2 half-open (probing)",
+    _ACCOUNT,
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
 )
 
 _enabled = True
@@ -202,6 +212,16 @@ def preset(accounts: Iterable[AccountConfig]) -> None:
             MESSAGES.labels(*labels, status)
         for metric in (BATCH_SIZE, LATENCY, THROTTLED, RETRIES):
             metric.labels(*labels)
+
+
+def record_circuit(account: AccountConfig, state: int) -> None:
+    """The circuit state a dispatch just saw (``teledispatch.circuits``: 0/1/2)."""
+    if not _enabled:
+        return
+    try:
+        CIRCUIT.labels(account.channel, account.name).set(state)
+    except Exception as exc:
+        _disable(exc)
 
 
 # --- serving, in the worker's main process ----------------------------------------------------

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
+from teledispatch import circuits
 from teledispatch.api.deps import Key, State, require_key
 from teledispatch.api.problems import problem_out, unprocessable
 from teledispatch.api.schemas import (
@@ -184,6 +185,7 @@ def get_job(state: State, key: Key, job_id: str) -> Any:
         progress=round(finished / st.total, 6) if st.total else 1.0,
         eta=None if st.done else eta,
         segments=st.segments,
+        paused=None if st.done else circuits.describe(state.cfg().redis_url, st.account),
     )
 
 

@@ -60,6 +60,11 @@ class JobView(BaseModel):
     segments: dict[str, int] = Field(
         default_factory=dict, description="SMS segments per encoding (gsm7, ucs2)"
     )
+    paused: str | None = Field(
+        default=None,
+        description="while the job's account is paused by its circuit: "
+        "'paused: <reason> since <time>, next probe at <time>'; else null",
+    )
 
 
 class MessagePage(BaseModel):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from teledispatch.errors import (
+    DeferredError,
     DispatchError,
     MalformedResponseError,
     RejectedError,
@@ -35,6 +36,11 @@ class Outcome:
     reason: str
 
 
+#: How long a batch waits when a per-number cap is answered for the whole request: short next to
+#: the cap's window (an hour at NXCloud), as most of the batch's numbers are not capped.
+DEFER_REQUEST_S = 60.0
+
+
 def error_for(
     outcome: Outcome, text: str, code: str, retry_after: float | None = None
 ) -> DispatchError:
@@ -46,7 +52,10 @@ def error_for(
         return RetryableProviderError(message, code=code, retry_after=retry_after)
     if outcome.kind == "malformed":
         return MalformedResponseError(message, code=code)
-    # reject, reject_account; a defer_recipient code answered for a whole request is a refusal.
+    if outcome.kind == "defer_recipient":
+        # Answered for a whole request: which number is capped is not said, so the batch waits.
+        return DeferredError(message, code=code, retry_after=retry_after or DEFER_REQUEST_S)
+    # reject, reject_account.
     return RejectedError(message, code=code)
 
 

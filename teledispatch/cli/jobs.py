@@ -47,6 +47,13 @@ def _wait_for(args: argparse.Namespace, tty: bool) -> JobStatus | None:
         time.sleep(WAIT_POLL_S)
 
 
+def _paused(account: str) -> str | None:
+    from teledispatch import circuits
+    from teledispatch.config import settings
+
+    return circuits.describe(settings().redis_url, account)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     tty = sys.stdout.isatty() and not args.json
     st = _wait_for(args, tty)
@@ -54,8 +61,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 1
     if tty and args.wait:
         print("\r" + _progress_line(st))
+    # Only while the job still waits on its account: a finished job's account is no news
+    # (and a finished job's status then needs no Redis client loaded).
+    paused = None if st.done else _paused(st.account)
     if args.json:
-        print_json(st.as_dict())
+        print_json({**st.as_dict(), "paused": paused})
         return 0
     print(f"job {st.job_id} ({st.channel} via {st.account}): {st.accepted}/{st.total} accepted")
     for status, n in st.counts.items():
@@ -64,6 +74,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         parts = ", ".join(f"{n} {enc}" for enc, n in st.segments.items())
         print(f"  segments     {parts}")
     print("  done" if st.done else f"  in progress (next due {st.next_due_at or 'now'})")
+    if paused:
+        print(f"  account {st.account} {paused}")
     return 0
 
 

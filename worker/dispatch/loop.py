@@ -45,7 +45,7 @@ def dispatch(ctx: Context, account_name: str) -> Report:
     # Real elapsed time, not ``ctx.clock``: the budget is the pool process's time.
     deadline = time.monotonic() + LOOP_BUDGET_S
     followed = False
-    while _claim_and_send(ctx, account, adapter, report, followed, gated=not paced):
+    while _turn(ctx, account, adapter, report, followed, gated=not paced):
         followed = True
         if paced:
             break
@@ -57,6 +57,38 @@ def dispatch(ctx: Context, account_name: str) -> Report:
     return report
 
 
+def _turn(
+    ctx: Context,
+    account: AccountConfig,
+    adapter: Adapter,
+    report: Report,
+    followed: bool,
+    *,
+    gated: bool,
+) -> bool:
+    """One claim if the account's circuit allows it; while it is open, at most one probe.
+
+    Asked before every claim, not once per task: a circuit that opens while a task keeps
+    claiming must stop it, or the rows its failure gave back would be claimed again at once.
+    """
+    lease_s = account.timeout_s + LEASE_MARGIN_S
+    gate = ctx.circuit.gate(account, ctx.clock(), lease_s)
+    if gate.wait_s is not None:
+        # The sweep wakes due accounts too; this wake is the one that keeps probes on time.
+        wakeups.kick(ctx.redis, ctx.publish, account, max(gate.wait_s, 0.05))
+        return False
+    if not gate.probe:
+        return _claim_and_send(ctx, account, adapter, report, followed, gated=gated)
+    try:
+        # A small batch, and no follow-up: the rest waits for the probe's answer, whose
+        # success wakes the account (send.py).
+        limit = min(account.circuit_probe_size, account.batch_size)
+        _claim_and_send(ctx, account, adapter, report, True, limit=limit)
+    finally:
+        ctx.circuit.abandon(account, ctx.clock())
+    return False
+
+
 def _claim_and_send(
     ctx: Context,
     account: AccountConfig,
@@ -65,6 +97,7 @@ def _claim_and_send(
     followed: bool,
     *,
     gated: bool = False,
+    limit: int | None = None,
 ) -> bool:
     """One claim, sent; True if it came back full and nothing had to wait (more to do now).
 
@@ -72,7 +105,7 @@ def _claim_and_send(
     sending, so a backlog is worked by every free worker process at once; ``gated``: only if
     none is already waiting to start (:func:`teledispatch.wakeups.follow_up`).
     """
-    limit = account.batch_size
+    limit = limit or account.batch_size
     lease_s = account.timeout_s + LEASE_MARGIN_S
     claim = repo.claim(ctx.engine, account.name, limit, lease_s, ctx.clock())
     report.claimed += len(claim.messages)

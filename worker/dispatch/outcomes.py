@@ -44,6 +44,9 @@ def batch_failure(
     if exc.throttled:
         delay = max(exc.retry_after or 0.0, 1.0)
         return [Update.requeue(i, now + delay, code, text) for i in ids]
+    if exc.deferred:
+        due = now + max(exc.retry_after or 0.0, 1.0)
+        return [Update.deferred(i, due, code, text) for i in ids]
     if exc.retryable:
         # One draw per batch: its messages retry together (and are written by one statement);
         # batches still spread out from each other.
@@ -52,6 +55,21 @@ def batch_failure(
             retry(account, i, attempts[i], code, text, now, exc.retry_after, jitter) for i in ids
         ]
     return [Update.failed(i, code, text) for i in ids]
+
+
+def paused(
+    account: AccountConfig,
+    ids: Sequence[str],
+    attempts: dict[str, int],
+    exc: DispatchError,
+    now: float,
+) -> list[Update]:
+    """The failure met an open circuit: nothing is spent on it (due at once: the circuit, not
+    the due time, holds them back), unless the request may have been acted on."""
+    if exc.may_have_been_sent:
+        return batch_failure(account, ids, attempts, exc, now)
+    code = exc.code or type(exc).__name__
+    return [Update.requeue(i, now, code, f"{exc.message} (provider paused)") for i in ids]
 
 
 def retry(

@@ -127,7 +127,15 @@ def _attempt(req: _Request) -> list[repo.Update] | None:
             f"internal error: {type(exc).__name__}", may_have_been_sent=req.started is not None
         )
         return _failed(req, internal)
+    _healthy(req)
     return _classify(req, result.items)
+
+
+def _healthy(req: _Request) -> None:
+    """The provider answered: a run of failures is over; if that closed the circuit, the
+    account's waiting messages go now, at its full rate."""
+    if req.ctx.circuit.success(req.account):
+        wakeups.kick(req.ctx.redis, req.ctx.publish, req.account, 0)
 
 
 def _give_back(req: _Request, reason: str, *, kick: bool = False, unmark: bool = False) -> None:
@@ -251,7 +259,13 @@ def _failed(req: _Request, exc: DispatchError) -> list[repo.Update]:
     if exc.throttled:
         req.ctx.limiter.report_throttled(req.account, retry_after_s=exc.retry_after)
     ids = [r.id for r in req.rows]
-    return outcomes.batch_failure(req.account, ids, req.attempts, exc, req.ctx.clock())
+    now = req.ctx.clock()
+    if exc.unwell and req.ctx.circuit.failure(req.account, now, exc).is_open:
+        # The provider is down, not these recipients' requests: they wait ``queued`` with
+        # the attempt given back, claimed again once a probe finds it well. A request that
+        # may have been acted on still goes to reconciliation.
+        return outcomes.paused(req.account, ids, req.attempts, exc, now)
+    return outcomes.batch_failure(req.account, ids, req.attempts, exc, now)
 
 
 def _classify(req: _Request, items: Sequence[ItemOutcome]) -> list[repo.Update]:

@@ -18,7 +18,12 @@ from teledispatch.channels import envelope
 from teledispatch.channels.base import BatchResult, HttpRequest, ItemOutcome, OutMessage
 from teledispatch.channels.codes import classify, codes_of
 from teledispatch.channels.ids import NXCLOUD_SMS
-from teledispatch.channels.nxcloud.codes import CODES, DEFAULT, RECIPIENT_CAP_WINDOW_S
+from teledispatch.channels.nxcloud.codes import (
+    CODES,
+    DEFAULT,
+    ITEM_TEXTS,
+    RECIPIENT_CAP_WINDOW_S,
+)
 from teledispatch.config import AccountConfig
 from teledispatch.errors import DispatchError, MalformedResponseError
 
@@ -162,15 +167,24 @@ def _item_outcome(message: OutMessage, entry: dict[str, Any] | None) -> ItemOutc
     item_text = str(entry.get("message") or "")[:500]
     if entry.get("status") == "Success":
         return ItemOutcome(message.id, "sent", provider_id=message.id)
-    capped = next((code for code in sorted(_RECIPIENT_CODES) if code in item_text), None)
-    if capped is not None:
+    code = _item_code(item_text)
+    if code in _RECIPIENT_CODES:
         return ItemOutcome(
             message.id,
             "deferred",
-            error_code=capped,
+            error_code=code,
             error_text=item_text,
             retry_in=RECIPIENT_CAP_WINDOW_S,
         )
-    m = _CODE_IN_TEXT.search(item_text)
-    code = m.group(1) if m else "Failure"
     return ItemOutcome(message.id, "failed", error_code=code, error_text=item_text)
+
+
+def _item_code(item_text: str) -> str:
+    """The code of a failed item: a ``(NNNN)`` suffix if there is one, else the documented
+    plain text it starts with (the real API's form), else ``Failure``."""
+    m = _CODE_IN_TEXT.search(item_text)
+    if m:
+        return m.group(1)
+    lowered = item_text.strip().lower()
+    found = (code for start, code in ITEM_TEXTS.items() if lowered.startswith(start))
+    return next(found, "Failure")

@@ -14,6 +14,19 @@ CODES: dict[str, Outcome] = {
 }
 DEFAULT = Outcome("reject", "rejected")
 
+#: An item's ``message`` as the docs write it: plain text, no code ("Incorrect phone number
+#: format"). Matched case-insensitively by its start, so an added detail or a "(NNNN)" suffix
+#: still reads as the same code.
+ITEM_TEXTS: dict[str, str] = {
+    "exceeded content length limit": "13001",
+    "unavailable app or incorrect key": "13002",
+    "incorrect phone number format": "13005",
+    "incorrect source address": "13006",
+    "rate limit exceeded": "13007",
+    "tps limit exceeded": "13008",
+    "empty content or illegal keywords": "13009",
+}
+
 #: How long a number capped by 13007 must wait: the cap is per hour.
 RECIPIENT_CAP_WINDOW_S = 3600.0
 

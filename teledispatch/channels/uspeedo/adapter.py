@@ -112,7 +112,7 @@ class UspeedoAdapter:
         doc = envelope.json_object(PROVIDER, status, body, AUTH_STATUSES)
         code = ret_code(doc.get("RetCode"))
         message = text(doc.get("Message"))
-        if code != 0:
+        if code != 0 and not _partial_success(doc):
             raise classify_ret_code(code, doc.get("RetCode"), message, status)
         if not 200 <= status < 300:
             raise RejectedError(message or f"HTTP {status} from USpeedo", code=str(status))
@@ -128,6 +128,52 @@ def classify_ret_code(code: int | None, raw: Any, message: str, status: int) -> 
             )
         return RejectedError(message or f"HTTP {status} from USpeedo", code=str(status))
     return classify(CODES, str(code), message, DEFAULT)
+
+
+def _partial_success(doc: dict[str, Any]) -> bool:
+    """A non-zero ``RetCode`` that still names per-number failures and a ``SessionNo``: some
+    numbers were accepted (the older gateway documents ``FailContent`` for exactly this), so
+    the answer is read per number rather than failing the whole batch."""
+    return bool(_sessions(doc)) and bool(_failure_entries(doc))
+
+
+def _failure_entries(doc: dict[str, Any]) -> list[Any]:
+    """Per-number failures as ``FailedTargetPhones`` entries, from either documented shape.
+
+    The Basic-auth reference lists ``FailedTargetPhones``; the SDKs and the older gateway
+    answer ``FailContent``, one entry per ``TaskContent`` with its ``Target`` list, each
+    ``FailureDetails`` (present with ``RetCode`` 0 too). A ``FailContent`` entry whose
+    ``Target`` list is empty but has ``FailureDetails`` refused its whole TaskContent.
+    """
+    raw = doc.get("FailedTargetPhones")
+    entries: list[Any] = list(raw) if isinstance(raw, list) else []
+    content = doc.get("FailContent")
+    for task in content if isinstance(content, list) else []:
+        if not isinstance(task, dict):
+            continue
+        reason = text(task.get("FailureDetails"))
+        targets = task.get("Target")
+        for target in targets if isinstance(targets, list) else []:
+            if isinstance(target, dict):
+                entries.append(
+                    {
+                        "Phone": target.get("Phone"),
+                        "TemplateParams": target.get("TemplateParams"),
+                        "FailureReason": text(target.get("FailureDetails")) or reason,
+                    }
+                )
+    return entries
+
+
+def _refused_tasks(doc: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """``FailContent`` entries that refused a whole ``(TemplateId, SenderId)``, with the why."""
+    refused: dict[tuple[str, str], str] = {}
+    content = doc.get("FailContent")
+    for task in content if isinstance(content, list) else []:
+        if isinstance(task, dict) and not task.get("Target") and text(task.get("FailureDetails")):
+            key = (text(task.get("TemplateId")), text(task.get("SenderId")))
+            refused[key] = text(task.get("FailureDetails"))
+    return refused
 
 
 def _sessions(doc: dict[str, Any]) -> list[str]:
@@ -232,9 +278,13 @@ def _failures(
 
 
 def _outcomes(messages: Sequence[OutMessage], doc: dict[str, Any]) -> list[ItemOutcome]:
-    raw = doc.get("FailedTargetPhones")
-    entries = raw if isinstance(raw, list) else []
-    failed, unknown = _failures(messages, entries)
+    failed, unknown = _failures(messages, _failure_entries(doc))
+    refused = _refused_tasks(doc)
+    if refused:
+        for i, message in enumerate(messages):
+            if _group(message) in refused:
+                failed[i] = refused[_group(message)]
+                unknown.discard(i)
     sessions = _session_ids(messages, doc)
     outcomes: list[ItemOutcome] = []
     for i, message in enumerate(messages):
