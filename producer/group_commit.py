@@ -140,6 +140,7 @@ class Producer:
             idempotency_key=job.idempotency_key,
             not_before=job.not_before,
             allow_duplicates=job.allow_duplicates,
+            callback_url=job.callback_url,
         )
 
     def submit_recipients(
@@ -151,6 +152,7 @@ class Producer:
         idempotency_key: str | None = None,
         not_before: datetime | None = None,
         allow_duplicates: bool = False,
+        callback_url: str | None = None,
     ) -> Pending:
         """Like :meth:`submit`, with :func:`~producer.enqueue_stream`'s arguments."""
         if self._closed:
@@ -164,11 +166,19 @@ class Producer:
                 idempotency_key=idempotency_key,
                 not_before=not_before,
                 allow_duplicates=allow_duplicates,
+                callback_url=callback_url,
                 cfg=self.cfg,
             )
             return Pending.settled(done)
         row, spool = prepare(
-            self.cfg, account, recipients, defaults, None, not_before, allow_duplicates
+            self.cfg,
+            account,
+            recipients,
+            defaults,
+            None,
+            not_before,
+            allow_duplicates,
+            callback_url,
         )
         try:
             if row["parts"] > 1:
@@ -176,7 +186,12 @@ class Producer:
                 # (validated twice, which only this unusual call pays).
                 rows = (json.loads(row[3]) for part in spool.parts(PART_SIZE) for row in part)
                 done = enqueue_stream(
-                    account, rows, not_before=not_before, allow_duplicates=True, cfg=self.cfg
+                    account,
+                    rows,
+                    not_before=not_before,
+                    allow_duplicates=True,
+                    callback_url=callback_url,
+                    cfg=self.cfg,
                 )
                 return Pending.settled(done)
             part = next(spool.parts(PART_SIZE))

@@ -33,3 +33,5 @@ class SendJob(BaseModel):
     not_before: datetime | None = None
     #: Allow more than one message to the same recipient in this job.
     allow_duplicates: bool = False
+    #: Status events of this job are POSTed here (else to the account's ``callback_url``).
+    callback_url: str | None = Field(default=None, min_length=1, max_length=2000)

@@ -234,6 +234,7 @@ def enqueue(job: SendJob, *, cfg: Settings | None = None) -> str:
         idempotency_key=job.idempotency_key,
         not_before=job.not_before,
         allow_duplicates=job.allow_duplicates,
+        callback_url=job.callback_url,
         cfg=cfg,
     ).job_id
 
@@ -246,6 +247,7 @@ def prepare(
     idempotency_key: str | None,
     not_before: datetime | None,
     allow_duplicates: bool,
+    callback_url: str | None = None,
 ) -> tuple[dict[str, Any], _Spool]:
     """Validate a job and build its ``jobs`` row (a new id); the caller owns the spool."""
     now = time.time()
@@ -264,6 +266,8 @@ def prepare(
         "content_hash": spool.hash.hexdigest(),
         "not_before": start_at,
         "created_at": now,
+        # The job's own URL, else the account's default; None writes no events at all.
+        "callback_url": callback_url or cfg.account(account).callback_url or None,
     }
     return row, spool
 
@@ -276,6 +280,7 @@ def enqueue_stream(
     idempotency_key: str | None = None,
     not_before: datetime | None = None,
     allow_duplicates: bool = False,
+    callback_url: str | None = None,
     cfg: Settings | None = None,
 ) -> Enqueued:
     """Like :func:`enqueue`, for recipients that arrive as an iterator (a CSV, a query).
@@ -284,7 +289,14 @@ def enqueue_stream(
     """
     cfg = cfg or settings()
     row, spool = prepare(
-        cfg, account, recipients, defaults, idempotency_key, not_before, allow_duplicates
+        cfg,
+        account,
+        recipients,
+        defaults,
+        idempotency_key,
+        not_before,
+        allow_duplicates,
+        callback_url,
     )
     try:
         job_id, channel, start_at = row["id"], row["channel"], row["not_before"]

@@ -89,6 +89,10 @@ class AccountConfig(BaseModel):
 
     #: Shared secret in the delivery-receipt URL (NXCloud DRs are unsigned) / Volcengine authToken.
     callback_token: SecretStr = SecretStr("")
+    #: Where status webhooks of this account's jobs go unless a job names its own URL.
+    callback_url: str = ""
+    #: Signs every webhook request (``Teledispatch-Signature``); write it as ``ENV:NAME``.
+    callback_secret: SecretStr = SecretStr("")
 
     @field_validator("recipient_caps", mode="before")
     @classmethod
@@ -115,6 +119,38 @@ class AccountConfig(BaseModel):
         return min(self.max_batch, limit) if self.max_batch else limit
 
 
+class WebhookSettings(BaseModel):
+    """The ``[webhooks]`` table: delivery of status events to the apps' callback URLs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Plain ``http`` URLs (tests and local receivers only).
+    allow_http: bool = False
+    #: Private, loopback and link-local addresses (tests and local receivers only).
+    allow_private_networks: bool = False
+    #: An event still failing this long after its first failed attempt is dead-lettered.
+    retry_window_s: float = Field(default=24 * 3600.0, gt=0)
+    #: The first retry's delay; each later one doubles, up to ``max_backoff_s``.
+    backoff_base_s: float = Field(default=1.0, gt=0)
+    max_backoff_s: float = Field(default=3600.0, gt=0)
+    #: Events per request.
+    batch_size: int = Field(default=200, ge=1, le=1000)
+    timeout_s: float = Field(default=10.0, gt=0)
+    #: A response body is read up to this many bytes (then the connection is dropped).
+    max_response_bytes: int = Field(default=4096, ge=0)
+
+
+def parse_webhooks(data: dict[str, Any], source: str = "<memory>") -> WebhookSettings:
+    table = data.get("webhooks", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: [webhooks] must be a table")
+    try:
+        return WebhookSettings(**table)
+    except ValidationError as exc:
+        problems = [f"webhooks.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+
+
 @dataclass(frozen=True)
 class Settings:
     accounts: dict[str, AccountConfig] = field(default_factory=dict)
@@ -124,6 +160,7 @@ class Settings:
     #: The file's ``[api] keys`` as written (``None``: ``[api]`` is not a table). Checked by
     #: ``teledispatch.api.auth``, which uses it, so a worker never fails on an API setting.
     api_keys: object = ()
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     def account(self, name: str) -> AccountConfig:
         try:
@@ -179,6 +216,7 @@ def load_settings(path: Path | None = None) -> Settings:
     path = path or config_path()
     accounts: dict[str, AccountConfig] = {}
     api_keys: object = ()
+    webhooks = WebhookSettings()
     if path.exists():
         with path.open("rb") as fh:
             try:
@@ -186,6 +224,7 @@ def load_settings(path: Path | None = None) -> Settings:
             except tomllib.TOMLDecodeError as exc:
                 raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         accounts = parse_config(data, str(path))
+        webhooks = parse_webhooks(data, str(path))
         api = data.get("api", {})
         api_keys = api.get("keys", []) if isinstance(api, dict) else None
     elif "TELEDISPATCH_CONFIG" in os.environ:
@@ -196,6 +235,7 @@ def load_settings(path: Path | None = None) -> Settings:
         database_url=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
         source=str(path),
         api_keys=api_keys,
+        webhooks=webhooks,
     )
 
 

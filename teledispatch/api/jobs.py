@@ -102,6 +102,7 @@ def post_job(
             idempotency_key=idempotency_key or job.idempotency_key,
             not_before=job.not_before,
             allow_duplicates=job.allow_duplicates,
+            callback_url=job.callback_url,
         )
         # Durable before the answer, as enqueue() is; concurrent requests share a commit.
         result = pending.result(timeout=STORE_TIMEOUT_S)

@@ -33,6 +33,7 @@ class _Request:
     idempotency_key: str | None = None
     not_before: datetime | None = None
     allow_duplicates: bool = False
+    callback_url: str | None = None
 
 
 def _parse_default(text: str) -> tuple[str, Any]:
@@ -79,6 +80,7 @@ def _from_job_file(args: argparse.Namespace, flags: _Request) -> _Request:
         idempotency_key=flags.idempotency_key or job.idempotency_key,
         not_before=flags.not_before or job.not_before,
         allow_duplicates=flags.allow_duplicates or job.allow_duplicates,
+        callback_url=flags.callback_url or job.callback_url,
     )
 
 
@@ -98,6 +100,7 @@ def _request(args: argparse.Namespace) -> _Request:
         idempotency_key=args.idempotency_key,
         not_before=datetime.fromisoformat(args.not_before) if args.not_before else None,
         allow_duplicates=args.allow_duplicates,
+        callback_url=args.callback_url,
     )
     if args.job:
         req = _from_job_file(args, flags)
@@ -148,6 +151,7 @@ def _enqueue(req: _Request, as_json: bool) -> None:
         idempotency_key=req.idempotency_key,
         not_before=req.not_before,
         allow_duplicates=req.allow_duplicates,
+        callback_url=req.callback_url,
     )
     if as_json:
         print_json({"job_id": result.job_id, "total": result.total, "created": result.created})
@@ -194,6 +198,9 @@ def register(sub: Any) -> None:
     s.add_argument("--idempotency-key")
     s.add_argument("--not-before", metavar="ISO-TIME")
     s.add_argument("--allow-duplicates", action="store_true")
+    s.add_argument(
+        "--callback-url", metavar="URL", help="POST this job's status events here (webhooks)"
+    )
     s.add_argument(
         "--dry-run", action="store_true", help="validate every recipient and send nothing"
     )
