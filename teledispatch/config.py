@@ -271,6 +271,8 @@ class WorkerTimings:
     receipt_repoll_s: float
     #: Stop asking for a receipt (``TELEDISPATCH_RECEIPT_GIVE_UP_S``).
     receipt_give_up_s: float
+    #: Beat interval of the webhook outbox drain (``TELEDISPATCH_WEBHOOKS_S``).
+    webhooks_s: float = 1.0
 
 
 def worker_timings() -> WorkerTimings:
@@ -281,4 +283,5 @@ def worker_timings() -> WorkerTimings:
         receipt_repoll_s=env_float("TELEDISPATCH_RECEIPT_REPOLL_S", 60.0),
         # Carriers report within hours or never.
         receipt_give_up_s=env_float("TELEDISPATCH_RECEIPT_GIVE_UP_S", 72 * 3600.0),
+        webhooks_s=env_float("TELEDISPATCH_WEBHOOKS_S", 1.0),
     )
