@@ -866,24 +866,26 @@ def postpone_receipt_poll(engine: Engine, ids: Sequence[str], at: float) -> None
 #: dispatcher's business; an app hears of what it can act on (sent, failed, delivered, …).
 QUIET_STATUSES = frozenset(ACTIVE_STATUSES)
 _EVENT_COLUMNS = (m.id, m.job_id, m.phone, m.status, m.provider_id, m.error_code, m.error_text)
-#: job id → (account, callback_url): a job's callback never changes once stored, so each
-#: process asks once per job instead of once per batch (the dispatch hot path).
-_targets_cache: dict[str, tuple[str, str | None]] = {}
+#: (engine, job id) → (account, callback_url): a job's callback never changes once stored, so
+#: each process asks once per job instead of once per batch (the dispatch hot path). Keyed
+#: by engine too: one process may use several databases (tests reuse job ids across them).
+_targets_cache: dict[tuple[Engine, str], tuple[str, str | None]] = {}
 _TARGETS_CACHE_MAX = 10_000
 
 
 def _targets(conn: sa.Connection, job_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
     """``job id → (account, url)`` of those of ``job_ids`` that have a callback."""
+    engine = conn.engine
     wanted = set(job_ids)
-    missing = [j for j in wanted if j not in _targets_cache]
+    missing = [j for j in wanted if (engine, j) not in _targets_cache]
     if missing:
         found = jobs_db.callbacks(conn, missing)
         if len(_targets_cache) + len(found) > _TARGETS_CACHE_MAX:
             _targets_cache.clear()
-        _targets_cache.update(found)
+        _targets_cache.update(((engine, j), target) for j, target in found.items())
     out: dict[str, tuple[str, str]] = {}
     for job_id in wanted:
-        account, url = _targets_cache.get(job_id, ("", None))
+        account, url = _targets_cache.get((engine, job_id), ("", None))
         if url:
             out[job_id] = (account, url)
     return out
