@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from teledispatch.cli import jobs, ops, send, webhooks
+from teledispatch.cli import export, jobs, ops, send, webhooks
 from teledispatch.cli.extras import MissingExtra, require_extra
 from teledispatch.cli.output import EXIT_INVALID
 from teledispatch.config import ConfigError, settings
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.register(sub)
     ops.register(sub)
     webhooks.register(sub)
+    export.register(sub)
     return p
 
 
