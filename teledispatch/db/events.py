@@ -180,11 +180,28 @@ def job_events(conn: sa.Connection, job_id: str) -> list[AnyRow]:
     return list(conn.execute(sa.select(events_table).where(e.job_id == job_id).order_by(e.seq)))
 
 
+def delete_job_events(engine: Engine, job_id: str, limit: int) -> int:
+    """Delete up to ``limit`` of the job's events (any state) in one short transaction."""
+    with engine.begin() as conn:
+        seqs = sa.select(e.seq).where(e.job_id == job_id).limit(limit).scalar_subquery()
+        return int(conn.execute(sa.delete(events_table).where(e.seq.in_(seqs))).rowcount or 0)
+
+
+def pending_for_job(conn: sa.Connection, job_id: str) -> int:
+    """The job's events not yet delivered or dead-lettered (a purge waits for them)."""
+    return int(
+        conn.execute(
+            sa.select(sa.func.count()).where(e.job_id == job_id, e.state == PENDING)
+        ).scalar_one()
+    )
+
+
 __all__ = [
     "DEAD",
     "DELIVERED",
     "PENDING",
     "counts",
+    "delete_job_events",
     "due_endpoints",
     "endpoint_key",
     "head_batch",
@@ -194,5 +211,6 @@ __all__ = [
     "list_dead",
     "mark_delivered",
     "mark_failed",
+    "pending_for_job",
     "replay_dead",
 ]

@@ -76,6 +76,22 @@ def open_with_callback(conn: sa.Connection, limit: int) -> list[AnyRow]:
     )
 
 
+def created_before(conn: sa.Connection, cutoff: float, after: str, limit: int) -> list[AnyRow]:
+    """``(id, total)`` of jobs created before ``cutoff``, in id order after ``after``."""
+    return list(
+        conn.execute(
+            sa.select(j.id, j.total)
+            .where(j.created_at < cutoff, j.id > after)
+            .order_by(j.id)
+            .limit(limit)
+        ).all()
+    )
+
+
+def delete_job(conn: sa.Connection, job_id: str) -> None:
+    conn.execute(sa.delete(jobs_table).where(j.id == job_id))
+
+
 def claim_done(conn: sa.Connection, job_id: str, now: float) -> bool:
     """Record that the job's ``job.done`` event is written; False if it already was."""
     found = conn.execute(
@@ -89,6 +105,8 @@ __all__ = [
     "callbacks",
     "claim_done",
     "count_existing",
+    "created_before",
+    "delete_job",
     "get_job",
     "insert_jobs",
     "mark_cancelled",

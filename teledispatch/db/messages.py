@@ -923,3 +923,14 @@ def job_is_finished(conn: sa.Connection, job_id: str, total: int) -> bool:
         .limit(1)
     ).first()
     return active is None and count_job_messages(conn, job_id) >= total
+
+
+# --- retention -----------------------------------------------------------------------------
+
+
+def delete_job_messages(engine: Engine, job_id: str, limit: int) -> int:
+    """Delete up to ``limit`` of the job's messages in one short transaction; returns how
+    many. Small batches: a purge must never hold locks long enough to slow dispatch."""
+    with engine.begin() as conn:
+        ids = sa.select(m.id).where(m.job_id == job_id).limit(limit).scalar_subquery()
+        return int(conn.execute(sa.delete(messages_table).where(m.id.in_(ids))).rowcount or 0)
