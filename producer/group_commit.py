@@ -142,6 +142,7 @@ class Producer:
             not_before=job.not_before,
             allow_duplicates=job.allow_duplicates,
             lane=Lane(job.priority, job.expires_at, job.ttl_s),
+            callback_url=job.callback_url,
         )
 
     def submit_recipients(
@@ -154,6 +155,7 @@ class Producer:
         not_before: datetime | None = None,
         allow_duplicates: bool = False,
         lane: Lane | None = None,
+        callback_url: str | None = None,
     ) -> Pending:
         """Like :meth:`submit`, with :func:`~producer.enqueue_stream`'s arguments (``lane``:
         its ``priority``, ``expires_at`` and ``ttl_s``)."""
@@ -172,11 +174,20 @@ class Producer:
                 priority=lane.priority,
                 expires_at=lane.expires_at,
                 ttl_s=lane.ttl_s,
+                callback_url=callback_url,
                 cfg=self.cfg,
             )
             return Pending.settled(done)
         row, spool = prepare(
-            self.cfg, account, recipients, defaults, None, not_before, allow_duplicates, lane
+            self.cfg,
+            account,
+            recipients,
+            defaults,
+            None,
+            not_before,
+            allow_duplicates,
+            lane,
+            callback_url,
         )
         try:
             if row["parts"] > 1:
@@ -191,6 +202,7 @@ class Producer:
                     priority=lane.priority,
                     expires_at=lane.expires_at,
                     ttl_s=lane.ttl_s,
+                    callback_url=callback_url,
                     cfg=self.cfg,
                 )
                 return Pending.settled(done)

@@ -55,3 +55,6 @@ class SendJob(BaseModel):
         if self.expires_at is not None and self.ttl_s is not None:
             raise ValueError("give expires_at or ttl_s, not both")
         return self
+
+    #: Status events of this job are POSTed here (else to the account's ``callback_url``).
+    callback_url: str | None = Field(default=None, min_length=1, max_length=2000)

@@ -317,6 +317,7 @@ def enqueue(job: SendJob, *, cfg: Settings | None = None) -> str:
         priority=job.priority,
         expires_at=job.expires_at,
         ttl_s=job.ttl_s,
+        callback_url=job.callback_url,
         cfg=cfg,
     ).job_id
 
@@ -330,6 +331,7 @@ def prepare(
     not_before: datetime | None,
     allow_duplicates: bool,
     lane: Lane | None = None,
+    callback_url: str | None = None,
 ) -> tuple[dict[str, Any], _Spool]:
     """Validate a job and build its ``jobs`` row (a new id); the caller owns the spool."""
     now = time.time()
@@ -359,6 +361,8 @@ def prepare(
         "created_at": now,
         "priority": priority,
         "expires_at": expires_at,
+        # The job's own URL, else the account's default; None writes no events at all.
+        "callback_url": callback_url or cfg.account(account).callback_url or None,
     }
     return row, spool
 
@@ -374,6 +378,7 @@ def enqueue_stream(
     priority: str | None = None,
     expires_at: datetime | None = None,
     ttl_s: float | None = None,
+    callback_url: str | None = None,
     cfg: Settings | None = None,
 ) -> Enqueued:
     """Like :func:`enqueue`, for recipients that arrive as an iterator (a CSV, a query).
@@ -384,7 +389,15 @@ def enqueue_stream(
     cfg = cfg or settings()
     lane = Lane(priority, expires_at, ttl_s)
     row, spool = prepare(
-        cfg, account, recipients, defaults, idempotency_key, not_before, allow_duplicates, lane
+        cfg,
+        account,
+        recipients,
+        defaults,
+        idempotency_key,
+        not_before,
+        allow_duplicates,
+        lane,
+        callback_url,
     )
     try:
         job_id, channel, start_at = row["id"], row["channel"], row["not_before"]

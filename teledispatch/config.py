@@ -109,6 +109,10 @@ class AccountConfig(BaseModel):
 
     #: Shared secret in the delivery-receipt URL (NXCloud DRs are unsigned) / Volcengine authToken.
     callback_token: SecretStr = SecretStr("")
+    #: Where status webhooks of this account's jobs go unless a job names its own URL.
+    callback_url: str = ""
+    #: Signs every webhook request (``Teledispatch-Signature``); write it as ``ENV:NAME``.
+    callback_secret: SecretStr = SecretStr("")
 
     @field_validator("recipient_caps", mode="before")
     @classmethod
@@ -147,6 +151,38 @@ class AccountConfig(BaseModel):
         return min(self.max_batch, limit) if self.max_batch else limit
 
 
+class WebhookSettings(BaseModel):
+    """The ``[webhooks]`` table: delivery of status events to the apps' callback URLs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Plain ``http`` URLs (tests and local receivers only).
+    allow_http: bool = False
+    #: Private, loopback and link-local addresses (tests and local receivers only).
+    allow_private_networks: bool = False
+    #: An event still failing this long after its first failed attempt is dead-lettered.
+    retry_window_s: float = Field(default=24 * 3600.0, gt=0)
+    #: The first retry's delay; each later one doubles, up to ``max_backoff_s``.
+    backoff_base_s: float = Field(default=1.0, gt=0)
+    max_backoff_s: float = Field(default=3600.0, gt=0)
+    #: Events per request.
+    batch_size: int = Field(default=200, ge=1, le=1000)
+    timeout_s: float = Field(default=10.0, gt=0)
+    #: A response body is read up to this many bytes (then the connection is dropped).
+    max_response_bytes: int = Field(default=4096, ge=0)
+
+
+def parse_webhooks(data: dict[str, Any], source: str = "<memory>") -> WebhookSettings:
+    table = data.get("webhooks", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: [webhooks] must be a table")
+    try:
+        return WebhookSettings(**table)
+    except ValidationError as exc:
+        problems = [f"webhooks.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+
+
 @dataclass(frozen=True)
 class Settings:
     accounts: dict[str, AccountConfig] = field(default_factory=dict)
@@ -165,6 +201,8 @@ class Settings:
     @property
     def celery_broker_url(self) -> str:
         return self.broker_url or self.redis_url
+
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     def account(self, name: str) -> AccountConfig:
         try:
@@ -191,7 +229,7 @@ def _resolve_env(value: Any, where: str, problems: list[str]) -> Any:
 #: The config file's top-level tables; anything else is a typo that would silently drop a
 #: setting (an ``[acounts.x]`` account that is never configured). ``[simulator]`` is written
 #: by ``teledispatch simulate --write-config`` for the demo and tests, and ignored here.
-TOP_LEVEL_TABLES = ("accounts", "api", "simulator")
+TOP_LEVEL_TABLES = ("accounts", "api", "simulator", "webhooks")
 
 
 def _unknown_tables(data: dict[str, Any]) -> list[str]:
@@ -240,6 +278,7 @@ def load_settings(path: Path | None = None) -> Settings:
     accounts: dict[str, AccountConfig] = {}
     api_keys: object = ()
     max_body = DEFAULT_MAX_BODY_BYTES
+    webhooks = WebhookSettings()
     if path.exists():
         with path.open("rb") as fh:
             try:
@@ -247,6 +286,7 @@ def load_settings(path: Path | None = None) -> Settings:
             except tomllib.TOMLDecodeError as exc:
                 raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         accounts = parse_config(data, str(path))
+        webhooks = parse_webhooks(data, str(path))
         api = data.get("api", {})
         api_keys = api.get("keys", []) if isinstance(api, dict) else None
         max_body = _max_body_bytes(api, str(path))
@@ -260,6 +300,7 @@ def load_settings(path: Path | None = None) -> Settings:
         source=str(path),
         api_keys=api_keys,
         api_max_body_bytes=max_body,
+        webhooks=webhooks,
     )
 
 
@@ -304,6 +345,8 @@ class WorkerTimings:
     receipt_repoll_s: float
     #: Stop asking for a receipt (``TELEDISPATCH_RECEIPT_GIVE_UP_S``).
     receipt_give_up_s: float
+    #: Beat interval of the webhook outbox drain (``TELEDISPATCH_WEBHOOKS_S``).
+    webhooks_s: float = 1.0
 
 
 def worker_timings() -> WorkerTimings:
@@ -314,4 +357,5 @@ def worker_timings() -> WorkerTimings:
         receipt_repoll_s=env_float("TELEDISPATCH_RECEIPT_REPOLL_S", 60.0),
         # Carriers report within hours or never.
         receipt_give_up_s=env_float("TELEDISPATCH_RECEIPT_GIVE_UP_S", 72 * 3600.0),
+        webhooks_s=env_float("TELEDISPATCH_WEBHOOKS_S", 1.0),
     )

@@ -28,7 +28,12 @@ SWEEP_INTERVAL_S = worker_timings().sweep_s
 #: holds up the sweep.
 RECEIPTS_TASK = "maintenance.receipts"
 RECEIPTS_INTERVAL_S = worker_timings().receipts_s
-QUEUES = [MAINTENANCE_QUEUE, *(channel_queue(c) for c in CHANNELS)]
+#: Webhook delivery has its own queue: a slow receiver never holds up dispatch or the sweep.
+WEBHOOKS_QUEUE = "webhooks"
+WEBHOOKS_DRAIN_TASK = "webhooks.drain"
+WEBHOOKS_DELIVER_TASK = "webhooks.deliver"
+WEBHOOKS_INTERVAL_S = worker_timings().webhooks_s
+QUEUES = [MAINTENANCE_QUEUE, WEBHOOKS_QUEUE, *(channel_queue(c) for c in CHANNELS)]
 
 
 #: Tasks that send no events at all (``send_events=False`` on the task keeps the worker's
@@ -80,6 +85,11 @@ def make_app() -> Celery:
                 "task": RECEIPTS_TASK,
                 "schedule": RECEIPTS_INTERVAL_S,
                 "options": {"queue": MAINTENANCE_QUEUE, "expires": max(RECEIPTS_INTERVAL_S, 5)},
+            },
+            "webhooks": {
+                "task": WEBHOOKS_DRAIN_TASK,
+                "schedule": WEBHOOKS_INTERVAL_S,
+                "options": {"queue": WEBHOOKS_QUEUE, "expires": max(WEBHOOKS_INTERVAL_S * 5, 5)},
             },
         },
     )

@@ -14,11 +14,19 @@ from teledispatch.channels.registry import CHANNEL_IDS as CHANNELS
 from teledispatch.config import settings
 from teledispatch.wakeups import SWEEP_TASK, dispatch_task
 from teledispatch.worker import health, task_results
-from teledispatch.worker.app import RECEIPTS_TASK, app
+from teledispatch.worker.app import (
+    RECEIPTS_TASK,
+    WEBHOOKS_DELIVER_TASK,
+    WEBHOOKS_DRAIN_TASK,
+    WEBHOOKS_QUEUE,
+    app,
+)
 from teledispatch.worker.context import Context, current
 from teledispatch.worker.dispatch import dispatch
 from teledispatch.worker.receipts import poll_receipts
 from teledispatch.worker.sweep import sweep
+from teledispatch.worker.webhooks import client as webhook_client
+from teledispatch.worker.webhooks import drain as webhooks
 
 log = logging.getLogger("teledispatch.tasks")
 T = TypeVar("T")
@@ -81,3 +89,27 @@ def sweep_task() -> dict[str, Any]:
 def receipts_task() -> dict[str, Any]:
     report = _guarded(lambda: poll_receipts(ctx()))
     return {"asked": report.asked, "settled": report.settled, "pending": report.pending}
+
+
+@app.task(name=WEBHOOKS_DRAIN_TASK)
+def webhooks_drain_task() -> dict[str, Any]:
+    """Queue one delivery task per endpoint with due events (arguments: endpoint keys, a
+    hash: never a URL, which may hold a token, nor a secret)."""
+    c = ctx()
+    endpoints = webhooks.due(c.redis, c.engine, c.clock())
+    for endpoint in endpoints:
+        c.publish(WEBHOOKS_DELIVER_TASK, [endpoint], WEBHOOKS_QUEUE, 0)
+    return {"endpoints": len(endpoints)}
+
+
+@app.task(name=WEBHOOKS_DELIVER_TASK)
+def webhooks_deliver_task(endpoint: str) -> dict[str, Any]:
+    c = ctx()
+    hooks = c.settings.webhooks
+    client = webhook_client.shared(hooks.timeout_s, hooks.max_response_bytes)
+    report = webhooks.deliver_locked(
+        c.redis, c.engine, c.settings, str(endpoint), clock=c.clock, post=client.post
+    )
+    if report is None:
+        return {"busy": True}
+    return {"delivered": report.delivered, "retried": report.retried}

@@ -130,6 +130,7 @@ def post_job(
             not_before=job.not_before,
             allow_duplicates=job.allow_duplicates,
             lane=Lane(job.priority, job.expires_at, job.ttl_s),
+            callback_url=job.callback_url,
         )
         # Durable before the answer, as enqueue() is; concurrent requests share a commit.
         result = pending.result(timeout=STORE_TIMEOUT_S)

@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from teledispatch.cli import completion, jobs, ops, send
+from teledispatch.cli import completion, export, jobs, ops, send, webhooks
 from teledispatch.cli.extras import MissingExtra, require_extra
 from teledispatch.cli.failures import VersionAction, database_problem
 from teledispatch.cli.output import EXIT_INVALID
@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     send.register(sub)
     jobs.register(sub)
     ops.register(sub)
+    webhooks.register(sub)
+    export.register(sub)
     completion.register(sub, build_parser)
     return p
 

@@ -47,6 +47,7 @@ class _Request:
     priority: str | None = None
     expires_at: datetime | None = None
     ttl_s: float | None = None
+    callback_url: str | None = None
 
 
 def _expires_at(text: str | None) -> datetime | None:
@@ -166,6 +167,7 @@ def _from_job_file(args: argparse.Namespace, flags: _Request) -> _Request:
         ttl_s=flags.ttl_s
         if flags.ttl_s is not None
         else (job.ttl_s if flags.expires_at is None else None),
+        callback_url=flags.callback_url or job.callback_url,
     )
 
 
@@ -215,6 +217,7 @@ def _request(args: argparse.Namespace) -> _Request:
         priority=args.priority,
         expires_at=_expires_at(args.expires_at),
         ttl_s=args.ttl,
+        callback_url=args.callback_url,
     )
     if args.job:
         req = _from_job_file(args, flags)
@@ -309,6 +312,7 @@ def _enqueue(req: _Request, as_json: bool) -> None:
         priority=req.priority,
         expires_at=req.expires_at,
         ttl_s=req.ttl_s,
+        callback_url=req.callback_url,
     )
     if as_json:
         print_json({"job_id": result.job_id, "total": result.total, "created": result.created})
@@ -372,6 +376,9 @@ def register(sub: Any) -> None:
         help="send no message before this time; give a zone: 2026-05-01T09:00+08:00",
     )
     s.add_argument("--allow-duplicates", action="store_true")
+    s.add_argument(
+        "--callback-url", metavar="URL", help="POST this job's status events here (webhooks)"
+    )
     s.add_argument(
         "--priority",
         choices=("high", "normal", "low"),

@@ -60,11 +60,61 @@ def mark_cancelled(conn: sa.Connection, job_id: str, now: float) -> bool:
     return bool(found)
 
 
+def callbacks(conn: sa.Connection, job_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+    """``job id → (account, callback_url)`` for the given jobs that exist."""
+    rows = conn.execute(
+        sa.select(j.id, j.account, j.callback_url).where(j.id.in_(list(job_ids)))
+    ).all()
+    return {str(r[0]): (str(r[1]), r[2]) for r in rows}
+
+
+def open_with_callback(conn: sa.Connection, limit: int) -> list[AnyRow]:
+    """``(id, account, callback_url, total)`` of jobs with a callback whose ``job.done``
+    event is not written yet (the partial ``ix_jobs_open_callback`` holds only these)."""
+    return list(
+        conn.execute(
+            sa.select(j.id, j.account, j.callback_url, j.total)
+            .where(j.callback_url.is_not(None), j.done_at.is_(None))
+            .order_by(j.created_at)
+            .limit(limit)
+        ).all()
+    )
+
+
+def created_before(conn: sa.Connection, cutoff: float, after: str, limit: int) -> list[AnyRow]:
+    """``(id, total)`` of jobs created before ``cutoff``, in id order after ``after``."""
+    return list(
+        conn.execute(
+            sa.select(j.id, j.total)
+            .where(j.created_at < cutoff, j.id > after)
+            .order_by(j.id)
+            .limit(limit)
+        ).all()
+    )
+
+
+def delete_job(conn: sa.Connection, job_id: str) -> None:
+    conn.execute(sa.delete(jobs_table).where(j.id == job_id))
+
+
+def claim_done(conn: sa.Connection, job_id: str, now: float) -> bool:
+    """Record that the job's ``job.done`` event is written; False if it already was."""
+    found = conn.execute(
+        sa.update(jobs_table).where(j.id == job_id, j.done_at.is_(None)).values(done_at=now)
+    ).rowcount
+    return bool(found)
+
+
 __all__ = [
     "by_idempotency_key",
+    "callbacks",
+    "claim_done",
     "count_existing",
+    "created_before",
+    "delete_job",
     "get_job",
     "insert_jobs",
     "mark_cancelled",
+    "open_with_callback",
     "storing_header",
 ]

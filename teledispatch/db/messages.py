@@ -24,9 +24,12 @@ from sqlalchemy.engine import Engine
 
 from teledispatch.channels.base import Receipt
 from teledispatch.config import AccountConfig
+from teledispatch.db import events as events_db
+from teledispatch.db import jobs as jobs_db
 from teledispatch.db.tables import AnyRow, batches_table, literal_status, messages_table
 from teledispatch.priorities import PRIORITY_ORDER
 from teledispatch.statuses import (
+    ACTIVE_STATUSES,
     CANCELLED,
     CLAIMABLE,
     DEFERRED,
@@ -265,6 +268,8 @@ _APPLY_PG = sa.text(
     "e->>0 AS id, e->>1 AS status, e->>2 AS provider_id, e->>3 AS error_code, "
     "e->>4 AS error_text, CAST(e->>5 AS FLOAT8) AS due_at, CAST(e->>6 AS INTEGER) AS refund "
     f"FROM jsonb_array_elements(CAST(:rows AS JSONB)) AS e) AS v WHERE {_HELD}"
+    # (id, job_id) of the rows changed: what the outbox needs to know (record_changes).
+    " RETURNING messages.id, messages.job_id"
 )
 # SQLite (UPDATE … FROM needs 3.33): the same array, unpacked by json_each.
 _APPLY_SQLITE = sa.text(
@@ -274,6 +279,7 @@ _APPLY_SQLITE = sa.text(
     "json_extract(value, '$[4]') AS error_text, json_extract(value, '$[5]') AS due_at, "
     "json_extract(value, '$[6]') AS refund "
     f"FROM json_each(:rows)) AS v WHERE {_HELD}"
+    " RETURNING messages.id, messages.job_id"
 )
 
 
@@ -369,7 +375,9 @@ def apply(
         if rows:
             # SQLite: UPDATE … FROM needs 3.33; the claim's RETURNING already needs 3.35.
             stmt = _APPLY_PG if conn.dialect.name == "postgresql" else _APPLY_SQLITE
-            changed = int(conn.execute(stmt, params).rowcount or 0)
+            done = conn.execute(stmt, params).all()
+            changed = len(done)
+            record_changes(conn, done, now)
         if finish is not None:
             conn.execute(_FINISH, {"token": token, "group": finish})
     return changed
@@ -510,12 +518,14 @@ def _reclaim(
     steps.append((expired, {"status": QUEUED, "due_at": now}))
     changed = 0
     for where, values in steps:
-        result = conn.execute(
+        done = conn.execute(
             sa.update(messages_table)
             .where(where)
             .values(claim_token=None, lease_until=None, updated_at=now, **values)
-        )
-        changed += int(result.rowcount or 0)
+            .returning(m.id, m.job_id)
+        ).all()
+        changed += len(done)
+        record_changes(conn, done, now)
     return changed
 
 
@@ -599,12 +609,17 @@ def cancel_unclaimed(conn: sa.Connection, job_id: str, now: float) -> int:
 
     The status condition is the compare-and-set: a row a worker claimed a moment ago is
     ``sending`` and is not touched."""
-    result = conn.execute(
+    stmt = (
         sa.update(messages_table)
         .where(m.job_id == job_id, m.status.in_(CLAIMABLE))
         .values(status=CANCELLED, updated_at=now, error_code=None, error_text=None)
     )
-    return int(result.rowcount or 0)
+    if not _targets(conn, [job_id]):
+        # No callback: no RETURNING of what may be a million ids.
+        return int(conn.execute(stmt).rowcount or 0)
+    done = conn.execute(stmt.returning(m.id, m.job_id)).all()
+    record_changes(conn, done, now)
+    return len(done)
 
 
 # --- reading outcomes back (lookups) -------------------------------------------------------
@@ -704,12 +719,14 @@ def due_unknown(engine: Engine, account: str, now: float, limit: int) -> list[An
 def set_if_unknown(engine: Engine, message_id: str, now: float, **values: object) -> int:
     """Compare-and-set on status: only a message still ``unknown`` is changed."""
     with engine.begin() as conn:
-        result = conn.execute(
+        done = conn.execute(
             sa.update(messages_table)
             .where(m.id == message_id, m.status == UNKNOWN)
             .values(updated_at=now, **values)
-        )
-    return int(result.rowcount or 0)
+            .returning(m.id, m.job_id)
+        ).all()
+        record_changes(conn, done, now)
+    return len(done)
 
 
 __all__ = [
@@ -811,8 +828,11 @@ def settle(
         # NXCloud's messageid is our id; an ambiguous send may not have recorded it yet.
         values["provider_id"] = sa.func.coalesce(c.provider_id, message_id)
     with engine.begin() as conn:
-        result = conn.execute(sa.update(messages_table).where(*where).values(**values))
-    return int(result.rowcount or 0)
+        done = conn.execute(
+            sa.update(messages_table).where(*where).values(**values).returning(c.id, c.job_id)
+        ).all()
+        record_changes(conn, done, now)
+    return len(done)
 
 
 def due_for_receipt_poll(
@@ -989,3 +1009,79 @@ def expire_unsent(engine: Engine, now: float, limit: int = 10_000) -> int:
             )
         )
     return int(result.rowcount or 0)
+
+
+# --- the webhook outbox -----------------------------------------------------------------------
+
+#: Changes a webhook does not report: claims, retries and rate-window holds are the
+#: dispatcher's business; an app hears of what it can act on (sent, failed, delivered, …).
+QUIET_STATUSES = frozenset(ACTIVE_STATUSES)
+_EVENT_COLUMNS = (m.id, m.job_id, m.phone, m.status, m.provider_id, m.error_code, m.error_text)
+#: (engine, job id) → (account, callback_url): a job's callback never changes once stored, so
+#: each process asks once per job instead of once per batch (the dispatch hot path). Keyed
+#: by engine too: one process may use several databases (tests reuse job ids across them).
+_targets_cache: dict[tuple[Engine, str], tuple[str, str | None]] = {}
+_TARGETS_CACHE_MAX = 10_000
+
+
+def _targets(conn: sa.Connection, job_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """``job id → (account, url)`` of those of ``job_ids`` that have a callback."""
+    engine = conn.engine
+    wanted = set(job_ids)
+    missing = [j for j in wanted if (engine, j) not in _targets_cache]
+    if missing:
+        found = jobs_db.callbacks(conn, missing)
+        if len(_targets_cache) + len(found) > _TARGETS_CACHE_MAX:
+            _targets_cache.clear()
+        _targets_cache.update(((engine, j), target) for j, target in found.items())
+    out: dict[str, tuple[str, str]] = {}
+    for job_id in wanted:
+        account, url = _targets_cache.get((engine, job_id), ("", None))
+        if url:
+            out[job_id] = (account, url)
+    return out
+
+
+def record_changes(conn: sa.Connection, changed: Sequence[Any], now: float) -> None:
+    """Outbox events for rows ``(id, job_id)`` this transaction just changed; nothing (one
+    cached lookup) when their jobs have no callback."""
+    if not changed:
+        return
+    targets = _targets(conn, {r[1] for r in changed})
+    if not targets:
+        return
+    ids = [r[0] for r in changed if r[1] in targets]
+    order = {message_id: i for i, message_id in enumerate(ids)}
+    rows = list(conn.execute(sa.select(*_EVENT_COLUMNS).where(m.id.in_(ids))).all())
+    rows.sort(key=lambda r: order[r[0]])
+    events_db.insert_events(conn, targets, [r for r in rows if r[3] not in QUIET_STATUSES], now)
+
+
+def job_is_finished(conn: sa.Connection, job_id: str, total: int) -> bool:
+    """Every recipient is stored and none is active or still being reconciled."""
+    active = conn.execute(
+        sa.select(m.id)
+        .where(
+            m.job_id == job_id,
+            sa.or_(
+                m.status.in_(sorted(ACTIVE_STATUSES)),
+                sa.and_(
+                    m.status == UNKNOWN,
+                    sa.or_(m.error_code.is_(None), m.error_code != UNRECONCILED),
+                ),
+            ),
+        )
+        .limit(1)
+    ).first()
+    return active is None and count_job_messages(conn, job_id) >= total
+
+
+# --- retention -----------------------------------------------------------------------------
+
+
+def delete_job_messages(engine: Engine, job_id: str, limit: int) -> int:
+    """Delete up to ``limit`` of the job's messages in one short transaction; returns how
+    many. Small batches: a purge must never hold locks long enough to slow dispatch."""
+    with engine.begin() as conn:
+        ids = sa.select(m.id).where(m.job_id == job_id).limit(limit).scalar_subquery()
+        return int(conn.execute(sa.delete(messages_table).where(m.id.in_(ids))).rowcount or 0)

@@ -24,6 +24,16 @@ from teledispatch.statuses import DEFERRED, QUEUED, STATUSES, UNKNOWN
 
 class Job(SQLModel, table=True):
     __tablename__ = "jobs"
+    __table_args__ = (
+        # Jobs whose ``job.done`` webhook event is still to come: few, and looked at every
+        # second by the webhook drain.
+        sa.Index(
+            "ix_jobs_open_callback",
+            "created_at",
+            postgresql_where=sa.text("callback_url IS NOT NULL AND done_at IS NULL"),
+            sqlite_where=sa.text("callback_url IS NOT NULL AND done_at IS NULL"),
+        ),
+    )
 
     id: str = Field(primary_key=True, max_length=40)
     account: str = Field(max_length=100)
@@ -45,6 +55,11 @@ class Job(SQLModel, table=True):
     priority: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     #: A message not sent by then becomes ``expired`` (epoch s); None: never.
     expires_at: float | None = None
+    #: Where status events of this job are POSTed (the job's own or its account's default);
+    #: NULL: no events are written at all.
+    callback_url: str | None = Field(default=None, max_length=2000)
+    #: When the ``job.done`` event was written: set once, so the event is written once.
+    done_at: float | None = None
 
 
 #: Statuses the dispatcher, the sweep and reconciliation look for by account and due time. The
@@ -189,9 +204,54 @@ class Batch(SQLModel, table=True):
     departed_at: float | None = None
 
 
+class Event(SQLModel, table=True):
+    """The outbox: one status change of a message of a job with a ``callback_url``, written
+    in the transaction of the change and POSTed later by the webhook delivery task.
+
+    ``seq`` (autoincrement) is the delivery order: per endpoint in ``seq`` order, so a
+    message's events arrive in the order its status changed.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        # The drain: an endpoint's pending events in order. Partial, so delivered rows (all
+        # but the backlog) cost the index nothing after their state changes.
+        sa.Index("ix_events_pending", "endpoint", "seq", **_partial(sa.text("state = 'pending'"))),
+        sa.Index("ix_events_state", "state", "next_attempt_at"),
+        sa.Index("ix_events_job", "job_id"),
+    )
+
+    seq: int | None = Field(default=None, primary_key=True)
+    #: The id receivers deduplicate by.
+    event_id: str = Field(max_length=40, unique=True)
+    account: str = Field(max_length=100)
+    #: sha256 of ``url`` (hex, 32): the delivery task's argument, which must not carry a URL
+    #: that may hold a token.
+    endpoint: str = Field(max_length=32)
+    url: str = Field(max_length=2000)
+    type: str = Field(max_length=40)
+    job_id: str = Field(max_length=40)
+    message_id: str | None = Field(default=None, max_length=50)
+    phone: str | None = Field(default=None, max_length=32)
+    status: str | None = Field(default=None, max_length=16)
+    provider_id: str | None = Field(default=None, max_length=500)
+    error_code: str | None = Field(default=None, max_length=64)
+    error_text: str | None = Field(default=None, max_length=1000)
+    occurred_at: float
+    #: ``pending``, ``delivered`` or ``dead``.
+    state: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    #: The first failed attempt: the retry window is counted from it.
+    first_failed_at: float | None = None
+    delivered_at: float | None = None
+    last_error: str | None = Field(default=None, max_length=200)
+
+
 jobs_table: sa.Table = Job.__table__  # type: ignore[attr-defined]
 messages_table: sa.Table = Message.__table__  # type: ignore[attr-defined]
 batches_table: sa.Table = Batch.__table__  # type: ignore[attr-defined]
+events_table: sa.Table = Event.__table__  # type: ignore[attr-defined]
 
 
 #: A result row of any columns, as the data-access modules return them.

@@ -11,10 +11,19 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-#: Imports that mean a socket, a process or a server.
-IMPURE_MODULES = {"subprocess", "socket", "multiprocessing", "http.server", "socketserver"}
-#: Calls and fixtures that mean waiting on the wall clock or starting a real service.
-IMPURE_NAMES = {"sleep", "from_url", "free_port", "start_redis_server", "ensure_redis"}
+#: Imports that mean a process or a server (``socket`` alone may be for its constants).
+IMPURE_MODULES = {"subprocess", "multiprocessing", "http.server", "socketserver"}
+#: Calls and fixtures that mean a real socket, waiting on the wall clock or a real service.
+IMPURE_NAMES = {
+    "sleep",
+    "from_url",
+    "free_port",
+    "start_redis_server",
+    "ensure_redis",
+    "create_connection",
+    "create_server",
+    "urlopen",
+}
 IMPURE_FIXTURES = {"redis_service", "make_stack", "database_url"}
 
 
@@ -28,6 +37,13 @@ def _problems(path: Path) -> list[str]:
             found.append(f"imports from {node.module}")
         elif isinstance(node, ast.Attribute) and node.attr in IMPURE_NAMES:
             found.append(f"line {node.lineno}: .{node.attr}")
+        elif (
+            isinstance(node, ast.Attribute)
+            and node.attr == "socket"
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "socket"
+        ):
+            found.append(f"line {node.lineno}: socket.socket")
         elif isinstance(node, ast.Name) and node.id in IMPURE_NAMES:
             found.append(f"line {node.lineno}: {node.id}")
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -57,5 +73,8 @@ def test_component_tests_start_no_celery_worker() -> None:
 
 def test_the_guard_sees_a_sleep_and_a_subprocess(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
-    sample.write_text("import subprocess\nimport time\ntime.sleep(1)\n", encoding="utf-8")
-    assert _problems(sample) == ["imports subprocess", "line 3: .sleep"]
+    sample.write_text(
+        "import socket\nimport subprocess\nimport time\ntime.sleep(1)\ns = socket.socket()\n",
+        encoding="utf-8",
+    )
+    assert _problems(sample) == ["imports subprocess", "line 4: .sleep", "line 5: socket.socket"]

@@ -1,0 +1,64 @@
+"""``db purge``: old finished jobs go from every table; active or recent ones stay."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from teledispatch.db import events as events_db
+from teledispatch.db import jobs as jobs_db
+from teledispatch.db import messages as messages_db
+from teledispatch.db.engine import get_engine
+from teledispatch.db.messages import Update
+from teledispatch.db.tables import create_schema
+from teledispatch.retention import purge
+
+DAY = 86400.0
+NOW = 100 * DAY
+
+
+def _job(engine: sa.Engine, job_id: str, created_at: float, n: int, url: str | None) -> None:
+    job = {"id": job_id, "account": "nx", "channel": "nxcloud.sms", "total": n, "parts": 1}
+    job |= {"content_hash": job_id, "created_at": created_at, "callback_url": url}
+    rows = [
+        {"id": f"{job_id}-{i}", "job_id": job_id, "seq": i, "account": "nx"}
+        | {"channel": "nxcloud.sms", "phone": f"+86139{i:08d}", "payload": "{}"}
+        | {"due_at": created_at, "created_at": created_at, "updated_at": created_at}
+        for i in range(n)
+    ]
+    with engine.begin() as conn:
+        jobs_db.insert_jobs(conn, [job])
+        messages_db.insert_messages(conn, rows)
+
+
+def _finish(engine: sa.Engine, n: int) -> None:
+    claim = messages_db.claim(engine, "nx", n, 30.0, NOW)
+    messages_db.apply(engine, claim.token, [Update.failed(m.id) for m in claim.messages], NOW)
+
+
+def test_purge_removes_old_finished_jobs_only(db_url: str) -> None:
+    engine = get_engine(db_url)
+    create_schema(engine)
+    _job(engine, "old", NOW - 40 * DAY, 2500, "https://h.example/x")
+    _finish(engine, 2500)  # finished; its 2500 events are pending
+    _job(engine, "active", NOW - 40 * DAY, 3, None)  # stored after the claim: stays queued
+    _job(engine, "recent", NOW - 1 * DAY, 2, None)
+    _finish(engine, 2)
+    cutoff = NOW - 30 * DAY
+    # Undelivered webhook events keep a job.
+    assert purge(engine, cutoff, dry_run=True).jobs == []
+    with engine.begin() as conn:
+        seqs = [int(r.seq) for r in events_db.job_events(conn, "old")]
+    events_db.mark_delivered(engine, seqs, NOW)
+    dry = purge(engine, cutoff, dry_run=True)
+    assert (dry.jobs, dry.messages) == (["old"], 2500)
+    with engine.connect() as conn:
+        assert messages_db.count_job_messages(conn, "old") == 2500
+    report = purge(engine, cutoff)
+    assert (report.jobs, report.messages, report.events) == (["old"], 2500, 2500)
+    with engine.connect() as conn:
+        assert jobs_db.get_job(conn, "old") is None
+        assert messages_db.count_job_messages(conn, "old") == 0
+        assert events_db.job_events(conn, "old") == []
+        assert messages_db.count_job_messages(conn, "active") == 3
+        assert jobs_db.get_job(conn, "recent") is not None
+    engine.dispose()
