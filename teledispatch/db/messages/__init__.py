@@ -1,0 +1,106 @@
+"""Every statement on messages and batches lives in this package, each one statement or one
+short transaction. Callers import the package (``from teledispatch.db import messages``);
+the modules are how it is organised, not an interface:
+
+- ``claims``: :class:`Claimed`/:class:`Claim`, :func:`claim` (expired rows written at claim),
+  the departure compare-and-set (:func:`mark_departing`), :func:`has_due`;
+- ``updates``: :class:`Update` and :func:`apply`, a batch's outcomes in one statement;
+- ``reclaim``: :func:`reclaim_expired`, the sweep of batches whose lease ran out;
+- ``reads``: lookups, counts, pages, payloads, the backlog for ``/metrics``,
+  :func:`job_is_finished`;
+- ``insert``: the producer's writes (:func:`insert_messages`, by COPY when fresh, and
+  :func:`cancel_unclaimed`);
+- ``reconcile``: ``unknown`` messages due for a status query, and their outcome;
+- ``receipts``: :func:`settle` and receipt polling;
+- ``expiry``: :func:`expire_unsent` and retention's :func:`delete_job_messages`;
+- ``outbox``: webhook events for the rows a transaction changed (:func:`record_changes`);
+- ``_common``: what the modules share.
+
+Claims are compare-and-set: a claim moves due rows to ``sending`` under a fresh ``claim_token``
+and a lease; every later write names that token, so a worker whose lease expired (and whose
+messages were claimed again by someone else) cannot overwrite the newer outcome.
+"""
+
+from __future__ import annotations
+
+from teledispatch.db.messages._common import RECONCILE_AFTER_S, log, m
+from teledispatch.db.messages.claims import (
+    Claim,
+    Claimed,
+    claim,
+    has_due,
+    mark_departing,
+    unmark_departing,
+)
+from teledispatch.db.messages.expiry import EXPIRED_CODE, delete_job_messages, expire_unsent
+from teledispatch.db.messages.insert import COPY_MIN_ROWS, cancel_unclaimed, insert_messages
+from teledispatch.db.messages.outbox import QUIET_STATUSES, record_changes
+from teledispatch.db.messages.reads import (
+    BACKLOG_STATUSES,
+    Backlog,
+    active_backlog,
+    backlog,
+    count_job_messages,
+    count_reconciling,
+    find_messages,
+    job_is_finished,
+    job_messages_page,
+    next_due_at,
+    payload_of,
+    segment_counts,
+    status_counts,
+    waiting_count,
+)
+from teledispatch.db.messages.receipts import due_for_receipt_poll, postpone_receipt_poll, settle
+from teledispatch.db.messages.reclaim import RECLAIM_CHUNK, reclaim_expired
+from teledispatch.db.messages.reconcile import due_unknown, set_if_unknown
+from teledispatch.db.messages.updates import PROVIDER_ID_WIDTH, Update, apply
+from teledispatch.statuses import FAILED, QUEUED, SENT, UNKNOWN
+
+__all__ = [
+    "BACKLOG_STATUSES",
+    "COPY_MIN_ROWS",
+    "EXPIRED_CODE",
+    "FAILED",
+    "PROVIDER_ID_WIDTH",
+    "QUEUED",
+    "QUIET_STATUSES",
+    "RECLAIM_CHUNK",
+    "RECONCILE_AFTER_S",
+    "SENT",
+    "UNKNOWN",
+    "Backlog",
+    "Claim",
+    "Claimed",
+    "Update",
+    "active_backlog",
+    "apply",
+    "backlog",
+    "cancel_unclaimed",
+    "claim",
+    "count_job_messages",
+    "count_reconciling",
+    "delete_job_messages",
+    "due_for_receipt_poll",
+    "due_unknown",
+    "expire_unsent",
+    "find_messages",
+    "has_due",
+    "insert_messages",
+    "job_is_finished",
+    "job_messages_page",
+    "log",
+    "m",
+    "mark_departing",
+    "next_due_at",
+    "payload_of",
+    "postpone_receipt_poll",
+    "reclaim_expired",
+    "record_changes",
+    "segment_counts",
+    "set_if_unknown",
+    "settle",
+    "status_counts",
+    "unmark_departing",
+    "waiting_count",
+]

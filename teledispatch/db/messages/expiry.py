@@ -1,0 +1,55 @@
+"""Expiry of waiting messages past their ``expires_at``, and retention's deletes."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from teledispatch.db.messages._common import m
+from teledispatch.db.tables import messages_table
+from teledispatch.statuses import (
+    DEFERRED,
+    EXPIRED,
+    QUEUED,
+)
+
+#: The error code of a message that expired before it was sent.
+EXPIRED_CODE = "expired"
+
+
+def expire_unsent(engine: Engine, now: float, limit: int = 10_000) -> int:
+    """The sweep: ``queued`` and ``deferred`` rows (waiting, held by a window or for a retry)
+    past their expiry become ``expired``; returns how many. Bounded per call, so one sweep
+    stays short; the next one takes the rest."""
+    # The WHERE repeats the partial index's predicate verbatim, so SQLite uses it too.
+    where = sa.text("expires_at IS NOT NULL AND status IN ('queued', 'deferred')")
+    due = (
+        sa.select(m.id)
+        .where(where, m.expires_at <= now)
+        .order_by(m.expires_at)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    with engine.begin() as conn:
+        result = conn.execute(
+            sa.update(messages_table)
+            .where(m.id.in_(due), m.status.in_([QUEUED, DEFERRED]))
+            .values(
+                status=EXPIRED,
+                error_code=EXPIRED_CODE,
+                error_text="not sent before its expiry",
+                updated_at=now,
+            )
+        )
+    return int(result.rowcount or 0)
+
+
+# --- retention -----------------------------------------------------------------------------
+
+
+def delete_job_messages(engine: Engine, job_id: str, limit: int) -> int:
+    """Delete up to ``limit`` of the job's messages in one short transaction; returns how
+    many. Small batches: a purge must never hold locks long enough to slow dispatch."""
+    with engine.begin() as conn:
+        ids = sa.select(m.id).where(m.job_id == job_id).limit(limit).scalar_subquery()
+        return int(conn.execute(sa.delete(messages_table).where(m.id.in_(ids))).rowcount or 0)
