@@ -12,16 +12,14 @@ Redis loses nothing (the sweep re-issues wake-ups from the database).
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import Any
 
 import redis
 import sqlalchemy as sa
@@ -29,30 +27,31 @@ from sqlalchemy.exc import IntegrityError
 
 from teledispatch import wakeups as broker
 from teledispatch.channels.base import ChannelRules
-from teledispatch.channels.registry import rules_for, text_field
-from teledispatch.channels.sms_segments import measure
-from teledispatch.config import AccountConfig, ConfigError, Settings, settings
+from teledispatch.config import AccountConfig, Settings, settings
 from teledispatch.db import jobs as jobs_db
 from teledispatch.db import messages as messages_db
 from teledispatch.db.engine import get_engine
 from teledispatch.db.migrate import ensure_schema
 from teledispatch.errors import Error
+
+# Re-exported: dry_run, group_commit and tests import these from here.
+from teledispatch.producer._spool import SPOOL_MEMORY_ROWS as SPOOL_MEMORY_ROWS
+from teledispatch.producer._spool import SpooledRow as SpooledRow
+from teledispatch.producer._spool import _Spool as _Spool
+from teledispatch.producer._spool import records_for as records_for
+from teledispatch.producer._spool import spooled_rows as spooled_rows
+from teledispatch.producer._validate import PROBLEM_KEEP as PROBLEM_KEEP
+from teledispatch.producer._validate import _validate as _validate
 from teledispatch.producer.jobs import SendJob
 from teledispatch.producer.lane import Lane
 from teledispatch.statuses import CANCELLED, QUEUED
-from teledispatch.templates import TemplateError, has_placeholders, parse, render
-from teledispatch.validation import Problem, ValidationFailed
 
 #: A job due within this is woken now (after the linger); later ones are left to the sweep.
 WAKE_AHEAD_S = 1.0
 #: Recipients per database transaction while storing a job.
 PART_SIZE = 5000
-#: Validated rows a job keeps in memory (a few hundred bytes each); the rest wait in a file.
-SPOOL_MEMORY_ROWS = 100_000
 
 log = logging.getLogger("teledispatch.submit")
-#: Problems kept in memory for the error; the count beyond that is still reported.
-PROBLEM_KEEP = 1000
 
 
 class IdempotencyConflict(Error, ValueError):
@@ -77,214 +76,6 @@ def _as_epoch(value: datetime | None) -> float | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.timestamp()
-
-
-#: A validated recipient as stored: (index, phone, group key, payload JSON, SMS encoding,
-#: SMS segments); the last two are None for a channel that sends no text of its own.
-SpooledRow = tuple[int, str, str, str, str | None, int | None]
-
-#: One encoder for every payload: ``json.dumps`` with these options builds a new one per call.
-_encode_payload = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-class _Spool:
-    """Validated rows ready to store, plus a running hash of the job.
-
-    Each row is serialised once, at validation: the payload JSON is both what is stored and
-    (as the line ``[index,payload]``) what is hashed, the same bytes the earlier JSON-lines
-    spool hashed, so a job's content hash is unchanged across releases. The first
-    :data:`SPOOL_MEMORY_ROWS` rows stay in memory as tuples; later ones are written to a
-    temporary file as their line and read back with ``json`` only when stored.
-    """
-
-    def __init__(self, rules: ChannelRules) -> None:
-        self.rules = rules
-        self.text_field = text_field(rules.channel)
-        self.rows: list[SpooledRow] = []
-        self.file: IO[str] | None = None
-        self.hash = hashlib.sha256()
-        self.count = 0
-        #: Rows refused, and of them duplicates: what a dry run reports.
-        self.invalid_rows = 0
-        self.duplicates = 0
-        #: Keep adding valid rows after a problem was found (a dry run counts every one).
-        self.keeps_all = False
-
-    def add(self, index: int, fields: dict[str, Any]) -> None:
-        payload = _encode_payload(fields)
-        line = f"[{index},{payload}]"
-        self.hash.update(line.encode())
-        self.count += 1
-        if len(self.rows) < SPOOL_MEMORY_ROWS:
-            if self.text_field is None:
-                self.rows.append(
-                    (index, fields["phone"], self.rules.group_key(fields), payload, None, None)
-                )
-            else:
-                self.rows.append(_row(self.rules, self.text_field, index, fields, payload))
-            return
-        if self.file is None:
-            self.file = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115
-        self.file.write(line)
-        self.file.write("\n")
-
-    def parts(self, size: int) -> Iterator[list[SpooledRow]]:
-        rows = self.rows
-        part: list[SpooledRow] = []
-        for start in range(0, len(rows), size):
-            part = rows[start : start + size]
-            if len(part) < size:
-                break  # topped up from the file below
-            yield part
-            part = []
-        if self.file is not None:
-            self.file.seek(0)
-            for line in self.file:
-                index, fields = json.loads(line)
-                # The line is "[<index>,<payload>]\n": the payload is stored as it was hashed.
-                payload = line[len(str(index)) + 2 : -2]
-                part.append(_row(self.rules, self.text_field, index, fields, payload))
-                if len(part) == size:
-                    yield part
-                    part = []
-        if part:
-            yield part
-
-    def close(self) -> None:
-        self.rows = []
-        if self.file is not None:
-            self.file.close()
-
-
-def _row(
-    rules: ChannelRules, text: str | None, index: int, fields: dict[str, Any], payload: str
-) -> SpooledRow:
-    """A spooled row, with the SMS text's encoding and segments when the channel has one."""
-    encoding: str | None = None
-    segments: int | None = None
-    if text is not None and isinstance(fields.get(text), str):
-        measured = measure(fields[text])
-        encoding, segments = measured.encoding, measured.parts
-    return (index, fields["phone"], rules.group_key(fields), payload, encoding, segments)
-
-
-def _fill_template(
-    index: int,
-    fields: dict[str, Any],
-    text: str | None,
-    known: frozenset[str],
-    variables: frozenset[str],
-) -> list[Problem]:
-    """Render the channel's text field from the row's other fields, in place. Template
-    variables the channel does not know (CSV columns such as ``name``: ``variables`` for the
-    job-wide template) are consumed, so they are not refused as unknown fields."""
-    template = fields.get(text) if text is not None else None
-    if text is None or not isinstance(template, str) or not has_placeholders(template):
-        for name in variables:
-            fields.pop(name, None)
-        return []
-    try:
-        parsed = parse(template)
-    except TemplateError as exc:
-        return [Problem(index, text, template, str(exc))]
-    rendered, problems = render(parsed, fields)
-    found = [Problem(index, name, fields.get(name), rule) for name, rule in problems]
-    for name in (parsed.names - known) | variables:
-        fields.pop(name, None)
-    fields[text] = rendered
-    return found
-
-
-def _default_template_names(defaults: Mapping[str, Any], text: str | None) -> frozenset[str]:
-    """The placeholders of a job-wide template (job-wide values for them are allowed). One
-    that cannot be parsed is one problem, not one per recipient."""
-    template = defaults.get(text) if text is not None else None
-    if not isinstance(template, str) or not has_placeholders(template):
-        return frozenset()
-    try:
-        return parse(template).names
-    except TemplateError as exc:
-        raise ValidationFailed([Problem(None, f"defaults.{text}", template, str(exc))]) from None
-
-
-def _validate(  # noqa: C901  (phase-1 move; being split)
-    cfg: Settings,
-    account_name: str,
-    recipients: Iterable[Mapping[str, Any]],
-    defaults: Mapping[str, Any],
-    allow_duplicates: bool,
-    now: float,
-    spool_for: Callable[[ChannelRules, AccountConfig], _Spool] | None = None,
-) -> tuple[str, _Spool]:
-    """Every recipient checked; returns the channel and the spooled rows, or raises.
-
-    ``spool_for`` makes the spool that receives valid rows (the dry run's tally)."""
-    try:
-        account = cfg.account(account_name)
-    except ConfigError as exc:
-        raise ValidationFailed([Problem(None, "account", account_name, str(exc))]) from None
-    rules = rules_for(account.channel, any_number_type=account.allow_any_number_type)
-    text = text_field(account.channel)
-    variables = _default_template_names(defaults, text) - rules.fields
-    allowed = rules.fields | variables
-    problems: list[Problem] = []
-    total_problems = 0
-    for name in defaults:
-        if name not in allowed:
-            total_problems += 1
-            problems.append(Problem(None, f"defaults.{name}", defaults[name], "unknown field"))
-    seen: set[str] = set()
-    spool = spool_for(rules, account) if spool_for is not None else _Spool(rules)
-    try:
-        for index, recipient in enumerate(recipients):
-            if not isinstance(recipient, Mapping):
-                total_problems += 1
-                if len(problems) < PROBLEM_KEEP:
-                    problems.append(Problem(index, "recipient", recipient, "must be an object"))
-                continue
-            fields = {**defaults, **recipient} if defaults else dict(recipient)
-            content = fields.get(text) if text is not None else None
-            found: list[Problem] = []
-            # The common row (plain text, no template columns) pays two checks, not a call.
-            if variables or (isinstance(content, str) and ("{" in content or "}" in content)):
-                found = _fill_template(index, fields, text, rules.fields, variables)
-            filled = not found
-            # Validated even when the template failed, so one pass lists the row's every problem.
-            clean = rules.validate(index, fields, found, now)
-            clean = clean if filled else None
-            if clean is not None and not allow_duplicates:
-                key = rules.dedupe_key(clean)
-                if key in seen:
-                    found.append(
-                        Problem(
-                            index,
-                            "phone" if "phone" in fields else "phone_a",
-                            fields.get("phone", fields.get("phone_a")),
-                            "duplicate recipient in this job (set allow_duplicates to send again)",
-                        )
-                    )
-                    clean = None
-                    spool.duplicates += 1
-                else:
-                    seen.add(key)
-            if found:
-                spool.invalid_rows += 1
-                total_problems += len(found)
-                problems.extend(found[: max(0, PROBLEM_KEEP - len(problems))])
-                continue
-            if (total_problems == 0 or spool.keeps_all) and clean is not None:
-                spool.add(index, clean)
-            elif clean is not None:
-                spool.count += 1
-        if total_problems == 0 and spool.count == 0:
-            total_problems = 1
-            problems.append(Problem(None, "recipients", [], "must list at least one recipient"))
-        if total_problems:
-            raise ValidationFailed(problems, total=total_problems)
-    except BaseException:
-        spool.close()
-        raise
-    return account.channel, spool
 
 
 def validate_stream(
@@ -514,12 +305,6 @@ def store_part(
     return _store_rows(engine, job_id, spooled_rows(part, rules), not_before, fresh=fresh)
 
 
-def spooled_rows(part: list[list[Any]], rules: ChannelRules) -> list[SpooledRow]:
-    """``[index, fields]`` rows as the spool holds them."""
-    text = text_field(rules.channel)
-    return [_row(rules, text, index, fields, _encode_payload(fields)) for index, fields in part]
-
-
 def _store_rows(
     engine: sa.Engine,
     job_id: str,
@@ -536,44 +321,6 @@ def _store_rows(
         records = records_for(job_id, job.account, job.channel, rows, not_before, status, lane)
         messages_db.insert_messages(conn, records, fresh=fresh)
     return len(records)
-
-
-def records_for(
-    job_id: str,
-    account: str,
-    channel: str,
-    rows: list[SpooledRow],
-    not_before: float | None,
-    status: str = QUEUED,
-    lane: tuple[int, float | None] = (1, None),
-) -> list[dict[str, Any]]:
-    """``messages`` rows for spooled rows: nothing is serialised again here. ``lane``: the
-    job's stored ``(priority, expires_at)``."""
-    now = time.time()
-    due = max(now, not_before or 0.0)
-    priority, expires_at = lane
-    return [
-        {
-            "id": f"{job_id}-{index}",
-            "job_id": job_id,
-            "seq": index,
-            "account": account,
-            "channel": channel,
-            "phone": phone,
-            "group_key": group_key,
-            "payload": payload,
-            "status": status,
-            "due_at": due,
-            "priority": priority,
-            "expires_at": expires_at,
-            "attempts": 0,
-            "created_at": now,
-            "updated_at": now,
-            "encoding": encoding,
-            "segments": segments,
-        }
-        for index, phone, group_key, payload, encoding, segments in rows
-    ]
 
 
 def _lane_of(row: Mapping[str, Any]) -> tuple[int, float | None]:

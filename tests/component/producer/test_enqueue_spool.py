@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from teledispatch.db.engine import get_engine
 from teledispatch.db.messages import COPY_MIN_ROWS
 from teledispatch.db.tables import jobs_table, messages_table
-from teledispatch.producer import submit
+from teledispatch.producer import _spool, submit
 from teledispatch.producer.submit import enqueue_stream
 from tests.support import make_settings
 
@@ -47,7 +47,7 @@ def test_bulk_job_rows_and_hash_whatever_the_spool_kept_in_memory(
     database_url: str, monkeypatch: pytest.MonkeyPatch, memory_rows: int
 ) -> None:
     monkeypatch.setattr(submit, "wake", lambda *a: None)
-    monkeypatch.setattr(submit, "SPOOL_MEMORY_ROWS", memory_rows)
+    monkeypatch.setattr(_spool, "SPOOL_MEMORY_ROWS", memory_rows)
     monkeypatch.setattr(submit, "PART_SIZE", COPY_MIN_ROWS * 2)  # parts of 128, 128, 64
     cfg = make_settings(database_url)
     job = enqueue_stream(

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from teledispatch.config import Settings
-from teledispatch.producer import submit
+from teledispatch.producer import _spool, submit
 from teledispatch.producer.lookup import job_messages, job_status
 from teledispatch.producer.submit import enqueue_stream
 from tests.support import make_settings
@@ -36,7 +36,7 @@ def test_segments_are_stored_per_message_and_summed_per_job(cfg: Settings) -> No
 def test_spooled_to_file_rows_get_segments_too(
     cfg: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(submit, "SPOOL_MEMORY_ROWS", 1)
+    monkeypatch.setattr(_spool, "SPOOL_MEMORY_ROWS", 1)
     job = enqueue_stream("nx", RECIPIENTS, cfg=cfg)
     views = job_messages(job.job_id, cfg=cfg)
     assert [v.segments for v in views] == [2, 1, 1]

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from teledispatch.config import Settings
 from teledispatch.db.engine import get_engine
 from teledispatch.db.tables import create_schema, jobs_table, messages_table
-from teledispatch.producer import submit
+from teledispatch.producer import _spool, submit
 from teledispatch.producer.submit import enqueue_stream, prepare
 from tests.support import make_settings
 
@@ -76,7 +76,7 @@ def test_content_hash_is_the_earlier_releases(cfg: Settings) -> None:
 def test_content_hash_is_the_same_when_rows_spill_to_the_file(
     cfg: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(submit, "SPOOL_MEMORY_ROWS", 1)
+    monkeypatch.setattr(_spool, "SPOOL_MEMORY_ROWS", 1)
     assert _hash(cfg) == EARLIER_RELEASE_HASH
 
 
@@ -96,7 +96,7 @@ def test_rows_are_stored_alike_from_memory_and_from_the_file(
 ) -> None:
     """Parts of 2 over 3 rows, with 0..all of them kept in memory: every split between memory
     and file stores the same rows, payloads byte for byte."""
-    monkeypatch.setattr(submit, "SPOOL_MEMORY_ROWS", memory_rows)
+    monkeypatch.setattr(_spool, "SPOOL_MEMORY_ROWS", memory_rows)
     monkeypatch.setattr(submit, "PART_SIZE", 2)
     job = enqueue_stream("nx", RECIPIENTS, defaults=DEFAULTS, cfg=cfg)
     assert job.total == 3
