@@ -36,10 +36,13 @@ def test_every_cited_anchor_is_a_heading() -> None:
     assert not missing, missing
 
 
+#: The provider notes that live outside the repository; spelled in two parts so that this
+#: file does not cite them itself.
+OUTSIDE_NOTES = "PROVIDERS" + ".md"
+
+
 def test_no_code_cites_the_outside_providers_notes() -> None:
     offenders = [
-        str(p.relative_to(ROOT))
-        for p in _files()
-        if "PROVIDERS.md" in p.read_text("utf-8") and p.name != "test_doc_refs.py"
+        str(p.relative_to(ROOT)) for p in _files() if OUTSIDE_NOTES in p.read_text("utf-8")
     ]
     assert not offenders, offenders
