@@ -161,6 +161,8 @@ def flight_started(
     effort: a lost mark only makes a single wait no linger. Wall clock, as the producer
     reading it has no other; a worker that dies mid-request leaves a member that stops
     counting at ``until`` and is dropped by a later call."""
+    import redis  # here, not at the top: the CLI imports this module without a Redis client
+
     key = inflight_key(account.name)
     try:
         pipe = client.pipeline(transaction=False)
@@ -174,6 +176,8 @@ def flight_started(
 
 def flight_ended(client: redis.Redis[bytes], account: AccountConfig, member: str) -> None:
     """The request of ``member`` is over (sent, failed or given back)."""
+    import redis  # as in flight_started
+
     try:
         client.zrem(inflight_key(account.name), member)
     except redis.RedisError as exc:

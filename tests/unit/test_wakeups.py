@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import fakeredis
+import redis
 
 from teledispatch.config import parse_config
-from teledispatch.wakeups import follow_up, follow_up_started, kick
+from teledispatch.wakeups import flight_ended, flight_started, follow_up, follow_up_started, kick
 
 ACCOUNT = parse_config(
     {"accounts": {"nx": {"channel": "nxcloud.sms", "base_url": "http://x", "linger_ms": 250}}}
@@ -45,3 +46,20 @@ def test_follow_up_once_waits_until_the_last_one_started() -> None:
     assert sent == [("dispatch.nxcloud.sms", ["nx"], "nxcloud.sms", 0)] * 3
     # A follow-up is not a kick: it neither sets nor is held back by a kick's key.
     assert kick(client, send, ACCOUNT, 0.0)
+
+
+class _Down:
+    """A Redis client whose every call fails as an unreachable server does."""
+
+    def pipeline(self, transaction: bool = True) -> Any:
+        raise redis.ConnectionError("down")
+
+    def zrem(self, *args: Any) -> int:
+        raise redis.ConnectionError("down")
+
+
+def test_in_flight_marks_are_best_effort_when_redis_is_down() -> None:
+    """A send must not crash (nor skip recording its outcomes) because its mark failed."""
+    account = ACCOUNT
+    flight_started(_Down(), account, "m", until=2e9)  # type: ignore[arg-type]
+    flight_ended(_Down(), account, "m")  # type: ignore[arg-type]
