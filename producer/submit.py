@@ -138,6 +138,8 @@ def prepare(
     }
     if not lane.is_default():  # so the content hash of a job without them is unchanged
         header["lane"] = [lane.priority, _as_epoch(lane.expires_at), lane.ttl_s]
+    if callback_url:  # likewise: a re-send with another callback is another job (409)
+        header["callback_url"] = callback_url
     spool.hash.update(json.dumps(header, sort_keys=True).encode())
     row = {
         "id": new_job_id(),

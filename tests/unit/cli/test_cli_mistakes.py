@@ -158,3 +158,13 @@ def test_completion_script(capsys: pytest.CaptureFixture[str], shell: str) -> No
     script = capsys.readouterr().out
     assert "complete -o filenames -F _teledispatch teledispatch" in script
     assert "send) words=" in script and "--not-before" in script and "--encoding" in script
+
+
+def test_a_dry_run_checks_the_lane_options_as_a_send_does(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = send("--to", "+8613800138000", "--ttl", "-5", "--dry-run")
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "ttl_s" in err and "> 0" in err
+    assert not (env / "td.db").exists()

@@ -186,3 +186,20 @@ def test_a_lone_surrogate_is_a_validation_problem_not_a_crash(
         "recipients[1].content = 'bad \\ud800': must be valid Unicode (no lone surrogate)"
     ]
     assert stored(cfg) == 0
+
+
+def test_an_idempotency_key_with_another_callback_is_another_job(
+    cfg: Settings, sent: list[Any]
+) -> None:
+    job = SendJob(
+        account="nx",
+        recipients=[{"phone": "+8613800138000"}],
+        defaults={"content": "hello"},
+        idempotency_key="order-18",
+        callback_url="https://apps.example/hooks/a",
+    )
+    first = enqueue(job, cfg=cfg)
+    assert enqueue(job, cfg=cfg) == first
+    moved = job.model_copy(update={"callback_url": "https://apps.example/hooks/b"})
+    with pytest.raises(IdempotencyConflict, match="order-18"):
+        enqueue(moved, cfg=cfg)
