@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from teledispatch import errors
 from teledispatch.channels.base import BatchResult, OutMessage
 from teledispatch.channels.registry import rules_for
 from teledispatch.channels.uspeedo.adapter import UspeedoAdapter
 from teledispatch.config import AccountConfig
 from teledispatch.errors import DispatchError
+from tests.unit.channels.recorded_cases import check_raised, replay
 
 RECORDED = json.loads((Path(__file__).parent / "recorded" / "uspeedo.json").read_text("utf-8"))
 RULES = rules_for("uspeedo.sms")
@@ -84,20 +84,10 @@ def test_group_key_never_splits() -> None:
 
 @pytest.mark.parametrize("case", RECORDED["responses"], ids=lambda c: c["name"])
 def test_parse_recorded_response(case: dict[str, Any]) -> None:
-    body = (
-        json.dumps(case["body"]).encode() if "body" in case else case["body_text"].encode("utf-8")
-    )
     if "raises" in case:
-        with pytest.raises(getattr(errors, case["raises"])) as info:
-            ADAPTER.parse_response(MESSAGES, case["status"], {}, body)
-        assert type(info.value).__name__ == case["raises"]
-        if "code" in case:
-            assert info.value.code == case["code"]
-        if "text" in case:
-            assert info.value.message == case["text"]
-        assert SECRET not in str(info.value)
+        assert SECRET not in str(check_raised(ADAPTER, MESSAGES, case))
         return
-    result = ADAPTER.parse_response(MESSAGES, case["status"], {}, body)
+    result = replay(ADAPTER, MESSAGES, case)
     got = [[o.status, o.provider_id, o.error_code] for o in result.items]
     assert got == case["items"]
     assert [o.message_id for o in result.items] == [m.id for m in MESSAGES]

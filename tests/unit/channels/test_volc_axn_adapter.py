@@ -19,6 +19,7 @@ from teledispatch.channels.volc.axn_rules import MAX_EXPIRE_TIME
 from teledispatch.channels.volc.gateway import sign
 from teledispatch.config import AccountConfig
 from teledispatch.errors import DispatchError
+from tests.unit.channels.recorded_cases import check_raised, replay
 
 RECORDED = json.loads((Path(__file__).parent / "recorded" / "volc_axn.json").read_text("utf-8"))
 ADAPTER = VolcAxnAdapter()
@@ -135,21 +136,10 @@ def test_digit_string_expire_time_is_accepted() -> None:
 
 @pytest.mark.parametrize("case", RECORDED["responses"], ids=lambda c: c["name"])
 def test_parse_recorded_response(case: dict[str, Any]) -> None:
-    body = (
-        json.dumps(case["body"], ensure_ascii=False).encode()
-        if "body" in case
-        else case["body_text"].encode("utf-8")
-    )
     if "raises" in case:
-        with pytest.raises(getattr(errors, case["raises"])) as info:
-            ADAPTER.parse_response(MESSAGES, case["status"], {}, body)
-        assert type(info.value).__name__ == case["raises"]
-        if "code" in case:
-            assert info.value.code == case["code"]
-        if "text" in case:
-            assert info.value.message == case["text"]
+        check_raised(ADAPTER, MESSAGES, case)
         return
-    result = ADAPTER.parse_response(MESSAGES, case["status"], {}, body)
+    result = replay(ADAPTER, MESSAGES, case)
     got = [[o.status, o.provider_id, o.error_code, o.error_text] for o in result.items]
     assert got == case["items"]
     assert [o.message_id for o in result.items] == [MESSAGES[0].id]

@@ -18,6 +18,7 @@ from teledispatch.channels.volc.gateway import sign
 from teledispatch.channels.volc.vms_adapter import VolcVmsAdapter, national_phone
 from teledispatch.config import AccountConfig
 from teledispatch.errors import DispatchError
+from tests.unit.channels.recorded_cases import check_raised, replay
 
 RECORDED = json.loads((Path(__file__).parent / "recorded" / "volc_vms.json").read_text("utf-8"))
 RULES = rules_for("volc.vms.append")
@@ -104,21 +105,10 @@ def test_phone_format(e164: str, sent: str) -> None:
 
 @pytest.mark.parametrize("case", RECORDED["responses"], ids=lambda c: c["name"])
 def test_parse_recorded_response(case: dict[str, Any]) -> None:
-    body = (
-        json.dumps(case["body"], ensure_ascii=False).encode()
-        if "body" in case
-        else case["body_text"].encode("utf-8")
-    )
     if "raises" in case:
-        with pytest.raises(getattr(errors, case["raises"])) as info:
-            ADAPTER.parse_response(MESSAGES, case["status"], {}, body)
-        assert type(info.value).__name__ == case["raises"]
-        if "code" in case:
-            assert info.value.code == case["code"]
-        if "text" in case:
-            assert info.value.message == case["text"]
+        check_raised(ADAPTER, MESSAGES, case)
         return
-    result = ADAPTER.parse_response(MESSAGES, case["status"], {}, body)
+    result = replay(ADAPTER, MESSAGES, case)
     assert [[o.status, o.provider_id, o.error_code] for o in result.items] == case["items"]
     assert [o.message_id for o in result.items] == [m.id for m in MESSAGES]
 
