@@ -76,6 +76,8 @@ class MessageView:
     #: SMS text encoding (``gsm7``/``ucs2``) and parts billed; None for channels without text.
     encoding: str | None = None
     segments: int | None = None
+    #: The message this one sends again (``teledispatch retry``); None for a first message.
+    retry_of: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,6 +142,7 @@ def _view(row: Any) -> MessageView:
         final_at=iso(row.final_at),
         encoding=row.encoding,
         segments=row.segments,
+        retry_of=row.retry_of,
     )
 
 

@@ -28,6 +28,8 @@ from teledispatch.api.schemas import (
     ErrorOut,
     JobView,
     MessagePage,
+    RetryIn,
+    RetryOut,
 )
 from teledispatch.db import jobs as jobs_db
 from teledispatch.db.engine import get_engine
@@ -36,6 +38,7 @@ from teledispatch.producer.dry_run import dry_run
 from teledispatch.producer.jobs import SendJob
 from teledispatch.producer.lane import Lane
 from teledispatch.producer.lookup import JobNotFound, job_messages, job_status
+from teledispatch.producer.retry import retry_job
 from teledispatch.producer.submit import IdempotencyConflict
 from teledispatch.statuses import ACTIVE_STATUSES, Status
 from teledispatch.validation import Problem, ValidationFailed
@@ -220,3 +223,22 @@ def post_cancel(state: State, key: Key, job_id: str) -> Any:
     except JobNotFound:
         return _not_found(job_id)
     return CancelOut(job_id=result.job_id, cancelled=result.cancelled)
+
+
+@router.post("/{job_id}/retry", response_model=RetryOut, responses={**NOT_FOUND, **INVALID})
+def post_retry(state: State, key: Key, job_id: str, body: RetryIn | None = None) -> Any:
+    """Send the job's chosen finished messages again, as new messages of the job; what may
+    have been sent is skipped and counted. Retrying again sends nothing twice."""
+    cfg = state.cfg()
+    with get_engine(cfg.database_url).connect() as conn:
+        found = jobs_db.get_job(conn, job_id)
+    if found is None or not key.may_use(found.account):
+        return _not_found(job_id)
+    choice = body or RetryIn()
+    try:
+        result = retry_job(
+            job_id, statuses=choice.statuses, error_codes=choice.error_codes, cfg=cfg
+        )
+    except JobNotFound:
+        return _not_found(job_id)
+    return RetryOut.model_validate(result.as_dict())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -78,6 +78,31 @@ class CancelOut(BaseModel):
     job_id: str
     #: Messages moved to ``cancelled``; claimed ones finish as they will.
     cancelled: int
+
+
+class SkippedOut(BaseModel):
+    reason: str
+    count: int
+
+
+class RetryIn(BaseModel):
+    statuses: list[Literal["failed", "unknown"]] = Field(
+        default=["failed"],
+        min_length=1,
+        description="which finished messages; unknown ones may have been sent and are "
+        "counted as skipped, never sent again",
+    )
+    error_codes: list[str] = Field(
+        default_factory=list, max_length=100, description="only messages with these codes"
+    )
+
+
+class RetryOut(BaseModel):
+    job_id: str
+    #: New messages queued, each linked to the one it retries (``retry_of``).
+    retried: int
+    #: Chosen messages not sent again, by reason.
+    skipped: list[SkippedOut]
 
 
 class ProblemOut(BaseModel):

@@ -116,8 +116,28 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retry(args: argparse.Namespace) -> int:
+    from teledispatch.producer.lookup import JobNotFound
+    from teledispatch.producer.retry import retry_job
+
+    try:
+        statuses = args.status or ["failed"]
+        result = retry_job(args.job_id, statuses=statuses, error_codes=args.error_code or ())
+    except JobNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print_json(result.as_dict())
+        return 0
+    print(f"retried {result.retried} messages as new attempts of job {result.job_id}")
+    for skipped in result.skipped:
+        print(f"  skipped {skipped.count}: {skipped.reason}")
+    return 0
+
+
 def register(sub: Any) -> None:
-    """Add ``status``, ``lookup`` and ``cancel`` to ``sub`` (the CLI's subparsers)."""
+    """Add ``status``, ``lookup``, ``cancel`` and ``retry`` to ``sub`` (the CLI's
+    subparsers)."""
     st = sub.add_parser("status", help="a job's counts per status")
     st.add_argument("job_id")
     st.add_argument("--json", action="store_true")
@@ -137,3 +157,15 @@ def register(sub: Any) -> None:
     c.add_argument("job_id")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_cancel)
+
+    r = sub.add_parser("retry", help="send a job's failed messages again, as new attempts")
+    r.add_argument("job_id")
+    r.add_argument(
+        "--status",
+        action="append",
+        choices=["failed", "unknown"],
+        help="which finished messages (default failed; unknown ones are counted, never resent)",
+    )
+    r.add_argument("--error-code", nargs="+", metavar="C", help="only messages with these codes")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_retry, status=None)

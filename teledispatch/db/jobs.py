@@ -60,6 +60,23 @@ def mark_cancelled(conn: sa.Connection, job_id: str, now: float) -> bool:
     return bool(found)
 
 
+def lock_total(conn: sa.Connection, job_id: str) -> AnyRow | None:
+    """``(total, account, cancelled_at)`` of the job, its row now held by this transaction
+    (a no-op UPDATE: a write lock on SQLite as on PostgreSQL, where ``FOR UPDATE`` would be
+    nothing on SQLite); None if there is no such job."""
+    return conn.execute(
+        sa.update(jobs_table)
+        .where(j.id == job_id)
+        .values(total=j.total)
+        .returning(j.total, j.account, j.cancelled_at)
+    ).first()
+
+
+def add_to_total(conn: sa.Connection, job_id: str, n: int) -> None:
+    """The job has ``n`` more messages (retries): counted in its total."""
+    conn.execute(sa.update(jobs_table).where(j.id == job_id).values(total=j.total + n))
+
+
 def callbacks(conn: sa.Connection, job_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
     """``job id → (account, callback_url)`` for the given jobs that exist."""
     rows = conn.execute(
@@ -106,6 +123,7 @@ def claim_done(conn: sa.Connection, job_id: str, now: float) -> bool:
 
 
 __all__ = [
+    "add_to_total",
     "by_idempotency_key",
     "callbacks",
     "claim_done",
@@ -114,6 +132,7 @@ __all__ = [
     "delete_job",
     "get_job",
     "insert_jobs",
+    "lock_total",
     "mark_cancelled",
     "open_with_callback",
     "storing_header",

@@ -144,6 +144,13 @@ class Message(SQLModel, table=True):
         sa.Index("ix_messages_phone", "phone"),
         sa.Index("ix_messages_provider_id", "provider_id", **_partial(_PROVIDER_ID_WHERE)),
         sa.Index("ix_messages_receipt_poll", "account", "due_at", **_partial(_POLL_WHERE)),
+        # A message is retried at most once (db.messages.retry): the retry's idempotency.
+        sa.Index(
+            "ix_messages_retry_of",
+            "retry_of",
+            unique=True,
+            **_partial(sa.text("retry_of IS NOT NULL")),
+        ),
     )
 
     #: ``<job id>-<index>``: also the ``sysMessageId`` NXCloud echoes back as ``messageid``.
@@ -180,6 +187,9 @@ class Message(SQLModel, table=True):
     #: SMS text encoding (``gsm7``/``ucs2``) and parts billed; NULL for channels without text.
     encoding: str | None = Field(default=None, max_length=8)
     segments: int | None = None
+    #: The finished message this row sends again (``teledispatch retry``); None for a
+    #: recipient's first message.
+    retry_of: str | None = Field(default=None, max_length=50)
 
 
 class Batch(SQLModel, table=True):

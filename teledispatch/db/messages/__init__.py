@@ -13,6 +13,7 @@ the modules are how it is organised, not an interface:
 - ``reconcile``: ``unknown`` messages due for a status query, and their outcome;
 - ``receipts``: :func:`settle` and receipt polling;
 - ``expiry``: :func:`expire_unsent` and retention's :func:`delete_job_messages`;
+- ``retry``: finished messages sent again as new rows (:func:`insert_retries`);
 - ``outbox``: webhook events for the rows a transaction changed (:func:`record_changes`);
 - ``_common``: what the modules share.
 
@@ -54,6 +55,13 @@ from teledispatch.db.messages.reads import (
 from teledispatch.db.messages.receipts import due_for_receipt_poll, postpone_receipt_poll, settle
 from teledispatch.db.messages.reclaim import RECLAIM_CHUNK, reclaim_expired
 from teledispatch.db.messages.reconcile import due_unknown, set_if_unknown
+from teledispatch.db.messages.retry import (
+    MAY_HAVE_BEEN_SENT,
+    RETRYABLE_STATUSES,
+    RetryPlan,
+    insert_retries,
+    retry_plan,
+)
 from teledispatch.db.messages.updates import PROVIDER_ID_WIDTH, Update, apply
 from teledispatch.statuses import FAILED, QUEUED, SENT, UNKNOWN
 
@@ -62,16 +70,19 @@ __all__ = [
     "COPY_MIN_ROWS",
     "EXPIRED_CODE",
     "FAILED",
+    "MAY_HAVE_BEEN_SENT",
     "PROVIDER_ID_WIDTH",
     "QUEUED",
     "QUIET_STATUSES",
     "RECLAIM_CHUNK",
     "RECONCILE_AFTER_S",
+    "RETRYABLE_STATUSES",
     "SENT",
     "UNKNOWN",
     "Backlog",
     "Claim",
     "Claimed",
+    "RetryPlan",
     "Update",
     "active_backlog",
     "apply",
@@ -87,6 +98,7 @@ __all__ = [
     "find_messages",
     "has_due",
     "insert_messages",
+    "insert_retries",
     "job_is_finished",
     "job_messages_page",
     "log",
@@ -97,6 +109,7 @@ __all__ = [
     "postpone_receipt_poll",
     "reclaim_expired",
     "record_changes",
+    "retry_plan",
     "segment_counts",
     "set_if_unknown",
     "settle",
