@@ -83,9 +83,13 @@ def view(client: redis.Redis[Any], account: str) -> CircuitView:
 
 
 @lru_cache(maxsize=4)
-def _client(redis_url: str) -> redis.Redis[Any]:
-    # One pool per URL for the process (an API replica answers many status calls).
+def redis_client(redis_url: str) -> redis.Redis[Any]:
+    """A short-timeout client for reads like :func:`view`, one pool per URL per process (an
+    API replica answers many status calls)."""
     return redis.Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
+
+
+_client = redis_client
 
 
 def describe(redis_url: str, account: str) -> str | None:

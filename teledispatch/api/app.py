@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from teledispatch.api import callbacks, health, jobs, messages, metrics
+from teledispatch.api import callbacks, console, health, jobs, messages, metrics, views
 from teledispatch.api.auth import API_KEYS_ENV, ApiKey, KeyRing, load_keys
 from teledispatch.api.deps import ApiState, Unauthorized
 from teledispatch.api.docs import install_docs
@@ -71,7 +71,10 @@ def create_app(
     app.add_exception_handler(Unauthorized, _on_unauthorized)
     app.add_exception_handler(RequestValidationError, _on_invalid_request)
     app.add_exception_handler(ConfigError, _on_config_error)
-    for router in (health.router, jobs.router, messages.router, callbacks.router, metrics.router):
+    # ``views`` first: its ``GET /v1/jobs`` and ``/v1/jobs/{id}/failures`` sit beside the jobs
+    # router's routes.
+    routers = (health.router, views.router, jobs.router, messages.router, callbacks.router)
+    for router in (*routers, metrics.router, console.router):
         app.include_router(router)
     callbacks.redact_access_log()
     return app

@@ -105,6 +105,71 @@ class RetryOut(BaseModel):
     skipped: list[SkippedOut]
 
 
+class JobSummary(BaseModel):
+    job_id: str
+    account: str
+    channel: str
+    priority: str
+    total: int
+    accepted: int
+    counts: dict[str, int]
+    progress: float = Field(description="finished messages / total, 0..1")
+    done: bool
+    cancelled: bool
+    created_at: str
+
+
+class JobPage(BaseModel):
+    jobs: list[JobSummary]
+    #: Pass as ``cursor`` for the next (older) page; null on the last page.
+    next_cursor: str | None
+
+
+class FailureExample(BaseModel):
+    id: str
+    phone: str
+    error_text: str | None
+    at: str | None
+
+
+class FailureGroup(BaseModel):
+    status: str
+    error_code: str | None
+    count: int
+    examples: list[FailureExample]
+
+
+class Failures(BaseModel):
+    job_id: str
+    groups: list[FailureGroup]
+
+
+class WaitingError(BaseModel):
+    error_code: str | None
+    count: int
+    last_at: str | None
+    example: str | None
+
+
+class AccountView(BaseModel):
+    account: str
+    channel: str
+    circuit: dict[str, Any] | None = Field(
+        description="state (closed, open, half_open), reason, since, next_probe; "
+        "null when Redis cannot be read"
+    )
+    limits: dict[str, float | None] = Field(description="configured limits; null: none")
+    in_use: dict[str, int] | None = Field(
+        description="requests and messages that left in the last second (accounts with a "
+        "per-second limit); null when Redis cannot be read"
+    )
+    backlog: dict[str, int] = Field(description="queued, deferred, sending, unknown")
+    oldest_due_age_s: float
+    waiting_errors: list[WaitingError] = Field(
+        description="errors the backlog waits on (retries, holds, reconciliation), by code"
+    )
+
+
 class ProblemOut(BaseModel):
     loc: list[str | int]
     index: int | None

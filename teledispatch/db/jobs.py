@@ -7,7 +7,8 @@ cancel marks the job in the transaction that cancels its messages.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -77,6 +78,64 @@ def add_to_total(conn: sa.Connection, job_id: str, n: int) -> None:
     conn.execute(sa.update(jobs_table).where(j.id == job_id).values(total=j.total + n))
 
 
+@dataclass(frozen=True)
+class JobFilter:
+    """What the job list may be narrowed by; None: any."""
+
+    #: The accounts to list (a key's scope, or the one asked for).
+    accounts: frozenset[str] | None = None
+    priority: int | None = None
+    created_from: float | None = None
+    created_to: float | None = None
+    #: ``active``, ``done`` or ``cancelled``.
+    state: str | None = None
+
+
+def list_jobs(
+    conn: sa.Connection,
+    where: JobFilter,
+    has_active: Callable[[Any], sa.ColumnElement[bool]],
+    *,
+    before: str | None = None,
+    limit: int = 50,
+) -> list[AnyRow]:
+    """Jobs newest first, after the job ``before`` (the previous page's last), as ``(id,
+    account, channel, total, priority, created_at, cancelled_at, active)``. ``has_active``
+    is the messages' test of a job id (``db.messages.has_active``): this module writes no
+    SQL on messages."""
+    active = has_active(j.id)
+    query = sa.select(
+        j.id,
+        j.account,
+        j.channel,
+        j.total,
+        j.priority,
+        j.created_at,
+        j.cancelled_at,
+        active.label("active"),
+    )
+    if where.accounts is not None:
+        query = query.where(j.account.in_(sorted(where.accounts)))
+    if where.priority is not None:
+        query = query.where(j.priority == where.priority)
+    if where.created_from is not None:
+        query = query.where(j.created_at >= where.created_from)
+    if where.created_to is not None:
+        query = query.where(j.created_at < where.created_to)
+    if where.state == "cancelled":
+        query = query.where(j.cancelled_at.is_not(None))
+    elif where.state == "active":
+        query = query.where(active)
+    elif where.state == "done":
+        query = query.where(sa.not_(active))
+    if before is not None:
+        mark = sa.select(j.created_at).where(j.id == before).scalar_subquery()
+        query = query.where(
+            sa.or_(j.created_at < mark, sa.and_(j.created_at == mark, j.id < before))
+        )
+    return list(conn.execute(query.order_by(j.created_at.desc(), j.id.desc()).limit(limit)).all())
+
+
 def callbacks(conn: sa.Connection, job_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
     """``job id → (account, callback_url)`` for the given jobs that exist."""
     rows = conn.execute(
@@ -123,6 +182,7 @@ def claim_done(conn: sa.Connection, job_id: str, now: float) -> bool:
 
 
 __all__ = [
+    "JobFilter",
     "add_to_total",
     "by_idempotency_key",
     "callbacks",
@@ -132,6 +192,7 @@ __all__ = [
     "delete_job",
     "get_job",
     "insert_jobs",
+    "list_jobs",
     "lock_total",
     "mark_cancelled",
     "open_with_callback",

@@ -33,6 +33,9 @@ class Job(SQLModel, table=True):
             postgresql_where=sa.text("callback_url IS NOT NULL AND done_at IS NULL"),
             sqlite_where=sa.text("callback_url IS NOT NULL AND done_at IS NULL"),
         ),
+        # The console's job list: newest first, of every account or of one.
+        sa.Index("ix_jobs_created", "created_at"),
+        sa.Index("ix_jobs_account_created", "account", "created_at"),
     )
 
     id: str = Field(primary_key=True, max_length=40)

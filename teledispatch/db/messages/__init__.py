@@ -13,6 +13,7 @@ the modules are how it is organised, not an interface:
 - ``reconcile``: ``unknown`` messages due for a status query, and their outcome;
 - ``receipts``: :func:`settle` and receipt polling;
 - ``expiry``: :func:`expire_unsent` and retention's :func:`delete_job_messages`;
+- ``console``: what the operator console reads (counts of a page of jobs, failures by code);
 - ``retry``: finished messages sent again as new rows (:func:`insert_retries`);
 - ``outbox``: webhook events for the rows a transaction changed (:func:`record_changes`);
 - ``_common``: what the modules share.
@@ -32,6 +33,13 @@ from teledispatch.db.messages.claims import (
     has_due,
     mark_departing,
     unmark_departing,
+)
+from teledispatch.db.messages.console import (
+    FAILURE_STATUSES,
+    failure_groups,
+    has_active,
+    status_counts_of,
+    waiting_errors,
 )
 from teledispatch.db.messages.expiry import EXPIRED_CODE, delete_job_messages, expire_unsent
 from teledispatch.db.messages.insert import COPY_MIN_ROWS, cancel_unclaimed, insert_messages
@@ -70,6 +78,7 @@ __all__ = [
     "COPY_MIN_ROWS",
     "EXPIRED_CODE",
     "FAILED",
+    "FAILURE_STATUSES",
     "MAY_HAVE_BEEN_SENT",
     "PROVIDER_ID_WIDTH",
     "QUEUED",
@@ -95,7 +104,9 @@ __all__ = [
     "due_for_receipt_poll",
     "due_unknown",
     "expire_unsent",
+    "failure_groups",
     "find_messages",
+    "has_active",
     "has_due",
     "insert_messages",
     "insert_retries",
@@ -114,6 +125,8 @@ __all__ = [
     "set_if_unknown",
     "settle",
     "status_counts",
+    "status_counts_of",
     "unmark_departing",
     "waiting_count",
+    "waiting_errors",
 ]
