@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Response
 
 from teledispatch.api.deps import State, require_key
 from teledispatch.config import Settings
+from teledispatch.db import events as events_db
 from teledispatch.db.engine import get_engine
 from teledispatch.db.messages import active_backlog
 
@@ -46,7 +47,36 @@ def collect_metrics(cfg: Settings, now: float | None = None) -> list[Any]:
         ages[(channel, account)] = max(0.0, now - due_at)
     for (channel, account), seconds in sorted(ages.items()):
         age.add_metric([channel, account], seconds)
-    return [messages, age]
+    return [messages, age, *_webhook_metrics(cfg, now)]
+
+
+def _webhook_metrics(cfg: Settings, now: float) -> list[Any]:
+    """Webhook events waiting (``pending``) and dead-lettered (``dead``, the DLQ) per account,
+    and how long the oldest pending one has waited: the webhook lag."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    events = GaugeMetricFamily(
+        "teledispatch_webhook_events",
+        "Webhook events not delivered, by account and state: pending (to be POSTed) or dead "
+        "(dead-lettered; `teledispatch webhooks replay` queues them again)",
+        labels=["account", "state"],
+    )
+    lag = GaugeMetricFamily(
+        "teledispatch_webhook_oldest_pending_age_seconds",
+        "Seconds the oldest pending webhook event of an account has waited (0: none)",
+        labels=["account"],
+    )
+    counts = {(a, st): 0 for a in cfg.accounts for st in (events_db.PENDING, events_db.DEAD)}
+    oldest = {a: 0.0 for a in cfg.accounts}
+    for account, state, n, first in events_db.backlog(get_engine(cfg.database_url)):
+        counts[(str(account), str(state))] = int(n)
+        if state == events_db.PENDING and first is not None:
+            oldest[str(account)] = max(0.0, now - float(first))
+    for (account, state), n in sorted(counts.items()):
+        events.add_metric([account, state], float(n))
+    for account, seconds in sorted(oldest.items()):
+        lag.add_metric([account], seconds)
+    return [events, lag]
 
 
 def render_metrics(cfg: Settings) -> tuple[bytes, str]:
