@@ -55,7 +55,7 @@ def client(
     cfg: Settings, fake_redis: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[TestClient]:
     monkeypatch.setattr(submit, "wake", lambda *a: None)
-    keys = [_key("shop-app", ["shop"]), _key("ops", None)]
+    keys = [_key("shop-app", ["shop"]), _key("ops", None), _key("prometheus", [])]
     with TestClient(create_app(cfg, keys=keys), raise_server_exceptions=False) as c:
         yield c
 
@@ -180,3 +180,11 @@ def test_the_console_page_and_its_script_ship_with_the_package(client: TestClien
     assert script.status_code == 200 and "sessionStorage" in script.text
     assert client.get("/console/static/../app.py").status_code == 404
     assert client.get("/console/static/nope.js").status_code == 404
+
+
+def test_a_key_scoped_to_no_account_reads_metrics_and_nothing_else(client: TestClient) -> None:
+    job = _job(client, "shop", 1)
+    assert client.get("/metrics", headers=_as("prometheus")).status_code == 200
+    assert client.get("/v1/jobs", headers=_as("prometheus")).json()["jobs"] == []
+    assert client.get("/v1/accounts", headers=_as("prometheus")).json() == []
+    assert client.get(f"/v1/jobs/{job}", headers=_as("prometheus")).status_code == 404
