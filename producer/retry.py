@@ -28,6 +28,7 @@ SKIP_MAY_HAVE_BEEN_SENT = (
 )
 SKIP_ALREADY_RETRIED = "already retried: its retry is a newer message of the job"
 SKIP_CANCELLED = "the job was cancelled"
+SKIP_EXPIRED = "the job has expired: a retry would only expire"
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,9 @@ def retry_job(
             raise JobNotFound(f"no job {job_id!r}")
         plan = messages_db.retry_plan(conn, job_id, statuses, error_codes)
         if job.cancelled_at is not None:
-            return Retried(job_id, 0, _skipped(plan, cancelled=True))
+            return Retried(job_id, 0, _skipped(plan, SKIP_CANCELLED))
+        if job.expires_at is not None and job.expires_at <= now:
+            return Retried(job_id, 0, _skipped(plan, SKIP_EXPIRED))
         n = messages_db.insert_retries(conn, job_id, job.total, statuses, error_codes, now)
         jobs_db.add_to_total(conn, job_id, n)
     if n and job.account in cfg.accounts:  # an account gone from the config sends nothing
@@ -78,9 +81,10 @@ def retry_job(
     return Retried(job_id, n, _skipped(plan))
 
 
-def _skipped(plan: messages_db.RetryPlan, *, cancelled: bool = False) -> list[Skipped]:
+def _skipped(plan: messages_db.RetryPlan, refused: str | None = None) -> list[Skipped]:
+    """Skipped messages by reason; ``refused``: why the eligible ones were not sent either."""
     reasons = [
-        (SKIP_CANCELLED, plan.eligible if cancelled else 0),
+        (refused or "", plan.eligible if refused else 0),
         (SKIP_MAY_HAVE_BEEN_SENT, plan.may_have_been_sent),
         (SKIP_ALREADY_RETRIED, plan.already_retried),
     ]

@@ -62,14 +62,15 @@ def mark_cancelled(conn: sa.Connection, job_id: str, now: float) -> bool:
 
 
 def lock_total(conn: sa.Connection, job_id: str) -> AnyRow | None:
-    """``(total, account, cancelled_at)`` of the job, its row now held by this transaction
+    """``(total, account, cancelled_at, expires_at)`` of the job, its row now held by this
+    transaction
     (a no-op UPDATE: a write lock on SQLite as on PostgreSQL, where ``FOR UPDATE`` would be
     nothing on SQLite); None if there is no such job."""
     return conn.execute(
         sa.update(jobs_table)
         .where(j.id == job_id)
         .values(total=j.total)
-        .returning(j.total, j.account, j.cancelled_at)
+        .returning(j.total, j.account, j.cancelled_at, j.expires_at)
     ).first()
 
 

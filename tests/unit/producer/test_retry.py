@@ -8,13 +8,14 @@ import sqlalchemy as sa
 
 from teledispatch.config import Settings
 from teledispatch.db.engine import get_engine
-from teledispatch.db.tables import messages_table
+from teledispatch.db.tables import jobs_table, messages_table
 from teledispatch.producer import submit
 from teledispatch.producer.cancel import cancel_job
 from teledispatch.producer.lookup import JobNotFound, job_messages, job_status
 from teledispatch.producer.retry import (
     SKIP_ALREADY_RETRIED,
     SKIP_CANCELLED,
+    SKIP_EXPIRED,
     SKIP_MAY_HAVE_BEEN_SENT,
     retry_job,
 )
@@ -119,6 +120,18 @@ def test_a_cancelled_job_is_not_retried(cfg: Settings) -> None:
         SKIP_CANCELLED: 2,
         SKIP_MAY_HAVE_BEEN_SENT: 1,
     }
+
+
+def test_an_expired_job_is_not_retried(cfg: Settings) -> None:
+    phones = [{"phone": "+8613800138000"}]
+    # Expired on 1 January 1970: no clock to wait for.
+    job_id = enqueue_stream("nx", phones, defaults={"content": "hi"}, cfg=cfg).job_id
+    _set(cfg, f"{job_id}-0", "failed", "E1", "refused")
+    with get_engine(cfg.database_url).begin() as conn:
+        conn.execute(sa.update(jobs_table).values(expires_at=1.0))
+    result = retry_job(job_id, cfg=cfg)
+    assert result.retried == 0
+    assert [(s.reason, s.count) for s in result.skipped] == [(SKIP_EXPIRED, 1)]
 
 
 def test_unknown_job_and_bad_status_are_refused(cfg: Settings) -> None:

@@ -147,6 +147,7 @@ async function loadJob() {
     return tr;
   }));
   $("btn-cancel").disabled = job.done || job.cancelled;
+  $("btn-retry").disabled = !job.counts.failed;
 }
 
 async function openJob(jobId) {
