@@ -38,6 +38,7 @@ from teledispatch.db.messages.outbox import QUIET_STATUSES, record_changes
 from teledispatch.db.messages.reads import (
     BACKLOG_STATUSES,
     Backlog,
+    account_load,
     active_backlog,
     backlog,
     count_job_messages,
@@ -73,6 +74,7 @@ __all__ = [
     "Claim",
     "Claimed",
     "Update",
+    "account_load",
     "active_backlog",
     "apply",
     "backlog",

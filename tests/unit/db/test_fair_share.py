@@ -14,6 +14,7 @@ from teledispatch.db import messages as repo
 from teledispatch.db.engine import get_engine
 from teledispatch.db.tables import messages_table
 from teledispatch.producer import submit
+from teledispatch.producer.lookup import job_status
 from teledispatch.producer.submit import enqueue_stream
 from teledispatch.validation import ValidationFailed
 from tests.support import make_settings
@@ -108,3 +109,24 @@ def test_a_row_handed_back_keeps_its_place_and_waits_for_its_hold(db_url: str) -
     # Once the hold is over, the handed-back rows come first again: their place was kept.
     after = repo.claim(engine, "nx", 4, 30.0, now + 2)
     assert {c.id for c in after.messages} == {f"{job.job_id}-{i}" for i in (0, 1, 2, 5)}
+
+
+def test_status_eta_shares_the_accounts_rate(db_url: str) -> None:
+    cfg = make_settings(db_url, max_messages_per_second=50)
+    big = enqueue_stream("nx", phones(0, 1000), defaults={"content": "x"}, cfg=cfg)
+    small = enqueue_stream("nx", phones(5000, 100), defaults={"content": "x"}, cfg=cfg)
+    low = enqueue_stream("nx", phones(9000, 50), defaults={"content": "x"}, priority="low", cfg=cfg)
+    now = later()
+
+    def eta(job_id: str) -> float:
+        st = job_status(job_id, cfg=cfg, now=now)
+        assert st.eta is not None
+        return datetime.fromisoformat(st.eta).timestamp()
+
+    # 25/s each while both run: the small one's 100 take 4 s; then the big one has 50/s.
+    assert eta(small.job_id) == pytest.approx(now + 4)
+    assert eta(big.job_id) == pytest.approx(now + 1100 / 50)
+    # Low is served after normal: everything before it, then its own 50.
+    assert eta(low.job_id) == pytest.approx(now + 1150 / 50)
+    unlimited = make_settings(db_url)
+    assert job_status(big.job_id, cfg=unlimited, now=now).eta is None
