@@ -8,6 +8,7 @@ messages were claimed again by someone else) cannot overwrite the newer outcome.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import starmap
@@ -68,47 +69,45 @@ _LANE_JOBS = """j_{s}(job_id, n) AS (
           AND priority = :priority AND job_id > j_{s}.job_id ORDER BY job_id LIMIT 1), n + 1
   FROM j_{s} WHERE j_{s}.job_id IS NOT NULL AND n < :max_jobs)"""
 _LANE_DUE = """SELECT '{s}', j_{s}.job_id,
-  (SELECT count(*) FROM (SELECT 1 FROM messages WHERE account = :account
-     AND status = '{s}' AND priority = :priority AND job_id = j_{s}.job_id
-     AND due_at <= :now AND (hold_until IS NULL OR hold_until <= :now) LIMIT :cap) AS d),
   (SELECT weight FROM jobs WHERE jobs.id = j_{s}.job_id),
   (SELECT created_at FROM jobs WHERE jobs.id = j_{s}.job_id)
 FROM j_{s} WHERE j_{s}.job_id IS NOT NULL"""
-#: Both statuses of a lane in one round trip, ``deferred`` rows first.
-_DEMAND = sa.text(
+#: Both statuses of a lane in one round trip.
+_LANE = sa.text(
     "WITH RECURSIVE "
     + ", ".join(_LANE_JOBS.format(s=s) for s in (DEFERRED, QUEUED))
     + " "
     + " UNION ALL ".join(_LANE_DUE.format(s=s) for s in (DEFERRED, QUEUED))
 )
+#: Rounds of takes per lane and claim: a round's short jobs (fewer rows due than their
+#: share) leave their room to the others in the next.
+MAX_ROUNDS = 3
 
 
 @dataclass(frozen=True, slots=True)
-class _Due:
-    status: str
+class _LaneJob:
     job_id: str
-    due: int
     weight: float
     created_at: float
+    #: Whether it has ``deferred`` rows in the lane (due or not).
+    deferred: bool
 
 
-def _lane_demand(
-    conn: sa.Connection, account: str, priority: int, now: float, cap: int
-) -> list[_Due]:
-    """The lane's jobs with rows due, oldest job first."""
-    params = {
-        "account": account,
-        "priority": priority,
-        "now": now,
-        "cap": cap,
-        "max_jobs": MAX_JOBS_PER_LANE,
-    }
-    found = [
-        _Due(str(s), str(j), int(d), float(w if w is not None else 1.0), float(c or 0.0))
-        for s, j, d, w, c in conn.execute(_DEMAND, params).all()
-        if d
-    ]
-    return sorted(found, key=lambda x: (x.created_at, x.job_id))
+def _lane_jobs(conn: sa.Connection, account: str, priority: int) -> list[_LaneJob]:
+    """The lane's jobs with waiting rows (due or not), oldest job first.
+
+    Their due rows are not counted: that read as many rows again as the take itself (up to
+    the room for each job). A job's share is taken on the assumption that it has enough due,
+    and the room a short job leaves goes to the others in another round (see
+    :func:`_claim_lane`)."""
+    params = {"account": account, "priority": priority, "max_jobs": MAX_JOBS_PER_LANE}
+    found: dict[str, _LaneJob] = {}
+    for status, job_id, weight, created_at in conn.execute(_LANE, params).all():
+        j = str(job_id)
+        deferred = status == DEFERRED or (j in found and found[j].deferred)
+        w = float(weight) if weight is not None else 1.0
+        found[j] = _LaneJob(j, w, float(created_at or 0.0), deferred)
+    return sorted(found.values(), key=lambda x: (x.created_at, x.job_id))
 
 
 def _rows_of(dialect: str, account: str, priority: int, status: str, job_id: str, n: int) -> Any:
@@ -188,34 +187,60 @@ _CREDITS: dict[tuple[str, int], dict[str, float]] = {}
 _group_key = attrgetter("group_key")
 
 
+def _take_shares(
+    conn: sa.Connection,
+    account: str,
+    priority: int,
+    shares: dict[str, int],
+    deferred: set[str],
+    token: str,
+    now: float,
+) -> list[Claimed]:
+    """Each job's share of rows: its due ``deferred`` rows first (few, and older than the
+    queue), then ``queued`` ones for the rest of its share."""
+    got: list[Claimed] = []
+    wanted = [(j, n) for j, n in shares.items() if j in deferred]
+    if wanted:
+        got = _take(conn, account, priority, DEFERRED, wanted, token, now)
+    have = Counter(c.job_id for c in got)
+    rest = [(j, n - have[j]) for j, n in shares.items() if n > have[j]]
+    if rest:
+        got += _take(conn, account, priority, QUEUED, rest, token, now)
+    return got
+
+
 def _claim_lane(
     conn: sa.Connection, account: str, priority: int, want: int, token: str, now: float
 ) -> list[Claimed]:
-    """One lane's share of a claim: every job with rows due gets its weighted share."""
-    due = _lane_demand(conn, account, priority, now, want)
-    if not due:
-        _CREDITS.pop((account, priority), None)
-        return []
-    per_job: dict[str, int] = {}
-    weights: dict[str, float] = {}
-    for d in due:
-        per_job[d.job_id] = per_job.get(d.job_id, 0) + d.due
-        weights[d.job_id] = d.weight
-    demands = [Demand(j, priority, weights[j], min(n, want)) for j, n in per_job.items()]
-    planned = plan(demands, want, _CREDITS.get((account, priority)))
-    _CREDITS[(account, priority)] = planned.credit
-    # A job's due ``deferred`` rows before its ``queued`` ones: few, and older than the queue.
-    by_status: dict[str, list[tuple[str, int]]] = {DEFERRED: [], QUEUED: []}
-    left = dict(planned.takes)
-    for d in due:  # deferred rows come first in ``due``
-        n = min(left.get(d.job_id, 0), d.due)
-        if n > 0:
-            by_status[d.status].append((d.job_id, n))
-            left[d.job_id] -= n
+    """One lane's part of a claim: every job with rows due gets its weighted share of the
+    room (:func:`teledispatch.scheduling.plan`); a job that had fewer rows due than its share
+    leaves the rest to the others in another round."""
+    jobs = _lane_jobs(conn, account, priority)
+    deferred = {j.job_id for j in jobs if j.deferred}
+    credit = _CREDITS.get((account, priority), {})
     got: list[Claimed] = []
-    for status in (DEFERRED, QUEUED):
-        if by_status[status]:
-            got += _take(conn, account, priority, status, by_status[status], token, now)
+    short: set[str] = set()
+    for _ in range(MAX_ROUNDS):
+        room = want - len(got)
+        open_jobs = [j for j in jobs if j.job_id not in short]
+        if room <= 0 or not open_jobs:
+            break
+        # Due rows unknown: each is assumed to have the whole room, so shares are by weight.
+        demands = [Demand(j.job_id, priority, j.weight, room) for j in open_jobs]
+        planned = plan(demands, room, credit)
+        round_got = _take_shares(conn, account, priority, planned.takes, deferred, token, now)
+        got += round_got
+        have = Counter(c.job_id for c in round_got)
+        now_short = {j for j, n in planned.takes.items() if have[j] < n}
+        # Credit is carried only by jobs that could use their share: a short one is not owed.
+        credit = {j: c for j, c in planned.credit.items() if j not in now_short | short}
+        short |= now_short
+        if not now_short:
+            break
+    if credit:
+        _CREDITS[(account, priority)] = credit
+    else:
+        _CREDITS.pop((account, priority), None)
     return got
 
 
