@@ -130,3 +130,14 @@ def test_status_eta_shares_the_accounts_rate(db_url: str) -> None:
     assert eta(low.job_id) == pytest.approx(now + 1150 / 50)
     unlimited = make_settings(db_url)
     assert job_status(big.job_id, cfg=unlimited, now=now).eta is None
+
+
+def test_rows_of_a_lost_batch_keep_their_place(db_url: str) -> None:
+    cfg = make_settings(db_url)
+    enqueue_stream("nx", phones(0, 6), defaults={"content": "x"}, cfg=cfg)
+    engine = get_engine(db_url)
+    now = later()
+    lost = repo.claim(engine, "nx", 2, 1.0, now)  # its worker dies: the lease runs out
+    assert repo.reclaim_expired(engine, [cfg.account("nx")], now + 5) == 2
+    again = repo.claim(engine, "nx", 2, 30.0, now + 5)
+    assert {c.id for c in again.messages} == {c.id for c in lost.messages}
