@@ -141,7 +141,7 @@ class Producer:
             idempotency_key=job.idempotency_key,
             not_before=job.not_before,
             allow_duplicates=job.allow_duplicates,
-            lane=Lane(job.priority, job.expires_at, job.ttl_s),
+            lane=Lane(job.priority, job.expires_at, job.ttl_s, job.weight),
             callback_url=job.callback_url,
         )
 
@@ -175,6 +175,7 @@ class Producer:
                 expires_at=lane.expires_at,
                 ttl_s=lane.ttl_s,
                 callback_url=callback_url,
+                weight=lane.weight,
                 cfg=self.cfg,
             )
             return Pending.settled(done)
@@ -203,6 +204,7 @@ class Producer:
                     expires_at=lane.expires_at,
                     ttl_s=lane.ttl_s,
                     callback_url=callback_url,
+                    weight=lane.weight,
                     cfg=self.cfg,
                 )
                 return Pending.settled(done)

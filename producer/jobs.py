@@ -42,6 +42,9 @@ class SendJob(BaseModel):
     #: Seconds from the job's start (now, or ``not_before``) until its messages expire; None:
     #: ``expires_at``, else the account's ``default_ttl_s``, else never.
     ttl_s: float | None = Field(default=None, gt=0)
+    #: Share of the account's rate beside other active jobs of its lane (default 1): a job of
+    #: weight 2 gets twice the rows of a job of weight 1 while both have rows to send.
+    weight: float | None = Field(default=None, gt=0, le=1000)
 
     @field_validator("expires_at")
     @classmethod

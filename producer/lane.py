@@ -13,6 +13,10 @@ from teledispatch.config import AccountConfig
 from teledispatch.priorities import PRIORITIES, priority_value
 from teledispatch.validation import Problem, ValidationFailed
 
+#: A job's weight is relative to its lane's other jobs; bounded so no job can make the share
+#: of another round to nothing for hours.
+MAX_WEIGHT = 1000.0
+
 
 @dataclass(frozen=True, slots=True)
 class Lane:
@@ -21,9 +25,14 @@ class Lane:
     #: Timezone-aware; None: ``ttl_s``, else the account's ``default_ttl_s``, else never.
     expires_at: datetime | None = None
     ttl_s: float | None = None
+    #: Share of its lane's rate beside the lane's other active jobs; None: 1.
+    weight: float | None = None
 
     def is_default(self) -> bool:
         return self.priority is None and self.expires_at is None and self.ttl_s is None
+
+    def stored_weight(self) -> float:
+        return 1.0 if self.weight is None else float(self.weight)
 
     def check(self) -> None:
         """Raise :class:`ValidationFailed` naming every bad option (before any recipient)."""
@@ -39,6 +48,9 @@ class Lane:
             problems.append(
                 Problem(None, "ttl_s", self.ttl_s, "give expires_at or ttl_s, not both")
             )
+        if self.weight is not None and not 0 < self.weight <= MAX_WEIGHT:
+            rule = f"must be > 0 and at most {MAX_WEIGHT:g}"
+            problems.append(Problem(None, "weight", self.weight, rule))
         if problems:
             raise ValidationFailed(problems)
 

@@ -20,7 +20,8 @@ from teledispatch.db import messages as messages_db
 from teledispatch.db.engine import get_engine
 from teledispatch.db.migrate import ensure_schema
 from teledispatch.errors import Error
-from teledispatch.statuses import ACTIVE_STATUSES, UNKNOWN
+from teledispatch.eta import Limits, Load, estimate
+from teledispatch.statuses import ACTIVE_STATUSES, SENDING, UNKNOWN
 
 
 class JobNotFound(Error, LookupError):
@@ -45,6 +46,8 @@ class JobStatus:
     cancelled: bool = False
     #: Earliest time a not-yet-due message becomes due (retries, deferrals, not_before).
     next_due_at: str | None = None
+    #: When its last message should leave: its remaining messages at its share of the
+    #: account's configured rate (``teledispatch.eta``); None when done or nothing limits it.
     eta: str | None = None
     #: SMS segments billed per encoding (``{"gsm7": 1200, "ucs2": 40}``); empty for channels
     #: that send no text of their own.
@@ -89,7 +92,56 @@ def _engine(cfg: Settings | None) -> sa.Engine:
     return get_engine(url)
 
 
-def job_status(job_id: str, *, cfg: Settings | None = None) -> JobStatus:
+def limits_of(cfg: Settings, account: str) -> Limits | None:
+    """The account's limits as the ETA reads them; None if it is no longer configured."""
+    try:
+        a = cfg.account(account)
+    except Error:
+        return None
+    return Limits(
+        messages_per_second=a.max_messages_per_second,
+        requests_per_second=a.max_requests_per_second,
+        batch_size=a.batch_size,
+        messages_per_hour=a.max_messages_per_hour,
+        messages_per_day=a.max_messages_per_day,
+    )
+
+
+def _eta(
+    conn: sa.Connection, cfg: Settings, job: Any, counts: dict[str, int], now: float
+) -> float | None:
+    """The job's estimated finish from its account's backlog (every job's waiting rows)."""
+    limits = limits_of(cfg, job.account)
+    if limits is None:
+        return None
+    loads: dict[str, Load] = {}
+    for job_id, priority, waiting, first_due in messages_db.account_load(conn, job.account):
+        j = str(job_id)
+        ready = max(now, float(first_due))
+        prev = loads.get(j)
+        if prev is not None:  # one job, one lane: only if its rows were stored mid-change
+            waiting += prev.remaining
+            ready = min(ready, prev.ready_at)
+        loads[j] = Load(j, int(priority), 1.0, int(waiting), ready)
+    weights = jobs_db.weights(conn, list(loads))
+    loads = {
+        j: Load(j, ld.lane, weights.get(j, 1.0), ld.remaining, ld.ready_at)
+        for j, ld in loads.items()
+    }
+    # The job's own rows in flight count too (other jobs' are few and soon done).
+    mine = loads.get(job.id, Load(job.id, int(job.priority), float(job.weight), 0, now))
+    in_flight = counts.get(SENDING, 0)
+    not_stored = max(0, job.total - sum(counts.values()))
+    loads[job.id] = Load(
+        job.id, mine.lane, mine.weight, mine.remaining + in_flight + not_stored, mine.ready_at
+    )
+    return estimate(job.id, list(loads.values()), limits, now)
+
+
+def job_status(job_id: str, *, cfg: Settings | None = None, now: float | None = None) -> JobStatus:
+    """The job's counts and progress; ``now`` (epoch s) is the clock its ETA counts from."""
+    cfg = cfg or settings()
+    now = time.time() if now is None else now
     engine = _engine(cfg)
     with engine.connect() as conn:
         job = jobs_db.get_job(conn, job_id)
@@ -99,10 +151,12 @@ def job_status(job_id: str, *, cfg: Settings | None = None) -> JobStatus:
         reconciling = 0
         if counts.get(UNKNOWN):
             reconciling = messages_db.count_reconciling(conn, job_id)
-        next_due = messages_db.next_due_at(conn, job_id, time.time())
+        next_due = messages_db.next_due_at(conn, job_id, now)
         segments = messages_db.segment_counts(conn, job_id)
-    accepted = sum(counts.values())
-    active = sum(n for s, n in counts.items() if s in ACTIVE_STATUSES)
+        accepted = sum(counts.values())
+        active = sum(n for s, n in counts.items() if s in ACTIVE_STATUSES)
+        done = accepted >= job.total and active == 0 and reconciling == 0
+        eta = None if done or active == 0 else _eta(conn, cfg, job, counts, now)
     return JobStatus(
         job_id=job.id,
         account=job.account,
@@ -110,10 +164,11 @@ def job_status(job_id: str, *, cfg: Settings | None = None) -> JobStatus:
         total=job.total,
         accepted=accepted,
         counts=dict(sorted(counts.items())),
-        done=accepted >= job.total and active == 0 and reconciling == 0,
+        done=done,
         created_at=iso(job.created_at),
         cancelled=job.cancelled_at is not None,
         next_due_at=iso(next_due),
+        eta=iso(eta),
         segments=segments,
     )
 

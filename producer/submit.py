@@ -109,6 +109,7 @@ def enqueue(job: SendJob, *, cfg: Settings | None = None) -> str:
         expires_at=job.expires_at,
         ttl_s=job.ttl_s,
         callback_url=job.callback_url,
+        weight=job.weight,
         cfg=cfg,
     ).job_id
 
@@ -140,6 +141,8 @@ def prepare(
         header["lane"] = [lane.priority, _as_epoch(lane.expires_at), lane.ttl_s]
     if callback_url:  # likewise: a re-send with another callback is another job (409)
         header["callback_url"] = callback_url
+    if lane.weight is not None:  # likewise
+        header["weight"] = lane.weight
     spool.hash.update(json.dumps(header, sort_keys=True).encode())
     row = {
         "id": new_job_id(),
@@ -154,6 +157,7 @@ def prepare(
         "created_at": now,
         "priority": priority,
         "expires_at": expires_at,
+        "weight": lane.stored_weight(),
         # The job's own URL, else the account's default; None writes no events at all.
         "callback_url": callback_url or cfg.account(account).callback_url or None,
     }
@@ -172,15 +176,16 @@ def enqueue_stream(
     expires_at: datetime | None = None,
     ttl_s: float | None = None,
     callback_url: str | None = None,
+    weight: float | None = None,
     cfg: Settings | None = None,
 ) -> Enqueued:
     """Like :func:`enqueue`, for recipients that arrive as an iterator (a CSV, a query).
 
     Memory stays flat however many recipients there are; the iterator is read once.
-    ``priority``, ``expires_at`` and ``ttl_s`` as in :class:`SendJob`.
+    ``priority``, ``expires_at``, ``ttl_s`` and ``weight`` as in :class:`SendJob`.
     """
     cfg = cfg or settings()
-    lane = Lane(priority, expires_at, ttl_s)
+    lane = Lane(priority, expires_at, ttl_s, weight)
     row, spool = prepare(
         cfg,
         account,

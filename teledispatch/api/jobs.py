@@ -132,7 +132,7 @@ def post_job(
             idempotency_key=key.idempotency_key(idempotency_key or job.idempotency_key),
             not_before=job.not_before,
             allow_duplicates=job.allow_duplicates,
-            lane=Lane(job.priority, job.expires_at, job.ttl_s),
+            lane=Lane(job.priority, job.expires_at, job.ttl_s, job.weight),
             callback_url=job.callback_url,
         )
         # Durable before the answer, as enqueue() is; concurrent requests share a commit.

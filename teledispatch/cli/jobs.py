@@ -23,7 +23,8 @@ def _progress_line(st: JobStatus) -> str:
     width = 30
     filled = int(width * pct / 100)
     counts = " ".join(f"{k}={v}" for k, v in st.counts.items())
-    return f"[{'#' * filled}{'.' * (width - filled)}] {pct:5.1f}% {counts}"
+    eta = f" eta {st.eta[11:19]}Z" if st.eta and not st.done else ""
+    return f"[{'#' * filled}{'.' * (width - filled)}] {pct:5.1f}% {counts}{eta}"
 
 
 def _wait_for(args: argparse.Namespace, tty: bool) -> JobStatus | None:
@@ -74,6 +75,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         parts = ", ".join(f"{n} {enc}" for enc, n in st.segments.items())
         print(f"  segments     {parts}")
     print("  done" if st.done else f"  in progress (next due {st.next_due_at or 'now'})")
+    if not st.done:
+        print(f"  eta          {st.eta or 'unknown (the account sets no rate limit)'}")
     if paused:
         print(f"  account {st.account} {paused}")
     return 0

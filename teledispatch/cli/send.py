@@ -48,6 +48,7 @@ class _Request:
     expires_at: datetime | None = None
     ttl_s: float | None = None
     callback_url: str | None = None
+    weight: float | None = None
 
 
 def _expires_at(text: str | None) -> datetime | None:
@@ -168,6 +169,7 @@ def _from_job_file(args: argparse.Namespace, flags: _Request) -> _Request:
         if flags.ttl_s is not None
         else (job.ttl_s if flags.expires_at is None else None),
         callback_url=flags.callback_url or job.callback_url,
+        weight=flags.weight if flags.weight is not None else job.weight,
     )
 
 
@@ -218,6 +220,7 @@ def _request(args: argparse.Namespace) -> _Request:
         expires_at=_expires_at(args.expires_at),
         ttl_s=args.ttl,
         callback_url=args.callback_url,
+        weight=args.weight,
     )
     if args.job:
         req = _from_job_file(args, flags)
@@ -284,7 +287,7 @@ def _dry_run(req: _Request, as_json: bool, csv_mode: bool) -> int:
 
     assert req.account is not None
     # The lane options are checked as a real send checks them, before any recipient.
-    Lane(req.priority, req.expires_at, req.ttl_s).check()
+    Lane(req.priority, req.expires_at, req.ttl_s, req.weight).check()
     report = dry_run(
         req.account,
         req.recipients,
@@ -316,6 +319,7 @@ def _enqueue(req: _Request, as_json: bool) -> None:
         expires_at=req.expires_at,
         ttl_s=req.ttl_s,
         callback_url=req.callback_url,
+        weight=req.weight,
     )
     if as_json:
         print_json({"job_id": result.job_id, "total": result.total, "created": result.created})
@@ -386,6 +390,12 @@ def register(sub: Any) -> None:
         "--priority",
         choices=("high", "normal", "low"),
         help="lane: high is served before normal before low (default: the account's)",
+    )
+    s.add_argument(
+        "--weight",
+        type=float,
+        metavar="W",
+        help="share of the account's rate beside other active jobs of its lane (default 1)",
     )
     s.add_argument(
         "--ttl",

@@ -28,6 +28,14 @@ def get_job(conn: sa.Connection, job_id: str) -> AnyRow | None:
     return conn.execute(sa.select(jobs_table).where(j.id == job_id)).first()
 
 
+def weights(conn: sa.Connection, job_ids: Sequence[str]) -> dict[str, float]:
+    """Each job's ``weight`` (its share of its lane); unknown ids are left out."""
+    if not job_ids:
+        return {}
+    rows = conn.execute(sa.select(j.id, j.weight).where(j.id.in_(list(job_ids)))).all()
+    return {str(i): float(w) for i, w in rows}
+
+
 def by_idempotency_key(conn: sa.Connection, key: str) -> AnyRow:
     """``(id, content_hash, total)`` of the job created with ``key`` (which must exist)."""
     return conn.execute(

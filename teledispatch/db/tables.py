@@ -58,6 +58,9 @@ class Job(SQLModel, table=True):
     priority: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     #: A message not sent by then becomes ``expired`` (epoch s); None: never.
     expires_at: float | None = None
+    #: Its share of its lane's rate relative to the lane's other active jobs (see
+    #: ``teledispatch.scheduling``).
+    weight: float = Field(default=1.0, sa_column_kwargs={"server_default": "1"})
     #: Where status events of this job are POSTed (the job's own or its account's default);
     #: NULL: no events are written at all.
     callback_url: str | None = Field(default=None, max_length=2000)
@@ -120,14 +123,17 @@ class Message(SQLModel, table=True):
         # index's ``status IN (…)``. SQLite uses a partial index only when the query repeats
         # its WHERE term verbatim: there every claim, due check and reconcile scanned the
         # table and sorted it (25 ms per claim at 60,000 rows, under the write lock).
-        # ``priority`` before ``due_at``: a claim scans one lane at a time (see
-        # db.messages.claim), each an equality prefix and a range on due_at.
+        # ``priority`` and ``job_id`` before ``due_at``: a claim lists a lane's jobs (a skip
+        # scan over job_id) and takes each job's share in its own order (due_at, then seq),
+        # each an equality prefix and a range on due_at (see db.messages.claims).
         sa.Index(
             "ix_messages_claim",
             "account",
             "status",
             "priority",
+            "job_id",
             "due_at",
+            "seq",
             postgresql_where=_CLAIMABLE_WHERE,
         ),
         # The sweep's expiry of unsent rows: only rows that have an expiry and can still
@@ -168,7 +174,12 @@ class Message(SQLModel, table=True):
     #: The validated recipient fields (job defaults merged in), JSON.
     payload: str
     status: str = Field(default=QUEUED.value, max_length=16)
+    #: When it may be sent, and its place in its job's order: a row handed back unsent (no
+    #: rate slot) keeps it and waits for ``hold_until`` instead, so it is not put behind
+    #: rows that came after it.
     due_at: float
+    #: Not claimed before this (epoch s): a handed-back row's wait; None: no wait.
+    hold_until: float | None = None
     #: Its job's lane: 0 high, 1 normal, 2 low; claims serve the lower number first.
     priority: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     #: Not sent by then: ``expired`` (epoch s); None: never.

@@ -47,6 +47,7 @@ from teledispatch.db.messages.outbox import QUIET_STATUSES, record_changes
 from teledispatch.db.messages.reads import (
     BACKLOG_STATUSES,
     Backlog,
+    account_load,
     active_backlog,
     backlog,
     count_job_messages,
@@ -93,6 +94,7 @@ __all__ = [
     "Claimed",
     "RetryPlan",
     "Update",
+    "account_load",
     "active_backlog",
     "apply",
     "backlog",

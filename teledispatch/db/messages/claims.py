@@ -8,6 +8,7 @@ messages were claimed again by someone else) cannot overwrite the newer outcome.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import starmap
@@ -21,6 +22,7 @@ from teledispatch.db.messages._common import m
 from teledispatch.db.messages.expiry import EXPIRED_CODE
 from teledispatch.db.tables import batches_table, literal_status, messages_table
 from teledispatch.priorities import PRIORITY_ORDER
+from teledispatch.scheduling import Demand, plan
 from teledispatch.statuses import (
     CLAIMABLE,
     DEFERRED,
@@ -51,78 +53,206 @@ class Claim:
     expired: int = 0
 
 
-def _claim_statement(dialect: str, status: str) -> Any:
-    """The claim's UPDATE … RETURNING for one status, with the account, the time, the row
-    count and the token as bound parameters (``b_…``: an UPDATE reserves column names).
+#: A lane's jobs listed per claim at most (a skip scan, one index probe each): more active
+#: jobs than this in one lane (thousands of single OTPs at once) are served in ``job_id`` order
+#: a claim at a time, each leaving once its rows are sent.
+MAX_JOBS_PER_LANE = 1000
 
-    Built once per (dialect, status) and reused (``_CLAIM_STATEMENTS``): constructing it anew
-    for every claim cost about as much client CPU as reading the rows it returned.
+# A lane's jobs with rows of one status (a loose index scan: one probe per job, whatever their
+# sizes), each with its rows due now, counted up to ``:cap`` (more cannot be taken), its
+# weight and its age. Literal statuses: the partial claim index applies on PostgreSQL.
+_LANE_JOBS = """j_{s}(job_id, n) AS (
+  SELECT (SELECT job_id FROM messages WHERE account = :account AND status = '{s}'
+          AND priority = :priority ORDER BY job_id LIMIT 1), 1
+  UNION ALL
+  SELECT (SELECT job_id FROM messages WHERE account = :account AND status = '{s}'
+          AND priority = :priority AND job_id > j_{s}.job_id ORDER BY job_id LIMIT 1), n + 1
+  FROM j_{s} WHERE j_{s}.job_id IS NOT NULL AND n < :max_jobs)"""
+_LANE_DUE = """SELECT '{s}', j_{s}.job_id,
+  (SELECT weight FROM jobs WHERE jobs.id = j_{s}.job_id),
+  (SELECT created_at FROM jobs WHERE jobs.id = j_{s}.job_id)
+FROM j_{s} WHERE j_{s}.job_id IS NOT NULL"""
+#: Both statuses of a lane in one round trip.
+_LANE = sa.text(
+    "WITH RECURSIVE "
+    + ", ".join(_LANE_JOBS.format(s=s) for s in (DEFERRED, QUEUED))
+    + " "
+    + " UNION ALL ".join(_LANE_DUE.format(s=s) for s in (DEFERRED, QUEUED))
+)
+#: Rounds of takes per lane and claim: a round's short jobs (fewer rows due than their
+#: share) leave their room to the others in the next.
+MAX_ROUNDS = 3
 
-    One status per scan: ``status = X AND due_at <= now ORDER BY due_at`` walks the
-    ``(account, status, due_at)`` index and stops after ``limit`` rows, where ``status IN
-    (…)`` made PostgreSQL read and sort every queued row (29 ms at 100,000 queued, 0.1 ms
-    this way).
-    """
+
+@dataclass(frozen=True, slots=True)
+class _LaneJob:
+    job_id: str
+    weight: float
+    created_at: float
+    #: Whether it has ``deferred`` rows in the lane (due or not).
+    deferred: bool
+
+
+def _lane_jobs(conn: sa.Connection, account: str, priority: int) -> list[_LaneJob]:
+    """The lane's jobs with waiting rows (due or not), oldest job first.
+
+    Their due rows are not counted: that read as many rows again as the take itself (up to
+    the room for each job). A job's share is taken on the assumption that it has enough due,
+    and the room a short job leaves goes to the others in another round (see
+    :func:`_claim_lane`)."""
+    params = {"account": account, "priority": priority, "max_jobs": MAX_JOBS_PER_LANE}
+    found: dict[str, _LaneJob] = {}
+    for status, job_id, weight, created_at in conn.execute(_LANE, params).all():
+        j = str(job_id)
+        deferred = status == DEFERRED or (j in found and found[j].deferred)
+        w = float(weight) if weight is not None else 1.0
+        found[j] = _LaneJob(j, w, float(created_at or 0.0), deferred)
+    return sorted(found.values(), key=lambda x: (x.created_at, x.job_id))
+
+
+def _rows_of(dialect: str, account: str, priority: int, status: str, job_id: str, n: int) -> Any:
+    """A job's first ``n`` due rows of one status, in its own order (due time, then seq)."""
     (lit,) = literal_status(status)  # a literal, so the partial claim index applies
     now = sa.bindparam("b_now", type_=sa.Float)
-    due = (
+    pick = (
         sa.select(m.id)
-        .where(m.account == sa.bindparam("b_account", type_=sa.String), m.status == lit)
-        .where(m.priority == sa.bindparam("b_priority", type_=sa.Integer))
-        .where(m.due_at <= now)
-        .order_by(m.due_at)
-        .limit(sa.bindparam("b_want", type_=sa.Integer))
+        .where(m.account == account, m.status == lit, m.priority == priority)
+        .where(m.job_id == job_id, m.due_at <= now)
+        .where(sa.or_(m.hold_until.is_(None), m.hold_until <= now))
+        .order_by(m.due_at, m.seq)
+        .limit(n)
     )
-    picked: Any = sa.and_(m.id.in_(due.scalar_subquery()), m.status == lit)
     if dialect == "postgresql":
-        # SKIP LOCKED: concurrent claimers take disjoint rows instead of queueing.
-        # ``= ANY(ARRAY(…))`` runs the subquery exactly once: under ``IN (…)`` the
-        # planner may re-run it per row, and each run skips the rows the previous one
-        # locked, so LIMIT stops bounding the update (seen: 2,850 rows for LIMIT 50).
-        # No second status test outside: the rows are locked by the subquery, which
-        # re-checked its WHERE on their latest version, and a status test here let the
-        # planner (with statistics from before a bulk load) fetch every queued row
-        # through the claim index and filter them by id: 89 ms instead of 2 ms per
-        # claim at 20,000 queued.
-        #
-        # The rows are then found by their ``ctid`` (the physical address the subquery just
-        # locked): a TID scan, where ``id = ANY(…)`` descended the primary key 200 times
-        # (2.3 → 1.9 ms per 200-row claim). The lock keeps the row where it is until this
-        # statement updates it. A row someone updated (still claimable) between this
-        # statement's snapshot and its lock is left for the next claim, never lost.
-        due = due.with_only_columns(sa.literal_column("messages.ctid")).with_for_update(
+        # SKIP LOCKED: concurrent claimers take disjoint rows instead of queueing; found
+        # again by ``ctid`` (the address just locked), a TID scan (see _take).
+        pick = pick.with_only_columns(sa.literal_column("messages.ctid")).with_for_update(
             skip_locked=True
         )
-        picked = sa.literal_column("messages.ctid") == sa.any_(sa.func.array(due.scalar_subquery()))
-    return (
+    return pick
+
+
+def _take(
+    conn: sa.Connection,
+    account: str,
+    priority: int,
+    status: str,
+    takes: Sequence[tuple[str, int]],
+    token: str,
+    now: float,
+) -> list[Claimed]:
+    """Claim each job's ``n`` rows of ``status`` in one ``UPDATE … RETURNING``."""
+    dialect = conn.dialect.name
+    picks = [_rows_of(dialect, account, priority, status, j, n) for j, n in takes]
+    (lit,) = literal_status(status)
+    picked: Any
+    if dialect == "postgresql":
+        # ``= ANY(ARRAY(a) || ARRAY(b) …)``: each job's subquery runs exactly once (under
+        # ``IN (…)`` the planner may re-run it per row, and each run skips the rows the
+        # previous one locked, so LIMIT stops bounding the update), and FOR UPDATE is not
+        # allowed in a UNION. No second status test outside: the subqueries locked the rows
+        # and re-checked their WHERE on the latest version. A row someone updated (still
+        # claimable) between this statement's snapshot and its lock is left for the next
+        # claim, never lost.
+        arrays = [sa.func.array(p.scalar_subquery()) for p in picks]
+        every: Any = arrays[0]
+        for a in arrays[1:]:
+            every = every.op("||")(a)
+        picked = sa.literal_column("messages.ctid") == sa.any_(every)
+    else:
+        union = sa.union_all(*(sa.select(p.subquery().c.id) for p in picks))
+        picked = sa.and_(m.id.in_(union), m.status == lit)
+    stmt = (
         sa.update(messages_table)
         .where(picked)
         .values(
             status=SENDING,
-            claim_token=sa.bindparam("b_token", type_=sa.String),
+            claim_token=token,
             # The lease is the batch row's. NULL here also keeps a sweep of the
             # previous release (which reads this column) away from new claims.
             lease_until=None,
+            hold_until=None,
             attempts=m.attempts + 1,
             updated_at=now,
             sent_at=None,
         )
         .returning(m.id, m.phone, m.group_key, m.payload, m.attempts, m.job_id, m.expires_at)
     )
+    # Rows unpacked in RETURNING order: access by name cost ~1 µs per row.
+    return list(starmap(Claimed, conn.execute(stmt, {"b_now": now}).all()))
 
 
-_CLAIM_STATEMENTS: dict[tuple[str, str], Any] = {}
-#: (lane, status) in the order a claim takes them: due ``deferred`` rows of a lane first (few,
-#: and older than the queue), then its ``queued`` ones; a lane before the next.
-_CLAIM_ORDER = tuple((p, s) for p in PRIORITY_ORDER for s in (DEFERRED, QUEUED))
+#: Each account's and lane's credits between claims (see ``teledispatch.scheduling``): per
+#: process, so each process's claims follow the weights over time, and so do all of them.
+_CREDITS: dict[tuple[str, int], dict[str, float]] = {}
 _group_key = attrgetter("group_key")
+
+
+def _take_shares(
+    conn: sa.Connection,
+    account: str,
+    priority: int,
+    shares: dict[str, int],
+    deferred: set[str],
+    token: str,
+    now: float,
+) -> list[Claimed]:
+    """Each job's share of rows: its due ``deferred`` rows first (few, and older than the
+    queue), then ``queued`` ones for the rest of its share."""
+    got: list[Claimed] = []
+    wanted = [(j, n) for j, n in shares.items() if j in deferred]
+    if wanted:
+        got = _take(conn, account, priority, DEFERRED, wanted, token, now)
+    have = Counter(c.job_id for c in got)
+    rest = [(j, n - have[j]) for j, n in shares.items() if n > have[j]]
+    if rest:
+        got += _take(conn, account, priority, QUEUED, rest, token, now)
+    return got
+
+
+def _claim_lane(
+    conn: sa.Connection, account: str, priority: int, want: int, token: str, now: float
+) -> list[Claimed]:
+    """One lane's part of a claim: every job with rows due gets its weighted share of the
+    room (:func:`teledispatch.scheduling.plan`); a job that had fewer rows due than its share
+    leaves the rest to the others in another round."""
+    jobs = _lane_jobs(conn, account, priority)
+    deferred = {j.job_id for j in jobs if j.deferred}
+    credit = _CREDITS.get((account, priority), {})
+    got: list[Claimed] = []
+    short: set[str] = set()
+    for _ in range(MAX_ROUNDS):
+        room = want - len(got)
+        open_jobs = [j for j in jobs if j.job_id not in short]
+        if room <= 0 or not open_jobs:
+            break
+        # Due rows unknown: each is assumed to have the whole room, so shares are by weight.
+        demands = [Demand(j.job_id, priority, j.weight, room) for j in open_jobs]
+        planned = plan(demands, room, credit)
+        round_got = _take_shares(conn, account, priority, planned.takes, deferred, token, now)
+        got += round_got
+        have = Counter(c.job_id for c in round_got)
+        now_short = {j for j, n in planned.takes.items() if have[j] < n}
+        # Credit is carried only by jobs that could use their share: a short one is not owed.
+        credit = {j: c for j, c in planned.credit.items() if j not in now_short | short}
+        short |= now_short
+        if not now_short:
+            break
+    if credit:
+        _CREDITS[(account, priority)] = credit
+    else:
+        _CREDITS.pop((account, priority), None)
+    return got
 
 
 def claim(engine: Engine, account: str, limit: int, lease_s: float, now: float) -> Claim:
     """Take up to ``limit`` due messages of ``account`` under a fresh token and lease.
 
-    Due ``deferred`` rows are taken first: they are few, and older than the queue (see
-    ``_claim_statement`` for the scan).
+    Lanes in order (high, normal, low): a lane is reached only when the ones before it leave
+    room. Within a lane each job with rows due gets its weighted share of the room
+    (:func:`teledispatch.scheduling.plan`), taken in the job's own order; a job's due
+    ``deferred`` rows come before its ``queued`` ones. One request may still carry rows of
+    many jobs. A row handed back unsent waits for its ``hold_until`` with its ``due_at``
+    (its place) unchanged.
 
     The lease lives in one ``batches`` row per group key (one request each), written in the
     same transaction, so a claim is never visible without its lease: the sweep can always
@@ -131,25 +261,11 @@ def claim(engine: Engine, account: str, limit: int, lease_s: float, now: float) 
     token = uuid.uuid4().hex
     messages: list[Claimed] = []
     with engine.begin() as conn:
-        dialect = conn.dialect.name
-        # Lanes in order (high, normal, low), each its own index range: a lane is reached
-        # only when the ones before it have nothing due.
-        for priority, status in _CLAIM_ORDER:
+        for priority in PRIORITY_ORDER:
             want = limit - len(messages)
             if want <= 0:
                 break
-            stmt = _CLAIM_STATEMENTS.get((dialect, status))
-            if stmt is None:
-                stmt = _CLAIM_STATEMENTS[(dialect, status)] = _claim_statement(dialect, status)
-            params = {
-                "b_account": account,
-                "b_now": now,
-                "b_want": want,
-                "b_token": token,
-                "b_priority": priority,
-            }
-            # Rows unpacked in RETURNING order: access by name cost ~1 µs per row.
-            messages.extend(starmap(Claimed, conn.execute(stmt, params).all()))
+            messages += _claim_lane(conn, account, priority, want, token, now)
         expired = _expire_claimed(conn, token, messages, now)
         if expired:
             messages = [c for c in messages if c.id not in expired]
@@ -234,6 +350,7 @@ def has_due(engine: Engine, account: str, now: float) -> bool:
                     m.account == account,
                     m.status.in_(literal_status(*CLAIMABLE)),
                     m.due_at <= now,
+                    sa.or_(m.hold_until.is_(None), m.hold_until <= now),
                 )
                 .limit(1)
             ).first()

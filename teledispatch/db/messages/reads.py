@@ -73,6 +73,21 @@ def next_due_at(conn: sa.Connection, job_id: str, now: float) -> float | None:
     return None if value is None else float(value)
 
 
+def account_load(conn: sa.Connection, account: str) -> list[AnyRow]:
+    """The account's waiting work per job: ``(job_id, priority, waiting, first_due)`` of its
+    ``queued`` and ``deferred`` rows, what an ETA shares the account's rate between.
+
+    One index range of the claim index (its status a literal: the partial index applies);
+    in-flight ``sending`` rows are left out (they have no index by account, and are few)."""
+    return list(
+        conn.execute(
+            sa.select(m.job_id, m.priority, sa.func.count(), sa.func.min(m.due_at))
+            .where(m.account == account, m.status.in_(literal_status(QUEUED, DEFERRED)))
+            .group_by(m.job_id, m.priority)
+        ).all()
+    )
+
+
 def find_messages(
     conn: sa.Connection,
     *,

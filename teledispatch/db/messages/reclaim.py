@@ -116,7 +116,9 @@ def _reclaim(
             },
         )
     )
-    steps.append((expired, {"status": QUEUED, "due_at": now}))
+    # Due again at once, with its place in its job kept: its ``due_at`` (at or before the
+    # claim) is left as it was, so it is not put behind rows that came after it.
+    steps.append((expired, {"status": QUEUED, "hold_until": None}))
     changed = 0
     for where, values in steps:
         done = conn.execute(

@@ -33,6 +33,10 @@ class Update:
     due_at: float | None = None
     #: Give the attempt back (provider throttling is not the recipient's fault).
     refund_attempt: bool = False
+    #: Keep the row's place: ``due_at`` stays as it was and ``due_at`` given here becomes its
+    #: ``hold_until`` (not claimed before), so a row handed back unsent is not put behind
+    #: rows that came after it.
+    keep_place: bool = False
 
     # Named constructors: one per kind of outcome, so no caller spells a row of Nones.
 
@@ -54,9 +58,10 @@ class Update:
     def requeue(
         cls, id: str, due_at: float, code: str | None = None, text: str | None = None
     ) -> Update:
-        """Queued again at ``due_at`` with the attempt given back: it never reached the
-        provider through any fault of the recipient's (held back, or throttled)."""
-        return cls(id, QUEUED, None, code, text, due_at, True)
+        """Queued again, not claimed before ``due_at``, with the attempt given back and its
+        place kept: it never reached the provider through any fault of the recipient's (no
+        rate slot free, throttled, the provider paused)."""
+        return cls(id, QUEUED, None, code, text, due_at, True, True)
 
     @classmethod
     def deferred(cls, id: str, due_at: float, code: str | None, text: str | None) -> Update:
@@ -79,7 +84,8 @@ _SET = """
     provider_id = COALESCE(v.provider_id, messages.provider_id),
     error_code = v.error_code,
     error_text = v.error_text,
-    due_at = v.due_at,
+    due_at = CASE WHEN v.hold = 1 THEN messages.due_at ELSE v.due_at END,
+    hold_until = CASE WHEN v.hold = 1 THEN v.due_at ELSE NULL END,
     attempts = messages.attempts - v.refund,
     sent_at = CASE WHEN v.status = 'sent' THEN :now ELSE messages.sent_at END,
     lease_until = NULL,
@@ -97,7 +103,8 @@ _HELD = "messages.id = v.id AND messages.claim_token = :token AND messages.statu
 _APPLY_PG = sa.text(
     f"UPDATE messages SET {_SET} FROM (SELECT "
     "e->>0 AS id, e->>1 AS status, e->>2 AS provider_id, e->>3 AS error_code, "
-    "e->>4 AS error_text, CAST(e->>5 AS FLOAT8) AS due_at, CAST(e->>6 AS INTEGER) AS refund "
+    "e->>4 AS error_text, CAST(e->>5 AS FLOAT8) AS due_at, CAST(e->>6 AS INTEGER) AS refund, "
+    "CAST(e->>7 AS INTEGER) AS hold "
     f"FROM jsonb_array_elements(CAST(:rows AS JSONB)) AS e) AS v WHERE {_HELD}"
     # (id, job_id) of the rows changed: what the outbox needs to know (record_changes).
     " RETURNING messages.id, messages.job_id"
@@ -108,7 +115,7 @@ _APPLY_SQLITE = sa.text(
     "json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS status, "
     "json_extract(value, '$[2]') AS provider_id, json_extract(value, '$[3]') AS error_code, "
     "json_extract(value, '$[4]') AS error_text, json_extract(value, '$[5]') AS due_at, "
-    "json_extract(value, '$[6]') AS refund "
+    "json_extract(value, '$[6]') AS refund, json_extract(value, '$[7]') AS hold "
     f"FROM json_each(:rows)) AS v WHERE {_HELD}"
     " RETURNING messages.id, messages.job_id"
 )
@@ -191,7 +198,8 @@ def apply(
         text = _storable(u.error_text, 1000)
         due = float(u.due_at if u.due_at is not None else now)  # a REAL, even if given an int
         refund = 1 if u.refund_attempt else 0
-        rows[u.id] = (u.id, u.status, pid, code, text, due, refund)
+        hold = 1 if u.keep_place else 0
+        rows[u.id] = (u.id, u.status, pid, code, text, due, refund, hold)
     if not rows and finish is None:
         return 0
     # Due times are finite (now plus bounded delays), so the JSON is standard (no NaN).

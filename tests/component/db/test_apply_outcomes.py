@@ -111,7 +111,9 @@ def test_compare_and_set_first_outcome_refund_and_provider_id(database_url: str)
         "no provider id given",
     )
     assert rows[b].attempts == 2 and rows[b].sent_at is None
-    assert (rows[d].status, rows[d].due_at, rows[d].attempts) == ("queued", 99.5, 1)
+    # Handed back: its place (due_at) kept, not claimed before its hold, the attempt refunded.
+    assert (rows[d].status, rows[d].due_at, rows[d].attempts) == ("queued", 5.0, 1)
+    assert rows[d].hold_until == 99.5
     assert rows[d].claim_token == second.token and rows[d].updated_at == 13
 
 
