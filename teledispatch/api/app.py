@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from teledispatch.api import callbacks, health, jobs, messages, metrics
+from teledispatch.api import callbacks, csv_upload, health, jobs, messages, metrics
 from teledispatch.api.auth import API_KEYS_ENV, ApiKey, KeyRing, load_keys
 from teledispatch.api.deps import ApiState, Unauthorized
 from teledispatch.api.docs import install_docs
@@ -84,7 +84,12 @@ def create_app(
         redoc_url=None,
     )
     install_docs(app)
-    app.add_middleware(RequestGuard, max_body_bytes=get_cfg().api_max_body_bytes)
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=get_cfg().api_max_body_bytes,
+        # Streamed and bounded by the route itself ([api] max_upload_bytes).
+        streamed_paths=frozenset({csv_upload.PATH}),
+    )
     app.state.teledispatch = ApiState(
         get_cfg,
         ring,
@@ -95,7 +100,14 @@ def create_app(
     app.add_exception_handler(RateLimited, _on_rate_limited)
     app.add_exception_handler(RequestValidationError, _on_invalid_request)
     app.add_exception_handler(ConfigError, _on_config_error)
-    for router in (health.router, jobs.router, messages.router, callbacks.router, metrics.router):
+    for router in (
+        health.router,
+        csv_upload.router,
+        jobs.router,
+        messages.router,
+        callbacks.router,
+        metrics.router,
+    ):
         app.include_router(router)
     callbacks.redact_access_log()
     return app
