@@ -21,6 +21,7 @@ from teledispatch.api.auth import API_KEYS_ENV, ApiKey, KeyRing, load_keys
 from teledispatch.api.deps import ApiState, Unauthorized
 from teledispatch.api.docs import install_docs
 from teledispatch.api.guards import RequestGuard
+from teledispatch.api.openapi import typed_jobs
 from teledispatch.api.problems import from_pydantic, unprocessable
 from teledispatch.api.ratelimit import Limiter, RateLimited, RedisLimiter
 from teledispatch.config import ConfigError, Settings, settings
@@ -84,6 +85,8 @@ def create_app(
         redoc_url=None,
     )
     install_docs(app)
+    generate = app.openapi
+    app.openapi = lambda: typed_jobs(generate())  # type: ignore[method-assign]
     app.add_middleware(
         RequestGuard,
         max_body_bytes=get_cfg().api_max_body_bytes,

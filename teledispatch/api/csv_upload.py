@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
 from teledispatch.api.deps import Key, State, require_key
+from teledispatch.api.openapi import JOB_LINKS
 from teledispatch.api.problems import clip_value, from_pydantic, problem_out, unprocessable
 from teledispatch.api.schemas import (
     INVALID,
@@ -216,7 +217,9 @@ CSV_BODY = {
     status_code=201,
     response_model=Enqueued,
     openapi_extra=CSV_BODY,
+    operation_id="post_job_csv",
     responses={
+        201: {"description": "the job is stored", "links": JOB_LINKS},
         200: {
             "model": Enqueued | DryRunOut,
             "description": "an existing job (same idempotency key), or a dry run's report",
