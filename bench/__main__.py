@@ -2,7 +2,8 @@
 
 Runs (``--only`` picks some): ``system`` (system-bound, SQLite and PostgreSQL), ``otp`` (mixed
 single-recipient traffic), ``latency`` (paced single recipients), ``big`` (one very large job),
-``provider`` (provider-bound, when the dispatcher has a rate limiter). Prints a table per run,
+``provider`` (provider-bound, when the dispatcher has a rate limiter), ``cli`` (the CLI's
+start time per verb against ``python -c pass``). Prints a table per run,
 the targets, and writes everything to ``bench/results.json``.
 """
 
@@ -16,10 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import report, runs
+from bench import cli_start, report, runs
 from bench.runs import Shape
 
-RUNS = ("system", "otp", "latency", "big", "provider")
+RUNS = ("system", "otp", "latency", "big", "provider", "cli")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 #: (full, --quick) sizes.
@@ -196,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
                 note,
             )
         )
+    if "cli" in args.selected:
+        results["cli"] = cli_start.measure()
+        emit(cli_start.table(results["cli"]))
     verdicts = report.evaluate(results)
     doc["targets"] = verdicts
     emit(report.targets_text(verdicts))

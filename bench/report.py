@@ -137,6 +137,14 @@ def _value_of(run: str, key: str, scale: float = 1.0) -> Callable[[dict[str, Any
     return get
 
 
+def _cli_start(verb: str) -> Callable[[dict[str, Any]], float | None]:
+    def get(results: dict[str, Any]) -> float | None:
+        row = (results.get("cli") or {}).get("teledispatch", {}).get(verb)
+        return None if row is None else float(row["best_s"])
+
+    return get
+
+
 TARGETS = [
     Target(
         "system-bound PostgreSQL messages/s ≥ 25× baseline",
@@ -182,6 +190,10 @@ TARGETS = [
         300,
         "<=",
         " MB",
+    ),
+    *(
+        Target(f"CLI `{verb}` starts in < 0.5 s", _cli_start(verb), 0.5, "<=", " s")
+        for verb in ("status", "lookup", "send --dry-run (3)")
     ),
     Target(
         "big job: producer peak RSS ≤ 300 MB",

@@ -38,6 +38,7 @@ from teledispatch.producer.lane import Lane
 from teledispatch.producer.submit import (
     PART_SIZE,
     Enqueued,
+    check_channel,
     due_now,
     enqueue_stream,
     prepare,
@@ -134,6 +135,7 @@ class Producer:
     def submit(self, job: SendJob) -> Pending:
         """Validate ``job`` now (raises :class:`~producer.validation.ValidationFailed`) and
         queue it for the next shared transaction."""
+        check_channel(job, self.cfg)
         return self.submit_recipients(
             job.account,
             job.recipients,

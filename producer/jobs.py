@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from teledispatch.channels.ids import Channel
 from teledispatch.priorities import Priority
 
 
@@ -20,7 +21,8 @@ class SendJob(BaseModel):
 
     Recipients are plain mappings rather than a model per channel, because which fields are
     allowed depends on the account's channel, known only once the config is read; the
-    channel's rules then check every field (see :mod:`producer.channels`).
+    channel's rules then check every field (see :mod:`producer.channels`). The OpenAPI
+    document still types them per channel, from the same rules (``teledispatch.api.openapi``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -61,3 +63,13 @@ class SendJob(BaseModel):
 
     #: Status events of this job are POSTed here (else to the account's ``callback_url``).
     callback_url: str | None = Field(default=None, min_length=1, max_length=2000)
+
+    #: The account's channel, if the sender states it: the OpenAPI document's discriminator
+    #: that types ``recipients`` per channel. A channel other than the account's is refused.
+    channel: Channel | None = None
+
+    def channel_rule(self, account_channel: str) -> str | None:
+        """Why the stated ``channel`` does not fit an account of ``account_channel``, or None."""
+        if self.channel is None or self.channel == account_channel:
+            return None
+        return f"is not this account's channel ({account_channel})"

@@ -45,6 +45,7 @@ from teledispatch.producer._validate import _validate as _validate
 from teledispatch.producer.jobs import SendJob
 from teledispatch.producer.lane import Lane
 from teledispatch.statuses import CANCELLED, QUEUED
+from teledispatch.validation import Problem, ValidationFailed
 
 #: A job due within this is woken now (after the linger); later ones are left to the sweep.
 WAKE_AHEAD_S = 1.0
@@ -98,6 +99,7 @@ def validate_stream(
 
 def enqueue(job: SendJob, *, cfg: Settings | None = None) -> str:
     """Validate and enqueue ``job``; returns its id. Raises :class:`ValidationFailed`."""
+    check_channel(job, cfg or settings())
     return enqueue_stream(
         job.account,
         job.recipients,
@@ -112,6 +114,15 @@ def enqueue(job: SendJob, *, cfg: Settings | None = None) -> str:
         weight=job.weight,
         cfg=cfg,
     ).job_id
+
+
+def check_channel(job: SendJob, cfg: Settings) -> None:
+    """Refuse a job that states a channel other than its account's (an unknown account is
+    left to the validation that names it)."""
+    account = cfg.accounts.get(job.account)
+    rule = None if account is None else job.channel_rule(account.channel)
+    if rule is not None:
+        raise ValidationFailed([Problem(None, "channel", job.channel, rule)])
 
 
 def prepare(

@@ -27,6 +27,11 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "sqlite:///teledispatch.db"
 #: Requests bigger than a few thousand recipients belong in ``enqueue_stream`` or a CSV.
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+#: ``[api] max_upload_bytes``: a streamed CSV upload (``POST /v1/jobs/csv``) may be this big.
+DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+#: ``[api] rate_per_s`` and ``burst``: requests per API key, unless the key sets its own.
+DEFAULT_API_RATE_PER_S = 20.0
+DEFAULT_API_BURST = 40
 
 _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -194,6 +199,12 @@ class Settings:
     api_keys: object = ()
     #: ``[api] max_body_bytes``: a bigger request body is refused (413) before it is parsed.
     api_max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    #: ``[api] max_upload_bytes``: the bound of a streamed CSV upload (not ``max_body_bytes``).
+    api_max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    #: ``[api] rate_per_s`` / ``burst``: each key's request rate unless it sets its own; 0:
+    #: unlimited.
+    api_rate_per_s: float = DEFAULT_API_RATE_PER_S
+    api_burst: int = DEFAULT_API_BURST
     #: ``CELERY_BROKER_URL`` (e.g. RabbitMQ, ``amqp://…``); unset: the broker is Redis at
     #: ``redis_url``. Limits, circuits and wake-up keys stay in Redis either way.
     broker_url: str | None = None
@@ -278,6 +289,7 @@ def load_settings(path: Path | None = None) -> Settings:
     accounts: dict[str, AccountConfig] = {}
     api_keys: object = ()
     max_body = DEFAULT_MAX_BODY_BYTES
+    limits: dict[str, Any] = {}
     webhooks = WebhookSettings()
     if path.exists():
         with path.open("rb") as fh:
@@ -290,6 +302,7 @@ def load_settings(path: Path | None = None) -> Settings:
         api = data.get("api", {})
         api_keys = api.get("keys", []) if isinstance(api, dict) else None
         max_body = _max_body_bytes(api, str(path))
+        limits = _api_limits(api, str(path))
     elif "TELEDISPATCH_CONFIG" in os.environ:
         raise ConfigError(f"TELEDISPATCH_CONFIG names {path}, which does not exist")
     return Settings(
@@ -301,6 +314,7 @@ def load_settings(path: Path | None = None) -> Settings:
         api_keys=api_keys,
         api_max_body_bytes=max_body,
         webhooks=webhooks,
+        **limits,
     )
 
 
@@ -311,6 +325,28 @@ def _max_body_bytes(api: object, source: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{source}: [api] max_body_bytes must be a positive whole number")
     return value
+
+
+def _api_limits(api: object, source: str) -> dict[str, Any]:
+    """``[api] rate_per_s``, ``burst`` and ``max_upload_bytes`` as ``Settings`` fields."""
+    if not isinstance(api, dict):
+        return {}
+    found: dict[str, Any] = {}
+    problems = []
+    rate = api.get("rate_per_s", DEFAULT_API_RATE_PER_S)
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 0:
+        problems.append("[api] rate_per_s must be a number >= 0 (0: unlimited)")
+    else:
+        found["api_rate_per_s"] = float(rate)
+    for name, default in (("burst", DEFAULT_API_BURST), ("max_upload_bytes", 0)):
+        value = api.get(name, default or DEFAULT_MAX_UPLOAD_BYTES)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            problems.append(f"[api] {name} must be a positive whole number")
+        else:
+            found[f"api_{name}"] = value
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
+    return found
 
 
 @lru_cache(maxsize=1)

@@ -16,12 +16,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from teledispatch.api import callbacks, console, health, jobs, messages, metrics, views
+from teledispatch.api import callbacks, console, csv_upload, health, jobs, messages, metrics, views
 from teledispatch.api.auth import API_KEYS_ENV, ApiKey, KeyRing, load_keys
 from teledispatch.api.deps import ApiState, Unauthorized
 from teledispatch.api.docs import install_docs
 from teledispatch.api.guards import RequestGuard
+from teledispatch.api.openapi import typed_jobs
 from teledispatch.api.problems import from_pydantic, unprocessable
+from teledispatch.api.ratelimit import Limiter, RateLimited, RedisLimiter
 from teledispatch.config import ConfigError, Settings, settings
 
 log = logging.getLogger("teledispatch.api")
@@ -32,6 +34,18 @@ async def _on_unauthorized(_: Request, __: Exception) -> JSONResponse:
         status_code=401,
         content={"detail": "missing or invalid API key"},
         headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+async def _on_rate_limited(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RateLimited)
+    return JSONResponse(
+        status_code=429,
+        content={
+            "detail": "too many requests for this API key ([api] rate_per_s / burst)",
+            "retry_after_s": round(exc.retry_after_s, 3),
+        },
+        headers={"Retry-After": exc.header},
     )
 
 
@@ -48,10 +62,15 @@ async def _on_config_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(
-    cfg: Settings | None = None, keys: Sequence[bytes | ApiKey] | None = None
+    cfg: Settings | None = None,
+    keys: Sequence[bytes | ApiKey] | None = None,
+    *,
+    limiter: Limiter | None = None,
 ) -> FastAPI:
     """The ASGI app. ``cfg``/``keys`` default to the process settings and the configured keys;
-    keys are read once here, so a malformed entry stops the server at start, not per request."""
+    keys are read once here, so a malformed entry stops the server at start, not per request.
+    ``limiter`` defaults to per-key rates in the Redis at ``redis_url`` for an app on the
+    process settings; an app given its settings (tests, embedding) gets none unless passed."""
     get_cfg: Callable[[], Settings] = (lambda: cfg) if cfg is not None else settings
     ring = KeyRing(load_keys(get_cfg()) if keys is None else keys)
     if not len(ring):
@@ -66,15 +85,28 @@ def create_app(
         redoc_url=None,
     )
     install_docs(app)
-    app.add_middleware(RequestGuard, max_body_bytes=get_cfg().api_max_body_bytes)
-    app.state.teledispatch = ApiState(get_cfg, ring, reload_keys=keys is None)
+    generate = app.openapi
+    app.openapi = lambda: typed_jobs(generate())  # type: ignore[method-assign]
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=get_cfg().api_max_body_bytes,
+        # Streamed and bounded by the route itself ([api] max_upload_bytes).
+        streamed_paths=frozenset({csv_upload.PATH}),
+    )
+    app.state.teledispatch = ApiState(
+        get_cfg,
+        ring,
+        reload_keys=keys is None,
+        limiter=limiter or (RedisLimiter.from_url(get_cfg().redis_url) if cfg is None else None),
+    )
     app.add_exception_handler(Unauthorized, _on_unauthorized)
+    app.add_exception_handler(RateLimited, _on_rate_limited)
     app.add_exception_handler(RequestValidationError, _on_invalid_request)
     app.add_exception_handler(ConfigError, _on_config_error)
-    # ``views`` first: its ``GET /v1/jobs`` and ``/v1/jobs/{id}/failures`` sit beside the jobs
-    # router's routes.
-    routers = (health.router, views.router, jobs.router, messages.router, callbacks.router)
-    for router in (*routers, metrics.router, console.router):
+    # ``csv_upload`` and ``views`` first: their ``/v1/jobs/csv``, ``GET /v1/jobs`` and
+    # ``/v1/jobs/{id}/failures`` sit beside the jobs router's ``/v1/jobs/{id}`` routes.
+    routers = (health.router, csv_upload.router, views.router, jobs.router, messages.router)
+    for router in (*routers, callbacks.router, metrics.router, console.router):
         app.include_router(router)
     callbacks.redact_access_log()
     return app

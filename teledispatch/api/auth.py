@@ -43,6 +43,9 @@ class ApiKey:
     #: Named keys (``{name = …}`` entries) keep their own idempotency keys; the bare digests
     #: of earlier releases share one space, as they always did.
     own_idempotency: bool = False
+    #: Its requests per second and burst; None: ``[api] rate_per_s`` / ``burst``.
+    rate_per_s: float | None = None
+    burst: int | None = None
 
     def may_use(self, account: str) -> bool:
         return self.accounts is None or account in self.accounts
@@ -71,10 +74,25 @@ def _digest(value: Any) -> bytes | None:
     return bytes.fromhex(hexpart)
 
 
+_FIELDS = ("name", "hash", "accounts", "rate_per_s", "burst")
+
+
+def _limits(entry: dict[str, Any]) -> str | None:
+    """What is wrong with the entry's own rate limit, if anything."""
+    rate, burst = entry.get("rate_per_s"), entry.get("burst")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float)):
+        return "rate_per_s must be a number >= 0 (0: unlimited)"
+    if rate is not None and rate < 0:
+        return "rate_per_s must be a number >= 0 (0: unlimited)"
+    if burst is not None and (isinstance(burst, bool) or not isinstance(burst, int) or burst < 1):
+        return "burst must be a positive whole number"
+    return None
+
+
 def _named(entry: dict[str, Any], where: str, problems: list[str]) -> ApiKey | None:
     name, digest, accounts = entry.get("name"), _digest(entry.get("hash")), entry.get("accounts")
-    if set(entry) - {"name", "hash", "accounts"}:
-        problems.append(f"{where}: only name, hash and accounts are allowed")
+    if set(entry) - set(_FIELDS):
+        problems.append(f"{where}: only {', '.join(_FIELDS)} are allowed")
     elif not isinstance(name, str) or not _NAME.match(name):
         problems.append(f"{where}: name must be 1-64 letters, digits, '.', '_' or '-'")
     elif digest is None:
@@ -83,9 +101,19 @@ def _named(entry: dict[str, Any], where: str, problems: list[str]) -> ApiKey | N
         isinstance(accounts, list) and all(isinstance(a, str) for a in accounts)
     ):
         problems.append(f"{where}: accounts must be a list of account names")
+    elif (limits := _limits(entry)) is not None:
+        problems.append(f"{where}: {limits}")
     else:
         scope = None if accounts is None else frozenset(accounts)
-        return ApiKey(name, digest, scope, own_idempotency=True)
+        rate = entry.get("rate_per_s")
+        return ApiKey(
+            name,
+            digest,
+            scope,
+            own_idempotency=True,
+            rate_per_s=None if rate is None else float(rate),
+            burst=entry.get("burst"),
+        )
     return None
 
 

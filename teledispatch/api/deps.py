@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from teledispatch.api.auth import ApiKey, KeyRing, load_keys
+from teledispatch.api.ratelimit import Limiter, Rate, RateLimited, Unlimited
 from teledispatch.config import ConfigError, Settings, load_settings
 from teledispatch.producer.group_commit import Producer
 
@@ -25,10 +26,16 @@ log = logging.getLogger("teledispatch.api")
 
 class ApiState:
     def __init__(
-        self, get_cfg: Callable[[], Settings], ring: KeyRing, *, reload_keys: bool = False
+        self,
+        get_cfg: Callable[[], Settings],
+        ring: KeyRing,
+        *,
+        reload_keys: bool = False,
+        limiter: Limiter | None = None,
     ) -> None:
         self.get_cfg = get_cfg
         self._ring = ring
+        self.limiter: Limiter = limiter or Unlimited()
         #: Keys are re-read when the config file changes (adding or revoking one needs no
         #: restart); not when the app was given its keys (tests, embedding).
         self._reload = reload_keys
@@ -62,6 +69,11 @@ class ApiState:
 
     def cfg(self) -> Settings:
         return self.get_cfg()
+
+    def rate_of(self, key: ApiKey) -> Rate:
+        cfg = self.get_cfg()
+        per_s = cfg.api_rate_per_s if key.rate_per_s is None else key.rate_per_s
+        return Rate(per_s, cfg.api_burst if key.burst is None else key.burst)
 
     def producer(self) -> Producer:
         # Created on first use, in the serving process (never inherited across a fork). No
@@ -99,6 +111,10 @@ def require_key(
     key = state.ring.match(presented) if presented else None
     if key is None:
         raise Unauthorized
+    wait = state.limiter.admit(key.name, state.rate_of(key))
+    if wait > 0:
+        log.info("%s %s by key %s: over its rate", request.method, request.url.path, key.name)
+        raise RateLimited(wait)
     # Every authenticated request is attributable by the key's name (never the key).
     log.info("%s %s by key %s", request.method, request.url.path, key.name)
     return key

@@ -107,9 +107,16 @@ def _body_problems(content_type: str, body: bytes) -> tuple[int, Any] | None:
 class RequestGuard:
     """The checks above, as ASGI middleware around the whole app."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        streamed_paths: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        #: Routes that read their own body as it arrives (a CSV upload) and bound it themselves.
+        self.streamed_paths = streamed_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -120,13 +127,16 @@ class RequestGuard:
             body422 = ValidationError422(detail=problems, total=len(problems))
             await _reply(422, body422)(scope, receive, send)
             return
+        if scope.get("path") in self.streamed_paths:
+            await self.app(scope, receive, send)
+            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             body = await self._read(headers, receive)
         except BodyTooLarge:
             detail = (
                 f"request body over {self.max_body_bytes} bytes ([api] max_body_bytes); "
-                "split the job, or enqueue it with enqueue_stream or `teledispatch send`"
+                "split the job, or upload it as CSV to POST /v1/jobs/csv"
             )
             await _reply(413, {"detail": detail})(scope, receive, send)
             return

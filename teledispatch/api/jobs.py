@@ -10,12 +10,13 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from teledispatch import circuits
 from teledispatch.api.deps import Key, State, require_key
+from teledispatch.api.openapi import JOB_LINKS
 from teledispatch.api.problems import problem_out, unprocessable
 from teledispatch.api.schemas import (
     BODY_REFUSED,
@@ -53,6 +54,19 @@ router = APIRouter(
 )
 
 
+JOB_EXAMPLES: dict[str, Any] = {
+    "sms": {
+        "summary": "one SMS text to two recipients",
+        "value": {
+            "account": "demo",
+            "channel": "nxcloud.sms",
+            "recipients": [{"phone": "+8613800138000"}, {"phone": "+8613800138001"}],
+            "defaults": {"content": "Your code is 1234"},
+        },
+    }
+}
+
+
 def _not_found(job_id: str) -> JSONResponse:
     return JSONResponse(status_code=404, content={"detail": f"no job {job_id!r}"})
 
@@ -86,7 +100,9 @@ def estimate_eta(
     "",
     status_code=201,
     response_model=Enqueued,
+    operation_id="post_job",
     responses={
+        201: {"description": "the job is stored", "links": JOB_LINKS},
         200: {
             "model": Enqueued | DryRunOut,
             "description": "an existing job (same idempotency key), or a dry run's report",
@@ -99,7 +115,7 @@ def estimate_eta(
 def post_job(
     state: State,
     key: Key,
-    job: SendJob,
+    job: Annotated[SendJob, Body(openapi_examples=JOB_EXAMPLES)],
     response: Response,
     idempotency_key: Annotated[
         str | None,
@@ -122,6 +138,9 @@ def post_job(
         # The same answer whether the account exists or not: a key learns no other account.
         refusal = Problem(None, "account", job.account, "is not an account this API key may use")
         return unprocessable([problem_out(refusal)])
+    wrong_channel = job.channel_rule(state.cfg().accounts[job.account].channel)
+    if wrong_channel is not None:
+        return unprocessable([problem_out(Problem(None, "channel", job.channel, wrong_channel))])
     if dry_run_:
         return _dry_run(state, job)
     try:
@@ -160,7 +179,7 @@ def _dry_run(state: State, job: SendJob) -> Any:
     return JSONResponse(status_code=200, content=jsonable_encoder(report.as_dict()))
 
 
-@router.get("/{job_id}", response_model=JobView, responses=NOT_FOUND)
+@router.get("/{job_id}", response_model=JobView, responses=NOT_FOUND, operation_id="get_job")
 def get_job(state: State, key: Key, job_id: str) -> Any:
     try:
         st = job_status(job_id, cfg=state.cfg())
@@ -193,7 +212,12 @@ def get_job(state: State, key: Key, job_id: str) -> Any:
     )
 
 
-@router.get("/{job_id}/messages", response_model=MessagePage, responses={**NOT_FOUND, **INVALID})
+@router.get(
+    "/{job_id}/messages",
+    response_model=MessagePage,
+    responses={**NOT_FOUND, **INVALID},
+    operation_id="get_job_messages",
+)
 def get_job_messages(
     state: State,
     key: Key,
@@ -211,7 +235,9 @@ def get_job_messages(
     return MessagePage(messages=page, next_cursor=page[-1].id if len(page) == limit else None)
 
 
-@router.post("/{job_id}/cancel", response_model=CancelOut, responses=NOT_FOUND)
+@router.post(
+    "/{job_id}/cancel", response_model=CancelOut, responses=NOT_FOUND, operation_id="cancel_job"
+)
 def post_cancel(state: State, key: Key, job_id: str) -> Any:
     cfg = state.cfg()
     with get_engine(cfg.database_url).connect() as conn:

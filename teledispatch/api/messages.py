@@ -20,6 +20,7 @@ router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=
     "/messages",
     response_model=list[MessageView],
     responses=INVALID,
+    operation_id="get_messages",
     description="Give exactly one of `phone` or `provider_id` (neither or both: 422). A phone "
     "without its country code (`13800138000`) is a 422 saying so.",
 )

@@ -189,8 +189,27 @@ class ErrorOut(BaseModel):
     detail: str
 
 
+class RateLimitedOut(BaseModel):
+    detail: str
+    #: The same wait as the ``Retry-After`` header, unrounded.
+    retry_after_s: float
+
+
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}}
-UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"model": ErrorOut}}
+#: Every route behind an API key: a missing or wrong key, or one over its request rate.
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut},
+    429: {
+        "model": RateLimitedOut,
+        "description": "over the key's request rate (`rate_per_s`, `burst`)",
+        "headers": {
+            "Retry-After": {
+                "description": "whole seconds (at least 1) until a request would be admitted",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        },
+    },
+}
 INVALID: dict[int | str, dict[str, Any]] = {422: {"model": ValidationError422}}
 #: What the request guard (``guards``) answers before any route runs.
 BODY_REFUSED: dict[int | str, dict[str, Any]] = {

@@ -14,6 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from teledispatch.cli.output import EXIT_INVALID, print_json
+from teledispatch.csv_input import (
+    DEFAULT_ENCODING,
+    CsvRefused,
+    csv_recipients,
+    header_problem,
+)
 
 if TYPE_CHECKING:  # loaded by the verb, not by every `teledispatch` start (see enqueue_stream)
     from teledispatch.producer.dry_run import DryRun
@@ -21,10 +27,6 @@ if TYPE_CHECKING:  # loaded by the verb, not by every `teledispatch` start (see 
     from teledispatch.producer.submit import Enqueued
     from teledispatch.validation import ValidationFailed
 
-#: CSV files as Excel saves them (a BOM) and as most tools write them.
-DEFAULT_ENCODING = "utf-8-sig"
-#: Where ``csv.DictReader`` puts the cells past the header's last column.
-_EXTRA = "\x00extra"
 #: The longest value an error line quotes.
 MAX_QUOTED = 60
 
@@ -76,26 +78,17 @@ def _parse_default(text: str) -> tuple[str, Any]:
 def csv_rows(
     path: Path, progress: bool = False, encoding: str = DEFAULT_ENCODING
 ) -> Iterator[dict[str, Any]]:
-    """Rows as recipients; empty cells are left out so job defaults apply to them.
-
-    A row with more cells than the header is refused (:class:`_Refused`): the extra cell is
-    data the sender meant to send somewhere. With ``progress`` (a terminal), a line on stderr
-    shows how far into the file we are, by bytes read, so a million-row file shows movement
-    without being counted first.
-    """
+    """Rows of the file as recipients (:func:`csv_recipients`). With ``progress`` (a terminal),
+    a line on stderr shows how far into the file we are, by bytes read, so a million-row file
+    shows movement without being counted first."""
     size = max(path.stat().st_size, 1)
     with path.open(newline="", encoding=encoding) as fh:
-        for n, row in enumerate(csv.DictReader(fh, restkey=_EXTRA), start=1):
-            if _EXTRA in row:
-                extra = len(row[_EXTRA])
-                raise _Refused(
-                    f"{path}: row {n + 1} has {extra} more cell(s) than the header; "
-                    "quote a value that holds a comma"
-                )
-            if progress and n % 20_000 == 0:
-                pct = 100.0 * os.lseek(fh.fileno(), 0, os.SEEK_CUR) / size
-                print(f"\r  reading {path.name}: {n:,} rows ({pct:4.1f}%)", end="", file=sys.stderr)
-            yield {k: v for k, v in row.items() if k and v not in (None, "")}
+
+        def report(n: int) -> None:
+            pct = 100.0 * os.lseek(fh.fileno(), 0, os.SEEK_CUR) / size
+            print(f"\r  reading {path.name}: {n:,} rows ({pct:4.1f}%)", end="", file=sys.stderr)
+
+        yield from csv_recipients(fh, str(path), on_rows=report if progress else None)
     if progress:
         print(f"\r  reading {path.name}: done{' ' * 30}", file=sys.stderr)
 
@@ -185,8 +178,9 @@ def _csv_recipients(name: str, encoding: str) -> Iterator[dict[str, Any]]:
         raise _Refused(f"{name}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise _Refused(_not_encoded(name, encoding, exc)) from None
-    if "phone" not in [h.strip() for h in header]:
-        raise _Refused(f"{name}: the header row must have a 'phone' column")
+    problem = header_problem(header)
+    if problem is not None:
+        raise _Refused(f"{name}: {problem}")
     return csv_rows(Path(name), progress=sys.stderr.isatty(), encoding=encoding)
 
 
@@ -336,7 +330,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         if args.dry_run:
             return _dry_run(req, args.json, csv_mode=bool(args.csv))
         _enqueue(req, args.json)
-    except _Refused as exc:
+    except (_Refused, CsvRefused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except UnicodeDecodeError as exc:  # a row past the header, while the job is read

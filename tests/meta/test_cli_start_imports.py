@@ -1,0 +1,95 @@
+"""The CLI's everyday verbs start without the heavy modules the other roles need.
+
+Each call of ``teledispatch status``/``lookup``/``send`` pays its imports before it does
+anything, so those verbs must not import what only a worker, the API or the ORM uses. This is
+the structural half of the start-time target (the figures are in ``python -m bench --only
+cli``): each verb runs in a fresh interpreter on a scratch config and SQLite file, and the
+modules it loaded are listed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+#: Never on these paths: the worker's Celery, the API's web stack, migrations.
+HEAVY = (
+    "celery", "kombu", "httpx", "fastapi", "starlette", "uvicorn", "prometheus_client",
+    "alembic", "flower",
+)  # fmt: skip
+#: Reading needs no Redis client either.
+READ_ONLY_HEAVY = (*HEAVY, "redis")
+
+CONFIG = """
+[accounts.demo]
+channel = "nxcloud.sms"
+base_url = "http://127.0.0.1:9"
+access_key = "ak"
+secret = "sk"
+app_key = "app"
+"""
+
+SEND_3 = ["send", "--account", "demo", "--content", "hi", "--dry-run"]
+SEND_3 += [a for p in ("+8613800138000", "+8613800138001", "+8613800138002") for a in ("--to", p)]
+
+RUN = """
+import json, sys
+from teledispatch.cli.main import main
+try:
+    main(json.loads(sys.argv[1]))
+except SystemExit:  # --version, --help
+    pass
+print("MODULES " + json.dumps(sorted(sys.modules)))
+"""
+
+
+def loaded_by(argv: list[str], tmp_path: Path) -> set[str]:
+    config = tmp_path / "teledispatch.toml"
+    config.write_text(CONFIG)
+    env = {
+        **os.environ,
+        "TELEDISPATCH_CONFIG": str(config),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'td.db'}",
+        "REDIS_URL": "redis://127.0.0.1:9/0",
+    }
+    # The second run is the one looked at: the first creates the database's schema (which
+    # needs the migrations), as happens once per database.
+    for _ in range(2):
+        out = subprocess.run(
+            [sys.executable, "-c", RUN, json.dumps(argv)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    line = [x for x in out.stdout.splitlines() if x.startswith("MODULES ")]
+    assert line, out.stdout + out.stderr
+    return set(json.loads(line[-1].removeprefix("MODULES ")))
+
+
+def _heavy(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(n for n in names if n in modules)
+
+
+@pytest.mark.parametrize(
+    ("argv", "forbidden"),
+    [
+        (["status", "0" * 32], READ_ONLY_HEAVY),
+        (["lookup", "--phone", "+8613800138000"], READ_ONLY_HEAVY),
+        (SEND_3, HEAVY),
+    ],
+)
+def test_everyday_verbs_import_nothing_heavy(
+    argv: list[str], forbidden: tuple[str, ...], tmp_path: Path
+) -> None:
+    assert _heavy(loaded_by(argv, tmp_path), forbidden) == []
+
+
+def test_help_imports_no_database_layer(tmp_path: Path) -> None:
+    modules = loaded_by(["--version"], tmp_path)
+    assert _heavy(modules, (*READ_ONLY_HEAVY, "sqlalchemy", "phonenumbers")) == []
