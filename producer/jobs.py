@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from teledispatch.priorities import Priority
+from teledispatch.quiet_hours import validate as validate_quiet_hours
 
 
 class SendJob(BaseModel):
@@ -42,6 +43,15 @@ class SendJob(BaseModel):
     #: Seconds from the job's start (now, or ``not_before``) until its messages expire; None:
     #: ``expires_at``, else the account's ``default_ttl_s``, else never.
     ttl_s: float | None = Field(default=None, gt=0)
+
+    #: ``"21:00-08:00"``: hours (local to each recipient, from the number) when ``normal`` and
+    #: ``low`` messages are held until the window ends; None: the account's ``quiet_hours``.
+    quiet_hours: str | None = Field(default=None, max_length=40)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: str | None) -> str | None:
+        return validate_quiet_hours(value)
 
     @field_validator("expires_at")
     @classmethod

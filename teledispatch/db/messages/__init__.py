@@ -2,7 +2,8 @@
 short transaction. Callers import the package (``from teledispatch.db import messages``);
 the modules are how it is organised, not an interface:
 
-- ``claims``: :class:`Claimed`/:class:`Claim`, :func:`claim` (expired rows written at claim),
+- ``claims``: :class:`Claimed`/:class:`Claim`, :func:`claim` (expired and opted-out rows
+  written at claim),
   the departure compare-and-set (:func:`mark_departing`), :func:`has_due`;
 - ``updates``: :class:`Update` and :func:`apply`, a batch's outcomes in one statement;
 - ``reclaim``: :func:`reclaim_expired`, the sweep of batches whose lease ran out;
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 from teledispatch.db.messages._common import RECONCILE_AFTER_S, log, m
 from teledispatch.db.messages.claims import (
+    OPTED_OUT_CODE,
     Claim,
     Claimed,
     claim,
@@ -62,6 +64,7 @@ __all__ = [
     "COPY_MIN_ROWS",
     "EXPIRED_CODE",
     "FAILED",
+    "OPTED_OUT_CODE",
     "PROVIDER_ID_WIDTH",
     "QUEUED",
     "QUIET_STATUSES",
