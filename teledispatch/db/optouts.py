@@ -18,6 +18,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from teledispatch.db.tables import GLOBAL_OPTOUT, AnyRow, optouts_table
 
+__all__ = ["GLOBAL_OPTOUT", "add", "count", "opted_out", "page", "remove", "suppressed_among"]
+
 o = optouts_table.c
 #: Rows per INSERT/DELETE statement when adding or removing many numbers (an import).
 WRITE_CHUNK = 5000
