@@ -2,7 +2,8 @@
 
 Runs (``--only`` picks some): ``system`` (system-bound, SQLite and PostgreSQL), ``otp`` (mixed
 single-recipient traffic), ``latency`` (paced single recipients), ``big`` (one very large job),
-``provider`` (provider-bound, when the dispatcher has a rate limiter). Prints a table per run,
+``provider`` (provider-bound, when the dispatcher has a rate limiter), ``optouts`` (a big
+job's enqueue with and without a long suppression list). Prints a table per run,
 the targets, and writes everything to ``bench/results.json``.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 from bench import report, runs
 from bench.runs import Shape
 
-RUNS = ("system", "otp", "latency", "big", "provider")
+RUNS = ("system", "otp", "latency", "big", "provider", "optouts")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 #: (full, --quick) sizes.
@@ -32,6 +33,8 @@ SIZES: dict[str, tuple[float, float]] = {
     "big_n": (1_000_000, 20_000),
     "big_wait_s": (300, 120),
     "provider_s": (15, 4),
+    "optout_n": (1_000_000, 20_000),
+    "optout_list": (10_000_000, 200_000),
 }
 
 
@@ -61,6 +64,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "outcomes committed by then",
     )
     p.add_argument("--provider-s", type=float, help="provider-bound run length in seconds")
+    p.add_argument("--optout-n", type=int, help="recipients of the opt-out run's job")
+    p.add_argument("--optout-list", type=int, help="entries on the opt-out run's list")
     p.add_argument(
         "--databases",
         help="system-bound databases, comma list (default sqlite,postgresql; --quick: postgresql)",
@@ -196,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
                 note,
             )
         )
+    if "optouts" in args.selected:
+        from bench import optouts
+
+        results["optouts"] = optouts.run(args.optout_n, args.optout_list)
+        emit(optouts.table(results["optouts"]))
     verdicts = report.evaluate(results)
     doc["targets"] = verdicts
     emit(report.targets_text(verdicts))
@@ -204,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{name}/{system}"
         for name, pair in results.items()
         for system, run in pair.items()
-        if "error" in run
+        if isinstance(run, dict) and "error" in run
     ]
     if failed:
         print(f"runs that failed: {', '.join(failed)}", file=sys.stderr)

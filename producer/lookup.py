@@ -45,6 +45,8 @@ class JobStatus:
     cancelled: bool = False
     #: Earliest time a not-yet-due message becomes due (retries, deferrals, not_before).
     next_due_at: str | None = None
+    #: No earlier than this: when its last waiting message becomes due (quiet hours, retries);
+    #: None when every waiting message is due now.
     eta: str | None = None
     #: SMS segments billed per encoding (``{"gsm7": 1200, "ucs2": 40}``); empty for channels
     #: that send no text of their own.
@@ -97,7 +99,9 @@ def job_status(job_id: str, *, cfg: Settings | None = None) -> JobStatus:
         reconciling = 0
         if counts.get(UNKNOWN):
             reconciling = messages_db.count_reconciling(conn, job_id)
-        next_due = messages_db.next_due_at(conn, job_id, time.time())
+        now = time.time()
+        next_due = messages_db.next_due_at(conn, job_id, now)
+        last_due = messages_db.last_due_at(conn, job_id, now)
         segments = messages_db.segment_counts(conn, job_id)
     accepted = sum(counts.values())
     active = sum(n for s, n in counts.items() if s in ACTIVE_STATUSES)
@@ -112,6 +116,7 @@ def job_status(job_id: str, *, cfg: Settings | None = None) -> JobStatus:
         created_at=iso(job.created_at),
         cancelled=job.cancelled_at is not None,
         next_due_at=iso(next_due),
+        eta=iso(last_due),
         segments=segments,
     )
 

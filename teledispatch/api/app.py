@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from teledispatch.api import callbacks, health, jobs, messages, metrics
+from teledispatch.api import callbacks, health, jobs, messages, metrics, optouts
 from teledispatch.api.auth import API_KEYS_ENV, ApiKey, KeyRing, load_keys
 from teledispatch.api.deps import ApiState, Unauthorized
 from teledispatch.api.docs import install_docs
@@ -71,7 +71,8 @@ def create_app(
     app.add_exception_handler(Unauthorized, _on_unauthorized)
     app.add_exception_handler(RequestValidationError, _on_invalid_request)
     app.add_exception_handler(ConfigError, _on_config_error)
-    for router in (health.router, jobs.router, messages.router, callbacks.router, metrics.router):
+    routers = (health.router, jobs.router, messages.router, optouts.router, callbacks.router)
+    for router in (*routers, metrics.router):
         app.include_router(router)
     callbacks.redact_access_log()
     return app

@@ -72,7 +72,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  {status:<12} {n:>9}")
     if st.segments:
         parts = ", ".join(f"{n} {enc}" for enc, n in st.segments.items())
-        print(f"  segments     {parts}")
+        print(f"  segments     {sum(st.segments.values())} ({parts})")
     print("  done" if st.done else f"  in progress (next due {st.next_due_at or 'now'})")
     if paused:
         print(f"  account {st.account} {paused}")

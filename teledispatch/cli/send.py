@@ -48,6 +48,7 @@ class _Request:
     expires_at: datetime | None = None
     ttl_s: float | None = None
     callback_url: str | None = None
+    quiet_hours: str | None = None
 
 
 def _expires_at(text: str | None) -> datetime | None:
@@ -168,6 +169,7 @@ def _from_job_file(args: argparse.Namespace, flags: _Request) -> _Request:
         if flags.ttl_s is not None
         else (job.ttl_s if flags.expires_at is None else None),
         callback_url=flags.callback_url or job.callback_url,
+        quiet_hours=flags.quiet_hours or job.quiet_hours,
     )
 
 
@@ -218,6 +220,7 @@ def _request(args: argparse.Namespace) -> _Request:
         expires_at=_expires_at(args.expires_at),
         ttl_s=args.ttl,
         callback_url=args.callback_url,
+        quiet_hours=args.quiet_hours,
     )
     if args.job:
         req = _from_job_file(args, flags)
@@ -291,6 +294,8 @@ def _dry_run(req: _Request, as_json: bool, csv_mode: bool) -> int:
         defaults=req.defaults,
         not_before=req.not_before,
         allow_duplicates=req.allow_duplicates,
+        priority=req.priority,
+        quiet_hours=req.quiet_hours,
     )
     valid = report.problems_total == 0
     if as_json:
@@ -316,6 +321,7 @@ def _enqueue(req: _Request, as_json: bool) -> None:
         expires_at=req.expires_at,
         ttl_s=req.ttl_s,
         callback_url=req.callback_url,
+        quiet_hours=req.quiet_hours,
     )
     if as_json:
         print_json({"job_id": result.job_id, "total": result.total, "created": result.created})
@@ -399,9 +405,15 @@ def register(sub: Any) -> None:
         help="messages not sent by then become expired (with a timezone)",
     )
     s.add_argument(
+        "--quiet-hours",
+        metavar="HH:MM-HH:MM",
+        help="hold normal and low messages in these hours, local to each recipient's number "
+        "(default: the account's quiet_hours)",
+    )
+    s.add_argument(
         "--dry-run",
         action="store_true",
-        help="validate every recipient and report recipients, segments, cost and ETA; "
+        help="validate every recipient and report recipients, suppressed, segments, cost and ETA; "
         "enqueue nothing",
     )
     s.add_argument("--json", action="store_true", help='print {"job_id": ...}')

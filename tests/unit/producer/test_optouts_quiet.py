@@ -166,3 +166,23 @@ def test_a_message_due_in_quiet_hours_is_held_again_at_claim(ctx: Context, test_
 def test_a_bad_window_is_a_validation_problem(ctx: Context) -> None:
     with pytest.raises(ValidationFailed, match="quiet_hours"):
         enqueue_stream("nx", [{"phone": CN}], defaults={"content": "hi"}, quiet_hours="9-5")
+
+
+def test_suppressed_messages_write_webhook_events_at_enqueue_and_at_claim(ctx: Context) -> None:
+    from teledispatch.db import events as events_db
+
+    cfg = ctx.settings
+    optouts.add([CN], "nx", cfg=cfg)
+    job = enqueue_stream(
+        "nx",
+        [{"phone": CN}, {"phone": CN2}, {"phone": NY}],
+        defaults={"content": "hi"},
+        callback_url="https://example.com/hook",
+        cfg=cfg,
+    )
+    optouts.add([CN2], "nx", cfg=cfg)
+    run(ctx)
+    with ctx.engine.connect() as conn:
+        events = events_db.job_events(conn, job.job_id)
+    by_phone = {(e.phone, e.status) for e in events if e.phone}
+    assert {(CN, "suppressed"), (CN2, "suppressed"), (NY, "sent")} <= by_phone
