@@ -3,7 +3,8 @@
 Runs (``--only`` picks some): ``system`` (system-bound, SQLite and PostgreSQL), ``otp`` (mixed
 single-recipient traffic), ``latency`` (paced single recipients), ``big`` (one very large job),
 ``provider`` (provider-bound, when the dispatcher has a rate limiter), ``cli`` (the CLI's
-start time per verb against ``python -c pass``). Prints a table per run,
+start time per verb against ``python -c pass``), ``optouts`` (a big job's enqueue with and
+without a long suppression list). Prints a table per run,
 the targets, and writes everything to ``bench/results.json``.
 """
 
@@ -14,13 +15,14 @@ import json
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench import cli_start, report, runs
 from bench.runs import Shape
 
-RUNS = ("system", "otp", "latency", "big", "provider", "cli")
+RUNS = ("system", "otp", "latency", "big", "provider", "cli", "optouts")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 #: (full, --quick) sizes.
@@ -33,6 +35,8 @@ SIZES: dict[str, tuple[float, float]] = {
     "big_n": (1_000_000, 20_000),
     "big_wait_s": (300, 120),
     "provider_s": (15, 4),
+    "optout_n": (1_000_000, 20_000),
+    "optout_list": (10_000_000, 200_000),
 }
 
 
@@ -62,6 +66,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "outcomes committed by then",
     )
     p.add_argument("--provider-s", type=float, help="provider-bound run length in seconds")
+    p.add_argument("--optout-n", type=int, help="recipients of the opt-out run's job")
+    p.add_argument("--optout-list", type=int, help="entries on the opt-out run's list")
     p.add_argument(
         "--databases",
         help="system-bound databases, comma list (default sqlite,postgresql; --quick: postgresql)",
@@ -89,6 +95,139 @@ def _pair(td: dict[str, Any], bl: dict[str, Any]) -> dict[str, Any]:
     return {"teledispatch": td, "baseline": bl}
 
 
+Emit = Callable[[str], None]
+
+
+def _shape_note(shape: Shape) -> str:
+    return f"{shape.workers} worker × {shape.concurrency} processes, both systems"
+
+
+def _run_system(
+    args: argparse.Namespace, shape: Shape, results: dict[str, Any], emit: Emit
+) -> None:
+    for db in [d.strip() for d in args.databases.split(",") if d.strip()]:
+        database: Any = db
+        td = runs.throughput("teledispatch", database, "bulk", args.n, shape)
+        bl = runs.throughput("baseline", database, "bulk", args.baseline_n, shape)
+        results[f"system.{db}"] = _pair(td, bl)
+        note = _shape_note(shape)
+        if args.baseline_n != args.n:
+            note += f"; baseline ran {args.baseline_n:,} messages"
+        emit(
+            report.table(
+                f"System-bound, {db}: one job, no latency, no limits",
+                results[f"system.{db}"],
+                report.THROUGHPUT_METRICS,
+                note,
+            )
+        )
+
+
+def _run_otp(args: argparse.Namespace, shape: Shape, results: dict[str, Any], emit: Emit) -> None:
+    k = args.otp_producers
+    td = runs.throughput("teledispatch", "postgresql", "singles", args.otp_n, shape, k)
+    bl = runs.throughput("baseline", "postgresql", "singles", args.otp_baseline_n, shape, k)
+    results["otp"] = _pair(td, bl)
+    note = f"{_shape_note(shape)}; single-recipient jobs enqueued one by one by {k} producers"
+    if args.otp_baseline_n != args.otp_n:
+        note += f"; baseline ran {args.otp_baseline_n:,}"
+    emit(
+        report.table(
+            "Mixed OTP traffic, postgresql: teledispatch Producer.submit (group commit)",
+            results["otp"],
+            report.THROUGHPUT_METRICS,
+            note + "; teledispatch jobs durable at the producer's flush",
+        )
+    )
+    sync = runs.throughput("teledispatch", "postgresql", "singles-sync", args.otp_n, shape, k)
+    results["otp.sync"] = _pair(sync, bl)
+    emit(
+        report.table(
+            "Mixed OTP traffic, postgresql: teledispatch enqueue() (durable per call)",
+            results["otp.sync"],
+            report.THROUGHPUT_METRICS,
+            note + "; the same baseline run",
+        )
+    )
+
+
+def _run_latency(
+    args: argparse.Namespace, shape: Shape, results: dict[str, Any], emit: Emit
+) -> None:
+    rate, secs = args.latency_rate, args.latency_s
+    td = runs.latency("teledispatch", "postgresql", rate, secs, shape)
+    bl = runs.latency("baseline", "postgresql", rate, secs, shape)
+    results["latency"] = _pair(td, bl)
+    emit(
+        report.table(
+            f"Latency: single recipients at {rate:g}/s for {secs:g}s, postgresql",
+            results["latency"],
+            report.LATENCY_METRICS,
+            f"{_shape_note(shape)}; teledispatch waits up to linger_ms to fill a request",
+        )
+    )
+
+
+def _run_big(args: argparse.Namespace, shape: Shape, results: dict[str, Any], emit: Emit) -> None:
+    big = runs.big_job(args.big_n, shape, args.big_wait_s)
+    results["big"] = _pair(big, {"skipped": "not run"})
+    emit(
+        report.table(
+            f"One job of {args.big_n:,} recipients, postgresql (teledispatch only)",
+            results["big"],
+            report.THROUGHPUT_METRICS,
+            _shape_note(shape),
+        )
+    )
+
+
+def _run_provider(
+    args: argparse.Namespace, shape: Shape, results: dict[str, Any], emit: Emit
+) -> None:
+    if runs.rate_limiter_integrated():
+        td = runs.provider_bound("teledispatch", args.provider_s, shape)
+        bl = runs.provider_bound("baseline", args.provider_s, shape)
+        results["provider"] = _pair(td, bl)
+        note = "baseline: Celery rate_limit 20/s per worker, one message per request"
+    else:
+        skipped = {"skipped": "n/a: rate limiter not integrated yet"}
+        results["provider"] = _pair(skipped, skipped)
+        note = "worker/dispatch/ does not use worker/ratelimit yet"
+    emit(
+        report.table(
+            f"Provider-bound: {runs.PROVIDER_RPS} requests/s × {runs.PROVIDER_BATCH}/batch",
+            results["provider"],
+            report.PROVIDER_METRICS,
+            note,
+        )
+    )
+
+
+def _run_cli(args: argparse.Namespace, shape: Shape, results: dict[str, Any], emit: Emit) -> None:
+    results["cli"] = cli_start.measure()
+    emit(cli_start.table(results["cli"]))
+
+
+def _run_optouts(
+    args: argparse.Namespace, shape: Shape, results: dict[str, Any], emit: Emit
+) -> None:
+    from bench import optouts
+
+    results["optouts"] = optouts.run(args.optout_n, args.optout_list)
+    emit(optouts.table(results["optouts"]))
+
+
+RUNNERS: dict[str, Callable[[argparse.Namespace, Shape, dict[str, Any], Emit], None]] = {
+    "system": _run_system,
+    "otp": _run_otp,
+    "latency": _run_latency,
+    "big": _run_big,
+    "provider": _run_provider,
+    "cli": _run_cli,
+    "optouts": _run_optouts,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     shape = Shape(args.workers, args.concurrency, args.linger_ms)
@@ -102,7 +241,6 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     doc["settings"]["selected"] = args.selected
-    shape_note = f"{shape.workers} worker × {shape.concurrency} processes, both systems"
     sections: list[str] = []
 
     def emit(text: str) -> None:
@@ -112,94 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(doc, indent=2, default=str))
 
     print(f"machine: {doc['machine']}\n", flush=True)
-    if "system" in args.selected:
-        for db in [d.strip() for d in args.databases.split(",") if d.strip()]:
-            database: Any = db
-            td = runs.throughput("teledispatch", database, "bulk", args.n, shape)
-            bl = runs.throughput("baseline", database, "bulk", args.baseline_n, shape)
-            results[f"system.{db}"] = _pair(td, bl)
-            note = shape_note
-            if args.baseline_n != args.n:
-                note += f"; baseline ran {args.baseline_n:,} messages"
-            emit(
-                report.table(
-                    f"System-bound, {db}: one job, no latency, no limits",
-                    results[f"system.{db}"],
-                    report.THROUGHPUT_METRICS,
-                    note,
-                )
-            )
-    if "otp" in args.selected:
-        k = args.otp_producers
-        td = runs.throughput("teledispatch", "postgresql", "singles", args.otp_n, shape, k)
-        bl = runs.throughput("baseline", "postgresql", "singles", args.otp_baseline_n, shape, k)
-        results["otp"] = _pair(td, bl)
-        note = f"{shape_note}; single-recipient jobs enqueued one by one by {k} producers"
-        if args.otp_baseline_n != args.otp_n:
-            note += f"; baseline ran {args.otp_baseline_n:,}"
-        emit(
-            report.table(
-                "Mixed OTP traffic, postgresql: teledispatch Producer.submit (group commit)",
-                results["otp"],
-                report.THROUGHPUT_METRICS,
-                note + "; teledispatch jobs durable at the producer's flush",
-            )
-        )
-        sync = runs.throughput("teledispatch", "postgresql", "singles-sync", args.otp_n, shape, k)
-        results["otp.sync"] = _pair(sync, bl)
-        emit(
-            report.table(
-                "Mixed OTP traffic, postgresql: teledispatch enqueue() (durable per call)",
-                results["otp.sync"],
-                report.THROUGHPUT_METRICS,
-                note + "; the same baseline run",
-            )
-        )
-    if "latency" in args.selected:
-        rate, secs = args.latency_rate, args.latency_s
-        td = runs.latency("teledispatch", "postgresql", rate, secs, shape)
-        bl = runs.latency("baseline", "postgresql", rate, secs, shape)
-        results["latency"] = _pair(td, bl)
-        emit(
-            report.table(
-                f"Latency: single recipients at {rate:g}/s for {secs:g}s, postgresql",
-                results["latency"],
-                report.LATENCY_METRICS,
-                f"{shape_note}; teledispatch waits up to linger_ms to fill a request",
-            )
-        )
-    if "big" in args.selected:
-        big = runs.big_job(args.big_n, shape, args.big_wait_s)
-        results["big"] = _pair(big, {"skipped": "not run"})
-        emit(
-            report.table(
-                f"One job of {args.big_n:,} recipients, postgresql (teledispatch only)",
-                results["big"],
-                report.THROUGHPUT_METRICS,
-                shape_note,
-            )
-        )
-    if "provider" in args.selected:
-        if runs.rate_limiter_integrated():
-            td = runs.provider_bound("teledispatch", args.provider_s, shape)
-            bl = runs.provider_bound("baseline", args.provider_s, shape)
-            results["provider"] = _pair(td, bl)
-            note = "baseline: Celery rate_limit 20/s per worker, one message per request"
-        else:
-            skipped = {"skipped": "n/a: rate limiter not integrated yet"}
-            results["provider"] = _pair(skipped, skipped)
-            note = "worker/dispatch/ does not use worker/ratelimit yet"
-        emit(
-            report.table(
-                f"Provider-bound: {runs.PROVIDER_RPS} requests/s × {runs.PROVIDER_BATCH}/batch",
-                results["provider"],
-                report.PROVIDER_METRICS,
-                note,
-            )
-        )
-    if "cli" in args.selected:
-        results["cli"] = cli_start.measure()
-        emit(cli_start.table(results["cli"]))
+    for name in args.selected:
+        RUNNERS[name](args, shape, results, emit)
     verdicts = report.evaluate(results)
     doc["targets"] = verdicts
     emit(report.targets_text(verdicts))
@@ -208,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{name}/{system}"
         for name, pair in results.items()
         for system, run in pair.items()
-        if "error" in run
+        if isinstance(run, dict) and "error" in run
     ]
     if failed:
         print(f"runs that failed: {', '.join(failed)}", file=sys.stderr)

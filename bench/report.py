@@ -202,6 +202,12 @@ TARGETS = [
         "<=",
         " MB",
     ),
+    Target(
+        "enqueue against a 10M-entry opt-out list ≤ 1.5× without",
+        lambda results: results.get("optouts", {}).get("ratio"),
+        1.5,
+        "<=",
+    ),
 ]
 
 

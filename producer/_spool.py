@@ -11,10 +11,12 @@ import time
 from collections.abc import Iterator
 from typing import IO, Any
 
+from teledispatch import clock
 from teledispatch.channels.base import ChannelRules
 from teledispatch.channels.registry import text_field
 from teledispatch.channels.sms_segments import measure
-from teledispatch.statuses import QUEUED
+from teledispatch.quiet_hours import QUIET_CODE, Hold, Window, hold, zones_for
+from teledispatch.statuses import DEFERRED, QUEUED
 
 #: Validated rows a job keeps in memory (a few hundred bytes each); the rest wait in a file.
 SPOOL_MEMORY_ROWS = 100_000
@@ -122,13 +124,15 @@ def records_for(
     not_before: float | None,
     status: str = QUEUED,
     lane: tuple[int, float | None] = (1, None),
+    quiet: str | None = None,
 ) -> list[dict[str, Any]]:
     """``messages`` rows for spooled rows: nothing is serialised again here. ``lane``: the
-    job's stored ``(priority, expires_at)``."""
+    job's stored ``(priority, expires_at)``; ``quiet``: its quiet hours, which store a row
+    due in its recipient's quiet hours as ``deferred`` until they end."""
     now = time.time()
     due = max(now, not_before or 0.0)
     priority, expires_at = lane
-    return [
+    records = [
         {
             "id": f"{job_id}-{index}",
             "job_id": job_id,
@@ -150,3 +154,38 @@ def records_for(
         }
         for index, phone, group_key, payload, encoding, segments in rows
     ]
+    if quiet and status == QUEUED:
+        _hold_quiet(records, Window.parse(quiet), due)
+    return records
+
+
+def _hold_quiet(records: list[dict[str, Any]], window: Window, due: float) -> None:
+    """Rows whose recipient is in quiet hours at their due time become ``deferred`` until the
+    window opens, with the reason. Decided on the test clock when one is set (the workers
+    compare due times with the same clock), so a test's workers and producer agree."""
+    at = due + clock.offset()
+    holds: dict[tuple[str, ...], Hold | None] = {}
+    held_any = False
+    for record in records:
+        zones = zones_for(record["phone"])
+        if not zones:
+            continue
+        if zones not in holds:  # one decision per zone set: a part shares one due time
+            holds[zones] = hold(window, zones, at)
+        held = holds[zones]
+        if held is not None:
+            held_any = True
+            record["status"] = DEFERRED
+            record["due_at"] = held.until
+            record["error_code"] = QUIET_CODE
+            record["error_text"] = held.reason
+    if held_any:
+        with_error_columns(records)
+
+
+def with_error_columns(records: list[dict[str, Any]]) -> None:
+    """Give every row the error columns once some have them: a part is written with the
+    first row's columns (COPY, executemany)."""
+    for record in records:
+        record.setdefault("error_code", None)
+        record.setdefault("error_text", None)

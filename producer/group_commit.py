@@ -29,10 +29,10 @@ from typing import Any
 
 from teledispatch.config import Settings, settings
 from teledispatch.db import jobs as jobs_db
-from teledispatch.db import messages as messages_db
 from teledispatch.db.engine import get_engine
 from teledispatch.db.migrate import ensure_schema
 from teledispatch.errors import Error
+from teledispatch.producer import screen
 from teledispatch.producer.jobs import SendJob
 from teledispatch.producer.lane import Lane
 from teledispatch.producer.submit import (
@@ -145,6 +145,7 @@ class Producer:
             allow_duplicates=job.allow_duplicates,
             lane=Lane(job.priority, job.expires_at, job.ttl_s, job.weight),
             callback_url=job.callback_url,
+            quiet_hours=job.quiet_hours,
         )
 
     def submit_recipients(
@@ -158,6 +159,7 @@ class Producer:
         allow_duplicates: bool = False,
         lane: Lane | None = None,
         callback_url: str | None = None,
+        quiet_hours: str | None = None,
     ) -> Pending:
         """Like :meth:`submit`, with :func:`~producer.enqueue_stream`'s arguments (``lane``:
         its ``priority``, ``expires_at`` and ``ttl_s``)."""
@@ -178,6 +180,7 @@ class Producer:
                 ttl_s=lane.ttl_s,
                 callback_url=callback_url,
                 weight=lane.weight,
+                quiet_hours=quiet_hours,
                 cfg=self.cfg,
             )
             return Pending.settled(done)
@@ -191,6 +194,7 @@ class Producer:
             allow_duplicates,
             lane,
             callback_url,
+            quiet_hours,
         )
         try:
             if row["parts"] > 1:
@@ -207,6 +211,7 @@ class Producer:
                     ttl_s=lane.ttl_s,
                     callback_url=callback_url,
                     weight=lane.weight,
+                    quiet_hours=quiet_hours,
                     cfg=self.cfg,
                 )
                 return Pending.settled(done)
@@ -215,7 +220,13 @@ class Producer:
             spool.close()
         stored = (row["priority"], row["expires_at"])
         records = records_for(
-            row["id"], account, row["channel"], part, row["not_before"], lane=stored
+            row["id"],
+            account,
+            row["channel"],
+            part,
+            row["not_before"],
+            lane=stored,
+            quiet=row["quiet_hours"],
         )
         pending = Pending(row["id"], row["total"])
         with self._lock:
@@ -327,7 +338,7 @@ class Producer:
         with engine.begin() as conn:
             jobs_db.insert_jobs(conn, [item.job_row for item in batch])
             records = [r for item in batch for r in item.records]
-            messages_db.insert_messages(conn, records, fresh=True)
+            screen.store(conn, records, fresh=True)
 
     def _stored(self, batch: list[_Item]) -> bool:
         """Whether a transaction that seemed to fail had committed (it is all or nothing)."""

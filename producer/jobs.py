@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from teledispatch.channels.ids import Channel
 from teledispatch.priorities import Priority
+from teledispatch.quiet_hours import validate as validate_quiet_hours
 
 
 class SendJob(BaseModel):
@@ -47,6 +48,15 @@ class SendJob(BaseModel):
     #: Share of the account's rate beside other active jobs of its lane (default 1): a job of
     #: weight 2 gets twice the rows of a job of weight 1 while both have rows to send.
     weight: float | None = Field(default=None, gt=0, le=1000)
+
+    #: ``"21:00-08:00"``: hours (local to each recipient, from the number) when ``normal`` and
+    #: ``low`` messages are held until the window ends; None: the account's ``quiet_hours``.
+    quiet_hours: str | None = Field(default=None, max_length=40)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: str | None) -> str | None:
+        return validate_quiet_hours(value)
 
     @field_validator("expires_at")
     @classmethod

@@ -47,7 +47,8 @@ class JobStatus:
     #: Earliest time a not-yet-due message becomes due (retries, deferrals, not_before).
     next_due_at: str | None = None
     #: When its last message should leave: its remaining messages at its share of the
-    #: account's configured rate (``teledispatch.eta``); None when done or nothing limits it.
+    #: account's configured rate (``teledispatch.eta``), and never before its last waiting
+    #: message becomes due (quiet hours, retries); None when done or nothing limits it.
     eta: str | None = None
     #: SMS segments billed per encoding (``{"gsm7": 1200, "ucs2": 40}``); empty for channels
     #: that send no text of their own.
@@ -152,11 +153,17 @@ def job_status(job_id: str, *, cfg: Settings | None = None, now: float | None = 
         if counts.get(UNKNOWN):
             reconciling = messages_db.count_reconciling(conn, job_id)
         next_due = messages_db.next_due_at(conn, job_id, now)
+        last_due = messages_db.last_due_at(conn, job_id, now)
         segments = messages_db.segment_counts(conn, job_id)
         accepted = sum(counts.values())
         active = sum(n for s, n in counts.items() if s in ACTIVE_STATUSES)
         done = accepted >= job.total and active == 0 and reconciling == 0
         eta = None if done or active == 0 else _eta(conn, cfg, job, counts, now)
+        if eta is not None and last_due is not None:
+            # Nothing leaves before its due time (quiet hours, retries): no finish before that.
+            eta = max(eta, last_due)
+        elif active and last_due is not None:
+            eta = last_due
     return JobStatus(
         job_id=job.id,
         account=job.account,

@@ -25,6 +25,7 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from teledispatch import quiet_hours as quiet_hours_mod
 from teledispatch import wakeups as broker
 from teledispatch.channels.base import ChannelRules
 from teledispatch.config import AccountConfig, Settings, settings
@@ -33,6 +34,8 @@ from teledispatch.db import messages as messages_db
 from teledispatch.db.engine import get_engine
 from teledispatch.db.migrate import ensure_schema
 from teledispatch.errors import Error
+from teledispatch.priorities import priority_word
+from teledispatch.producer import screen
 
 # Re-exported: dry_run, group_commit and tests import these from here.
 from teledispatch.producer._spool import SPOOL_MEMORY_ROWS as SPOOL_MEMORY_ROWS
@@ -112,6 +115,7 @@ def enqueue(job: SendJob, *, cfg: Settings | None = None) -> str:
         ttl_s=job.ttl_s,
         callback_url=job.callback_url,
         weight=job.weight,
+        quiet_hours=job.quiet_hours,
         cfg=cfg,
     ).job_id
 
@@ -135,11 +139,13 @@ def prepare(
     allow_duplicates: bool,
     lane: Lane | None = None,
     callback_url: str | None = None,
+    quiet_hours: str | None = None,
 ) -> tuple[dict[str, Any], _Spool]:
     """Validate a job and build its ``jobs`` row (a new id); the caller owns the spool."""
     now = time.time()
     lane = lane or Lane()
     lane.check()
+    quiet = _check_quiet_hours(quiet_hours)
     channel, spool = _validate(cfg, account, recipients, defaults or {}, allow_duplicates, now)
     start_at = _as_epoch(not_before)
     priority, expires_at = lane.resolve(cfg.account(account), max(now, start_at or 0.0))
@@ -154,6 +160,8 @@ def prepare(
         header["callback_url"] = callback_url
     if lane.weight is not None:  # likewise
         header["weight"] = lane.weight
+    if quiet:
+        header["quiet_hours"] = quiet
     spool.hash.update(json.dumps(header, sort_keys=True).encode())
     row = {
         "id": new_job_id(),
@@ -171,8 +179,20 @@ def prepare(
         "weight": lane.stored_weight(),
         # The job's own URL, else the account's default; None writes no events at all.
         "callback_url": callback_url or cfg.account(account).callback_url or None,
+        "quiet_hours": quiet_hours_mod.resolve(
+            quiet, cfg.account(account).quiet_hours, priority_word(priority)
+        ),
     }
     return row, spool
+
+
+def _check_quiet_hours(value: str | None) -> str | None:
+    """The job's own window in canonical form; a bad one is a problem before any recipient."""
+    try:
+        return quiet_hours_mod.validate(value)
+    except quiet_hours_mod.QuietHoursError:
+        rule = "must be HH:MM-HH:MM (24-hour, local to the recipient), start != end"
+        raise ValidationFailed([Problem(None, "quiet_hours", value, rule)]) from None
 
 
 def enqueue_stream(
@@ -188,12 +208,13 @@ def enqueue_stream(
     ttl_s: float | None = None,
     callback_url: str | None = None,
     weight: float | None = None,
+    quiet_hours: str | None = None,
     cfg: Settings | None = None,
 ) -> Enqueued:
     """Like :func:`enqueue`, for recipients that arrive as an iterator (a CSV, a query).
 
     Memory stays flat however many recipients there are; the iterator is read once.
-    ``priority``, ``expires_at``, ``ttl_s`` and ``weight`` as in :class:`SendJob`.
+    ``priority``, ``expires_at``, ``ttl_s``, ``weight`` and ``quiet_hours`` as in :class:`SendJob`.
     """
     cfg = cfg or settings()
     lane = Lane(priority, expires_at, ttl_s, weight)
@@ -207,6 +228,7 @@ def enqueue_stream(
         allow_duplicates,
         lane,
         callback_url,
+        quiet_hours,
     )
     try:
         job_id, channel, start_at = row["id"], row["channel"], row["not_before"]
@@ -223,9 +245,15 @@ def enqueue_stream(
                     # header: one commit instead of three, which is most of an enqueue's cost.
                     part = next(spool.parts(PART_SIZE))
                     records = records_for(
-                        job_id, account, channel, part, start_at, lane=_lane_of(row)
+                        job_id,
+                        account,
+                        channel,
+                        part,
+                        start_at,
+                        lane=_lane_of(row),
+                        quiet=row["quiet_hours"],
                     )
-                    messages_db.insert_messages(conn, records, fresh=True)
+                    screen.store(conn, records, fresh=True)
         except IntegrityError:
             if idempotency_key is None:
                 raise
@@ -336,8 +364,10 @@ def _store_rows(
         job = jobs_db.storing_header(conn, job_id)
         status = CANCELLED if job.cancelled_at is not None else QUEUED
         lane = (job.priority, job.expires_at)
-        records = records_for(job_id, job.account, job.channel, rows, not_before, status, lane)
-        messages_db.insert_messages(conn, records, fresh=fresh)
+        records = records_for(
+            job_id, job.account, job.channel, rows, not_before, status, lane, job.quiet_hours
+        )
+        screen.store(conn, records, fresh=fresh)
     return len(records)
 
 

@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 
 import uvicorn
 
+from teledispatch import clock
 from teledispatch.simulator import fault_options
 from teledispatch.simulator.app import ARRIVAL_EXTENSION, CONNECTION_EXTENSION, create_app
 from teledispatch.simulator.config_file import render_config, write_config
@@ -190,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     credentials = Credentials.generate(args.seed)
-    sim = Sim(options, credentials)
+    # The test clock integration tests move (teledispatch/clock.py), when one is set: the
+    # workers sign requests with it, and arrivals are stamped in the time the test reasons in.
+    sim = Sim(options, credentials, clock=clock.now if clock.is_moved() else time.time)
     try:
         sock = bind_socket(args.host, args.port)
     except OSError as exc:

@@ -112,6 +112,11 @@ class AccountConfig(BaseModel):
     #: Only the dry run's cost estimate reads it. A tuple of pairs: the model is hashable.
     prices: tuple[tuple[str, float], ...] = ()
 
+    #: ``"21:00-08:00"``: local hours (in the recipient's time zone, from the number) when
+    #: ``normal`` and ``low`` messages are held, deferred to the window's end; a job's own
+    #: ``quiet_hours`` wins. None: none.
+    quiet_hours: str | None = None
+
     #: Shared secret in the delivery-receipt URL (NXCloud DRs are unsigned) / Volcengine authToken.
     callback_token: SecretStr = SecretStr("")
     #: Where status webhooks of this account's jobs go unless a job names its own URL.
@@ -133,6 +138,14 @@ class AccountConfig(BaseModel):
             else:
                 caps.append(item)
         return caps
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: str | None) -> str | None:
+        # Imported here, like batch_size's registry: config is imported by nearly everything.
+        from teledispatch.quiet_hours import validate
+
+        return validate(value)
 
     @field_validator("prices", mode="before")
     @classmethod

@@ -26,6 +26,7 @@ class Status(StrEnum):
     DELIVERED = "delivered"  # terminal: delivery receipt says delivered
     UNDELIVERED = "undelivered"  # terminal: delivery receipt says not delivered
     EXPIRED = "expired"  # terminal: its job's expiry passed before it was sent
+    SUPPRESSED = "suppressed"  # terminal: the recipient opted out (account or global list)
 
 
 # Module-level names, as callers have always spelled them.
@@ -39,6 +40,7 @@ CANCELLED = Status.CANCELLED
 DELIVERED = Status.DELIVERED
 UNDELIVERED = Status.UNDELIVERED
 EXPIRED = Status.EXPIRED
+SUPPRESSED = Status.SUPPRESSED
 
 #: Every status, in the order above.
 STATUSES: tuple[Status, ...] = tuple(Status)
@@ -56,11 +58,14 @@ CLAIMABLE: tuple[Status, ...] = (QUEUED, DEFERRED)
 #: Statuses a delivery receipt may settle; everything else is not yet sent or already final.
 SETTLEABLE: tuple[Status, ...] = (SENT, UNKNOWN)
 #: Statuses nothing ever changes again.
-TERMINAL: frozenset[Status] = frozenset({FAILED, CANCELLED, DELIVERED, UNDELIVERED, EXPIRED})
+TERMINAL: frozenset[Status] = frozenset(
+    {FAILED, CANCELLED, DELIVERED, UNDELIVERED, EXPIRED, SUPPRESSED}
+)
 #: Where a delivery receipt takes a message.
 RECEIPT_OUTCOMES: frozenset[Status] = frozenset({DELIVERED, UNDELIVERED})
-#: What a new message row is written as (``cancelled`` when its job was cancelled first).
-INITIAL: frozenset[Status] = frozenset({QUEUED, CANCELLED})
+#: What a new message row is written as: ``cancelled`` when its job was cancelled first,
+#: ``suppressed`` when its recipient is opted out, ``deferred`` when it falls in quiet hours.
+INITIAL: frozenset[Status] = frozenset({QUEUED, CANCELLED, SUPPRESSED, DEFERRED})
 
 #: Every allowed change of status (staying put is always allowed and not listed). The
 #: writers are compare-and-set statements on the old status, so nothing else can happen.
@@ -74,8 +79,10 @@ TRANSITIONS: Mapping[Status, frozenset[Status]] = MappingProxyType(
         # dispatch (outcomes via db.messages.apply: sent / failed / unknown, requeued for a
         # retry or a refused departure, deferred by a rate window); sweep (reclaim_expired:
         # a lost batch goes back to queued, to unknown if it departed, or to failed); claim
-        # (a row claimed past its expiry is expired in the claim's transaction, never sent)
-        SENDING: frozenset({SENT, FAILED, UNKNOWN, QUEUED, DEFERRED, EXPIRED}),
+        # (a row claimed past its expiry is expired in the claim's transaction, never sent;
+        # one whose recipient opted out after enqueue is suppressed there too); dispatch
+        # (a row claimed in its recipient's quiet hours is deferred to the window's opening)
+        SENDING: frozenset({SENT, FAILED, UNKNOWN, QUEUED, DEFERRED, EXPIRED, SUPPRESSED}),
         # reconcile (the provider says sent / failed / never received: resent or failed);
         # receipt (a receipt proves an ambiguous send arrived)
         UNKNOWN: frozenset({SENT, FAILED, QUEUED, DELIVERED, UNDELIVERED}),
@@ -87,6 +94,7 @@ TRANSITIONS: Mapping[Status, frozenset[Status]] = MappingProxyType(
         DELIVERED: frozenset(),
         UNDELIVERED: frozenset(),
         EXPIRED: frozenset(),
+        SUPPRESSED: frozenset(),
     }
 )
 
@@ -111,6 +119,7 @@ __all__ = [
     "SENT",
     "SETTLEABLE",
     "STATUSES",
+    "SUPPRESSED",
     "TERMINAL",
     "TRANSITIONS",
     "UNDELIVERED",

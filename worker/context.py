@@ -11,6 +11,7 @@ from typing import Any
 import redis
 from sqlalchemy.engine import Engine
 
+from teledispatch import clock
 from teledispatch.config import Settings, settings
 from teledispatch.db.engine import get_engine
 from teledispatch.db.migrate import ensure_schema
@@ -67,6 +68,9 @@ def build(publish: Publish, cfg: Settings | None = None) -> Context:
         redis=redis.Redis.from_url(cfg.redis_url, socket_timeout=10, socket_connect_timeout=5),
         transport=HttpxTransport(),
         publish=publish,
+        # Integration tests only: a clock they move (teledispatch/clock.py), so quiet hours
+        # can be crossed without waiting for them. Production reads the system clock.
+        clock=clock.now if clock.is_moved() else time.time,
     )
 
 

@@ -195,8 +195,9 @@ def record_message_counts(account: AccountConfig, counts: Mapping[str, int]) -> 
         _disable(exc)
 
 
-#: Message statuses a request's outcome can write (``MESSAGES``'s ``status`` label).
-MESSAGE_STATUSES = ("sent", "failed", "deferred", "queued", "unknown")
+#: Message statuses a request's outcome (or a claim: ``suppressed``) can write
+#: (``MESSAGES``'s ``status`` label).
+MESSAGE_STATUSES = ("sent", "failed", "deferred", "queued", "unknown", "suppressed")
 
 
 def preset(accounts: Iterable[AccountConfig]) -> None:

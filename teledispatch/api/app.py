@@ -16,7 +16,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from teledispatch.api import callbacks, console, csv_upload, health, jobs, messages, metrics, views
+from teledispatch.api import (
+    callbacks,
+    console,
+    csv_upload,
+    health,
+    jobs,
+    messages,
+    metrics,
+    optouts,
+    views,
+)
 from teledispatch.api.auth import API_KEYS_ENV, ApiKey, KeyRing, load_keys
 from teledispatch.api.deps import ApiState, Unauthorized
 from teledispatch.api.docs import install_docs
@@ -106,7 +116,7 @@ def create_app(
     # ``csv_upload`` and ``views`` first: their ``/v1/jobs/csv``, ``GET /v1/jobs`` and
     # ``/v1/jobs/{id}/failures`` sit beside the jobs router's ``/v1/jobs/{id}`` routes.
     routers = (health.router, csv_upload.router, views.router, jobs.router, messages.router)
-    for router in (*routers, callbacks.router, metrics.router, console.router):
+    for router in (*routers, optouts.router, callbacks.router, metrics.router, console.router):
         app.include_router(router)
     callbacks.redact_access_log()
     return app

@@ -153,6 +153,7 @@ def post_job(
             allow_duplicates=job.allow_duplicates,
             lane=Lane(job.priority, job.expires_at, job.ttl_s, job.weight),
             callback_url=job.callback_url,
+            quiet_hours=job.quiet_hours,
         )
         # Durable before the answer, as enqueue() is; concurrent requests share a commit.
         result = pending.result(timeout=STORE_TIMEOUT_S)
@@ -172,6 +173,8 @@ def _dry_run(state: State, job: SendJob) -> Any:
             defaults=job.defaults,
             not_before=job.not_before,
             allow_duplicates=job.allow_duplicates,
+            priority=job.priority,
+            quiet_hours=job.quiet_hours,
             cfg=state.cfg(),
         )
     except ValidationFailed as exc:  # the job as a whole (account, job-wide template)
@@ -188,12 +191,15 @@ def get_job(state: State, key: Key, job_id: str) -> Any:
     if not key.may_use(st.account):  # another tenant's job: as if it did not exist
         return _not_found(job_id)
     finished = sum(n for s, n in st.counts.items() if s not in ACTIVE_STATUSES)
+    # The job's own lower bound (its last waiting message's due time: a quiet-hours
+    # opening counts), else later if its rate so far says so.
     eta = st.eta
-    if eta is None and not st.done:
+    if not st.done:
         when = estimate_eta(
             st.total, finished, _epoch(st.created_at), _epoch(st.next_due_at), time.time()
         )
-        eta = None if when is None else _iso(when)
+        if when is not None and (eta is None or when > (_epoch(eta) or 0.0)):
+            eta = _iso(when)
     return JobView(
         job_id=st.job_id,
         account=st.account,

@@ -58,5 +58,26 @@ def measure(text: str) -> Segments:
     else:
         # UTF-16 code units: a character outside the BMP (an emoji) is a surrogate pair.
         encoding, units = UCS2, len(text.encode("utf-16-le")) // 2
-    parts = 1 if units <= SINGLE[encoding] else -(-units // PART[encoding])
+    parts = 1 if units <= SINGLE[encoding] else _parts(text, encoding)
     return Segments(encoding, units, parts)
+
+
+def _width(ch: str, encoding: str) -> int:
+    if encoding == GSM7:
+        return 2 if ch in _EXTENDED else 1
+    return 2 if ord(ch) > 0xFFFF else 1
+
+
+def _parts(text: str, encoding: str) -> int:
+    """Parts of a concatenated SMS. A character is never split between two parts (phones
+    could not join an escape and its septet, or the halves of a surrogate pair), so a
+    two-unit character that would straddle a boundary starts the next part: such a text can
+    need one part more than its units divided by the room of a part."""
+    room = PART[encoding]
+    parts, used = 1, 0
+    for ch in text:
+        width = _width(ch, encoding)
+        if used + width > room:
+            parts, used = parts + 1, 0
+        used += width
+    return parts

@@ -73,7 +73,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  {status:<12} {n:>9}")
     if st.segments:
         parts = ", ".join(f"{n} {enc}" for enc, n in st.segments.items())
-        print(f"  segments     {parts}")
+        print(f"  segments     {sum(st.segments.values())} ({parts})")
     print("  done" if st.done else f"  in progress (next due {st.next_due_at or 'now'})")
     if not st.done:
         print(f"  eta          {st.eta or 'unknown (the account sets no rate limit)'}")

@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from teledispatch.cli import completion, export, jobs, ops, send, webhooks
+from teledispatch.cli import completion, export, jobs, ops, optouts, send, webhooks
 from teledispatch.cli.extras import MissingExtra, require_extra
 from teledispatch.cli.failures import VersionAction, database_problem
 from teledispatch.cli.output import EXIT_INVALID
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.register(sub)
     ops.register(sub)
     webhooks.register(sub)
+    optouts.register(sub)
     export.register(sub)
     completion.register(sub, build_parser)
     return p

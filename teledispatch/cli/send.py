@@ -51,6 +51,7 @@ class _Request:
     ttl_s: float | None = None
     callback_url: str | None = None
     weight: float | None = None
+    quiet_hours: str | None = None
 
 
 def _expires_at(text: str | None) -> datetime | None:
@@ -163,6 +164,7 @@ def _from_job_file(args: argparse.Namespace, flags: _Request) -> _Request:
         else (job.ttl_s if flags.expires_at is None else None),
         callback_url=flags.callback_url or job.callback_url,
         weight=flags.weight if flags.weight is not None else job.weight,
+        quiet_hours=flags.quiet_hours or job.quiet_hours,
     )
 
 
@@ -215,6 +217,7 @@ def _request(args: argparse.Namespace) -> _Request:
         ttl_s=args.ttl,
         callback_url=args.callback_url,
         weight=args.weight,
+        quiet_hours=args.quiet_hours,
     )
     if args.job:
         req = _from_job_file(args, flags)
@@ -288,6 +291,8 @@ def _dry_run(req: _Request, as_json: bool, csv_mode: bool) -> int:
         defaults=req.defaults,
         not_before=req.not_before,
         allow_duplicates=req.allow_duplicates,
+        priority=req.priority,
+        quiet_hours=req.quiet_hours,
     )
     valid = report.problems_total == 0
     if as_json:
@@ -314,6 +319,7 @@ def _enqueue(req: _Request, as_json: bool) -> None:
         ttl_s=req.ttl_s,
         callback_url=req.callback_url,
         weight=req.weight,
+        quiet_hours=req.quiet_hours,
     )
     if as_json:
         print_json({"job_id": result.job_id, "total": result.total, "created": result.created})
@@ -403,9 +409,15 @@ def register(sub: Any) -> None:
         help="messages not sent by then become expired (with a timezone)",
     )
     s.add_argument(
+        "--quiet-hours",
+        metavar="HH:MM-HH:MM",
+        help="hold normal and low messages in these hours, local to each recipient's number "
+        "(default: the account's quiet_hours)",
+    )
+    s.add_argument(
         "--dry-run",
         action="store_true",
-        help="validate every recipient and report recipients, segments, cost and ETA; "
+        help="validate every recipient and report recipients, suppressed, segments, cost and ETA; "
         "enqueue nothing",
     )
     s.add_argument("--json", action="store_true", help='print {"job_id": ...}')

@@ -44,13 +44,21 @@ def by_idempotency_key(conn: sa.Connection, key: str) -> AnyRow:
 
 
 def storing_header(conn: sa.Connection, job_id: str) -> AnyRow:
-    """``(account, channel, cancelled_at, priority, expires_at)``: what storing a part of the
-    job needs."""
+    """``(account, channel, cancelled_at, priority, expires_at, quiet_hours)``: what storing
+    a part of the job needs."""
     return conn.execute(
-        sa.select(j.account, j.channel, j.cancelled_at, j.priority, j.expires_at).where(
-            j.id == job_id
-        )
+        sa.select(
+            j.account, j.channel, j.cancelled_at, j.priority, j.expires_at, j.quiet_hours
+        ).where(j.id == job_id)
     ).one()
+
+
+def quiet_hours_of(conn: sa.Connection, job_ids: Sequence[str]) -> dict[str, str]:
+    """``job id → quiet hours`` of those of ``job_ids`` that have a window."""
+    rows = conn.execute(
+        sa.select(j.id, j.quiet_hours).where(j.id.in_(job_ids), j.quiet_hours.is_not(None))
+    )
+    return {row[0]: row[1] for row in rows}
 
 
 def count_existing(conn: sa.Connection, job_ids: Sequence[str]) -> int:
@@ -205,5 +213,6 @@ __all__ = [
     "lock_total",
     "mark_cancelled",
     "open_with_callback",
+    "quiet_hours_of",
     "storing_header",
 ]

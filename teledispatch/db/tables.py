@@ -66,6 +66,10 @@ class Job(SQLModel, table=True):
     callback_url: str | None = Field(default=None, max_length=2000)
     #: When the ``job.done`` event was written: set once, so the event is written once.
     done_at: float | None = None
+    #: The quiet hours in force for its messages (``"21:00-08:00"``, resolved at enqueue from
+    #: the job and its account; see ``teledispatch.quiet_hours``); NULL: none, or a ``high``
+    #: lane job, which quiet hours never hold.
+    quiet_hours: str | None = Field(default=None, max_length=11)
 
 
 #: Statuses the dispatcher, the sweep and reconciliation look for by account and due time. The
@@ -272,10 +276,29 @@ class Event(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=200)
 
 
+#: The global suppression list's ``account``: a name no configured account can have.
+GLOBAL_OPTOUT = "*"
+
+
+class OptOut(SQLModel, table=True):
+    """A recipient who opted out: of one account's sends, or (``account = '*'``) of all.
+
+    The primary key ``(account, phone)`` is the index every check walks: the producer asks it
+    once per part of a job, the claim once per claim."""
+
+    __tablename__ = "optouts"
+
+    account: str = Field(primary_key=True, max_length=100)
+    #: E.164, as messages store it.
+    phone: str = Field(primary_key=True, max_length=32)
+    created_at: float
+
+
 jobs_table: sa.Table = Job.__table__  # type: ignore[attr-defined]
 messages_table: sa.Table = Message.__table__  # type: ignore[attr-defined]
 batches_table: sa.Table = Batch.__table__  # type: ignore[attr-defined]
 events_table: sa.Table = Event.__table__  # type: ignore[attr-defined]
+optouts_table: sa.Table = OptOut.__table__  # type: ignore[attr-defined]
 
 
 #: A result row of any columns, as the data-access modules return them.

@@ -47,6 +47,7 @@ def test_stored_words_are_unchanged() -> None:
         "delivered",
         "undelivered",
         "expired",
+        "suppressed",
     ]
     assert statuses.QUEUED == "queued" and statuses.UNDELIVERED == "undelivered"
 

@@ -17,6 +17,7 @@ from teledispatch.config import AccountConfig
 from teledispatch.db import messages as repo
 from teledispatch.worker import metrics
 from teledispatch.worker.context import Context
+from teledispatch.worker.quiet import hold_quiet
 
 from .admit import admit
 from .common import LEASE_MARGIN_S, Report, has_limits
@@ -114,12 +115,19 @@ def _claim_and_send(
         # Found past their expiry by the claim and written ``expired`` in it: never sent.
         report.add("expired", claim.expired)
         metrics.record_message_counts(account, {"expired": claim.expired})
-    full = len(claim.messages) + claim.expired >= limit
-    if not claim.messages:
+    if claim.suppressed:
+        # Opted out after enqueue: written ``suppressed`` by the claim, never sent.
+        report.add("suppressed", claim.suppressed)
+        metrics.record_message_counts(account, {"suppressed": claim.suppressed})
+    full = len(claim.messages) + claim.expired + claim.suppressed >= limit
+    rows, quiet = hold_quiet(ctx.engine, claim.token, claim.messages, ctx.clock())
+    if quiet:
+        report.add("deferred", quiet)
+    if not rows:
         return full
     waits: list[float] = []
     groups: dict[str, list[repo.Claimed]] = {}
-    for row in claim.messages:
+    for row in rows:
         groups.setdefault(row.group_key, []).append(row)
     for rows in groups.values():
         admission = admit(ctx, account, claim.token, rows, report)

@@ -2,7 +2,8 @@
 short transaction. Callers import the package (``from teledispatch.db import messages``);
 the modules are how it is organised, not an interface:
 
-- ``claims``: :class:`Claimed`/:class:`Claim`, :func:`claim` (expired rows written at claim),
+- ``claims``: :class:`Claimed`/:class:`Claim`, :func:`claim` (expired and opted-out rows
+  written at claim),
   the departure compare-and-set (:func:`mark_departing`), :func:`has_due`;
 - ``updates``: :class:`Update` and :func:`apply`, a batch's outcomes in one statement;
 - ``reclaim``: :func:`reclaim_expired`, the sweep of batches whose lease ran out;
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 from teledispatch.db.messages._common import RECONCILE_AFTER_S, log, m
 from teledispatch.db.messages.claims import (
+    OPTED_OUT_CODE,
     Claim,
     Claimed,
     claim,
@@ -55,6 +57,7 @@ from teledispatch.db.messages.reads import (
     find_messages,
     job_is_finished,
     job_messages_page,
+    last_due_at,
     next_due_at,
     payload_of,
     segment_counts,
@@ -81,6 +84,7 @@ __all__ = [
     "FAILED",
     "FAILURE_STATUSES",
     "MAY_HAVE_BEEN_SENT",
+    "OPTED_OUT_CODE",
     "PROVIDER_ID_WIDTH",
     "QUEUED",
     "QUIET_STATUSES",
@@ -114,6 +118,7 @@ __all__ = [
     "insert_retries",
     "job_is_finished",
     "job_messages_page",
+    "last_due_at",
     "log",
     "m",
     "mark_departing",

@@ -18,8 +18,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from teledispatch.db import optouts as optouts_db
 from teledispatch.db.messages._common import m
 from teledispatch.db.messages.expiry import EXPIRED_CODE
+from teledispatch.db.messages.outbox import record_changes
 from teledispatch.db.tables import batches_table, literal_status, messages_table
 from teledispatch.priorities import PRIORITY_ORDER
 from teledispatch.scheduling import Demand, plan
@@ -29,7 +31,11 @@ from teledispatch.statuses import (
     EXPIRED,
     QUEUED,
     SENDING,
+    SUPPRESSED,
 )
+
+#: ``error_code`` of a message whose recipient is on a suppression list.
+OPTED_OUT_CODE = "opted_out"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,8 @@ class Claim:
     messages: list[Claimed]
     #: Rows this claim found past their expiry and wrote ``expired`` instead of taking.
     expired: int = 0
+    #: Rows whose recipient opted out after enqueue, written ``suppressed`` instead.
+    suppressed: int = 0
 
 
 #: A lane's jobs listed per claim at most (a skip scan, one index probe each): more active
@@ -267,8 +275,9 @@ def claim(engine: Engine, account: str, limit: int, lease_s: float, now: float) 
                 break
             messages += _claim_lane(conn, account, priority, want, token, now)
         expired = _expire_claimed(conn, token, messages, now)
-        if expired:
-            messages = [c for c in messages if c.id not in expired]
+        suppressed = _suppress_claimed(conn, token, now) if messages else set()
+        if expired or suppressed:
+            messages = [c for c in messages if c.id not in expired and c.id not in suppressed]
         if messages:
             conn.execute(
                 sa.insert(batches_table),
@@ -283,7 +292,7 @@ def claim(engine: Engine, account: str, limit: int, lease_s: float, now: float) 
                     for g in dict.fromkeys(map(_group_key, messages))
                 ],
             )
-    return Claim(token, messages, len(expired))
+    return Claim(token, messages, len(expired), len(suppressed))
 
 
 def _expire_claimed(
@@ -304,6 +313,30 @@ def _expire_claimed(
             )
         )
     return ids
+
+
+def _suppress_claimed(conn: sa.Connection, token: str, now: float) -> set[str]:
+    """Rows just claimed whose recipient opted out since enqueue become ``suppressed`` in the
+    claim's own transaction, so they are never sent. One statement over the claim's rows
+    (the ``sending`` index by token), an index lookup of the suppression lists per row; a
+    separate step, so the claim query itself stays as it is. Returns their ids."""
+    changed = conn.execute(
+        sa.update(messages_table)
+        .where(
+            m.claim_token == token,
+            m.status == SENDING,
+            optouts_db.opted_out(m.account, m.phone),
+        )
+        .values(
+            status=SUPPRESSED,
+            error_code=OPTED_OUT_CODE,
+            error_text="the recipient opted out",
+            updated_at=now,
+        )
+        .returning(m.id, m.job_id)
+    ).all()
+    record_changes(conn, changed, now)
+    return {row[0] for row in changed}
 
 
 def mark_departing(engine: Engine, token: str, group_key: str, now: float) -> bool:

@@ -18,6 +18,7 @@ from teledispatch.statuses import (
     DEFERRED,
     QUEUED,
     SENDING,
+    SUPPRESSED,
     UNKNOWN,
     UNRECONCILED,
 )
@@ -86,6 +87,17 @@ def account_load(conn: sa.Connection, account: str) -> list[AnyRow]:
             .group_by(m.job_id, m.priority)
         ).all()
     )
+
+
+def last_due_at(conn: sa.Connection, job_id: str, now: float) -> float | None:
+    """When the job's last waiting message that is not due yet becomes due (a quiet-hours
+    opening, a retry): no ETA can be earlier."""
+    value = conn.execute(
+        sa.select(sa.func.max(m.due_at)).where(
+            m.job_id == job_id, m.status.in_(CLAIMABLE), m.due_at > now
+        )
+    ).scalar()
+    return None if value is None else float(value)
 
 
 def find_messages(
@@ -160,10 +172,11 @@ def backlog(engine: Engine, now: float) -> Backlog:
 
 
 def segment_counts(conn: sa.Connection, job_id: str) -> dict[str, int]:
-    """The job's SMS segments per encoding; messages of channels without text are left out."""
+    """The job's SMS segments per encoding; messages of channels without text, and those of
+    opted-out recipients (never sent, never billed), are left out."""
     rows = conn.execute(
         sa.select(m.encoding, sa.func.sum(m.segments))
-        .where(m.job_id == job_id, m.encoding.is_not(None))
+        .where(m.job_id == job_id, m.encoding.is_not(None), m.status != SUPPRESSED)
         .group_by(m.encoding)
         .order_by(m.encoding)
     ).all()

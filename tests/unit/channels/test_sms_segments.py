@@ -29,6 +29,13 @@ CASES = [
     ("😀" * 35, UCS2, 70, 1),
     ("😀" * 36, UCS2, 72, 2),
     ("é" * 10 + "ê", UCS2, 11, 1),  # é is GSM, ê is not
+    # A two-unit character is never split between parts: it starts the next one.
+    ("a" * 152 + "€" + "a" * 152, GSM7, 306, 3),  # € would straddle septets 153/154
+    ("a" * 151 + "€" + "a" * 153, GSM7, 306, 2),  # € ends part 1 exactly
+    ("你" * 66 + "😀" + "你" * 66, UCS2, 134, 3),  # the pair would straddle units 67/68
+    ("你" * 65 + "😀" + "你" * 67, UCS2, 134, 2),
+    ("€" * 80, GSM7, 160, 1),  # extension characters only: exactly 160 septets
+    ("€" * 153, GSM7, 306, 3),  # 76 per part (152 septets), never 76.5: not 306 / 153
 ]
 
 
