@@ -98,6 +98,9 @@ def validate_stream(
 
 def enqueue(job: SendJob, *, cfg: Settings | None = None) -> str:
     """Validate and enqueue ``job``; returns its id. Raises :class:`ValidationFailed`."""
+    if job.route is not None:
+        return enqueue_job(job, cfg=cfg).job_id
+    assert job.account is not None  # SendJob holds exactly one of the two
     return enqueue_stream(
         job.account,
         job.recipients,
@@ -111,6 +114,39 @@ def enqueue(job: SendJob, *, cfg: Settings | None = None) -> str:
         callback_url=job.callback_url,
         cfg=cfg,
     ).job_id
+
+
+def enqueue_job(job: SendJob, *, cfg: Settings | None = None) -> Enqueued:
+    """:func:`enqueue` with its :class:`Enqueued` (a routed job goes through its route)."""
+    if job.route is None:
+        assert job.account is not None
+        return enqueue_stream(
+            job.account,
+            job.recipients,
+            defaults=job.defaults,
+            idempotency_key=job.idempotency_key,
+            not_before=job.not_before,
+            allow_duplicates=job.allow_duplicates,
+            priority=job.priority,
+            expires_at=job.expires_at,
+            ttl_s=job.ttl_s,
+            callback_url=job.callback_url,
+            cfg=cfg,
+        )
+    # Imported here: the routed module builds on this one.
+    from teledispatch.producer.routed import enqueue_route
+
+    return enqueue_route(
+        job.route,
+        job.recipients,
+        defaults=job.defaults,
+        idempotency_key=job.idempotency_key,
+        not_before=job.not_before,
+        allow_duplicates=job.allow_duplicates,
+        lane=Lane(job.priority, job.expires_at, job.ttl_s),
+        callback_url=job.callback_url,
+        cfg=cfg,
+    )
 
 
 def prepare(

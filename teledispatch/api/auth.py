@@ -43,9 +43,21 @@ class ApiKey:
     #: Named keys (``{name = …}`` entries) keep their own idempotency keys; the bare digests
     #: of earlier releases share one space, as they always did.
     own_idempotency: bool = False
+    #: The routes it may enqueue on (and read and cancel jobs of); None: every route if its
+    #: scope covers every account, else none.
+    routes: frozenset[str] | None = None
 
     def may_use(self, account: str) -> bool:
         return self.accounts is None or account in self.accounts
+
+    def may_use_route(self, route: str) -> bool:
+        if self.routes is None:
+            return self.accounts is None
+        return route in self.routes
+
+    def may_see(self, account: str, route: str | None) -> bool:
+        """A job's reader: its route's, when it named one, else its account's."""
+        return self.may_use_route(route) if route else self.may_use(account)
 
     def idempotency_key(self, key: str | None) -> str | None:
         """``key`` as stored: prefixed with this key's name, so two clients that pick the same
@@ -73,8 +85,9 @@ def _digest(value: Any) -> bytes | None:
 
 def _named(entry: dict[str, Any], where: str, problems: list[str]) -> ApiKey | None:
     name, digest, accounts = entry.get("name"), _digest(entry.get("hash")), entry.get("accounts")
-    if set(entry) - {"name", "hash", "accounts"}:
-        problems.append(f"{where}: only name, hash and accounts are allowed")
+    routes = entry.get("routes")
+    if set(entry) - {"name", "hash", "accounts", "routes"}:
+        problems.append(f"{where}: only name, hash, accounts and routes are allowed")
     elif not isinstance(name, str) or not _NAME.match(name):
         problems.append(f"{where}: name must be 1-64 letters, digits, '.', '_' or '-'")
     elif digest is None:
@@ -83,9 +96,14 @@ def _named(entry: dict[str, Any], where: str, problems: list[str]) -> ApiKey | N
         isinstance(accounts, list) and all(isinstance(a, str) for a in accounts)
     ):
         problems.append(f"{where}: accounts must be a list of account names")
+    elif routes is not None and not (
+        isinstance(routes, list) and all(isinstance(r, str) for r in routes)
+    ):
+        problems.append(f"{where}: routes must be a list of route names")
     else:
         scope = None if accounts is None else frozenset(accounts)
-        return ApiKey(name, digest, scope, own_idempotency=True)
+        route_scope = None if routes is None else frozenset(routes)
+        return ApiKey(name, digest, scope, own_idempotency=True, routes=route_scope)
     return None
 
 
