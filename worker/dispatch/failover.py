@@ -144,8 +144,8 @@ def reroute_error(
 def drain(ctx: Context, account: AccountConfig) -> int:
     """Routed messages waiting on ``account`` while its circuit is open move to the next
     account whose circuit is closed; returns how many (:data:`DRAIN_CHUNK`: call again)."""
-    if not ctx.settings.routes:
-        return 0
+    if not any(account.name in r.all_accounts for r in ctx.settings.routes.values()):
+        return 0  # in no route: nothing of it can move
     rows = moves.waiting_routed(ctx.engine, account.name, DRAIN_CHUNK)
     if not rows:
         return 0
