@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from teledispatch.db.tables import attempts_table
 
@@ -57,3 +58,11 @@ def for_messages(conn: sa.Connection, ids: Sequence[str]) -> dict[str, list[Atte
     for row in conn.execute(query):
         found.setdefault(row.message_id, []).append(AttemptRow(*row))
     return found
+
+
+def delete_for_job(engine: Engine, job_id: str) -> int:
+    """Retention: a purged job's attempts (its message ids are ``<job id>-<index>``). One
+    statement: only messages that moved have attempts, few next to the job's messages."""
+    stmt = sa.delete(attempts_table).where(a.message_id.like(f"{job_id}-%"))
+    with engine.begin() as conn:
+        return int(conn.execute(stmt).rowcount or 0)

@@ -128,7 +128,13 @@ def reroute_claimed(
     written: the claim no longer holds them)."""
     if not why or not ctx.settings.routes:
         return set()
-    return _move(ctx, account, moves.routed(ctx.engine, list(why)), why, token)
+    try:
+        return _move(ctx, account, moves.routed(ctx.engine, list(why)), why, token)
+    except Exception:
+        # Failover is a bonus on top of the outcome: without it the messages take their
+        # account's outcome (queued behind the circuit, or failed), as for an account job.
+        log.exception("could not move routed messages off account %s", account.name)
+        return set()
 
 
 def reroute_error(
@@ -146,9 +152,13 @@ def drain(ctx: Context, account: AccountConfig) -> int:
     account whose circuit is closed; returns how many (:data:`DRAIN_CHUNK`: call again)."""
     if not any(account.name in r.all_accounts for r in ctx.settings.routes.values()):
         return 0  # in no route: nothing of it can move
-    rows = moves.waiting_routed(ctx.engine, account.name, DRAIN_CHUNK)
-    if not rows:
+    try:
+        rows = moves.waiting_routed(ctx.engine, account.name, DRAIN_CHUNK)
+        if not rows:
+            return 0
+        reason = circuits.view(ctx.redis, account.name).reason or "provider unwell"
+        why = {row.id: (PAUSED, "circuit_open", reason) for row in rows}
+        return len(_move(ctx, account, rows, why, None))
+    except Exception:  # they wait for the account's circuit instead; the next wake retries
+        log.exception("could not move waiting routed messages off account %s", account.name)
         return 0
-    reason = circuits.view(ctx.redis, account.name).reason or "provider unwell"
-    why = {row.id: (PAUSED, "circuit_open", reason) for row in rows}
-    return len(_move(ctx, account, rows, why, None))
