@@ -2,7 +2,8 @@
 
 Runs (``--only`` picks some): ``system`` (system-bound, SQLite and PostgreSQL), ``otp`` (mixed
 single-recipient traffic), ``latency`` (paced single recipients), ``big`` (one very large job),
-``provider`` (provider-bound, when the dispatcher has a rate limiter). Prints a table per run,
+``provider`` (provider-bound, when the dispatcher has a rate limiter), ``outage`` (NXCloud
+answering 503 for a minute, then healthy). Prints a table per run,
 the targets, and writes everything to ``bench/results.json``.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 from bench import report, runs
 from bench.runs import Shape
 
-RUNS = ("system", "otp", "latency", "big", "provider")
+RUNS = ("system", "otp", "latency", "big", "provider", "outage")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 #: (full, --quick) sizes.
@@ -32,6 +33,8 @@ SIZES: dict[str, tuple[float, float]] = {
     "big_n": (1_000_000, 20_000),
     "big_wait_s": (300, 120),
     "provider_s": (15, 4),
+    "outage_s": (60, 15),
+    "outage_n": (1000, 200),
 }
 
 
@@ -61,6 +64,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "outcomes committed by then",
     )
     p.add_argument("--provider-s", type=float, help="provider-bound run length in seconds")
+    p.add_argument("--outage-s", type=float, help="outage run: seconds of 503s")
+    p.add_argument("--outage-n", type=int, help="outage run: messages waiting (both systems)")
     p.add_argument(
         "--databases",
         help="system-bound databases, comma list (default sqlite,postgresql; --quick: postgresql)",
@@ -194,6 +199,20 @@ def main(argv: list[str] | None = None) -> int:
                 results["provider"],
                 report.PROVIDER_METRICS,
                 note,
+            )
+        )
+    if "outage" in args.selected:
+        td = runs.outage("teledispatch", args.outage_s, args.outage_n, shape)
+        bl = runs.outage("baseline", args.outage_s, args.outage_n, shape)
+        results["outage"] = _pair(td, bl)
+        emit(
+            report.table(
+                f"Outage: NXCloud answers 503 for {args.outage_s:g}s, postgresql",
+                results["outage"],
+                report.OUTAGE_METRICS,
+                f"{shape_note}; teledispatch: circuit defaults, "
+                f"{runs.OUTAGE_BATCH}/request at {runs.OUTAGE_RPS} requests/s; baseline: "
+                "autoretry_for + retry_backoff, max_retries 5, one message per request",
             )
         )
     verdicts = report.evaluate(results)
