@@ -82,8 +82,10 @@ N = 1500
 @pytest.mark.chaos
 @pytest.mark.timeout(420)
 def test_kill_9_during_failover_loses_and_duplicates_nothing(
-    make_stack: Callable[..., Stack],
+    make_stack: Callable[..., Stack], database_url: str
 ) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("on PostgreSQL: the move's compare-and-set is the same statement on both")
     stack = make_stack(["--seed", "10", "--latency-ms", "nxcloud.sms=200"])
     stack.configure("nxcloud", max_batch=20, circuit_failures=2)
     path = Path(stack.env["TELEDISPATCH_CONFIG"])

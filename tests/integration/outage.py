@@ -30,12 +30,12 @@ def nx_sends(stack: Stack) -> list[dict[str, Any]]:
     return [r for r in stack.sim_requests() if r["channel"] == "nxcloud.sms"]
 
 
-def backlog(stack: Stack, n: int) -> list[str]:
-    """A job of ``n`` and a few single OTPs on ``nxcloud``."""
+def backlog(stack: Stack, n: int, first: int = 0) -> list[str]:
+    """A job of ``n`` and a few single OTPs on ``nxcloud`` (numbers from ``first`` on)."""
     jobs = [
         enqueue_stream(
             "nxcloud",
-            ({"phone": f"+86139{i:08d}"} for i in range(n)),
+            ({"phone": f"+86139{i:08d}"} for i in range(first, first + n)),
             defaults={"content": "outage"},
             cfg=stack.cfg,
         ).job_id
@@ -44,7 +44,7 @@ def backlog(stack: Stack, n: int) -> list[str]:
         enqueue_stream(
             "nxcloud", [{"phone": f"+86138{i:08d}"}], defaults={"content": "otp"}, cfg=stack.cfg
         ).job_id
-        for i in range(5)
+        for i in range(first, first + 5)
     ]
     return jobs
 

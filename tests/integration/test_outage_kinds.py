@@ -1,5 +1,5 @@
-"""Outages of each kind through real workers: connection refused (the simulator stopped and
-started again on its port) and requests that time out. Nothing fails, the account pauses
+"""Outages of each kind through real workers: requests that time out, then connection
+refused (the simulator stopped and started again on its port). Nothing fails, the account pauses
 instead of retrying, and it is back at its full rate soon after the provider is.
 
 Each outage is short (the 90-second one is in tests/chaos/test_outage_long.py); bounds are
@@ -54,45 +54,24 @@ def _up(url: str) -> bool:
         return False
 
 
-@pytest.mark.timeout(300)
-def test_connection_refused_fails_nothing_and_recovers_at_full_rate(
+@pytest.mark.timeout(400)
+def test_timeouts_then_refused_connections_fail_nothing_and_recover_at_full_rate(
     make_stack: Callable[..., Stack],
 ) -> None:
-    stack = make_stack(["--seed", "7"])
-    configure(stack)
-    simulator = stack.procs[0]
-    port = stack.sim_url.rsplit(":", 1)[1]
-    simulator.stop()  # every connection refused from the first request on
-    simulator.killed = True  # its exit is the outage under test, not a failure
-    jobs = backlog(stack, 150)
-    stack.worker(concurrency=2, beat=True)
-    client = redis_lib.Redis.from_url(stack.env["REDIS_URL"])
-    poll(lambda: circuits.view(client, "nxcloud").paused, 60, "the circuit to open")
-    time.sleep(OUTAGE_S)  # the outage itself: what happens meanwhile is asserted below
-    assert "failed" not in counts(stack, jobs)
-    # The same port and seed (the same credentials): the provider is back.
-    argv = cli_argv("simulate", "--port", port, "--seed", "7")
-    stack.procs.append(spawn("simulator-2", argv, stack.env, stack.workdir / "sim2.log"))
-    poll(lambda: _up(stack.sim_url), 30, "the simulator to listen again")
-    recovered_at = time.time()
-    stack.wait_done(jobs, timeout=180)
-    assert set(counts(stack, jobs)) == {"sent"}
-    assert seconds_to_full_rate(nx_sends(stack), recovered_at) < RECOVERY_BOUND_S
-
-
-@pytest.mark.timeout(300)
-def test_timeouts_fail_nothing_and_recover_at_full_rate(
-    make_stack: Callable[..., Stack],
-) -> None:
+    """One stack, two outages: requests that time out, then the simulator stopped and
+    started again on its port (the same seed: the same credentials)."""
     stack = make_stack(["--seed", "8"])
     configure(stack, timeout_s=1.0)
+    client = redis_lib.Redis.from_url(stack.env["REDIS_URL"])
+    paused = lambda: circuits.view(client, "nxcloud").paused  # noqa: E731
+
+    # Timeouts: every request held 3 s unanswered (the account gives up after 1 s).
     set_faults(stack, timeout_rate=1.0, timeout_ms=3000)
     jobs = backlog(stack, 150)
     stack.worker(concurrency=2, beat=True)
-    client = redis_lib.Redis.from_url(stack.env["REDIS_URL"])
-    poll(lambda: circuits.view(client, "nxcloud").paused, 60, "the circuit to open")
+    poll(paused, 60, "the circuit to open on timeouts")
     opened_at = time.time()
-    time.sleep(OUTAGE_S)
+    time.sleep(OUTAGE_S)  # the outage itself: what happens meanwhile is asserted below
     recovered_at = time.time()
     set_faults(stack, timeout_rate=0)
     during = [r for r in nx_sends(stack) if opened_at <= r["t"] < recovered_at]
@@ -101,4 +80,21 @@ def test_timeouts_fail_nothing_and_recover_at_full_rate(
     stack.wait_done(jobs, timeout=180)
     final = counts(stack, jobs)
     assert "failed" not in final and set(final) <= {"sent", "unknown"}, final
+    assert seconds_to_full_rate(nx_sends(stack), recovered_at) < RECOVERY_BOUND_S
+
+    # Connection refused: the provider's process is gone.
+    simulator = stack.procs[0]
+    port = stack.sim_url.rsplit(":", 1)[1]
+    simulator.stop()
+    simulator.killed = True  # its exit is the outage under test, not a failure
+    jobs = backlog(stack, 150, first=1000)
+    poll(paused, 60, "the circuit to open on refused connections")
+    time.sleep(OUTAGE_S)
+    assert "failed" not in counts(stack, jobs)
+    argv = cli_argv("simulate", "--port", port, "--seed", "8")
+    stack.procs.append(spawn("simulator-2", argv, stack.env, stack.workdir / "sim2.log"))
+    poll(lambda: _up(stack.sim_url), 30, "the simulator to listen again")
+    recovered_at = time.time()
+    stack.wait_done(jobs, timeout=180)
+    assert set(counts(stack, jobs)) == {"sent"}
     assert seconds_to_full_rate(nx_sends(stack), recovered_at) < RECOVERY_BOUND_S
