@@ -50,8 +50,9 @@ ROUTES: dict[str, Any] = {
 }
 
 
-def settings_for(db_url: str, routes: dict[str, Any] | None = None) -> Settings:
-    data = {"accounts": ACCOUNTS, "routes": ROUTES if routes is None else routes}
+def settings_for(db_url: str, routes: dict[str, Any] | None = None, **nx: Any) -> Settings:
+    accounts = {**ACCOUNTS, "nx": {**ACCOUNTS["nx"], **nx}}
+    data = {"accounts": accounts, "routes": ROUTES if routes is None else routes}
     accounts = parse_config(data)
     return Settings(
         accounts=accounts,
@@ -208,6 +209,23 @@ def test_when_the_circuit_opens_the_messages_leave_through_the_next_account(
     [attempt] = views[0].history
     assert (attempt.account, attempt.outcome, attempt.error_code) == ("nx", "paused", "503")
     assert views[0].attempts == 1
+
+
+def test_messages_waiting_on_a_paused_account_move_too(
+    routed: tuple[Context, Providers],
+) -> None:
+    ctx, providers = routed
+    ctx.settings = settings_for(ctx.settings.database_url, max_batch=2)
+    providers.nx = lambda request: HttpResponse(503, {}, b"busy")
+    job = send(ctx, PHONES)
+    dispatch(ctx, "nx")  # one request of 2 fails and opens the circuit: all 5 move
+    views = job_messages(job, cfg=ctx.settings)
+    assert {(v.status, v.account) for v in views} == {("queued", "us")}
+    codes = sorted(v.history[0].error_code or "" for v in views)
+    assert codes == ["503", "503", "circuit_open", "circuit_open", "circuit_open"]
+    run(ctx, rounds=2)
+    assert job_status(job, cfg=ctx.settings).counts == {"sent": 5}
+    assert len(providers.sent["nx"]) == 1
 
 
 def test_a_refusal_worth_another_provider_moves_only_that_message(
