@@ -51,8 +51,8 @@ ROUTES: dict[str, Any] = {
 
 
 def settings_for(db_url: str, routes: dict[str, Any] | None = None, **nx: Any) -> Settings:
-    accounts = {**ACCOUNTS, "nx": {**ACCOUNTS["nx"], **nx}}
-    data = {"accounts": accounts, "routes": ROUTES if routes is None else routes}
+    tables = {**ACCOUNTS, "nx": {**ACCOUNTS["nx"], **nx}}
+    data = {"accounts": tables, "routes": ROUTES if routes is None else routes}
     accounts = parse_config(data)
     return Settings(
         accounts=accounts,
