@@ -4,7 +4,8 @@ Runs (``--only`` picks some): ``system`` (system-bound, SQLite and PostgreSQL), 
 single-recipient traffic), ``latency`` (paced single recipients), ``big`` (one very large job),
 ``provider`` (provider-bound, when the dispatcher has a rate limiter), ``cli`` (the CLI's
 start time per verb against ``python -c pass``), ``optouts`` (a big job's enqueue with and
-without a long suppression list). Prints a table per run,
+without a long suppression list), ``outage`` (NXCloud answering 503 for a minute, then
+healthy). Prints a table per run,
 the targets, and writes everything to ``bench/results.json``.
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 from bench import cli_start, report, runs
 from bench.runs import Shape
 
-RUNS = ("system", "otp", "latency", "big", "provider", "cli", "optouts")
+RUNS = ("system", "otp", "latency", "big", "provider", "cli", "optouts", "outage")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 #: (full, --quick) sizes.
@@ -37,6 +38,8 @@ SIZES: dict[str, tuple[float, float]] = {
     "provider_s": (15, 4),
     "optout_n": (1_000_000, 20_000),
     "optout_list": (10_000_000, 200_000),
+    "outage_s": (60, 15),
+    "outage_n": (1000, 200),
 }
 
 
@@ -68,6 +71,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--provider-s", type=float, help="provider-bound run length in seconds")
     p.add_argument("--optout-n", type=int, help="recipients of the opt-out run's job")
     p.add_argument("--optout-list", type=int, help="entries on the opt-out run's list")
+    p.add_argument("--outage-s", type=float, help="outage run: seconds of 503s")
+    p.add_argument("--outage-n", type=int, help="outage run: messages waiting (both systems)")
     p.add_argument(
         "--databases",
         help="system-bound databases, comma list (default sqlite,postgresql; --quick: postgresql)",
@@ -217,6 +222,24 @@ def _run_optouts(
     emit(optouts.table(results["optouts"]))
 
 
+def _run_outage(
+    args: argparse.Namespace, shape: Shape, results: dict[str, Any], emit: Emit
+) -> None:
+    td = runs.outage("teledispatch", args.outage_s, args.outage_n, shape)
+    bl = runs.outage("baseline", args.outage_s, args.outage_n, shape)
+    results["outage"] = _pair(td, bl)
+    emit(
+        report.table(
+            f"Outage: NXCloud answers 503 for {args.outage_s:g}s, postgresql",
+            results["outage"],
+            report.OUTAGE_METRICS,
+            f"{_shape_note(shape)}; teledispatch: circuit defaults, "
+            f"{runs.OUTAGE_BATCH}/request at {runs.OUTAGE_RPS} requests/s; baseline: "
+            "autoretry_for + retry_backoff, max_retries 5, one message per request",
+        )
+    )
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace, Shape, dict[str, Any], Emit], None]] = {
     "system": _run_system,
     "otp": _run_otp,
@@ -225,6 +248,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace, Shape, dict[str, Any], Emit], N
     "provider": _run_provider,
     "cli": _run_cli,
     "optouts": _run_optouts,
+    "outage": _run_outage,
 }
 
 

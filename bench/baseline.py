@@ -103,15 +103,33 @@ def sign(headers: dict[str, str], body: str, secret: str) -> str:
     return hashlib.md5(f"{pairs}&body={body}&accessSecret={secret}".encode()).hexdigest()
 
 
+class ProviderUnavailable(Exception):
+    """HTTP 5xx: retried like a transport error, as Celery's docs suggest."""
+
+
+MAX_RETRIES = 5
+
+
 @app.task(
     name="baseline.send_sms",
+    bind=True,
     ignore_result=True,
     rate_limit=RATE_LIMIT,
-    autoretry_for=(httpx.TransportError,),
+    autoretry_for=(httpx.TransportError, ProviderUnavailable),
     retry_backoff=True,
-    max_retries=5,
+    max_retries=MAX_RETRIES,
 )
-def send_sms(message_id: str, phone: str, text: str) -> None:
+def send_sms(self: Any, message_id: str, phone: str, text: str) -> None:
+    try:
+        _send(message_id, phone, text)
+    except (httpx.TransportError, ProviderUnavailable) as exc:
+        if self.request.retries < MAX_RETRIES:
+            raise  # autoretry_for: retried after retry_backoff's delay
+        # Out of retries: recorded as failed (Celery would only log the exception).
+        _record(message_id, phone, "failed", None, f"{type(exc).__name__}: {exc}"[:1000])
+
+
+def _send(message_id: str, phone: str, text: str) -> None:
     acct = account()
     item = {"phone": phone.lstrip("+"), "content": text, "sysMessageId": message_id}
     body = json.dumps({"appKey": acct["app_key"], "items": [item]}, separators=(",", ":"))
@@ -127,6 +145,8 @@ def send_sms(message_id: str, phone: str, text: str) -> None:
         "Content-Type": "application/json;charset=utf-8",
     }
     resp = client().post(acct["base_url"] + "/v1/sms/multi/mt", content=body, headers=headers)
+    if resp.status_code >= 500:
+        raise ProviderUnavailable(f"HTTP {resp.status_code}")
     status, provider_id, error = "failed", None, f"HTTP {resp.status_code}"
     if resp.status_code == 200:
         doc = resp.json()
@@ -135,6 +155,12 @@ def send_sms(message_id: str, phone: str, text: str) -> None:
             status, provider_id, error = "sent", first.get("messageid"), None
         else:
             error = str(first.get("message") or doc.get("message"))
+    _record(message_id, phone, status, provider_id, error)
+
+
+def _record(
+    message_id: str, phone: str, status: str, provider_id: str | None, error: str | None
+) -> None:
     with engine().begin() as conn:
         conn.execute(
             outcomes.insert().values(

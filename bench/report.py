@@ -39,6 +39,14 @@ LATENCY_METRICS: list[Metric] = [
     ("p99 ms enqueue → provider", "p99_ms", "{:,.0f}", ""),
     ("HTTP requests / message", "requests_per_message", "{:.3f}", ""),
 ]
+OUTAGE_METRICS: list[Metric] = [
+    ("messages (enqueued before the outage)", "n", "{:,.0f}", ""),
+    ("outage seconds (every request 503)", "outage_s", "{:.0f}", ""),
+    ("requests sent during the outage", "requests_during_outage", "{:,}", "down"),
+    ("messages failed", "failed", "{:,}", ""),
+    ("s from recovery to first accepted", "recovery_to_first_s", "{:.2f}", ""),
+    ("s from recovery to full rate", "recovery_to_full_rate_s", "{:.2f}", ""),
+]
 PROVIDER_METRICS: list[Metric] = [
     ("messages", "n", "{:,.0f}", ""),
     ("worker processes (workers × pool)", "processes", "{}", ""),

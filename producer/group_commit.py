@@ -40,6 +40,7 @@ from teledispatch.producer.submit import (
     Enqueued,
     check_channel,
     due_now,
+    enqueue_job,
     enqueue_stream,
     prepare,
     records_for,
@@ -134,7 +135,12 @@ class Producer:
 
     def submit(self, job: SendJob) -> Pending:
         """Validate ``job`` now (raises :class:`~producer.validation.ValidationFailed`) and
-        queue it for the next shared transaction."""
+        queue it for the next shared transaction. A routed job is stored at once."""
+        if job.route is not None:
+            if self._closed:
+                raise ProducerClosed("this producer was closed")
+            return Pending.settled(enqueue_job(job, cfg=self.cfg))
+        assert job.account is not None
         check_channel(job, self.cfg)
         return self.submit_recipients(
             job.account,

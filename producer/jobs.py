@@ -28,7 +28,11 @@ class SendJob(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    account: str = Field(min_length=1, max_length=100)
+    #: The account to send through; or give ``route`` (``[routes.NAME]``), not both.
+    account: str | None = Field(default=None, min_length=1, max_length=100)
+    #: A route: each message goes through the first of the route's accounts whose provider
+    #: is up, and moves on to the next when it is down or refuses it (``teledispatch.routes``).
+    route: str | None = Field(default=None, min_length=1, max_length=100)
     recipients: list[dict[str, Any]] = Field(min_length=1)
     #: Fields every recipient gets unless it sets its own (e.g. one ``content`` for all).
     defaults: dict[str, Any] = Field(default_factory=dict)
@@ -69,6 +73,8 @@ class SendJob(BaseModel):
     def _one_expiry(self) -> SendJob:
         if self.expires_at is not None and self.ttl_s is not None:
             raise ValueError("give expires_at or ttl_s, not both")
+        if (self.account is None) == (self.route is None):
+            raise ValueError("give account or route (exactly one)")
         return self
 
     #: Status events of this job are POSTed here (else to the account's ``callback_url``).

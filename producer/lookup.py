@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from teledispatch.config import Settings, settings
+from teledispatch.db import attempts as attempts_db
 from teledispatch.db import jobs as jobs_db
 from teledispatch.db import messages as messages_db
 from teledispatch.db.engine import get_engine
@@ -53,9 +54,25 @@ class JobStatus:
     #: SMS segments billed per encoding (``{"gsm7": 1200, "ucs2": 40}``); empty for channels
     #: that send no text of their own.
     segments: dict[str, int] = field(default_factory=dict)
+    #: The route the job named (``account`` is then the first account it may use); None: the
+    #: job named an account.
+    route: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class AttemptView:
+    """An account a routed message left: when, and why (``paused``: its circuit was open;
+    ``refused``: a code worth another provider). The message's own ``account`` and
+    ``status`` are where it went last."""
+
+    account: str
+    at: str | None
+    outcome: str
+    error_code: str | None = None
+    error_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +99,9 @@ class MessageView:
     segments: int | None = None
     #: The message this one sends again (``teledispatch retry``); None for a first message.
     retry_of: str | None = None
+    #: A routed message's route, and the accounts it left before ``account`` (oldest first).
+    route: str | None = None
+    history: list[AttemptView] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -177,10 +197,25 @@ def job_status(job_id: str, *, cfg: Settings | None = None, now: float | None = 
         next_due_at=iso(next_due),
         eta=iso(eta),
         segments=segments,
+        route=job.route,
     )
 
 
-def _view(row: Any) -> MessageView:
+def _views(conn: sa.Connection, rows: list[Any]) -> list[MessageView]:
+    """Views of ``rows``, with the attempts of the routed ones (one more query if any)."""
+    routed = [row.id for row in rows if row.route is not None]
+    found = attempts_db.for_messages(conn, routed) if routed else {}
+    history = {
+        message_id: [
+            AttemptView(a.account, iso(a.at), a.outcome, a.error_code, a.error_text)
+            for a in attempts
+        ]
+        for message_id, attempts in found.items()
+    }
+    return [_view(row, history.get(row.id, [])) for row in rows]
+
+
+def _view(row: Any, history: list[AttemptView] | None = None) -> MessageView:
     try:
         fields = json.loads(row.payload)
     except ValueError:
@@ -205,6 +240,8 @@ def _view(row: Any) -> MessageView:
         encoding=row.encoding,
         segments=row.segments,
         retry_of=row.retry_of,
+        route=row.route,
+        history=history or [],
     )
 
 
@@ -225,7 +262,7 @@ def lookup(
         rows = messages_db.find_messages(
             conn, phone=phone, provider_id=provider_id, message_id=message_id, limit=limit
         )
-    return [_view(row) for row in rows]
+        return _views(conn, rows)
 
 
 def job_messages(
@@ -239,7 +276,7 @@ def job_messages(
     """One page of a job's messages in id order; pass the last id as ``after`` for the next."""
     with _engine(cfg).connect() as conn:
         rows = messages_db.job_messages_page(conn, job_id, status=status, after=after, limit=limit)
-    return [_view(row) for row in rows]
+        return _views(conn, rows)
 
 
 def _stored_phone(phone: str) -> str:

@@ -102,6 +102,9 @@ def validate_stream(
 
 def enqueue(job: SendJob, *, cfg: Settings | None = None) -> str:
     """Validate and enqueue ``job``; returns its id. Raises :class:`ValidationFailed`."""
+    if job.route is not None:
+        return enqueue_job(job, cfg=cfg).job_id
+    assert job.account is not None  # SendJob holds exactly one of the two
     check_channel(job, cfg or settings())
     return enqueue_stream(
         job.account,
@@ -122,11 +125,48 @@ def enqueue(job: SendJob, *, cfg: Settings | None = None) -> str:
 
 def check_channel(job: SendJob, cfg: Settings) -> None:
     """Refuse a job that states a channel other than its account's (an unknown account is
-    left to the validation that names it)."""
+    left to the validation that names it; a routed job's members are checked by its route)."""
+    if job.account is None:
+        return
     account = cfg.accounts.get(job.account)
     rule = None if account is None else job.channel_rule(account.channel)
     if rule is not None:
         raise ValidationFailed([Problem(None, "channel", job.channel, rule)])
+
+
+def enqueue_job(job: SendJob, *, cfg: Settings | None = None) -> Enqueued:
+    """:func:`enqueue` with its :class:`Enqueued` (a routed job goes through its route)."""
+    if job.route is None:
+        assert job.account is not None
+        return enqueue_stream(
+            job.account,
+            job.recipients,
+            defaults=job.defaults,
+            idempotency_key=job.idempotency_key,
+            not_before=job.not_before,
+            allow_duplicates=job.allow_duplicates,
+            priority=job.priority,
+            expires_at=job.expires_at,
+            ttl_s=job.ttl_s,
+            callback_url=job.callback_url,
+            weight=job.weight,
+            quiet_hours=job.quiet_hours,
+            cfg=cfg,
+        )
+    # Imported here: the routed module builds on this one.
+    from teledispatch.producer.routed import enqueue_route
+
+    return enqueue_route(
+        job.route,
+        job.recipients,
+        defaults=job.defaults,
+        idempotency_key=job.idempotency_key,
+        not_before=job.not_before,
+        allow_duplicates=job.allow_duplicates,
+        lane=Lane(job.priority, job.expires_at, job.ttl_s, job.weight),
+        callback_url=job.callback_url,
+        cfg=cfg,
+    )
 
 
 def prepare(

@@ -100,6 +100,13 @@ def _flag(name: str, value: Any) -> bool:
     raise ValueError(f"{name} must be true or false, not {value!r}")
 
 
+def _prefixes(name: str, value: Any) -> str:
+    text = "" if value is None else str(value)
+    if not all(p.isdigit() for p in text.split(",") if p) or text.strip(",") != text:
+        raise ValueError(f"{name} must be country prefixes separated by commas, not {value!r}")
+    return text
+
+
 #: Every fault that may be set per channel and changed while running, with its checker.
 OPTIONS: dict[str, Callable[[str, Any], Any]] = {
     "fail_rate": _rate,
@@ -118,6 +125,7 @@ OPTIONS: dict[str, Callable[[str, Any], Any]] = {
     "nxcloud_plain_items": _flag,
     "uspeedo_shape": _shape,
     "uspeedo_partial_retcode": _retcode,
+    "unsupported_prefixes": _prefixes,
 }
 
 

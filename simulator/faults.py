@@ -78,6 +78,9 @@ class FaultConfig:
     #: documents ``FailContent`` as meaningful when ``RetCode`` is non-zero, so a partial
     #: success may come with one (0 by default: the SDK shape as first seen).
     uspeedo_partial_retcode: int = 0
+    #: Country prefixes NXCloud does not reach (``"44,1"``): their items fail with 13005, the
+    #: refusal a route moves a message on to another provider for.
+    unsupported_prefixes: str = ""
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -257,6 +260,12 @@ class Faults:
         if recipients is None:
             return False
         return not recipients.admit(phone.lstrip("+"), now)
+
+    def unsupported(self, channel: str, phone: str) -> bool:
+        """Whether ``phone`` is in a country the channel does not reach."""
+        prefixes = self.for_channel(channel).unsupported_prefixes
+        digits = phone.lstrip("+")
+        return any(digits.startswith(p) for p in prefixes.split(",") if p)
 
     def drop_response(self, channel: str) -> bool:
         return self._hit(self.for_channel(channel).drop_response_rate)

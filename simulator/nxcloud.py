@@ -227,6 +227,8 @@ def _accept(sim: Sim, t: float, payload: dict[str, Any], ids: list[str]) -> Repl
         message_id = sys_id if sys_id else state.new_uuid()
         phone = str(item.get("phone", ""))
         problem = _item_problem(item)
+        if problem is None and faults.unsupported(CHANNEL, phone):
+            problem = 13005
         if problem is None and faults.item_fails(CHANNEL):
             problem = -1
         if problem is None and faults.recipient_refused(CHANNEL, phone, t):

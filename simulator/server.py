@@ -85,6 +85,7 @@ _FAULT_HELP: dict[str, str] = {
     "nxcloud_plain_items": "NXCloud item messages as plain text, without the (NNNN) code suffix",
     "uspeedo_shape": "USpeedo answer shape: basic (FailedTargetPhones) or sdk (FailContent)",
     "uspeedo_partial_retcode": "RetCode of an sdk-shape answer where some numbers failed (0)",
+    "unsupported_prefixes": "NXCloud: country prefixes it does not reach (e.g. 44,1): item 13005",
 }
 
 

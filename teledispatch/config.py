@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from teledispatch.channels.ids import Channel
 from teledispatch.errors import Error
+from teledispatch.routes import Route, parse_routes
 
 DEFAULT_CONFIG_PATH = "teledispatch.toml"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -227,6 +228,17 @@ class Settings:
         return self.broker_url or self.redis_url
 
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    #: ``[routes.NAME]``: a job may name one instead of an account (``teledispatch.routes``).
+    routes: dict[str, Route] = field(default_factory=dict)
+
+    def route(self, name: str) -> Route:
+        try:
+            return self.routes[name]
+        except KeyError:
+            known = ", ".join(sorted(self.routes)) or "none"
+            raise ConfigError(
+                f"route {name!r} is not configured in {self.source} (configured: {known})"
+            ) from None
 
     def account(self, name: str) -> AccountConfig:
         try:
@@ -253,7 +265,7 @@ def _resolve_env(value: Any, where: str, problems: list[str]) -> Any:
 #: The config file's top-level tables; anything else is a typo that would silently drop a
 #: setting (an ``[acounts.x]`` account that is never configured). ``[simulator]`` is written
 #: by ``teledispatch simulate --write-config`` for the demo and tests, and ignored here.
-TOP_LEVEL_TABLES = ("accounts", "api", "simulator", "webhooks")
+TOP_LEVEL_TABLES = ("accounts", "api", "routes", "simulator", "webhooks")
 
 
 def _unknown_tables(data: dict[str, Any]) -> list[str]:
@@ -292,6 +304,18 @@ def parse_config(data: dict[str, Any], source: str = "<memory>") -> dict[str, Ac
     return accounts
 
 
+def parse_route_tables(
+    data: dict[str, Any], accounts: dict[str, AccountConfig], source: str = "<memory>"
+) -> dict[str, Route]:
+    """The ``[routes]`` tables, checked against the accounts; one ConfigError lists all."""
+    problems: list[str] = []
+    channels = {name: str(account.channel) for name, account in accounts.items()}
+    routes = parse_routes(data.get("routes"), channels, problems)
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
+    return routes
+
+
 def config_path() -> Path:
     return Path(os.environ.get("TELEDISPATCH_CONFIG", DEFAULT_CONFIG_PATH))
 
@@ -304,6 +328,7 @@ def load_settings(path: Path | None = None) -> Settings:
     max_body = DEFAULT_MAX_BODY_BYTES
     limits: dict[str, Any] = {}
     webhooks = WebhookSettings()
+    routes: dict[str, Route] = {}
     if path.exists():
         with path.open("rb") as fh:
             try:
@@ -312,6 +337,7 @@ def load_settings(path: Path | None = None) -> Settings:
                 raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         accounts = parse_config(data, str(path))
         webhooks = parse_webhooks(data, str(path))
+        routes = parse_route_tables(data, accounts, str(path))
         api = data.get("api", {})
         api_keys = api.get("keys", []) if isinstance(api, dict) else None
         max_body = _max_body_bytes(api, str(path))
@@ -328,6 +354,7 @@ def load_settings(path: Path | None = None) -> Settings:
         api_max_body_bytes=max_body,
         webhooks=webhooks,
         **limits,
+        routes=routes,
     )
 
 

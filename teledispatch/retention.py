@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
+from teledispatch.db import attempts as attempts_db
 from teledispatch.db import events as events_db
 from teledispatch.db import jobs as jobs_db
 from teledispatch.db import messages as messages_db
@@ -52,6 +53,7 @@ def purge(engine: Engine, cutoff: float, *, dry_run: bool = False) -> PurgeRepor
             continue
         # Messages first, the job row last: an interrupted purge leaves a job row that the
         # next purge finds and finishes, never rows without their job.
+        attempts_db.delete_for_job(engine, job_id)
         while n := messages_db.delete_job_messages(engine, job_id, BATCH):
             report.messages += n
         while n := events_db.delete_job_events(engine, job_id, BATCH):

@@ -46,9 +46,21 @@ class ApiKey:
     #: Its requests per second and burst; None: ``[api] rate_per_s`` / ``burst``.
     rate_per_s: float | None = None
     burst: int | None = None
+    #: The routes it may enqueue on (and read and cancel jobs of); None: every route if its
+    #: scope covers every account, else none.
+    routes: frozenset[str] | None = None
 
     def may_use(self, account: str) -> bool:
         return self.accounts is None or account in self.accounts
+
+    def may_use_route(self, route: str) -> bool:
+        if self.routes is None:
+            return self.accounts is None
+        return route in self.routes
+
+    def may_see(self, account: str, route: str | None) -> bool:
+        """A job's reader: its route's, when it named one, else its account's."""
+        return self.may_use_route(route) if route else self.may_use(account)
 
     def idempotency_key(self, key: str | None) -> str | None:
         """``key`` as stored: prefixed with this key's name, so two clients that pick the same
@@ -74,7 +86,7 @@ def _digest(value: Any) -> bytes | None:
     return bytes.fromhex(hexpart)
 
 
-_FIELDS = ("name", "hash", "accounts", "rate_per_s", "burst")
+_FIELDS = ("name", "hash", "accounts", "routes", "rate_per_s", "burst")
 
 
 def _limits(entry: dict[str, Any]) -> str | None:
@@ -91,6 +103,7 @@ def _limits(entry: dict[str, Any]) -> str | None:
 
 def _named(entry: dict[str, Any], where: str, problems: list[str]) -> ApiKey | None:
     name, digest, accounts = entry.get("name"), _digest(entry.get("hash")), entry.get("accounts")
+    routes = entry.get("routes")
     if set(entry) - set(_FIELDS):
         problems.append(f"{where}: only {', '.join(_FIELDS)} are allowed")
     elif not isinstance(name, str) or not _NAME.match(name):
@@ -101,6 +114,10 @@ def _named(entry: dict[str, Any], where: str, problems: list[str]) -> ApiKey | N
         isinstance(accounts, list) and all(isinstance(a, str) for a in accounts)
     ):
         problems.append(f"{where}: accounts must be a list of account names")
+    elif routes is not None and not (
+        isinstance(routes, list) and all(isinstance(r, str) for r in routes)
+    ):
+        problems.append(f"{where}: routes must be a list of route names")
     elif (limits := _limits(entry)) is not None:
         problems.append(f"{where}: {limits}")
     else:
@@ -113,6 +130,7 @@ def _named(entry: dict[str, Any], where: str, problems: list[str]) -> ApiKey | N
             own_idempotency=True,
             rate_per_s=None if rate is None else float(rate),
             burst=entry.get("burst"),
+            routes=None if routes is None else frozenset(routes),
         )
     return None
 

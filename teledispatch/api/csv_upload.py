@@ -285,21 +285,26 @@ async def post_csv(
     if declared.isdigit() and int(declared) > limit:
         return _answer(UploadTooLarge(), response, encoding, limit)
 
+    # The upload names an account (a required query parameter): never a route.
+    account_name = job.account
+    assert account_name is not None
+
     def work(chunks: Iterator[bytes]) -> Any:
         text = io.TextIOWrapper(io.BufferedReader(_Chunks(chunks)), encoding, newline="")
         rows = csv_recipients(text, "upload")
         if dry_run_:
             report = dry_run(
-                job.account, rows, defaults=job.defaults, not_before=job.not_before,
+                account_name, rows, defaults=job.defaults, not_before=job.not_before,
                 allow_duplicates=job.allow_duplicates, cfg=cfg,
             )  # fmt: skip
             return report.as_dict()
         return enqueue_stream(
-            job.account, rows, defaults=job.defaults,
+            account_name, rows, defaults=job.defaults,
             idempotency_key=key.idempotency_key(job.idempotency_key),
             not_before=job.not_before, allow_duplicates=job.allow_duplicates,
             priority=job.priority, expires_at=job.expires_at, ttl_s=job.ttl_s,
-            callback_url=job.callback_url, cfg=cfg,
+            callback_url=job.callback_url, weight=job.weight, quiet_hours=job.quiet_hours,
+            cfg=cfg,
         )  # fmt: skip
 
     return _answer(await _on_stream(request, limit, work), response, encoding, limit)

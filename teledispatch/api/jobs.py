@@ -15,6 +15,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from teledispatch import circuits
+from teledispatch.api.auth import ApiKey
 from teledispatch.api.deps import Key, State, require_key
 from teledispatch.api.openapi import JOB_LINKS
 from teledispatch.api.problems import problem_out, unprocessable
@@ -40,7 +41,8 @@ from teledispatch.producer.jobs import SendJob
 from teledispatch.producer.lane import Lane
 from teledispatch.producer.lookup import JobNotFound, job_messages, job_status
 from teledispatch.producer.retry import retry_job
-from teledispatch.producer.submit import IdempotencyConflict
+from teledispatch.producer.routed import validate_route_job
+from teledispatch.producer.submit import IdempotencyConflict, enqueue_job
 from teledispatch.statuses import ACTIVE_STATUSES, Status
 from teledispatch.validation import Problem, ValidationFailed
 
@@ -134,6 +136,9 @@ def post_job(
         ),
     ] = False,
 ) -> Any:
+    if job.route is not None:
+        return _post_routed(state, key, job, response, idempotency_key, dry_run_)
+    assert job.account is not None  # SendJob holds exactly one of account and route
     if not key.may_use(job.account) or job.account not in state.cfg().accounts:
         # The same answer whether the account exists or not: a key learns no other account.
         refusal = Problem(None, "account", job.account, "is not an account this API key may use")
@@ -165,7 +170,41 @@ def post_job(
     return Enqueued(job_id=result.job_id, total=result.total, created=result.created)
 
 
+def _post_routed(
+    state: State,
+    key: ApiKey,
+    job: SendJob,
+    response: Response,
+    idempotency_key: str | None,
+    dry_run_: bool,
+) -> Any:
+    """A job naming a route: the key must list the route (or cover every account)."""
+    assert job.route is not None
+    cfg = state.cfg()
+    if not key.may_use_route(job.route) or job.route not in cfg.routes:
+        refusal = Problem(None, "route", job.route, "is not a route this API key may use")
+        return unprocessable([problem_out(refusal)])
+    scoped = job.model_copy(
+        update={"idempotency_key": key.idempotency_key(idempotency_key or job.idempotency_key)}
+    )
+    try:
+        if dry_run_:
+            route = cfg.route(job.route)
+            rows = validate_route_job(
+                cfg, route, job.recipients, job.defaults, job.allow_duplicates
+            )
+            return JSONResponse(status_code=200, content={"valid": True, "total": len(rows)})
+        result = enqueue_job(scoped, cfg=cfg)
+    except ValidationFailed as exc:
+        return unprocessable([problem_out(p) for p in exc.problems], exc.total)
+    except IdempotencyConflict as exc:
+        return JSONResponse(status_code=409, content={"detail": str(exc)})
+    response.status_code = 201 if result.created else 200
+    return Enqueued(job_id=result.job_id, total=result.total, created=result.created)
+
+
 def _dry_run(state: State, job: SendJob) -> Any:
+    assert job.account is not None
     try:
         report = dry_run(
             job.account,
@@ -188,7 +227,7 @@ def get_job(state: State, key: Key, job_id: str) -> Any:
         st = job_status(job_id, cfg=state.cfg())
     except JobNotFound:
         return _not_found(job_id)
-    if not key.may_use(st.account):  # another tenant's job: as if it did not exist
+    if not key.may_see(st.account, st.route):  # another tenant's job: as if it did not exist
         return _not_found(job_id)
     finished = sum(n for s, n in st.counts.items() if s not in ACTIVE_STATUSES)
     # The job's own lower bound (its last waiting message's due time: a quiet-hours
@@ -214,8 +253,22 @@ def get_job(state: State, key: Key, job_id: str) -> Any:
         progress=round(finished / st.total, 6) if st.total else 1.0,
         eta=None if st.done else eta,
         segments=st.segments,
-        paused=None if st.done else circuits.describe(state.cfg().redis_url, st.account),
+        paused=None if st.done else _paused(state, st.account, st.route),
+        route=st.route,
     )
+
+
+def _paused(state: State, account: str, route: str | None) -> str | None:
+    """The job's account's circuit line; for a routed job, each paused account's."""
+    cfg = state.cfg()
+    if route is None or route not in cfg.routes:
+        return circuits.describe(cfg.redis_url, account)
+    lines = []
+    for name in sorted(cfg.routes[route].all_accounts):
+        line = circuits.describe(cfg.redis_url, name)
+        if line is not None:
+            lines.append(f"{name} {line}")
+    return "; ".join(lines) or None
 
 
 @router.get(
@@ -235,7 +288,7 @@ def get_job_messages(
     cfg = state.cfg()
     with get_engine(cfg.database_url).connect() as conn:
         found = jobs_db.get_job(conn, job_id)
-    if found is None or not key.may_use(found.account):
+    if found is None or not key.may_see(found.account, found.route):
         return _not_found(job_id)
     page = job_messages(job_id, status=status, after=cursor, limit=limit, cfg=cfg)
     return MessagePage(messages=page, next_cursor=page[-1].id if len(page) == limit else None)
@@ -248,7 +301,7 @@ def post_cancel(state: State, key: Key, job_id: str) -> Any:
     cfg = state.cfg()
     with get_engine(cfg.database_url).connect() as conn:
         found = jobs_db.get_job(conn, job_id)
-    if found is None or not key.may_use(found.account):
+    if found is None or not key.may_see(found.account, found.route):
         return _not_found(job_id)
     try:
         result = cancel_job(job_id, cfg=cfg)

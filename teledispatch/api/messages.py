@@ -38,7 +38,7 @@ def get_messages(
     except ValidationFailed as exc:
         return unprocessable([_query_loc(problem_out(p)) for p in exc.problems], exc.total)
     # Only messages on the key's accounts: another tenant's recipients stay invisible.
-    return [m for m in found if key.may_use(m.account)]
+    return [m for m in found if key.may_see(m.account, m.route)]
 
 
 def _query_loc(problem: ProblemOut) -> ProblemOut:

@@ -65,6 +65,9 @@ class JobView(BaseModel):
         description="while the job's account is paused by its circuit: "
         "'paused: <reason> since <time>, next probe at <time>'; else null",
     )
+    route: str | None = Field(
+        default=None, description="the route the job named (account: its first account)"
+    )
 
 
 class MessagePage(BaseModel):

@@ -22,7 +22,9 @@ from teledispatch.channels.ids import (
     VOLC_VMS_APPEND,
     Channel,
 )
+from teledispatch.channels.nxcloud.codes import FAILOVER as NX_FAILOVER
 from teledispatch.channels.nxcloud.rules import NxcloudRules
+from teledispatch.channels.uspeedo.codes import FAILOVER as US_FAILOVER
 from teledispatch.channels.uspeedo.rules import UspeedoRules
 from teledispatch.channels.volc.axn_rules import VolcAxnRules
 from teledispatch.channels.volc.vms_rules import VolcVmsRules
@@ -56,6 +58,9 @@ class ChannelSpec:
     #: The field holding the SMS text we send, whose encoding and segments are stored per
     #: message; None when the provider holds the text (templates) or it is not an SMS.
     text_field: str | None = None
+    #: Codes (request or item) of refusals a route moves a message on for: the account
+    #: cannot carry it, another provider may (the table lives in the channel's ``codes.py``).
+    failover_codes: frozenset[str] = frozenset()
 
     @property
     def adapter(self) -> Adapter:
@@ -85,6 +90,7 @@ CHANNELS: dict[str, ChannelSpec] = {
             docs_anchor="nxcloud-batch-sms",
             parser_path=f"{_PKG}.nxcloud.receipts:NxcloudReceiptParser",
             text_field="content",
+            failover_codes=NX_FAILOVER,
         ),
         ChannelSpec(
             USPEEDO_SMS,
@@ -94,6 +100,7 @@ CHANNELS: dict[str, ChannelSpec] = {
             adapter_path=f"{_PKG}.uspeedo.adapter:UspeedoAdapter",
             docs_anchor="uspeedo-batch-sms",
             poller_path=f"{_PKG}.uspeedo.receipts:UspeedoReceiptPoller",
+            failover_codes=US_FAILOVER,
         ),
         ChannelSpec(
             VOLC_VMS_APPEND,
@@ -154,3 +161,9 @@ def text_field(channel: str) -> str | None:
     """The field whose SMS segments are counted for ``channel`` (None: nothing to count)."""
     spec = CHANNELS.get(channel)
     return None if spec is None else spec.text_field
+
+
+def failover_codes(channel: str) -> frozenset[str]:
+    """Refusal codes a route moves a message on for (empty: none, or an unknown channel)."""
+    spec = CHANNELS.get(channel)
+    return frozenset() if spec is None else spec.failover_codes

@@ -48,11 +48,20 @@ def _wait_for(args: argparse.Namespace, tty: bool) -> JobStatus | None:
         time.sleep(WAIT_POLL_S)
 
 
-def _paused(account: str) -> str | None:
+def _paused(account: str, route: str | None = None) -> str | None:
+    """The circuit line of the job's account; of each paused account of a routed job's route."""
     from teledispatch import circuits
     from teledispatch.config import settings
 
-    return circuits.describe(settings().redis_url, account)
+    cfg = settings()
+    if route is None or route not in cfg.routes:
+        return circuits.describe(cfg.redis_url, account)
+    lines = []
+    for name in sorted(cfg.routes[route].all_accounts):
+        line = circuits.describe(cfg.redis_url, name)
+        if line is not None:
+            lines.append(f"{name} {line}")
+    return "; ".join(lines) or None
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -64,11 +73,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("\r" + _progress_line(st))
     # Only while the job still waits on its account: a finished job's account is no news
     # (and a finished job's status then needs no Redis client loaded).
-    paused = None if st.done else _paused(st.account)
+    paused = None if st.done else _paused(st.account, st.route)
     if args.json:
         print_json({**st.as_dict(), "paused": paused})
         return 0
-    print(f"job {st.job_id} ({st.channel} via {st.account}): {st.accepted}/{st.total} accepted")
+    via = f"route {st.route}" if st.route else f"{st.channel} via {st.account}"
+    print(f"job {st.job_id} ({via}): {st.accepted}/{st.total} accepted")
     for status, n in st.counts.items():
         print(f"  {status:<12} {n:>9}")
     if st.segments:
@@ -78,7 +88,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not st.done:
         print(f"  eta          {st.eta or 'unknown (the account sets no rate limit)'}")
     if paused:
-        print(f"  account {st.account} {paused}")
+        print(f"  route {st.route}: {paused}" if st.route else f"  account {st.account} {paused}")
     return 0
 
 
@@ -100,6 +110,11 @@ def cmd_lookup(args: argparse.Namespace) -> int:
         err = f" {r.error_code}: {r.error_text}" if r.error_code else ""
         seg = f" {r.segments}×{r.encoding}" if r.segments is not None else ""
         print(f"{r.created_at} {r.phone} {r.status:<10} job={r.job_id} id={r.id}{seg}{err}")
+        if r.route is not None:
+            for a in r.history:
+                why = f" {a.error_code}: {a.error_text}" if a.error_code else ""
+                print(f"    {a.at} via {a.account}: {a.outcome}{why}")
+            print(f"    now via {r.account}: {r.status}")
     return 0
 
 

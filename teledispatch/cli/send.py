@@ -42,6 +42,7 @@ class _Refused(Exception):
 class _Request:
     account: str | None
     recipients: Any
+    route: str | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str | None = None
     not_before: datetime | None = None
@@ -151,7 +152,8 @@ def _from_job_file(args: argparse.Namespace, flags: _Request) -> _Request:
     """The job file fills in whatever the flags left open; flags win."""
     job = _read_job(args.job)
     return _Request(
-        account=flags.account or job.account,
+        account=flags.account or (None if flags.route else job.account),
+        route=flags.route or (None if flags.account else job.route),
         recipients=job.recipients,
         defaults={**job.defaults, **flags.defaults},
         idempotency_key=flags.idempotency_key or job.idempotency_key,
@@ -207,6 +209,7 @@ def _not_before(text: str | None) -> datetime | None:
 def _request(args: argparse.Namespace) -> _Request:
     flags = _Request(
         account=args.account,
+        route=args.route,
         recipients=None,
         defaults=_flag_defaults(args),
         idempotency_key=args.idempotency_key,
@@ -229,8 +232,8 @@ def _request(args: argparse.Namespace) -> _Request:
         req = flags
     else:
         raise _Refused("give recipients with --to, --csv or --job")
-    if not req.account:
-        raise _Refused("--account is required")
+    if bool(req.account) == bool(req.route):
+        raise _Refused("give --account or --route (exactly one)")
     return req
 
 
@@ -277,11 +280,51 @@ def _print_report(report: DryRun) -> None:
     print(f"  eta          {report.eta or 'unknown (the account sets no rate limit)'}")
 
 
+def _routed_job(req: _Request) -> Any:
+    """The request as a routed ``SendJob`` (recipients read into memory)."""
+    from teledispatch.producer.jobs import SendJob
+
+    return SendJob(
+        route=req.route,
+        recipients=list(req.recipients),
+        defaults=req.defaults,
+        idempotency_key=req.idempotency_key,
+        not_before=req.not_before,
+        allow_duplicates=req.allow_duplicates,
+        priority=req.priority,
+        expires_at=req.expires_at,
+        ttl_s=req.ttl_s,
+        callback_url=req.callback_url,
+    )
+
+
+def _dry_run_routed(req: _Request, as_json: bool, csv_mode: bool) -> int:
+    from teledispatch.config import settings
+    from teledispatch.producer.routed import _route, validate_route_job
+    from teledispatch.validation import ValidationFailed
+
+    assert req.route is not None
+    cfg = settings()
+    try:
+        rows = validate_route_job(
+            cfg, _route(cfg, req.route), list(req.recipients), req.defaults, req.allow_duplicates
+        )
+    except ValidationFailed as exc:
+        return _report_invalid(exc, csv_mode)
+    if as_json:
+        print_json({"valid": True, "total": len(rows)})
+    else:
+        print(f"dry run for route {req.route}: {len(rows)} recipients valid; nothing was enqueued")
+    return 0
+
+
 def _dry_run(req: _Request, as_json: bool, csv_mode: bool) -> int:
     """The report on stdout; refused rows as for a real send on stderr, and exit 2 if any."""
     from teledispatch.producer.lane import Lane
     from teledispatch.validation import ValidationFailed
 
+    if req.route is not None:
+        return _dry_run_routed(req, as_json, csv_mode)
     assert req.account is not None
     # The lane options are checked as a real send checks them, before any recipient.
     Lane(req.priority, req.expires_at, req.ttl_s, req.weight).check()
@@ -306,6 +349,12 @@ def _dry_run(req: _Request, as_json: bool, csv_mode: bool) -> int:
 
 
 def _enqueue(req: _Request, as_json: bool) -> None:
+    if req.route is not None:
+        from teledispatch.producer.submit import enqueue_job
+
+        result = enqueue_job(_routed_job(req))
+        _print_enqueued(result, as_json)
+        return
     assert req.account is not None
     result = enqueue_stream(
         req.account,
@@ -321,6 +370,10 @@ def _enqueue(req: _Request, as_json: bool) -> None:
         weight=req.weight,
         quiet_hours=req.quiet_hours,
     )
+    _print_enqueued(result, as_json)
+
+
+def _print_enqueued(result: Enqueued, as_json: bool) -> None:
     if as_json:
         print_json({"job_id": result.job_id, "total": result.total, "created": result.created})
     else:
@@ -354,6 +407,9 @@ def register(sub: Any) -> None:
     """Add ``send`` to ``sub`` (the CLI's subparsers)."""
     s = sub.add_parser("send", help="validate and enqueue a job")
     s.add_argument("--account", help="account name from the config file")
+    s.add_argument(
+        "--route", help="a route from the config file ([routes.NAME]) instead of an account"
+    )
     s.add_argument("--to", action="append", metavar="PHONE", help="a recipient (repeatable)")
     s.add_argument("--csv", metavar="FILE", help="recipients from a CSV with a 'phone' column")
     s.add_argument("--job", metavar="FILE", help="a whole job as JSON (the SendJob model)")

@@ -70,6 +70,9 @@ class Job(SQLModel, table=True):
     #: the job and its account; see ``teledispatch.quiet_hours``); NULL: none, or a ``high``
     #: lane job, which quiet hours never hold.
     quiet_hours: str | None = Field(default=None, max_length=11)
+    #: The route the job named (``teledispatch.routes``); ``account`` is then its first
+    #: member. NULL: the job named an account.
+    route: str | None = Field(default=None, max_length=100)
 
 
 #: Statuses the dispatcher, the sweep and reconciliation look for by account and due time. The
@@ -208,6 +211,9 @@ class Message(SQLModel, table=True):
     #: The finished message this row sends again (``teledispatch retry``); None for a
     #: recipient's first message.
     retry_of: str | None = Field(default=None, max_length=50)
+    #: The route of a routed job's message: ``account`` is then its current assignment, which
+    #: failover moves on (``db/messages/failover.py``). NULL: the job named an account.
+    route: str | None = Field(default=None, max_length=100)
 
 
 class Batch(SQLModel, table=True):
@@ -294,11 +300,28 @@ class OptOut(SQLModel, table=True):
     created_at: float
 
 
+class Attempt(SQLModel, table=True):
+    """An account a routed message left, and why: lookup shows a message's attempts (these,
+    then its current account and status). Written with the move, in its transaction."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (sa.Index("ix_attempts_message", "message_id"),)
+    seq: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=50)
+    account: str = Field(max_length=100)
+    at: float
+    #: ``paused`` (its circuit opened) or ``refused`` (a code the route moves on for).
+    outcome: str = Field(max_length=16)
+    error_code: str | None = Field(default=None, max_length=64)
+    error_text: str | None = Field(default=None, max_length=1000)
+
+
 jobs_table: sa.Table = Job.__table__  # type: ignore[attr-defined]
 messages_table: sa.Table = Message.__table__  # type: ignore[attr-defined]
 batches_table: sa.Table = Batch.__table__  # type: ignore[attr-defined]
 events_table: sa.Table = Event.__table__  # type: ignore[attr-defined]
 optouts_table: sa.Table = OptOut.__table__  # type: ignore[attr-defined]
+attempts_table: sa.Table = Attempt.__table__  # type: ignore[attr-defined]
 
 
 #: A result row of any columns, as the data-access modules return them.

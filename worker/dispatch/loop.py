@@ -19,6 +19,7 @@ from teledispatch.worker import metrics
 from teledispatch.worker.context import Context
 from teledispatch.worker.quiet import hold_quiet
 
+from . import failover
 from .admit import admit
 from .common import LEASE_MARGIN_S, Report, has_limits
 from .send import send_batch
@@ -75,8 +76,12 @@ def _turn(
     lease_s = account.timeout_s + LEASE_MARGIN_S
     gate = ctx.circuit.gate(account, ctx.clock(), lease_s)
     if gate.wait_s is not None:
-        # The sweep wakes due accounts too; this wake is the one that keeps probes on time.
-        wakeups.kick(ctx.redis, ctx.publish, account, max(gate.wait_s, 0.05))
+        # Paused: routed messages waiting here move on to their route's next account. The
+        # sweep wakes due accounts too; this wake is the one that keeps probes on time.
+        wait_s = gate.wait_s
+        if failover.drain(ctx, account) >= failover.DRAIN_CHUNK:
+            wait_s = 0.0  # more to move
+        wakeups.kick(ctx.redis, ctx.publish, account, max(wait_s, 0.05))
         return False
     if not gate.probe:
         return _claim_and_send(ctx, account, adapter, report, followed, gated=gated)

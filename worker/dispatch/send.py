@@ -26,7 +26,7 @@ from teledispatch.worker.context import Context
 from teledispatch.worker.ratelimit import Departure, Reservation
 from teledispatch.worker.transport import HttpResponse
 
-from . import outcomes
+from . import failover, outcomes
 from .admit import Admission
 from .common import LEASE_MARGIN_S, Report, give_back
 
@@ -262,14 +262,29 @@ def _failed(req: _Request, exc: DispatchError) -> list[repo.Update]:
     now = req.ctx.clock()
     if exc.unwell and req.ctx.circuit.failure(req.account, now, exc).is_open:
         # The provider is down, not these recipients' requests: they wait ``queued`` with
-        # the attempt given back, claimed again once a probe finds it well. A request that
-        # may have been acted on still goes to reconciliation.
+        # the attempt given back, claimed again once a probe finds it well, or move on to
+        # their route's next account (never sent: the claim still holds them). A request
+        # that may have been acted on still goes to reconciliation.
+        if not exc.may_have_been_sent:
+            why = dict.fromkeys(ids, (failover.PAUSED, exc.code, exc.message))
+            failover.reroute_claimed(req.ctx, req.account, req.token, why)
+            failover.drain(req.ctx, req.account)
         return outcomes.paused(req.account, ids, req.attempts, exc, now)
+    # Moved messages are no longer held by the claim: their outcome below is not written.
+    failover.reroute_error(req.ctx, req.account, req.token, ids, exc)
     return outcomes.batch_failure(req.account, ids, req.attempts, exc, now)
 
 
 def _classify(req: _Request, items: Sequence[ItemOutcome]) -> list[repo.Update]:
     """The provider's answer per message."""
+    refused = {
+        item.message_id: (failover.REFUSED, item.error_code, item.error_text)
+        for item in items
+        if item.status == "failed" and failover.worth_another(req.account, item.error_code)
+    }
+    # Refused only by this account: a routed message moves on (its outcome is then not
+    # written here, the claim no longer holds it).
+    failover.reroute_claimed(req.ctx, req.account, req.token, refused)
     updates = outcomes.item_updates(req.account, items, req.attempts, req.ctx.clock())
     deferred = [item for item in items if item.status == "deferred"]
     if deferred:  # rare: no id -> phone map for the common all-sent answer

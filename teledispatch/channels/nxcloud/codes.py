@@ -14,6 +14,15 @@ CODES: dict[str, Outcome] = {
 }
 DEFAULT = Outcome("reject", "rejected")
 
+#: Refusals that say nothing against the message itself, only that this account cannot carry
+#: it: a route moves such a message on to its next account (``teledispatch.routes``). Auth
+#: (1001–1005), customer unavailable (1100), insufficient balance (1102), appKey or IP
+#: whitelist (13002, 13003), a number format the account cannot reach (13005) and a sender
+#: it refuses (13006). Content refusals (13001, 13009) would be refused anywhere: not here.
+FAILOVER: frozenset[str] = frozenset(
+    {"1001", "1002", "1003", "1004", "1005", "1100", "1102", "13002", "13003", "13005", "13006"}
+)
+
 #: An item's ``message`` as the docs write it: plain text, no code ("Incorrect phone number
 #: format"). Matched case-insensitively by its start, so an added detail or a "(NNNN)" suffix
 #: still reads as the same code.

@@ -15,6 +15,10 @@ CODES: dict[str, Outcome] = {
 DEFAULT = Outcome("reject", "rejected")
 #: HTTP statuses that mean the account's credentials were refused.
 AUTH_STATUSES = frozenset({401, 403})
+#: Refusals a route moves a message on for (``teledispatch.routes``): the account's
+#: credentials refused. USpeedo documents no balance or destination code; its per-number
+#: ``FailureReason`` is free text, so those stay ``failed``.
+FAILOVER: frozenset[str] = frozenset({"401", "403"})
 
 #: Receipt ``ReceiptResult`` → delivered (docs/providers.md#uspeedo-receipts); ``Unknow`` (sic)
 #: and anything else: the carrier has not answered yet, ask again later.

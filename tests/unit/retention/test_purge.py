@@ -62,3 +62,20 @@ def test_purge_removes_old_finished_jobs_only(db_url: str) -> None:
         assert messages_db.count_job_messages(conn, "active") == 3
         assert jobs_db.get_job(conn, "recent") is not None
     engine.dispose()
+
+
+def test_purge_takes_a_jobs_attempts_and_no_other(db_url: str) -> None:
+    from teledispatch.db import attempts as attempts_db
+
+    engine = get_engine(db_url)
+    create_schema(engine)
+    _job(engine, "old", NOW - 40 * DAY, 1, None)
+    _job(engine, "recent", NOW - 1 * DAY, 1, None)
+    _finish(engine, 2)
+    rows = [attempts_db.AttemptRow(f"{j}-0", "nx", NOW, "paused") for j in ("old", "recent")]
+    with engine.begin() as conn:
+        attempts_db.insert(conn, rows)
+    assert purge(engine, NOW - 30 * DAY).jobs == ["old"]
+    with engine.connect() as conn:
+        left = attempts_db.for_messages(conn, ["old-0", "recent-0"])
+    assert list(left) == ["recent-0"]
