@@ -14,6 +14,7 @@ the modules are how it is organised, not an interface:
 - ``receipts``: :func:`settle` and receipt polling;
 - ``expiry``: :func:`expire_unsent` and retention's :func:`delete_job_messages`;
 - ``outbox``: webhook events for the rows a transaction changed (:func:`record_changes`);
+- ``parked``: :func:`claimed_rows`, a parked batch's rows read back at its slot;
 - ``_common``: what the modules share.
 
 Claims are compare-and-set: a claim moves due rows to ``sending`` under a fresh ``claim_token``
@@ -35,6 +36,7 @@ from teledispatch.db.messages.claims import (
 from teledispatch.db.messages.expiry import EXPIRED_CODE, delete_job_messages, expire_unsent
 from teledispatch.db.messages.insert import COPY_MIN_ROWS, cancel_unclaimed, insert_messages
 from teledispatch.db.messages.outbox import QUIET_STATUSES, record_changes
+from teledispatch.db.messages.parked import claimed_rows
 from teledispatch.db.messages.reads import (
     BACKLOG_STATUSES,
     Backlog,
@@ -78,6 +80,7 @@ __all__ = [
     "backlog",
     "cancel_unclaimed",
     "claim",
+    "claimed_rows",
     "count_job_messages",
     "count_reconciling",
     "delete_job_messages",
