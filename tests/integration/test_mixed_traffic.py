@@ -133,37 +133,31 @@ def test_expiry_of_queued_deferred_and_retrying_messages(
     make_stack: Callable[..., Stack],
 ) -> None:
     """Three jobs with a 3 s time to live: one queued behind a rate limit (1 request/s of
-    10), one recipient held by its cap (the second message to one number: deferred for 60 s),
+    10), one recipient held by its cap (a number sent to just before: deferred for 10 s),
     and one on a provider answering 503 (retrying with backoff). Every message ends ``sent`` or
     ``expired``, and the simulator received none after its expiry (plus the moment between
     the last check and the write, 0.25 s)."""
     ttl = 3.0
-    stack = make_stack(["--seed", "13", "--fail-rate", "uspeedo.sms=1.0"])
-    stack.configure(
-        "nxcloud",
-        max_requests_per_second=1,
-        max_batch=10,
-        linger_ms=0,
-        recipient_caps=[[1, "60s"]],
-    )
-    stack.configure("uspeedo", linger_ms=0, backoff_base_s=0.5, max_attempts=50)
+    stack = make_stack(["--seed", "13", "--fail-rate", "volc.vms.append=1.0"])
+    stack.configure("nxcloud", max_requests_per_second=1, max_batch=10, linger_ms=0)
+    stack.configure("uspeedo", linger_ms=0, recipient_caps=[[1, "10s"]])
+    stack.configure("volc-vms", linger_ms=0, backoff_base_s=0.5, max_attempts=50)
     stack.worker(concurrency=DEFAULT_CONCURRENCY, beat=True)
+    held = {
+        "phone": "+447911199999",
+        "template_id": "T100",
+        "sender_id": "ACME",
+        "template_params": ["1"],
+    }
+    first = enqueue_stream("uspeedo", [held], cfg=stack.cfg).job_id
+    stack.wait_done([first], timeout=60)  # sent: its cap is used for 10 s (> the ttl)
     started = time.time()
     queued = campaign(stack, 100, ttl_s=ttl)
-    deferred = enqueue_stream(
-        "nxcloud",
-        [{"phone": "+8613700000001", "content": f"n{k}"} for k in range(2)],
-        allow_duplicates=True,
-        ttl_s=ttl,
-        cfg=stack.cfg,
-    ).job_id
+    deferred = enqueue_stream("uspeedo", [held], ttl_s=ttl, cfg=stack.cfg).job_id
     retrying = enqueue_stream(
-        "uspeedo",
-        [
-            {"phone": f"+4479112{k:05d}", "template_id": "T100", "sender_id": "ACME"}
-            for k in range(3)
-        ],
-        defaults={"template_params": ["1"]},
+        "volc-vms",
+        [{"phone": f"+86138000{k:05d}"} for k in range(3)],
+        defaults={"task_open_id": "sim-task-1"},
         ttl_s=ttl,
         cfg=stack.cfg,
     ).job_id
@@ -174,10 +168,11 @@ def test_expiry_of_queued_deferred_and_retrying_messages(
         counts = job_status(job_id, cfg=stack.cfg).counts
         assert set(counts) <= {"sent", "expired"}, (job_id, counts)
     assert job_status(queued, cfg=stack.cfg).counts.get("expired", 0) > 0
-    assert job_status(deferred, cfg=stack.cfg).counts == {"sent": 1, "expired": 1}
+    assert job_status(first, cfg=stack.cfg).counts == {"sent": 1}
+    assert job_status(deferred, cfg=stack.cfg).counts == {"expired": 1}
     assert job_status(retrying, cfg=stack.cfg).counts == {"expired": 3}
     log = stack.sim_requests()
     late = [e for e in log if e["ids"] and float(e["t"]) > expires_by + 0.25]
     assert not late, [(e["channel"], e["t"] - started) for e in late[:5]]
     # The retrying job was tried (and refused) before it expired: the retries were real.
-    assert any(e["channel"] == "uspeedo.sms" and e["http_status"] == 503 for e in log)
+    assert any(e["channel"] == "volc.vms.append" and e["http_status"] == 503 for e in log)

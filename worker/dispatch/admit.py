@@ -12,9 +12,8 @@ from teledispatch.worker.ratelimit.booking import horizon_s
 
 from .common import LEASE_MARGIN_S, Report, give_back, has_limits
 
-#: The longest a batch may book its request slot ahead (``booking.horizon_s`` is about one
-#: request slot; this bounds it for very slow rates). The batch then waits parked, not in a
-#: process; the lease (timeout + 10 s) bounds it from above.
+#: The longest a batch may book its request slot ahead (``booking.horizon_s`` is shorter).
+#: The batch then waits parked, not in a process; the lease (timeout + 10 s) bounds it.
 RESERVE_AHEAD_S = 3.0
 
 #: Without a free concurrency slot, the rows are given back due at once; the release of a
@@ -67,7 +66,7 @@ def _reserve(
     slot: str | None,
 ) -> Admission:
     """One rate reservation for the rows; those it holds back are written back at once."""
-    ahead = min(RESERVE_AHEAD_S, horizon_s(account, ctx.limiter.margin_s(account)))
+    ahead = min(RESERVE_AHEAD_S, horizon_s(account))
     res = ctx.limiter.reserve(account, [r.phone for r in rows], max_wait_s=ahead)
     now = ctx.clock()
     why = "held by a rate window"

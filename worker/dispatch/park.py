@@ -110,9 +110,13 @@ def room_ahead(ctx: Context, account: AccountConfig) -> bool:
     if not has_limits(account):
         return True
     ahead = limiter.bookings.next_slot_in(account)
-    horizon = horizon_s(account, limiter.margin_s(account))
+    horizon = horizon_s(account)
     if ahead <= horizon:
         return True
-    if limiter.bookings.pending(account) == 0:
-        wakeups.kick(ctx.redis, ctx.publish, account, max(0.01, ahead - horizon))
+    wait = ahead - horizon
+    # A parked batch's wake-up looks again when it runs; else one wake-up for the moment the
+    # slot comes within reach (its own key: an OTP's lingering kick must not hold it back).
+    if limiter.bookings.pending(account) == 0 and limiter.bookings.chain_wake(account, wait):
+        name, queue = wakeups.dispatch_task(account.channel), wakeups.channel_queue(account.channel)
+        ctx.publish(name, [account.name], queue, wait)
     return False

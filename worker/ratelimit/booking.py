@@ -9,11 +9,13 @@ more than :data:`SHORT_WAIT_S` ahead is *parked*: its claim stays in the databas
 main process holds countdown tasks on a timer, so nothing of the pool waits; when the wake-up
 runs, any dispatch of the account takes the due booking and sends it.
 
-How far ahead a claim may book (:func:`horizon_s`): about one request slot plus a little.
-Enough that the next batch is claimed and booked before its slot comes (utilisation), short
-enough that a high-priority single arriving meanwhile is claimed for the slot after it (not
-behind seconds of batches already claimed), and that a saturated account does not claim
-rows it cannot send yet (:meth:`Bookings.next_slot_in` is asked before claiming).
+How far ahead a claim may book (:data:`AHEAD_S`): a little, whatever the rate. Enough that
+the next batch is claimed and booked before its slot comes (utilisation; at 20 requests/s
+that is three slots), short enough that a high-priority single arriving meanwhile is in the
+next request (at 2 requests/s a claim is made 0.15 s before its slot, not a whole slot
+before), and a saturated account does not claim rows it cannot send yet
+(:meth:`Bookings.next_slot_in` is asked before claiming; when nothing is parked, the account
+is woken when its next slot comes within reach: :meth:`Bookings.chain_wake`).
 """
 
 from __future__ import annotations
@@ -39,31 +41,17 @@ SHORT_WAIT_S = 0.005
 #: booking's pop and the read of its rows take about this long, the remainder is slept.
 WAKE_LEAD_S = 0.004
 
-#: What a claim may book beyond one request slot ahead (see the module's docstring).
-AHEAD_EXTRA_S = 0.1
+#: How far ahead a claim may book its slot (see the module's docstring).
+AHEAD_S = 0.15
 
-#: Never book further ahead than this, whatever the rate: the claim's lease (request timeout
-#: + 10 s) must outlast the wait.
+#: Never book further ahead than this: the claim's lease (request timeout + 10 s) must
+#: outlast the wait.
 MAX_AHEAD_S = 3.0
 
 
-def slot_spacing_s(account: AccountConfig, margin_s: float = 0.0) -> float:
-    """Seconds between an account's request slots at its configured per-second limits (0: no
-    per-second limit). A full batch spends ``batch_size`` of the messages per second."""
-    spacing = 0.0
-    rps = account.max_requests_per_second
-    if rps:
-        spacing = (1.0 + margin_s) / int(rps) if rps >= 1 else 1.0 / rps + margin_s
-    mps = account.max_messages_per_second
-    if mps:
-        per_window = max(1, int(mps))
-        spacing = max(spacing, (1.0 + margin_s) * min(account.batch_size, per_window) / per_window)
-    return spacing
-
-
-def horizon_s(account: AccountConfig, margin_s: float = 0.0) -> float:
-    """How far ahead a batch may book its slot (see the module's docstring)."""
-    return min(MAX_AHEAD_S, slot_spacing_s(account, margin_s) + AHEAD_EXTRA_S)
+def horizon_s(account: AccountConfig) -> float:
+    """How far ahead a batch of ``account`` may book its slot."""
+    return min(MAX_AHEAD_S, AHEAD_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +118,12 @@ class Bookings:
             return Popped(Booking.decode(member), server_now, local_now)
         soonest = int(float(score)) / US if float(score) else None
         return Popped(None, server_now, local_now, soonest)
+
+    def chain_wake(self, account: AccountConfig, delay_s: float) -> bool:
+        """Whether to publish the wake-up for the account's next slot ``delay_s`` from now:
+        True for the first asker within that time (one task, however many dispatches ask)."""
+        key = f"{self._key(account)}:chain"
+        return bool(self._redis.set(key, b"1", nx=True, px=max(1, round(delay_s * 1000))))
 
     def pending(self, account: AccountConfig) -> int:
         """How many batches of the account are parked."""

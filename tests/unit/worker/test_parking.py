@@ -52,25 +52,30 @@ def requests(ctx: Context) -> int:
 def test_a_slot_ahead_is_parked_with_a_wake_up_not_slept(
     ctx: Context, published: Published
 ) -> None:
-    ctx.settings = make_settings(ctx.settings.database_url, max_requests_per_second=2, max_batch=2)
+    ctx.settings = make_settings(ctx.settings.database_url, max_requests_per_second=10, max_batch=2)
     job = enqueue_stream("nx", phones(8), defaults={"content": "x"}, cfg=ctx.settings)
     t0 = time.time()
     dispatch(ctx, "nx")  # the first slot is now: sent in the task
     assert requests(ctx) == 1
     published.clear()
-    dispatch(ctx, "nx")  # the next slot is ~0.5 s ahead: booked and parked, nothing sent
+    dispatch(ctx, "nx")  # the next slot is ~0.1 s ahead: booked and parked, nothing sent
     assert requests(ctx) == 1
-    (booking,) = parked(ctx)
-    assert statuses(ctx) == {"sent": 2, "sending": 2, "queued": 4}
+    bookings = parked(ctx)  # one; two if this slow test let the next slot come near too
+    assert 1 <= len(bookings) <= 2
+    assert statuses(ctx) == {
+        "sent": 2,
+        "sending": 2 * len(bookings),
+        "queued": 6 - 2 * len(bookings),
+    }
     wakes = [p for p in published if p[0] == "dispatch.nxcloud.sms"]
-    assert len(wakes) == 1 and wakes[0][3] <= 0.51, wakes  # a countdown to the slot
-    assert booking.send_at >= t0 + 0.5  # one slot (1.02 s / 2) after the first
-    # Its slot comes: the next dispatch of the account sends it first.
+    assert len(wakes) == len(bookings) and all(w[3] <= 0.204 for w in wakes), wakes
+    assert min(b.send_at for b in bookings) >= t0 + 0.1  # one slot (1.02 s / 10) after the first
+    # Their slots come: the next dispatch of the account sends them first.
     make_due(ctx)
     dispatch(ctx, "nx")
-    assert requests(ctx) == 2
+    assert requests(ctx) >= 1 + len(bookings)
     counts = job_status(job.job_id, cfg=ctx.settings).counts
-    assert counts.get("sent") == 4
+    assert counts.get("sent", 0) >= 2 + 2 * len(bookings)
 
 
 def test_a_full_departure_window_parks_the_batch_again(
@@ -79,24 +84,42 @@ def test_a_full_departure_window_parks_the_batch_again(
     """A parked batch whose slot came but whose departure window is still full (a sender
     before it left late) is parked again for when the window frees: still claimed, not
     marked departing, nothing sent, no process waiting."""
-    ctx.settings = make_settings(ctx.settings.database_url, max_requests_per_second=2, max_batch=2)
+    ctx.settings = make_settings(ctx.settings.database_url, max_requests_per_second=10, max_batch=2)
     enqueue_stream("nx", phones(8), defaults={"content": "x"}, cfg=ctx.settings)
     dispatch(ctx, "nx")
     dispatch(ctx, "nx")
     make_due(ctx)
     monkeypatch.setattr(ctx.limiter, "try_depart", lambda *a, **k: 0.3)
     published.clear()
+    bookings = len(parked(ctx))
     before = time.time()
     dispatch(ctx, "nx")
     assert requests(ctx) == 1
-    (again,) = parked(ctx)
-    assert again.send_at >= before + 0.3
-    assert statuses(ctx).get("sending") == 2
+    again = parked(ctx)
+    assert len(again) == bookings and all(b.send_at >= before + 0.3 for b in again)
+    assert statuses(ctx).get("sending") == 2 * bookings
     with ctx.engine.connect() as conn:
         departed = conn.execute(sa.select(batches_table.c.departed_at)).scalars().all()
-    assert departed == [None]  # unmarked: the sweep would requeue it, not reconcile it
+    assert departed == [None] * bookings  # unmarked: the sweep would requeue, not reconcile
     wakes = [p for p in published if p[0] == "dispatch.nxcloud.sms"]
-    assert wakes and max(p[3] for p in wakes) <= 0.3
+    assert len(wakes) == bookings and all(p[3] <= 0.3 for p in wakes)
+
+
+def test_a_saturated_account_claims_nothing_until_its_slot_is_near(
+    ctx: Context, published: Published
+) -> None:
+    """At 2/s the next slot is 0.5 s away after a send: rows are not claimed that early (a
+    single arriving meanwhile must still make the next request); one wake-up comes when the
+    slot is within reach, however many dispatches ask."""
+    ctx.settings = make_settings(ctx.settings.database_url, max_requests_per_second=2, max_batch=2)
+    enqueue_stream("nx", phones(8), defaults={"content": "x"}, cfg=ctx.settings)
+    dispatch(ctx, "nx")
+    published.clear()
+    for _ in range(3):
+        assert dispatch(ctx, "nx").claimed == 0
+    assert statuses(ctx) == {"sent": 2, "queued": 6} and parked(ctx) == []
+    wakes = [p for p in published if p[0] == "dispatch.nxcloud.sms"]
+    assert len(wakes) == 1 and 0 < wakes[0][3] <= 0.51 - 0.15, wakes
 
 
 def test_a_full_concurrency_cap_claims_nothing_and_waits_for_a_release(
