@@ -19,7 +19,7 @@ from typing import Any
 from bench import report, runs
 from bench.runs import Shape
 
-RUNS = ("system", "otp", "latency", "big", "provider")
+RUNS = ("system", "otp", "latency", "big", "provider", "mixed")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 #: (full, --quick) sizes.
@@ -32,6 +32,7 @@ SIZES: dict[str, tuple[float, float]] = {
     "big_n": (1_000_000, 20_000),
     "big_wait_s": (300, 120),
     "provider_s": (15, 4),
+    "mixed_s": (20, 8),
 }
 
 
@@ -61,6 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "outcomes committed by then",
     )
     p.add_argument("--provider-s", type=float, help="provider-bound run length in seconds")
+    p.add_argument("--mixed-s", type=float, help="mixed run: seconds of OTPs at 2/s")
     p.add_argument(
         "--databases",
         help="system-bound databases, comma list (default sqlite,postgresql; --quick: postgresql)",
@@ -194,6 +196,21 @@ def main(argv: list[str] | None = None) -> int:
                 results["provider"],
                 report.PROVIDER_METRICS,
                 note,
+            )
+        )
+    if "mixed" in args.selected:
+        td = runs.mixed("teledispatch", args.mixed_s, shape)
+        bl = runs.mixed("baseline", args.mixed_s, shape)
+        results["mixed"] = _pair(td, bl)
+        emit(
+            report.table(
+                f"Mixed: a campaign saturating {runs.MIXED_MPS} messages/s, OTPs at "
+                f"{runs.MIXED_OTP_RATE:g}/s for {args.mixed_s:g}s, postgresql",
+                results["mixed"],
+                report.MIXED_METRICS,
+                f"{shape_note}; teledispatch {runs.MIXED_RPS} requests/s of "
+                f"{runs.MIXED_BATCH}, OTPs high priority; baseline: Celery "
+                f"rate_limit={runs.MIXED_MPS}/s, one queue",
             )
         )
     verdicts = report.evaluate(results)
