@@ -5,7 +5,7 @@ single-recipient traffic), ``latency`` (paced single recipients), ``big`` (one v
 ``provider`` (provider-bound, when the dispatcher has a rate limiter), ``cli`` (the CLI's
 start time per verb against ``python -c pass``), ``optouts`` (a big job's enqueue with and
 without a long suppression list), ``outage`` (NXCloud answering 503 for a minute, then
-healthy). Prints a table per run,
+healthy), ``mixed`` (a saturating campaign while OTPs arrive). Prints a table per run,
 the targets, and writes everything to ``bench/results.json``.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 from bench import cli_start, report, runs
 from bench.runs import Shape
 
-RUNS = ("system", "otp", "latency", "big", "provider", "cli", "optouts", "outage")
+RUNS = ("system", "otp", "latency", "big", "provider", "mixed", "cli", "optouts", "outage")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 #: (full, --quick) sizes.
@@ -38,6 +38,7 @@ SIZES: dict[str, tuple[float, float]] = {
     "provider_s": (15, 4),
     "optout_n": (1_000_000, 20_000),
     "optout_list": (10_000_000, 200_000),
+    "mixed_s": (20, 8),
     "outage_s": (60, 15),
     "outage_n": (1000, 200),
 }
@@ -71,6 +72,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--provider-s", type=float, help="provider-bound run length in seconds")
     p.add_argument("--optout-n", type=int, help="recipients of the opt-out run's job")
     p.add_argument("--optout-list", type=int, help="entries on the opt-out run's list")
+    p.add_argument("--mixed-s", type=float, help="mixed run: seconds of OTPs at 2/s")
     p.add_argument("--outage-s", type=float, help="outage run: seconds of 503s")
     p.add_argument("--outage-n", type=int, help="outage run: messages waiting (both systems)")
     p.add_argument(
@@ -222,6 +224,23 @@ def _run_optouts(
     emit(optouts.table(results["optouts"]))
 
 
+def _run_mixed(args: argparse.Namespace, shape: Shape, results: dict[str, Any], emit: Emit) -> None:
+    td = runs.mixed("teledispatch", args.mixed_s, shape)
+    bl = runs.mixed("baseline", args.mixed_s, shape)
+    results["mixed"] = _pair(td, bl)
+    emit(
+        report.table(
+            f"Mixed: a campaign saturating {runs.MIXED_MPS} messages/s, OTPs at "
+            f"{runs.MIXED_OTP_RATE:g}/s for {args.mixed_s:g}s, postgresql",
+            results["mixed"],
+            report.MIXED_METRICS,
+            f"{_shape_note(shape)}; teledispatch {runs.MIXED_RPS} requests/s of "
+            f"{runs.MIXED_BATCH}, OTPs high priority; baseline: Celery "
+            f"rate_limit={runs.MIXED_MPS}/s, one queue",
+        )
+    )
+
+
 def _run_outage(
     args: argparse.Namespace, shape: Shape, results: dict[str, Any], emit: Emit
 ) -> None:
@@ -247,6 +266,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace, Shape, dict[str, Any], Emit], N
     "big": _run_big,
     "provider": _run_provider,
     "cli": _run_cli,
+    "mixed": _run_mixed,
     "optouts": _run_optouts,
     "outage": _run_outage,
 }

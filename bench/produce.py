@@ -31,11 +31,11 @@ def phone(i: int) -> str:
     return f"+86139{i:08d}"
 
 
-def _teledispatch_one() -> SendOne:
+def _teledispatch_one(priority: str | None = None) -> SendOne:
     from teledispatch.producer.submit import enqueue_stream
 
     def send(i: int, number: str, text: str) -> str:
-        job = enqueue_stream("nxcloud", [{"phone": number, "content": text}])
+        job = enqueue_stream("nxcloud", [{"phone": number, "content": text}], priority=priority)
         return f"{job.job_id}-0"
 
     return send
@@ -81,7 +81,12 @@ def _bulk(system: str, n: int) -> dict[str, Any]:
 
 
 def _singles(
-    system: str, n: int, offset: int, rate: float | None, batched: bool = False
+    system: str,
+    n: int,
+    offset: int,
+    rate: float | None,
+    batched: bool = False,
+    priority: str | None = None,
 ) -> dict[str, Any]:
     finish: Callable[[], None] = lambda: None  # noqa: E731
     if system != "teledispatch":
@@ -89,7 +94,7 @@ def _singles(
     elif batched:
         send, finish = _teledispatch_batched()
     else:
-        send = _teledispatch_one()
+        send = _teledispatch_one(priority)
     sent_at: dict[str, float] = {}
     start = time.monotonic()
     for k in range(n):
@@ -116,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, required=True)
     p.add_argument("--offset", type=int, default=0, help="first recipient index (singles)")
     p.add_argument("--rate", type=float, default=5.0, help="paced: jobs per second")
+    p.add_argument("--priority", help="teledispatch: the jobs' lane (high, normal, low)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     # Import the system's code before the clock starts: its start-up is not enqueue time.
@@ -129,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         report = _bulk(args.system, args.n)
     else:
         rate = args.rate if args.mode == "paced" else None
-        report = _singles(args.system, args.n, args.offset, rate, args.mode == "singles")
+        batched = args.mode == "singles"
+        report = _singles(args.system, args.n, args.offset, rate, batched, args.priority)
     t_end = time.time()
     report.update(
         t_start=t_start,

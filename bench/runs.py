@@ -327,3 +327,90 @@ def outage(system: System, seconds: float, n: int, shape: Shape) -> dict[str, An
         }
 
     return _guarded(system, run)
+
+
+#: The mixed run's account: 2 requests/s of 100 messages, 200 messages/s in all.
+MIXED_RPS = 2
+MIXED_BATCH = 100
+MIXED_MPS = MIXED_RPS * MIXED_BATCH
+#: OTPs during the mixed run (jobs/s), high priority for teledispatch.
+MIXED_OTP_RATE = 2.0
+#: Where the OTPs' recipients and ids start, apart from the campaign's.
+MIXED_OTP_OFFSET = 10_000_000
+
+
+def mixed(system: System, seconds: float, shape: Shape) -> dict[str, Any]:
+    """A campaign saturating a rate-limited account while OTPs arrive at 2/s.
+
+    teledispatch: ``max_messages_per_second = 200`` and ``max_requests_per_second = 2`` with
+    batches of 100 (a full request every 0.5 s), the OTPs in the high lane. The baseline:
+    Celery's ``rate_limit="200/s"`` on its one task and queue, as Celery's docs suggest for a
+    rate-limited API; its OTPs are the same task on the same queue. The campaign holds enough
+    for the whole run (1.5× what the limit sends while the OTPs arrive). Figures, from the
+    simulator's arrival stamps: OTP latency (enqueue → arrival) p50/p99, and the campaign's
+    messages/s while the OTPs arrived, as a share of the limit less the OTPs' rate.
+    """
+    otps = max(1, round(MIXED_OTP_RATE * seconds))
+    n = round(MIXED_MPS * (seconds + 10) * 1.5)
+
+    def run() -> dict[str, Any]:
+        if system == "teledispatch":
+            account: dict[str, Any] = {
+                "linger_ms": shape.linger_ms,
+                "max_batch": MIXED_BATCH,
+                "max_requests_per_second": MIXED_RPS,
+                "max_messages_per_second": MIXED_MPS,
+            }
+        else:
+            account = {"baseline_rate_limit": f"{MIXED_MPS}/s"}
+        with open_stack(system, "postgresql", account=account) as stack:
+            stack.start_workers(shape.workers, shape.concurrency)
+            stack.start_producer("bulk", n).result(_timeout(n))
+            # The campaign is sending (and saturating) before the first OTP.
+            deadline = time.monotonic() + 60
+            while stack.sim_request_count() < 5:
+                if time.monotonic() > deadline:
+                    raise RunFailed("the campaign did not start within 60 s")
+                time.sleep(0.2)
+            priority = "high" if system == "teledispatch" else None
+            otp = stack.start_producer(
+                "paced", otps, rate=MIXED_OTP_RATE, offset=MIXED_OTP_OFFSET, priority=priority
+            )
+            prod = otp.result(seconds * 3 + 60)
+            sent_at: dict[str, float] = prod["sent_at"]
+            received: dict[str, float] = {}
+            deadline = time.monotonic() + 120.0
+            log: list[dict[str, Any]] = []
+            while len(received) < len(sent_at) and time.monotonic() < deadline:
+                time.sleep(1.0)
+                log = stack.sim_get("/_sim/requests")
+                received = {i: float(e["t"]) for e in log for i in e.get("ids", ()) if i in sent_at}
+        # An OTP still waiting at the deadline counts with its wait so far (a lower bound).
+        cut = time.time()
+        lat = [(received.get(i, cut) - t) * 1000 for i, t in sent_at.items()]
+        w0, w1 = min(sent_at.values()), max(sent_at.values())
+        campaign = sum(
+            1
+            for e in log
+            if w0 <= float(e["t"]) <= w1
+            for i in e.get("ids", ())
+            if i not in sent_at
+        )
+        campaign_rate = campaign / (w1 - w0) if w1 > w0 else float("nan")
+        return {
+            "n": otps,
+            "campaign_n": n,
+            "database": "postgresql",
+            "limit_mps": MIXED_MPS,
+            "otp_rate_per_s": MIXED_OTP_RATE,
+            "otp_p50_ms": percentile(lat, 50),
+            "otp_p99_ms": percentile(lat, 99),
+            "otp_max_ms": max(lat),
+            "campaign_mps": campaign_rate,
+            "campaign_share": campaign_rate / (MIXED_MPS - MIXED_OTP_RATE),
+            "slot_ms": 1000 / MIXED_RPS,
+            "otp_p99_slots": percentile(lat, 99) / (1000 / MIXED_RPS),
+            "otps_not_arrived": len(sent_at) - len(received),
+        }
+
+    return _guarded(system, run)

@@ -90,13 +90,20 @@ class Stack:
                 raise RunFailed(f"{p.name} exited:\n{p.tail()}")
 
     def start_producer(
-        self, mode: str, n: int, rate: float | None = None, offset: int = 0
+        self,
+        mode: str,
+        n: int,
+        rate: float | None = None,
+        offset: int = 0,
+        priority: str | None = None,
     ) -> Producer:
         out = self.workdir / f"produce-{uuid.uuid4().hex[:8]}.json"
         argv = [sys.executable, "-m", "bench.produce", self.system, mode, "--n", str(n)]
         argv += ["--out", str(out), "--offset", str(offset)]
         if rate is not None:
             argv += ["--rate", str(rate)]
+        if priority is not None:
+            argv += ["--priority", priority]
         proc = spawn("producer", argv, self.env, self.workdir / f"producer-{offset}.log")
         self.procs.append(proc)
         return Producer(proc, out)

@@ -18,10 +18,13 @@ a part, the worker after a full claim or a wait) and three short-lived Redis key
   (:func:`follow_up` with ``once``; cleared by :func:`follow_up_started`); lives at most
   ``FOLLOW_PENDING_MS``;
 * ``td:inflight:{account}`` — the account's requests in flight (a sorted set, one member per
-  request, scored by when it is over at the latest): a single recipient waits the linger only
-  while one is (:func:`kick` with ``linger_if_busy``), as Nagle's algorithm batches only
-  behind unacknowledged data. An idle account sends it at once; under load the requests in
-  flight (and those waiting for a rate slot) are what makes singles share the next one.
+  request, scored by when it is over at the latest): a single recipient waits only while one
+  is (:func:`kick` with ``linger_if_busy``), as Nagle's algorithm batches only behind
+  unacknowledged data. An idle account sends it at once; under load the requests in flight
+  are what makes singles share the next one;
+* ``td:kick:{account}:after`` — a single is waiting for a request in flight to end: the end of
+  that request (:func:`flight_ended`) wakes the account at once, as Nagle sends when the
+  acknowledgement comes; the linger is only the fallback (a sender that died).
 """
 
 from __future__ import annotations
@@ -101,8 +104,12 @@ def kick(
     in flight (else the wake is for now).
     """
     delay = account.linger_ms / 1000 if delay_s is None else delay_s
-    if linger_if_busy and delay > 0 and not in_flight(client, account):
-        delay = 0.0
+    if linger_if_busy and delay > 0:
+        if not in_flight(client, account):
+            delay = 0.0
+        else:
+            # The request in flight wakes the account when it ends; the linger is a fallback.
+            client.set(after_key(account.name), b"1", px=max(int(delay * 1000), 50))
     window_ms = max(int(delay * 1000), 50)
     # A wake for now has a key of its own: a pending lingering wake (an OTP's) must not hold
     # back a full batch that needs no linger.
@@ -145,6 +152,10 @@ def follow_up_started(client: redis.Redis[bytes], account: AccountConfig) -> Non
     client.delete(follow_key(account.name))
 
 
+def after_key(account: str) -> str:
+    return f"td:kick:{account}:after"
+
+
 def inflight_key(account: str) -> str:
     return f"td:inflight:{account}"
 
@@ -174,11 +185,17 @@ def flight_started(
         log.debug("in-flight mark not written (%s)", type(exc).__name__)
 
 
-def flight_ended(client: redis.Redis[bytes], account: AccountConfig, member: str) -> None:
-    """The request of ``member`` is over (sent, failed or given back)."""
+def flight_ended(client: redis.Redis[bytes], account: AccountConfig, member: str) -> bool:
+    """The request of ``member`` is over (sent, failed or given back); True if a single was
+    waiting for it (then wake the account now: :func:`kick` with no delay)."""
     import redis  # as in flight_started
 
     try:
-        client.zrem(inflight_key(account.name), member)
+        pipe = client.pipeline(transaction=False)
+        pipe.zrem(inflight_key(account.name), member)
+        pipe.delete(after_key(account.name))
+        _, waiting = pipe.execute()
     except redis.RedisError as exc:
         log.debug("in-flight mark not removed (%s)", type(exc).__name__)
+        return False
+    return int(waiting) == 1

@@ -8,17 +8,17 @@ from teledispatch.config import AccountConfig
 from teledispatch.db import messages as repo
 from teledispatch.worker.context import Context
 from teledispatch.worker.ratelimit import Reservation
+from teledispatch.worker.ratelimit.booking import horizon_s
 
 from .common import LEASE_MARGIN_S, Report, give_back, has_limits
 
-#: How far ahead a batch may book its request slot and then wait for it. Too short and, with
-#: more processes than slots in the horizon, most claims find no slot and hand their rows
-#: back (a claim, a write and a wake-up each, for nothing: 208 of them in a 30 s run at 10/s
-#: with 12 processes at 1 s); the lease (timeout + 10 s) bounds it from above.
+#: The longest a batch may book its request slot ahead (``booking.horizon_s`` is shorter).
+#: The batch then waits parked, not in a process; the lease (timeout + 10 s) bounds it.
 RESERVE_AHEAD_S = 3.0
 
-#: Without a free concurrency slot, the rows are tried again this much later.
-SLOT_RETRY_S = 0.2
+#: Without a free concurrency slot, the rows are given back due at once; the release of a
+#: slot wakes the account (``slots.want``), this wake-up is the fallback.
+SLOT_RETRY_S = 1.0
 
 
 @dataclass
@@ -45,11 +45,12 @@ def admit(
         return Admission(rows)
     slot = None
     if account.concurrency is not None:
-        slot = ctx.limiter.acquire_slot(
-            account, lease_s=account.timeout_s + LEASE_MARGIN_S, timeout_s=1.0
-        )
+        # No waiting here (a process waiting for a slot serves nobody): the rows go back and
+        # the next release of a slot wakes the account.
+        slot = ctx.limiter.acquire_slot(account, lease_s=account.timeout_s + LEASE_MARGIN_S)
         if slot is None:
-            give_back(ctx, account, token, rows, report, "waiting", delay_s=SLOT_RETRY_S)
+            ctx.limiter.slots.want(account)
+            give_back(ctx, account, token, rows, report, "waiting")
             return Admission([], wait_s=SLOT_RETRY_S)
     if not has_limits(account):
         return Admission(rows, slot=slot)
@@ -65,7 +66,8 @@ def _reserve(
     slot: str | None,
 ) -> Admission:
     """One rate reservation for the rows; those it holds back are written back at once."""
-    res = ctx.limiter.reserve(account, [r.phone for r in rows], max_wait_s=RESERVE_AHEAD_S)
+    ahead = min(RESERVE_AHEAD_S, horizon_s(account))
+    res = ctx.limiter.reserve(account, [r.phone for r in rows], max_wait_s=ahead)
     now = ctx.clock()
     why = "held by a rate window"
     held = [

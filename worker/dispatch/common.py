@@ -9,6 +9,7 @@ from teledispatch import wakeups
 from teledispatch.config import AccountConfig
 from teledispatch.db import messages as repo
 from teledispatch.worker.context import Context
+from teledispatch.worker.ratelimit.booking import WAKE_LEAD_S, Booking
 
 #: A claim is held for the request's timeout plus this: the rate-slot wait (at most about a
 #: second) and writing the outcome. Shorter leases mean faster recovery from a dead worker.
@@ -77,3 +78,12 @@ def give_back(
     report.add(reason, len(rows))
     if kick_s is not None:
         wakeups.kick(ctx.redis, ctx.publish, account, kick_s)
+
+
+def park_booking(ctx: Context, account: AccountConfig, booking: Booking, left_s: float) -> None:
+    """Keep a claimed batch for its slot ``left_s`` from now: booked in Redis, with a wake-up
+    task published for the slot (``worker/ratelimit/booking.py``); no process waits for it."""
+    ctx.limiter.bookings.park(account, booking, account.timeout_s + LEASE_MARGIN_S)
+    # Its own task, not deduplicated: every parked batch needs its wake-up at its slot.
+    name, queue = wakeups.dispatch_task(account.channel), wakeups.channel_queue(account.channel)
+    ctx.publish(name, [account.name], queue, max(0.0, left_s - WAKE_LEAD_S))

@@ -4,6 +4,10 @@ Messages of every job of the account are claimed together, so single-recipient j
 requests with each other and with big jobs. If a claim comes back full, another dispatch is
 published *before* this one sends, so a backlog is worked by every free worker process at
 once; an unpaced account's task then keeps claiming for a short while (``LOOP_BUDGET_S``).
+
+A paced account's task first sends its parked batches that are due, then claims only while a
+slot is within reach (``park.room_ahead``) and parks what it booked ahead (``park``): it
+never sleeps for a slot, so the pool stays free for other accounts.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from teledispatch.worker.quiet import hold_quiet
 from . import failover
 from .admit import admit
 from .common import LEASE_MARGIN_S, Report, has_limits
+from .park import park, room_ahead, send_parked, should_park
 from .send import send_batch
 
 #: An account that nothing paces but the work itself keeps its task claiming while claims
@@ -30,6 +35,10 @@ from .send import send_batch
 #: each message of a 200-message batch, a third of the worker's cost, when every task sent
 #: one request. Bounded so that a pool process soon returns to other accounts' tasks.
 LOOP_BUDGET_S = 0.5
+
+#: A paced account's task books at most this many batches ahead in one go (the horizon,
+#: about one request slot, stops it sooner at any real rate).
+PACED_TURNS = 4
 
 
 def dispatch(ctx: Context, account_name: str) -> Report:
@@ -47,9 +56,13 @@ def dispatch(ctx: Context, account_name: str) -> Report:
     # Real elapsed time, not ``ctx.clock``: the budget is the pool process's time.
     deadline = time.monotonic() + LOOP_BUDGET_S
     followed = False
-    while _turn(ctx, account, adapter, report, followed, gated=not paced):
+    if paced:
+        send_parked(ctx, account, adapter, report)
+    turns = 0
+    while _turn(ctx, account, adapter, report, followed, gated=not paced, paced=paced):
         followed = True
-        if paced:
+        turns += 1
+        if paced and turns >= PACED_TURNS:
             break
         if time.monotonic() >= deadline:
             # More is waiting and this task's turn is over: another carries on, unless one
@@ -67,6 +80,7 @@ def _turn(
     followed: bool,
     *,
     gated: bool,
+    paced: bool = False,
 ) -> bool:
     """One claim if the account's circuit allows it; while it is open, at most one probe.
 
@@ -84,6 +98,8 @@ def _turn(
         wakeups.kick(ctx.redis, ctx.publish, account, max(wait_s, 0.05))
         return False
     if not gate.probe:
+        if paced and not room_ahead(ctx, account):
+            return False
         return _claim_and_send(ctx, account, adapter, report, followed, gated=gated)
     try:
         # A small batch, and no follow-up: the rest waits for the probe's answer, whose
@@ -105,11 +121,14 @@ def _claim_and_send(
     gated: bool = False,
     limit: int | None = None,
 ) -> bool:
-    """One claim, sent; True if it came back full and nothing had to wait (more to do now).
+    """One claim, sent or parked; True if it came back full and nothing had to wait: for an
+    unpaced account, more to do now; for a paced one, every batch was parked (this task may
+    book the next slot too).
 
-    Once per task (``followed`` False), a full claim publishes the next dispatch *before*
-    sending, so a backlog is worked by every free worker process at once; ``gated``: only if
-    none is already waiting to start (:func:`teledispatch.wakeups.follow_up`).
+    Once per task (``followed`` False), a full claim whose batch goes now publishes the next
+    dispatch *before* sending, so a backlog is worked by every free worker process at once;
+    ``gated``: only if none is already waiting to start (:func:`teledispatch.wakeups.follow_up`).
+    A parked batch publishes none: its task books the next slot itself.
     """
     limit = limit or account.batch_size
     lease_s = account.timeout_s + LEASE_MARGIN_S
@@ -134,8 +153,13 @@ def _claim_and_send(
     groups: dict[str, list[repo.Claimed]] = {}
     for row in rows:
         groups.setdefault(row.group_key, []).append(row)
+    parked = 0
     for rows in groups.values():
         admission = admit(ctx, account, claim.token, rows, report)
+        if should_park(admission):
+            park(ctx, account, claim.token, admission)
+            parked += 1
+            continue
         if admission.wait_s:
             waits.append(admission.wait_s)
         elif full and not followed:
@@ -145,7 +169,9 @@ def _claim_and_send(
             followed = True
         if admission.rows:
             send_batch(ctx, account, adapter, claim.token, admission.rows, report, admission)
-    if waits or (full and not followed):
+    all_parked = parked == len(groups)
+    if waits or (full and not followed and not all_parked):
         delay_s = max(min(waits, default=0.05), 0.05)
         wakeups.kick(ctx.redis, ctx.publish, account, delay_s)
-    return full and not waits
+    # Unpaced (``gated``): claim again now; paced: only after parking, to book the next slot.
+    return full and not waits and (gated or all_parked)

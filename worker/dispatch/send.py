@@ -24,11 +24,12 @@ from teledispatch.statuses import EXPIRED
 from teledispatch.worker import metrics
 from teledispatch.worker.context import Context
 from teledispatch.worker.ratelimit import Departure, Reservation
+from teledispatch.worker.ratelimit.booking import SHORT_WAIT_S, Booking
 from teledispatch.worker.transport import HttpResponse
 
 from . import failover, outcomes
 from .admit import Admission
-from .common import LEASE_MARGIN_S, Report, give_back
+from .common import LEASE_MARGIN_S, Report, give_back, park_booking
 
 log = logging.getLogger("teledispatch.dispatch")
 
@@ -37,6 +38,11 @@ _status = attrgetter("status")
 #: A batch given back because its rate slot or the departure window was missed is tried again
 #: this much later (a wake-up, not a due time: the rows are due at once).
 RETRY_KICK_S = 0.05
+
+#: A batch whose departure window stays full for longer than a short wait is parked again
+#: for the moment it frees (keeping its claim and its concurrency slot), up to this long;
+#: beyond it, it is given back.
+REPARK_MAX_S = 1.0
 
 
 @dataclass
@@ -60,7 +66,11 @@ class _Request:
     #: ``perf_counter()`` when the request began to be written: from then on it may have left
     #: (and it counts as a request in the metrics).
     started: float | None = None
+    #: ``perf_counter()`` when the body was written (None: not, or not reported)
+    written: float | None = None
     latency: float | None = None
+    #: Parked again at the departure gate: still claimed, its concurrency slot kept.
+    parked: bool = False
     #: What ended the request, for the metrics (the raw exception for a bug of ours).
     failure: BaseException | None = None
 
@@ -92,7 +102,9 @@ def send_batch(
         updates = _attempt(req)
     finally:
         _release(req)
-        wakeups.flight_ended(ctx.redis, account, flight)
+        if wakeups.flight_ended(ctx.redis, account, flight):
+            # Singles arrived while this request was in flight: they go now, together.
+            wakeups.kick(ctx.redis, ctx.publish, account, 0)
     if updates is not None:
         _record(req, updates)
 
@@ -173,13 +185,26 @@ def _mark_departing(req: _Request) -> bool:
 
 
 def _pass_gate(req: _Request) -> bool:
-    """The departure gate of a rate-limited account; False: the window stayed full."""
+    """The departure gate of a rate-limited account; False: the window stays full (the batch
+    is parked until it frees, or given back)."""
     if req.reservation is None:
         return True
-    req.departure = req.ctx.limiter.depart(req.account, len(req.rows))
-    if req.departure is not None:
+    ctx = req.ctx
+    got = ctx.limiter.try_depart(req.account, len(req.rows), timeout_s=SHORT_WAIT_S)
+    if isinstance(got, Departure):
+        req.departure = got
         return True
-    _give_back(req, "waiting", kick=True, unmark=True)
+    if got > REPARK_MAX_S:
+        _give_back(req, "waiting", kick=True, unmark=True)
+        return False
+    # Waiting here would hold the process: park the batch for the moment the window frees.
+    group = req.rows[0].group_key
+    repo.unmark_departing(ctx.engine, req.token, group)
+    res = req.reservation
+    send_at = res.server_now + (time.monotonic() - res.local_now) + got
+    slot = req.admission.slot if req.admission is not None else None
+    park_booking(ctx, req.account, Booking(req.token, group, send_at, slot), got)
+    req.parked = True
     return False
 
 
@@ -248,9 +273,19 @@ def _on_written(req: _Request) -> Callable[[], None] | None:
 def _send(req: _Request, request: HttpRequest) -> HttpResponse:
     req.report.requests += 1
     req.started = time.perf_counter()
-    on_written = _on_written(req)
+    confirm = _on_written(req)
+
+    def on_written() -> None:
+        req.written = time.perf_counter()
+        if confirm is not None:
+            confirm()
+
     response = req.ctx.transport.send(request, req.account.timeout_s, on_written)
-    req.latency = time.perf_counter() - req.started
+    answered = time.perf_counter()
+    req.latency = answered - req.started
+    if req.written is not None and req.reservation is not None:
+        # What the adaptive margin follows: the write → answer time bounds write → arrival.
+        req.ctx.limiter.observe_answer(req.account, answered - req.written)
     return response
 
 
@@ -300,8 +335,12 @@ def _release(req: _Request) -> None:
     for departure in (req.departure, req.recipients):
         if departure is not None:
             departure.written()  # no-op if the body was written; else: it can no longer leave
-    if req.admission is not None and req.admission.slot is not None:
-        req.ctx.limiter.release_slot(req.account, req.admission.slot)
+    if req.admission is not None and req.admission.slot is not None and not req.parked:
+        limiter = req.ctx.limiter
+        limiter.release_slot(req.account, req.admission.slot)
+        if limiter.slots.take_want(req.account):
+            # A dispatch found every slot taken and left (it does not wait): wake it now.
+            wakeups.kick(req.ctx.redis, req.ctx.publish, req.account, 0)
 
 
 def _record(req: _Request, updates: list[repo.Update]) -> None:

@@ -107,12 +107,18 @@ class DepartureGate:
         key_prefix: str,
         jitter_s: float,
         lease_s: float,
+        margin: Callable[[str], float] | None = None,
     ) -> None:
         self._redis = redis_client
         self._scripts = scripts
         self._key_prefix = key_prefix
         self._jitter_s = jitter_s
+        self._margin = margin
         self._lease_s = lease_s
+
+    def _margin_s(self, account: AccountConfig) -> float:
+        """The margin every window of ``account`` is widened by (see ``margin``)."""
+        return self._jitter_s if self._margin is None else self._margin(account.name)
 
     def depart(
         self,
@@ -126,6 +132,26 @@ class DepartureGate:
     ) -> Departure | None:
         """Ask to write a request right now; None if the window stayed full for ``timeout_s``
         (then do not send: re-queue). Call ``written()`` on the result once the body is written.
+
+        :meth:`try_depart` says how long the window stays full instead.
+        """
+        got = self.try_depart(
+            account, messages, timeout_s=timeout_s, now_ms=now_ms, sleep=sleep, clock=clock
+        )
+        return got if isinstance(got, Departure) else None
+
+    def try_depart(
+        self,
+        account: AccountConfig,
+        messages: int,
+        *,
+        timeout_s: float = DEPART_TIMEOUT_S,
+        now_ms: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Departure | float:
+        """As :meth:`depart`, but a refusal is the seconds until the window may have room
+        (wait that long, parked, and ask again).
 
         The reservation spaced the slots; this checks the sliding window on real write times,
         so a sender descheduled after its slot (or after this grant) cannot bunch with the next.
@@ -162,7 +188,7 @@ class DepartureGate:
                 member = raw[2].decode() if isinstance(raw[2], bytes) else str(raw[2])
                 return Departure(member, started, confirm, clock)
             if now_ms is not None or clock() + wait > deadline:
-                return None
+                return wait
             sleep(wait)
 
     def window(self, account: AccountConfig) -> tuple[float, int, int]:
@@ -172,9 +198,10 @@ class DepartureGate:
         """
         per_s = account.max_requests_per_second
         msg_s = account.max_messages_per_second
-        window_s = 1.0 + self._jitter_s
+        margin_s = self._margin_s(account)
+        window_s = 1.0 + margin_s
         max_req = max(1, int(per_s)) if per_s else 0
         max_msg = max(1, int(msg_s)) if msg_s else 0
         if per_s and per_s < 1:
-            window_s, max_req = 1.0 / per_s + self._jitter_s, 1
+            window_s, max_req = 1.0 / per_s + margin_s, 1
         return window_s, max_req, max_msg

@@ -10,7 +10,9 @@ each mechanism is its own small class over the same keys (``keys``) and scripts 
 * ``throttle``: slowing the account down when the provider says "too fast";
 * ``recipients``: holding back a number the provider says hit its own cap, and checking the
   per-recipient caps again as a request leaves;
-* ``slots``: at most ``concurrency`` requests in flight.
+* ``slots``: at most ``concurrency`` requests in flight;
+* ``booking``: batches parked until their slot, so no process sleeps for one;
+* ``margin``: the margin each window is widened by, from measured answer times.
 
 Why a jitter margin
     Slots are computed on the Redis clock, but the provider counts arrivals. Requests spaced
@@ -22,6 +24,10 @@ Why a jitter margin
     costs 2 % of the rate (98 % utilisation, the goal) and covers sleep overshoot (< 1 ms
     idle, a few ms loaded), Redis round-trip variance and keep-alive HTTP latency spread within a
     region. Raise it for a provider far away or reached over fresh TLS connections.
+
+    With ``adaptive_margin`` (the default) ``jitter_s`` is the ceiling: each process measures
+    the write → answer time of every request and enforces a high percentile of it, at least
+    3 ms (``margin``), so a provider close by gets closer to its full rate.
 """
 
 from __future__ import annotations
@@ -34,8 +40,10 @@ import redis
 
 from teledispatch.config import AccountConfig
 
+from .booking import Bookings
 from .gate import DEPART_LEASE_S, DEPART_TIMEOUT_S, Departure, DepartureGate
 from .keys import AccountKeys
+from .margin import MarginEstimator
 from .recipients import RecipientDeparture, RecipientHolds
 from .reservation import LATE_LIMIT_S, Reservation, Reserver
 from .scripts import US, Scripts
@@ -67,12 +75,15 @@ class RateLimiter:
         throttle_recovery_per_s: float = 0.02,
         throttle_cooldown_s: float = 1.0,
         depart_lease_s: float = DEPART_LEASE_S,
+        adaptive_margin: bool = True,
     ) -> None:
         if jitter_s < 0 or window_buckets < 1:
             raise ValueError("jitter_s must be >= 0 and window_buckets >= 1")
         self._redis = redis_client
         self.key_prefix = key_prefix
         scripts = Scripts.register(redis_client)  # local: register_script sends nothing
+        self.margins = MarginEstimator(ceiling_s=jitter_s)
+        margin = self.margins.margin if adaptive_margin else None
         self.throttle = Throttle(
             redis_client,
             scripts,
@@ -90,14 +101,36 @@ class RateLimiter:
             late_limit_s=LATE_LIMIT_S if late_limit_s is None else late_limit_s,
             window_buckets=window_buckets,
             throttle_recovery_per_s=throttle_recovery_per_s,
+            margin=margin,
         )
         self.gate = DepartureGate(
-            redis_client, scripts, key_prefix=key_prefix, jitter_s=jitter_s, lease_s=depart_lease_s
+            redis_client,
+            scripts,
+            key_prefix=key_prefix,
+            jitter_s=jitter_s,
+            lease_s=depart_lease_s,
+            margin=margin,
         )
         self.recipients = RecipientHolds(
-            redis_client, scripts, key_prefix=key_prefix, jitter_s=jitter_s, lease_s=depart_lease_s
+            redis_client,
+            scripts,
+            key_prefix=key_prefix,
+            jitter_s=jitter_s,
+            lease_s=depart_lease_s,
+            margin=margin,
         )
         self.slots = ConcurrencySlots(redis_client, scripts, key_prefix=key_prefix)
+        self.bookings = Bookings(redis_client, scripts, key_prefix=key_prefix)
+        self._adaptive = adaptive_margin
+        self._jitter_s = jitter_s
+
+    def margin_s(self, account: AccountConfig) -> float:
+        """The margin this process enforces on ``account``'s windows now (seconds)."""
+        return self.margins.margin(account.name) if self._adaptive else self._jitter_s
+
+    def observe_answer(self, account: AccountConfig, seconds: float) -> None:
+        """A request of ``account`` was answered ``seconds`` after its body was written."""
+        self.margins.observe(account.name, seconds)
 
     def keys(self, account: AccountConfig) -> AccountKeys:
         return AccountKeys.of(self.key_prefix, account.name)
@@ -132,6 +165,13 @@ class RateLimiter:
         return self.gate.depart(
             account, messages, timeout_s=timeout_s, now_ms=now_ms, sleep=sleep, clock=clock
         )
+
+    def try_depart(
+        self, account: AccountConfig, messages: int, *, timeout_s: float
+    ) -> Departure | float:
+        """Ask to write a request now, waiting at most ``timeout_s`` here: a
+        :class:`Departure`, or the seconds the window stays full (``DepartureGate``)."""
+        return self.gate.try_depart(account, messages, timeout_s=timeout_s)
 
     def depart_recipients(
         self,

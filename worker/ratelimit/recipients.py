@@ -50,12 +50,18 @@ class RecipientHolds:
         key_prefix: str,
         jitter_s: float = 0.0,
         lease_s: float = 10.0,
+        margin: Callable[[str], float] | None = None,
     ) -> None:
         self._redis = redis_client
         self._scripts = scripts
         self._key_prefix = key_prefix
         self._jitter_s = jitter_s
+        self._margin = margin
         self._lease_s = lease_s
+
+    def _margin_s(self, account: AccountConfig) -> float:
+        """The margin every window of ``account`` is widened by (see ``margin``)."""
+        return self._jitter_s if self._margin is None else self._margin(account.name)
 
     def depart(
         self,
@@ -75,13 +81,14 @@ class RecipientHolds:
         if not account.recipient_caps or not phones:
             return RecipientDeparture({})
         k = AccountKeys.of(self._key_prefix, account.name)
+        margin_s = self._margin_s(account)
         caps: list[str] = []
         for cap in account.recipient_caps:
             caps += [str(cap.count), str(round(cap.window_s * US))]
         args = [
             now_arg(now_ms),
             str(round(slot_at * US)) if slot_at is not None else "0",
-            str(round(self._jitter_s * US)),
+            str(round(margin_s * US)),
             str(round(self._lease_s * US)),
             str(len(account.recipient_caps)),
             *caps,
@@ -96,7 +103,7 @@ class RecipientHolds:
         if not sent:
             return RecipientDeparture(refused)
         keep_ms = str(
-            max(round((c.window_s + self._jitter_s) * 1000) + 1 for c in account.recipient_caps)
+            max(round((c.window_s + margin_s) * 1000) + 1 for c in account.recipient_caps)
         )
 
         def confirm(member: str, lateness_s: float) -> object:

@@ -94,14 +94,20 @@ class Reserver:
         late_limit_s: float,
         window_buckets: int,
         throttle_recovery_per_s: float,
+        margin: Callable[[str], float] | None = None,
     ) -> None:
         self._redis = redis_client
         self._scripts = scripts
         self._key_prefix = key_prefix
         self._jitter_s = jitter_s
+        self._margin = margin
         self._late_limit_s = late_limit_s
         self._window_buckets = window_buckets
         self._throttle_recovery_per_s = throttle_recovery_per_s
+
+    def _margin_s(self, account: AccountConfig) -> float:
+        """The margin every window of ``account`` is widened by (see ``margin``)."""
+        return self._jitter_s if self._margin is None else self._margin(account.name)
 
     def reserve(
         self,
@@ -127,7 +133,7 @@ class Reserver:
         args = [
             now_arg(now_ms),
             str(round(max_wait_s * US)),
-            str(round(self._jitter_s * US)),
+            str(round(self._margin_s(account) * US)),
             repr(float(account.max_requests_per_second or 0)),
             repr(float(account.max_messages_per_second or 0)),
             str(account.max_messages_per_hour or 0),

@@ -23,7 +23,7 @@ US = 1_000_000
 
 #: The scripts whose ``ARGV[1]`` is "now in us, or '' for the server clock".
 _USES_NOW = frozenset(
-    {"reserve", "depart", "defer", "slot_acquire", "throttle", "recipient_depart"}
+    {"reserve", "depart", "defer", "slot_acquire", "throttle", "recipient_depart", "park_pop"}
 )
 
 
@@ -60,6 +60,7 @@ class Scripts:
     confirm: Script
     recipient_depart: Script
     recipient_confirm: Script
+    park_pop: Script
 
     @classmethod
     def register(cls, client: redis.Redis[Any]) -> Scripts:
@@ -76,6 +77,7 @@ class Scripts:
                     "confirm",
                     "recipient_depart",
                     "recipient_confirm",
+                    "park_pop",
                 )
             }
         )

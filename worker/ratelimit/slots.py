@@ -17,6 +17,9 @@ from .scripts import US, Scripts, now_arg
 #: Token returned by :meth:`ConcurrencySlots.acquire` for accounts without a concurrency limit.
 UNLIMITED = "unlimited"
 
+#: How long "a dispatch waits for a slot" is remembered (its fallback wake-up comes sooner).
+WANT_TTL_MS = 5_000
+
 
 class ConcurrencySlots:
     def __init__(
@@ -57,6 +60,25 @@ class ConcurrencySlots:
                 return None
             # BLPOP's timeout 0 means "forever": keep it positive and bounded.
             self._redis.blpop([k.slots_wake], timeout=max(0.01, min(remaining, raw[1] / US)))
+
+    def free(self, account: AccountConfig) -> bool:
+        """Whether a slot looks free now (read-only, on this machine's clock; acquiring
+        decides). Asked before claiming, so a full account's rows are not claimed for nothing."""
+        if account.concurrency is None:
+            return True
+        key = AccountKeys.of(self._key_prefix, account.name).slots
+        live = int(self._redis.zcount(key, f"({round(time.time() * US)}", "+inf"))
+        return live < account.concurrency
+
+    def want(self, account: AccountConfig) -> None:
+        """A dispatch found every slot taken: the next release should wake the account."""
+        key = f"{AccountKeys.of(self._key_prefix, account.name).slots_wake}:want"
+        self._redis.set(key, b"1", px=WANT_TTL_MS)
+
+    def take_want(self, account: AccountConfig) -> bool:
+        """Whether a dispatch is waiting for a slot (and forget it: one wake-up is enough)."""
+        key = f"{AccountKeys.of(self._key_prefix, account.name).slots_wake}:want"
+        return int(self._redis.delete(key)) == 1
 
     def release(self, account: AccountConfig, token: str) -> bool:
         """Give the slot back; False if its lease had already run out."""

@@ -17,6 +17,7 @@ the modules are how it is organised, not an interface:
 - ``console``: what the operator console reads (counts of a page of jobs, failures by code);
 - ``retry``: finished messages sent again as new rows (:func:`insert_retries`);
 - ``outbox``: webhook events for the rows a transaction changed (:func:`record_changes`);
+- ``parked``: :func:`claimed_rows`, a parked batch's rows read back at its slot;
 - ``_common``: what the modules share.
 
 Claims are compare-and-set: a claim moves due rows to ``sending`` under a fresh ``claim_token``
@@ -46,6 +47,7 @@ from teledispatch.db.messages.console import (
 from teledispatch.db.messages.expiry import EXPIRED_CODE, delete_job_messages, expire_unsent
 from teledispatch.db.messages.insert import COPY_MIN_ROWS, cancel_unclaimed, insert_messages
 from teledispatch.db.messages.outbox import QUIET_STATUSES, record_changes
+from teledispatch.db.messages.parked import claimed_rows
 from teledispatch.db.messages.reads import (
     BACKLOG_STATUSES,
     Backlog,
@@ -104,6 +106,7 @@ __all__ = [
     "backlog",
     "cancel_unclaimed",
     "claim",
+    "claimed_rows",
     "count_job_messages",
     "count_reconciling",
     "delete_job_messages",

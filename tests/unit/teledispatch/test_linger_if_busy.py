@@ -41,8 +41,21 @@ def test_singles_behind_a_request_in_flight_share_the_next_one() -> None:
     assert kick(client, send, ACCOUNT, 0.25, linger_if_busy=True)
     assert not kick(client, send, ACCOUNT, 0.25, linger_if_busy=True)
     assert delays == [0.25]
-    flight_ended(client, ACCOUNT, "tok:")
+    assert flight_ended(client, ACCOUNT, "tok:")  # a single waits: wake the account now
     assert not in_flight(client, ACCOUNT)
+
+
+def test_the_end_of_a_request_wakes_only_when_a_single_waited() -> None:
+    client = fakeredis.FakeRedis()
+    flight_started(client, ACCOUNT, "tok:", time.time() + 20)
+    assert not flight_ended(client, ACCOUNT, "tok:")
+    delays, send = recorder()
+    flight_started(client, ACCOUNT, "a:", time.time() + 20)
+    flight_started(client, ACCOUNT, "b:", time.time() + 20)
+    kick(client, send, ACCOUNT, 0.25, linger_if_busy=True)
+    assert delays == [0.25]  # the linger is only the fallback now
+    assert flight_ended(client, ACCOUNT, "a:")
+    assert not flight_ended(client, ACCOUNT, "b:")  # one wake for the singles is enough
 
 
 def test_a_dead_senders_mark_stops_counting_at_its_deadline() -> None:

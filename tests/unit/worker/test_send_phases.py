@@ -80,7 +80,7 @@ def test_a_redis_error_at_the_departure_gate_is_not_a_send(
     retried (and sent at the next attempt), not left ``unknown``."""
     ctx.settings = make_settings(ctx.settings.database_url, max_requests_per_second=1000)
     calls = {"n": 0}
-    real_depart = ctx.limiter.depart
+    real_depart = ctx.limiter.try_depart
 
     def depart(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
@@ -88,7 +88,7 @@ def test_a_redis_error_at_the_departure_gate_is_not_a_send(
             raise redis.ConnectionError("Connection reset by peer")
         return real_depart(*args, **kwargs)
 
-    monkeypatch.setattr(ctx.limiter, "depart", depart)
+    monkeypatch.setattr(ctx.limiter, "try_depart", depart)
     job = enqueue_stream("nx", PHONES, defaults={"content": "x"}, cfg=ctx.settings)
     ctx.clock = clock = FakeClock()
     assert dispatch(ctx, "nx").counts == {"queued": 3}

@@ -120,6 +120,9 @@ class ClosedGate:
     def depart(self, account: Any, messages: int) -> None:
         return None
 
+    def try_depart(self, account: Any, messages: int, **_: Any) -> float:
+        return 60.0  # longer than a batch is parked for: given back
+
     def release_slot(self, account: Any, slot: str) -> None:
         pass
 

@@ -112,6 +112,7 @@ def test_the_clock_is_read_in_one_prelude() -> None:
     assert sorted(clocked) == [
         "defer",
         "depart",
+        "park_pop",
         "recipient_depart",
         "reserve",
         "slot_acquire",
