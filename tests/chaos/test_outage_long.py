@@ -37,11 +37,11 @@ PROBE_MAX_S = 3.0
 
 @pytest.mark.chaos
 @pytest.mark.timeout(420)
+# One long run, on PostgreSQL; the short outages run on both databases.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_90_second_outage_fails_nothing_and_recovers_at_full_rate(
     make_stack: Callable[..., Stack], database_url: str
 ) -> None:
-    if database_url.startswith("sqlite"):
-        pytest.skip("one long run, on PostgreSQL; the short ones run on both databases")
     stack = make_stack(["--seed", "9"])
     stack.configure(
         "nxcloud",
@@ -81,11 +81,11 @@ N = 1500
 
 @pytest.mark.chaos
 @pytest.mark.timeout(420)
+# The move's compare-and-set is the same statement on both databases: one run.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_kill_9_during_failover_loses_and_duplicates_nothing(
     make_stack: Callable[..., Stack], database_url: str
 ) -> None:
-    if database_url.startswith("sqlite"):
-        pytest.skip("on PostgreSQL: the move's compare-and-set is the same statement on both")
     stack = make_stack(["--seed", "10", "--latency-ms", "nxcloud.sms=200"])
     stack.configure("nxcloud", max_batch=20, circuit_failures=2)
     path = Path(stack.env["TELEDISPATCH_CONFIG"])
