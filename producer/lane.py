@@ -27,6 +27,12 @@ class Lane:
 
     def check(self) -> None:
         """Raise :class:`ValidationFailed` naming every bad option (before any recipient)."""
+        problems = self.problems()
+        if problems:
+            raise ValidationFailed(problems)
+
+    def problems(self) -> list[Problem]:
+        """Every bad option, as :meth:`check` reports them."""
         problems = []
         if self.priority is not None and self.priority not in PRIORITIES:
             problems.append(Problem(None, "priority", self.priority, "one of high, normal, low"))
@@ -39,8 +45,7 @@ class Lane:
             problems.append(
                 Problem(None, "ttl_s", self.ttl_s, "give expires_at or ttl_s, not both")
             )
-        if problems:
-            raise ValidationFailed(problems)
+        return problems
 
     def resolve(self, account: AccountConfig, start: float) -> tuple[int, float | None]:
         """``(priority, expires_at)`` as stored; a TTL counts from the job's ``start`` (now,

@@ -31,6 +31,7 @@ from teledispatch.api.schemas import (
 )
 from teledispatch.db import jobs as jobs_db
 from teledispatch.db.engine import get_engine
+from teledispatch.producer.callback import check_options
 from teledispatch.producer.cancel import cancel_job
 from teledispatch.producer.dry_run import dry_run
 from teledispatch.producer.jobs import SendJob
@@ -144,6 +145,8 @@ def post_job(
 
 def _dry_run(state: State, job: SendJob) -> Any:
     try:
+        lane = Lane(job.priority, job.expires_at, job.ttl_s)
+        check_options(lane, job.callback_url, state.cfg().webhooks)
         report = dry_run(
             job.account,
             job.recipients,
