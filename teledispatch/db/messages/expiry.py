@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from teledispatch.db.messages._common import m
+from teledispatch.db.messages._common import m, still_working
 from teledispatch.db.messages.outbox import record_changes
 from teledispatch.db.tables import messages_table
 from teledispatch.statuses import (
@@ -52,8 +52,14 @@ def expire_unsent(engine: Engine, now: float, limit: int = 10_000) -> int:
 
 
 def delete_job_messages(engine: Engine, job_id: str, limit: int) -> int:
-    """Delete up to ``limit`` of the job's messages in one short transaction; returns how
-    many. Small batches: a purge must never hold locks long enough to slow dispatch."""
+    """Delete up to ``limit`` of the job's finished messages in one short transaction;
+    returns how many. Small batches: a purge must never hold locks long enough to slow
+    dispatch. A message still being worked on is never deleted, whatever the caller saw."""
     with engine.begin() as conn:
-        ids = sa.select(m.id).where(m.job_id == job_id).limit(limit).scalar_subquery()
+        ids = (
+            sa.select(m.id)
+            .where(m.job_id == job_id, sa.not_(still_working()))
+            .limit(limit)
+            .scalar_subquery()
+        )
         return int(conn.execute(sa.delete(messages_table).where(m.id.in_(ids))).rowcount or 0)
