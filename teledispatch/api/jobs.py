@@ -12,9 +12,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
-from teledispatch import circuits
+from teledispatch import circuits, exports
 from teledispatch.api.deps import Key, State, require_key
 from teledispatch.api.problems import problem_out, unprocessable
 from teledispatch.api.schemas import (
@@ -209,6 +209,30 @@ def get_job_messages(
         return _not_found(job_id)
     page = job_messages(job_id, status=status, after=cursor, limit=limit, cfg=cfg)
     return MessagePage(messages=page, next_cursor=page[-1].id if len(page) == limit else None)
+
+
+@router.get(
+    "/{job_id}/messages.csv",
+    response_class=StreamingResponse,
+    responses={
+        **NOT_FOUND,
+        200: {"content": {"text/csv": {}}, "description": "one row a recipient"},
+    },
+)
+def get_job_messages_csv(state: State, key: Key, job_id: str) -> Any:
+    """The job's outcomes as CSV, one row per recipient (the columns of ``teledispatch
+    export``), streamed page by page: memory stays flat however big the job."""
+    cfg = state.cfg()
+    engine = get_engine(cfg.database_url)
+    with engine.connect() as conn:
+        found = jobs_db.get_job(conn, job_id)
+    if found is None or not key.may_use(found.account):
+        return _not_found(job_id)
+    return StreamingResponse(
+        exports.csv_lines(exports.rows(engine, job_id)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{job_id}.csv"'},
+    )
 
 
 @router.post("/{job_id}/cancel", response_model=CancelOut, responses=NOT_FOUND)
