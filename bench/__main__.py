@@ -2,8 +2,9 @@
 
 Runs (``--only`` picks some): ``system`` (system-bound, SQLite and PostgreSQL), ``otp`` (mixed
 single-recipient traffic), ``latency`` (paced single recipients), ``big`` (one very large job),
-``provider`` (provider-bound, when the dispatcher has a rate limiter). Prints a table per run,
-the targets, and writes everything to ``bench/results.json``.
+``provider`` (provider-bound, when the dispatcher has a rate limiter); only when named with
+``--only``: ``export``, ``webhooks``, ``purge`` (``bench/outbox_runs.py``). Prints a table per
+run, the targets, and writes everything to ``bench/results.json``.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import report, runs
+from bench import outbox_runs, report, runs
 from bench.runs import Shape
 
 RUNS = ("system", "otp", "latency", "big", "provider")
+#: Runs made only when named with ``--only``.
+OPTIONAL_RUNS = ("export", "webhooks", "purge")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 #: (full, --quick) sizes.
@@ -32,6 +35,8 @@ SIZES: dict[str, tuple[float, float]] = {
     "big_n": (1_000_000, 20_000),
     "big_wait_s": (300, 120),
     "provider_s": (15, 4),
+    "export_n": (1_000_000, 50_000),
+    "purge_rows": (1_000_000, 50_000),
 }
 
 
@@ -42,7 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--only",
         action="append",
         metavar="NAME",
-        help=f"run only these ({', '.join(RUNS)}); repeat or comma-separate",
+        help=f"run only these ({', '.join(RUNS + OPTIONAL_RUNS)}); repeat or comma-separate",
     )
     p.add_argument("--n", type=int, help="system-bound recipients for teledispatch")
     p.add_argument("--baseline-n", type=int, help="system-bound messages for the baseline")
@@ -61,6 +66,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "outcomes committed by then",
     )
     p.add_argument("--provider-s", type=float, help="provider-bound run length in seconds")
+    p.add_argument("--export-n", type=int, help="rows of the big export (the small: a tenth)")
+    p.add_argument("--purge-rows", type=int, help="finished rows purged during the purge run")
     p.add_argument(
         "--databases",
         help="system-bound databases, comma list (default sqlite,postgresql; --quick: postgresql)",
@@ -77,15 +84,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             value = quick if args.quick else full
             setattr(args, key, type(full)(value))
     selected = {n.strip() for item in args.only or RUNS for n in item.split(",") if n.strip()}
-    unknown = selected - set(RUNS)
+    every = RUNS + OPTIONAL_RUNS
+    unknown = selected - set(every)
     if unknown:
-        p.error(f"unknown run(s): {', '.join(sorted(unknown))}; choose from {', '.join(RUNS)}")
-    args.selected = [r for r in RUNS if r in selected]
+        p.error(f"unknown run(s): {', '.join(sorted(unknown))}; choose from {', '.join(every)}")
+    args.selected = [r for r in every if r in selected]
     return args
 
 
 def _pair(td: dict[str, Any], bl: dict[str, Any]) -> dict[str, Any]:
     return {"teledispatch": td, "baseline": bl}
+
+
+def _optional_runs(
+    args: argparse.Namespace, shape: Shape, results: dict[str, Any], emit: Any
+) -> None:
+    """The runs made only when named (``OPTIONAL_RUNS``), in that order."""
+    optional = {
+        "export": lambda: outbox_runs.export_memory((args.export_n // 10, args.export_n)),
+        "webhooks": lambda: outbox_runs.webhooks(args.n, shape),
+        "purge": lambda: outbox_runs.purge_during_run(args.n, args.purge_rows, shape),
+    }
+    for name, run in optional.items():
+        if name in args.selected:
+            results[name] = {"teledispatch": run()}
+            emit(outbox_runs.text(name, results[name]["teledispatch"]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                 note,
             )
         )
+    _optional_runs(args, shape, results, emit)
     verdicts = report.evaluate(results)
     doc["targets"] = verdicts
     emit(report.targets_text(verdicts))
