@@ -11,7 +11,7 @@ finished job has none; receipts are columns of its messages.)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -71,18 +71,23 @@ def _may_go(conn: sa.Connection, job: AnyRow, cutoffs: Cutoffs) -> bool:
     return finished and events_db.pending_for_job(conn, job.id) == 0
 
 
-def purgeable(engine: Engine, cutoff: float | Cutoffs) -> list[tuple[str, int]]:
-    """``(job id, total)`` of finished jobs created before their cutoff, nothing pending."""
-    cutoffs = cutoff if isinstance(cutoff, Cutoffs) else Cutoffs(cutoff)
-    found: list[tuple[str, int]] = []
+def _candidates(engine: Engine, cutoffs: Cutoffs) -> Iterator[tuple[str, int]]:
+    """``(job id, total)`` of the jobs that may go, a page of jobs read at a time: a purge
+    stopped by its budget has not read the rest of a long history."""
     after = ""
     while True:
         with engine.connect() as conn:
             page = jobs_db.created_before(conn, cutoffs.latest(), after, JOBS_PAGE)
-            found += [(str(j.id), int(j.total)) for j in page if _may_go(conn, j, cutoffs)]
+            found = [(str(j.id), int(j.total)) for j in page if _may_go(conn, j, cutoffs)]
+        yield from found
         if len(page) < JOBS_PAGE:
-            return found
+            return
         after = str(page[-1].id)
+
+
+def purgeable(engine: Engine, cutoff: float | Cutoffs) -> list[tuple[str, int]]:
+    """``(job id, total)`` of finished jobs created before their cutoff, nothing pending."""
+    return list(_candidates(engine, cutoff if isinstance(cutoff, Cutoffs) else Cutoffs(cutoff)))
 
 
 def _remove(engine: Engine, job_id: str, report: PurgeReport, stop: Callable[[], bool]) -> bool:
@@ -114,7 +119,8 @@ def purge(
     :func:`account_cutoffs`); only list them with ``dry_run``. ``stop`` is asked after each
     batch: the beat task's time budget."""
     report = PurgeReport()
-    for job_id, total in purgeable(engine, cutoff):
+    cutoffs = cutoff if isinstance(cutoff, Cutoffs) else Cutoffs(cutoff)
+    for job_id, total in _candidates(engine, cutoffs):
         if dry_run:
             report.jobs.append(job_id)
             report.messages += total
