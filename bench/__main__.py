@@ -2,11 +2,12 @@
 
 Runs (``--only`` picks some): ``system`` (system-bound, SQLite and PostgreSQL), ``otp`` (mixed
 single-recipient traffic), ``latency`` (paced single recipients), ``big`` (one very large job),
-``provider`` (provider-bound, when the dispatcher has a rate limiter), ``cli`` (the CLI's
-start time per verb against ``python -c pass``), ``optouts`` (a big job's enqueue with and
-without a long suppression list), ``outage`` (NXCloud answering 503 for a minute, then
-healthy), ``mixed`` (a saturating campaign while OTPs arrive). Prints a table per run,
-the targets, and writes everything to ``bench/results.json``.
+``provider`` (provider-bound, when the dispatcher has a rate limiter), ``mixed`` (a saturating
+campaign while OTPs arrive), ``cli`` (the CLI's start time per verb against ``python -c
+pass``), ``optouts`` (a big job's enqueue with and without a long suppression list),
+``outage`` (NXCloud answering 503 for a minute, then healthy), ``export``, ``webhooks`` and
+``purge`` (``bench/outbox_runs.py``). Prints a table per run, the targets, and writes
+everything to ``bench/results.json``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import cli_start, report, runs
+from bench import cli_start, outbox_runs, report, runs
 from bench.runs import Shape
 
-RUNS = ("system", "otp", "latency", "big", "provider", "mixed", "cli", "optouts", "outage")
+RUNS = (
+    *("system", "otp", "latency", "big", "provider", "mixed", "cli", "optouts", "outage"),
+    *("export", "webhooks", "purge"),
+)
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 #: (full, --quick) sizes.
@@ -41,6 +45,8 @@ SIZES: dict[str, tuple[float, float]] = {
     "mixed_s": (20, 8),
     "outage_s": (60, 15),
     "outage_n": (1000, 200),
+    "export_n": (1_000_000, 50_000),
+    "purge_rows": (1_000_000, 50_000),
 }
 
 
@@ -75,6 +81,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--mixed-s", type=float, help="mixed run: seconds of OTPs at 2/s")
     p.add_argument("--outage-s", type=float, help="outage run: seconds of 503s")
     p.add_argument("--outage-n", type=int, help="outage run: messages waiting (both systems)")
+    p.add_argument("--export-n", type=int, help="rows of the big export (the small: a tenth)")
+    p.add_argument("--purge-rows", type=int, help="finished rows purged during the purge run")
     p.add_argument(
         "--databases",
         help="system-bound databases, comma list (default sqlite,postgresql; --quick: postgresql)",
@@ -91,10 +99,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             value = quick if args.quick else full
             setattr(args, key, type(full)(value))
     selected = {n.strip() for item in args.only or RUNS for n in item.split(",") if n.strip()}
-    unknown = selected - set(RUNS)
+    every = RUNS
+    unknown = selected - set(every)
     if unknown:
-        p.error(f"unknown run(s): {', '.join(sorted(unknown))}; choose from {', '.join(RUNS)}")
-    args.selected = [r for r in RUNS if r in selected]
+        p.error(f"unknown run(s): {', '.join(sorted(unknown))}; choose from {', '.join(every)}")
+    args.selected = [r for r in every if r in selected]
     return args
 
 
@@ -259,6 +268,27 @@ def _run_outage(
     )
 
 
+def _run_export(
+    args: argparse.Namespace, shape: Shape, results: dict[str, Any], emit: Emit
+) -> None:
+    sizes = (args.export_n // 10, args.export_n)
+    results["export"] = {"teledispatch": outbox_runs.export_memory(sizes)}
+    emit(outbox_runs.text("export", results["export"]["teledispatch"]))
+
+
+def _run_webhooks(
+    args: argparse.Namespace, shape: Shape, results: dict[str, Any], emit: Emit
+) -> None:
+    results["webhooks"] = {"teledispatch": outbox_runs.webhooks(args.n, shape)}
+    emit(outbox_runs.text("webhooks", results["webhooks"]["teledispatch"]))
+
+
+def _run_purge(args: argparse.Namespace, shape: Shape, results: dict[str, Any], emit: Emit) -> None:
+    run = outbox_runs.purge_during_run(args.n, args.purge_rows, shape)
+    results["purge"] = {"teledispatch": run}
+    emit(outbox_runs.text("purge", run))
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace, Shape, dict[str, Any], Emit], None]] = {
     "system": _run_system,
     "otp": _run_otp,
@@ -269,6 +299,9 @@ RUNNERS: dict[str, Callable[[argparse.Namespace, Shape, dict[str, Any], Emit], N
     "mixed": _run_mixed,
     "optouts": _run_optouts,
     "outage": _run_outage,
+    "export": _run_export,
+    "webhooks": _run_webhooks,
+    "purge": _run_purge,
 }
 
 

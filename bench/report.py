@@ -267,6 +267,26 @@ TARGETS = [
         1.5,
         "<=",
     ),
+    Target(
+        "export: peak RSS at 1,000,000 rows ≤ 1.5× that at 100,000 (flat memory)",
+        _value_of("export", "rss_ratio"),
+        1.5,
+        "<=",
+    ),
+    Target(
+        "webhook on every job: messages/s ≥ 70% of without",
+        _value_of("webhooks", "ratio_pct"),
+        70,
+        ">=",
+        "%",
+    ),
+    Target(
+        "purge of finished rows during a run: its messages/s ≥ 80% of without",
+        _value_of("purge", "ratio_pct"),
+        80,
+        ">=",
+        "%",
+    ),
 ]
 
 

@@ -36,6 +36,12 @@ class Lane:
 
     def check(self) -> None:
         """Raise :class:`ValidationFailed` naming every bad option (before any recipient)."""
+        problems = self.problems()
+        if problems:
+            raise ValidationFailed(problems)
+
+    def problems(self) -> list[Problem]:
+        """Every bad option, as :meth:`check` reports them."""
         problems = []
         if self.priority is not None and self.priority not in PRIORITIES:
             problems.append(Problem(None, "priority", self.priority, "one of high, normal, low"))
@@ -51,8 +57,7 @@ class Lane:
         if self.weight is not None and not 0 < self.weight <= MAX_WEIGHT:
             rule = f"must be > 0 and at most {MAX_WEIGHT:g}"
             problems.append(Problem(None, "weight", self.weight, rule))
-        if problems:
-            raise ValidationFailed(problems)
+        return problems
 
     def resolve(self, account: AccountConfig, start: float) -> tuple[int, float | None]:
         """``(priority, expires_at)`` as stored; a TTL counts from the job's ``start`` (now,

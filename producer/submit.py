@@ -45,6 +45,7 @@ from teledispatch.producer._spool import records_for as records_for
 from teledispatch.producer._spool import spooled_rows as spooled_rows
 from teledispatch.producer._validate import PROBLEM_KEEP as PROBLEM_KEEP
 from teledispatch.producer._validate import _validate as _validate
+from teledispatch.producer.callback import check_options
 from teledispatch.producer.jobs import SendJob
 from teledispatch.producer.lane import Lane
 from teledispatch.statuses import CANCELLED, QUEUED
@@ -184,7 +185,7 @@ def prepare(
     """Validate a job and build its ``jobs`` row (a new id); the caller owns the spool."""
     now = time.time()
     lane = lane or Lane()
-    lane.check()
+    check_options(lane, callback_url, cfg.webhooks)
     quiet = _check_quiet_hours(quiet_hours)
     channel, spool = _validate(cfg, account, recipients, defaults or {}, allow_duplicates, now)
     start_at = _as_epoch(not_before)

@@ -124,6 +124,9 @@ class AccountConfig(BaseModel):
     callback_url: str = ""
     #: Signs every webhook request (``Teledispatch-Signature``); write it as ``ENV:NAME``.
     callback_secret: SecretStr = SecretStr("")
+    #: Finished jobs of this account older than this are purged with their rows (``db purge``
+    #: without ``--older-than``, and the beat task ``maintenance.purge``).
+    retention_days: float = Field(default=30.0, gt=0)
 
     @field_validator("recipient_caps", mode="before")
     @classmethod
@@ -423,6 +426,8 @@ class WorkerTimings:
     receipt_give_up_s: float
     #: Beat interval of the webhook outbox drain (``TELEDISPATCH_WEBHOOKS_S``).
     webhooks_s: float = 1.0
+    #: Beat interval of the retention purge (``TELEDISPATCH_PURGE_S``).
+    purge_s: float = 3600.0
 
 
 def worker_timings() -> WorkerTimings:
@@ -434,4 +439,5 @@ def worker_timings() -> WorkerTimings:
         # Carriers report within hours or never.
         receipt_give_up_s=env_float("TELEDISPATCH_RECEIPT_GIVE_UP_S", 72 * 3600.0),
         webhooks_s=env_float("TELEDISPATCH_WEBHOOKS_S", 1.0),
+        purge_s=env_float("TELEDISPATCH_PURGE_S", 3600.0),
     )

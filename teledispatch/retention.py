@@ -1,22 +1,56 @@
-"""Retention: finished jobs older than a cutoff are removed with their messages and outbox
-events, in small batches (each its own short transaction), so dispatch runs at full speed
-while a purge runs. A job still active, or with webhook events still to deliver, is kept."""
+"""Retention: finished jobs older than their account's ``retention_days`` (or one cutoff for
+all, ``db purge --older-than``) are removed with their messages and outbox events, in small
+batches (each its own short transaction), so dispatch runs at full speed while a purge runs.
+
+Kept, whatever their age: a job with a message still being worked on, a job with webhook
+events still to deliver, and a job with a callback whose ``job.done`` is not written yet.
+Messages go first and the job row last, so an interrupted purge leaves a job row that the
+next purge finishes, never rows without their job. (Batch leases belong to claims, and a
+finished job has none; receipts are columns of its messages.)
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from teledispatch.config import Settings
 from teledispatch.db import attempts as attempts_db
 from teledispatch.db import events as events_db
 from teledispatch.db import jobs as jobs_db
 from teledispatch.db import messages as messages_db
+from teledispatch.db.tables import AnyRow
 
 #: Rows per DELETE.
 BATCH = 1000
 #: Jobs looked at per read of the jobs table.
 JOBS_PAGE = 200
+DAY_S = 86400.0
+#: An account not (or no longer) in the config keeps its jobs this long.
+DEFAULT_RETENTION_DAYS = 30.0
+
+
+@dataclass(frozen=True)
+class Cutoffs:
+    """A job created before its account's cutoff (epoch s) may go."""
+
+    default: float
+    by_account: Mapping[str, float] = field(default_factory=dict)
+
+    def of(self, account: str) -> float:
+        return self.by_account.get(account, self.default)
+
+    def latest(self) -> float:
+        return max([self.default, *self.by_account.values()])
+
+
+def account_cutoffs(cfg: Settings, now: float) -> Cutoffs:
+    """Each configured account's ``retention_days`` before ``now``."""
+    by_account = {n: now - a.retention_days * DAY_S for n, a in cfg.accounts.items()}
+    return Cutoffs(now - DEFAULT_RETENTION_DAYS * DAY_S, by_account)
 
 
 @dataclass
@@ -24,43 +58,92 @@ class PurgeReport:
     jobs: list[str] = field(default_factory=list)
     messages: int = 0
     events: int = 0
+    #: The purge stopped at its budget; the next run takes the rest.
+    stopped: bool = False
 
 
-def purgeable(engine: Engine, cutoff: float) -> list[tuple[str, int]]:
-    """``(job id, total)`` of finished jobs created before ``cutoff`` with nothing pending."""
-    found: list[tuple[str, int]] = []
+def _may_go(conn: sa.Connection, job: AnyRow, cutoffs: Cutoffs) -> bool:
+    if job.created_at >= cutoffs.of(job.account):
+        return False
+    if job.callback_url is not None and job.done_at is None:
+        return False  # its job.done is still to be written and delivered
+    # total 0: an old job whose enqueue died part-way is abandoned, and goes too.
+    finished = messages_db.job_is_finished(conn, job.id, 0)
+    return finished and events_db.pending_for_job(conn, job.id) == 0
+
+
+def _candidates(engine: Engine, cutoffs: Cutoffs) -> Iterator[tuple[str, int]]:
+    """``(job id, total)`` of the jobs that may go, a page of jobs read at a time: a purge
+    stopped by its budget has not read the rest of a long history."""
     after = ""
     while True:
         with engine.connect() as conn:
-            page = jobs_db.created_before(conn, cutoff, after, JOBS_PAGE)
-            for job in page:
-                # total 0: an old job whose enqueue died part-way is abandoned, and goes too.
-                finished = messages_db.job_is_finished(conn, job.id, 0)
-                if finished and events_db.pending_for_job(conn, job.id) == 0:
-                    found.append((str(job.id), int(job.total)))
+            page = jobs_db.created_before(conn, cutoffs.latest(), after, JOBS_PAGE)
+            found = [(str(j.id), int(j.total)) for j in page if _may_go(conn, j, cutoffs)]
+        yield from found
         if len(page) < JOBS_PAGE:
-            return found
+            return
         after = str(page[-1].id)
 
 
-def purge(engine: Engine, cutoff: float, *, dry_run: bool = False) -> PurgeReport:
-    """Remove finished jobs created before ``cutoff`` (only list them with ``dry_run``)."""
+def purgeable(engine: Engine, cutoff: float | Cutoffs) -> list[tuple[str, int]]:
+    """``(job id, total)`` of finished jobs created before their cutoff, nothing pending."""
+    return list(_candidates(engine, cutoff if isinstance(cutoff, Cutoffs) else Cutoffs(cutoff)))
+
+
+def _remove(engine: Engine, job_id: str, report: PurgeReport, stop: Callable[[], bool]) -> bool:
+    """Remove one job's rows batch by batch; False if ``stop`` said so first (the job row
+    stays for the next run) or a message of it is being worked on again."""
+    while n := messages_db.delete_job_messages(engine, job_id, BATCH):
+        report.messages += n
+        if stop():
+            return False
+    while n := events_db.delete_job_events(engine, job_id, BATCH):
+        report.events += n
+        if stop():
+            return False
+    attempts_db.delete_for_job(engine, job_id)
+    with engine.begin() as conn:
+        if messages_db.count_job_messages(conn, job_id):
+            return False  # re-enqueued parts or a receipt's retry: kept, looked at again later
+        jobs_db.delete_job(conn, job_id)
+    return True
+
+
+def purge(
+    engine: Engine,
+    cutoff: float | Cutoffs,
+    *,
+    dry_run: bool = False,
+    stop: Callable[[], bool] = lambda: False,
+) -> PurgeReport:
+    """Remove finished jobs created before ``cutoff`` (one time for every account, or
+    :func:`account_cutoffs`); only list them with ``dry_run``. ``stop`` is asked after each
+    batch: the beat task's time budget."""
     report = PurgeReport()
-    for job_id, total in purgeable(engine, cutoff):
-        report.jobs.append(job_id)
+    cutoffs = cutoff if isinstance(cutoff, Cutoffs) else Cutoffs(cutoff)
+    for job_id, total in _candidates(engine, cutoffs):
         if dry_run:
+            report.jobs.append(job_id)
             report.messages += total
             continue
-        # Messages first, the job row last: an interrupted purge leaves a job row that the
-        # next purge finds and finishes, never rows without their job.
-        attempts_db.delete_for_job(engine, job_id)
-        while n := messages_db.delete_job_messages(engine, job_id, BATCH):
-            report.messages += n
-        while n := events_db.delete_job_events(engine, job_id, BATCH):
-            report.events += n
-        with engine.begin() as conn:
-            jobs_db.delete_job(conn, job_id)
+        if stop():
+            report.stopped = True
+            break
+        if _remove(engine, job_id, report, stop):
+            report.jobs.append(job_id)
+        elif stop():
+            report.stopped = True
+            break
     return report
 
 
-__all__ = ["BATCH", "PurgeReport", "purge", "purgeable"]
+__all__ = [
+    "BATCH",
+    "DEFAULT_RETENTION_DAYS",
+    "Cutoffs",
+    "PurgeReport",
+    "account_cutoffs",
+    "purge",
+    "purgeable",
+]

@@ -33,6 +33,10 @@ WEBHOOKS_QUEUE = "webhooks"
 WEBHOOKS_DRAIN_TASK = "webhooks.drain"
 WEBHOOKS_DELIVER_TASK = "webhooks.deliver"
 WEBHOOKS_INTERVAL_S = worker_timings().webhooks_s
+#: Retention (``teledispatch.retention``): finished jobs past their account's
+#: ``retention_days`` go, a bounded slice per run on the maintenance queue.
+PURGE_TASK = "maintenance.purge"
+PURGE_INTERVAL_S = worker_timings().purge_s
 QUEUES = [MAINTENANCE_QUEUE, WEBHOOKS_QUEUE, *(channel_queue(c) for c in CHANNELS)]
 
 
@@ -85,6 +89,11 @@ def make_app() -> Celery:
                 "task": RECEIPTS_TASK,
                 "schedule": RECEIPTS_INTERVAL_S,
                 "options": {"queue": MAINTENANCE_QUEUE, "expires": max(RECEIPTS_INTERVAL_S, 5)},
+            },
+            "purge": {
+                "task": PURGE_TASK,
+                "schedule": PURGE_INTERVAL_S,
+                "options": {"queue": MAINTENANCE_QUEUE, "expires": max(PURGE_INTERVAL_S, 5)},
             },
             "webhooks": {
                 "task": WEBHOOKS_DRAIN_TASK,

@@ -10,11 +10,13 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from teledispatch import retention
 from teledispatch.channels.registry import CHANNEL_IDS as CHANNELS
 from teledispatch.config import settings
 from teledispatch.wakeups import SWEEP_TASK, dispatch_task
 from teledispatch.worker import health, task_results
 from teledispatch.worker.app import (
+    PURGE_TASK,
     RECEIPTS_TASK,
     WEBHOOKS_DELIVER_TASK,
     WEBHOOKS_DRAIN_TASK,
@@ -89,6 +91,21 @@ def sweep_task() -> dict[str, Any]:
 def receipts_task() -> dict[str, Any]:
     report = _guarded(lambda: poll_receipts(ctx()))
     return {"asked": report.asked, "settled": report.settled, "pending": report.pending}
+
+
+#: One purge run works this long at most; the next run (``TELEDISPATCH_PURGE_S``) goes on.
+PURGE_BUDGET_S = 30.0
+
+
+@app.task(name=PURGE_TASK, throws=(health.DependencyDown,))
+def purge_task() -> dict[str, Any]:
+    """Finished jobs past their account's ``retention_days``, in 1,000-row transactions."""
+    c = ctx()
+    start = c.clock()
+    cutoffs = retention.account_cutoffs(c.settings, start)
+    stop = lambda: c.clock() - start > PURGE_BUDGET_S  # noqa: E731
+    report = _guarded(lambda: retention.purge(c.engine, cutoffs, stop=stop))
+    return {"jobs": len(report.jobs), "messages": report.messages, "stopped": report.stopped}
 
 
 @app.task(name=WEBHOOKS_DRAIN_TASK)

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
-from teledispatch import circuits
+from teledispatch import circuits, exports
 from teledispatch.api.auth import ApiKey
 from teledispatch.api.deps import Key, State, require_key
 from teledispatch.api.openapi import JOB_LINKS
@@ -35,6 +35,7 @@ from teledispatch.api.schemas import (
 )
 from teledispatch.db import jobs as jobs_db
 from teledispatch.db.engine import get_engine
+from teledispatch.producer.callback import check_options
 from teledispatch.producer.cancel import cancel_job
 from teledispatch.producer.dry_run import dry_run
 from teledispatch.producer.jobs import SendJob
@@ -206,6 +207,8 @@ def _post_routed(
 def _dry_run(state: State, job: SendJob) -> Any:
     assert job.account is not None
     try:
+        lane = Lane(job.priority, job.expires_at, job.ttl_s, job.weight)
+        check_options(lane, job.callback_url, state.cfg().webhooks)
         report = dry_run(
             job.account,
             job.recipients,
@@ -292,6 +295,31 @@ def get_job_messages(
         return _not_found(job_id)
     page = job_messages(job_id, status=status, after=cursor, limit=limit, cfg=cfg)
     return MessagePage(messages=page, next_cursor=page[-1].id if len(page) == limit else None)
+
+
+@router.get(
+    "/{job_id}/messages.csv",
+    response_class=StreamingResponse,
+    responses={
+        **NOT_FOUND,
+        200: {"content": {"text/csv": {}}, "description": "one row a recipient"},
+    },
+    operation_id="get_job_messages_csv",
+)
+def get_job_messages_csv(state: State, key: Key, job_id: str) -> Any:
+    """The job's outcomes as CSV, one row per recipient (the columns of ``teledispatch
+    export``), streamed page by page: memory stays flat however big the job."""
+    cfg = state.cfg()
+    engine = get_engine(cfg.database_url)
+    with engine.connect() as conn:
+        found = jobs_db.get_job(conn, job_id)
+    if found is None or not key.may_see(found.account, found.route):
+        return _not_found(job_id)
+    return StreamingResponse(
+        exports.csv_lines(exports.rows(engine, job_id)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{job_id}.csv"'},
+    )
 
 
 @router.post(

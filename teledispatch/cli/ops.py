@@ -142,19 +142,24 @@ def cmd_db_current(args: argparse.Namespace) -> int:
 def cmd_db_purge(args: argparse.Namespace) -> int:
     import time
 
-    from teledispatch.config import parse_window
+    from teledispatch.config import parse_window, settings
     from teledispatch.db.engine import get_engine
     from teledispatch.db.migrate import ensure_schema
-    from teledispatch.retention import purge
+    from teledispatch.retention import Cutoffs, account_cutoffs, purge
 
-    try:
-        age = parse_window(args.older_than)
-    except ValueError as exc:
-        print(f"error: --older-than: {exc}", file=sys.stderr)
-        return 2
+    now = time.time()
+    cutoff: float | Cutoffs
+    if args.older_than is None:
+        cutoff = account_cutoffs(settings(), now)  # each account's retention_days
+    else:
+        try:
+            cutoff = now - parse_window(args.older_than)
+        except ValueError as exc:
+            print(f"error: --older-than: {exc}", file=sys.stderr)
+            return 2
     url = _database_url(args)
     ensure_schema(url)
-    report = purge(get_engine(url), time.time() - age, dry_run=args.dry_run)
+    report = purge(get_engine(url), cutoff, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     print(f"{verb} {len(report.jobs)} jobs, {report.messages} messages, {report.events} events")
     return 0
@@ -237,9 +242,11 @@ def register(sub: Any) -> None:
     cur = db_sub.add_parser("current", help="print the database's schema revision")
     cur.add_argument("--url", help="database URL (default: DATABASE_URL)")
     cur.set_defaults(func=cmd_db_current)
-    pg = db_sub.add_parser("purge", help="remove finished jobs older than --older-than")
+    pg = db_sub.add_parser("purge", help="remove finished jobs past their retention")
     pg.add_argument(
-        "--older-than", default="30d", metavar="AGE", help="e.g. 30d, 12h (default 30d)"
+        "--older-than",
+        metavar="AGE",
+        help="e.g. 30d, 12h, for every account (default: each account's retention_days)",
     )
     pg.add_argument("--dry-run", action="store_true", help="list what would go; remove nothing")
     pg.add_argument("--url", help="database URL (default: DATABASE_URL)")

@@ -320,14 +320,20 @@ def _dry_run_routed(req: _Request, as_json: bool, csv_mode: bool) -> int:
 
 def _dry_run(req: _Request, as_json: bool, csv_mode: bool) -> int:
     """The report on stdout; refused rows as for a real send on stderr, and exit 2 if any."""
+    from teledispatch.config import settings
+    from teledispatch.producer.callback import check_options
     from teledispatch.producer.lane import Lane
     from teledispatch.validation import ValidationFailed
 
     if req.route is not None:
         return _dry_run_routed(req, as_json, csv_mode)
     assert req.account is not None
-    # The lane options are checked as a real send checks them, before any recipient.
-    Lane(req.priority, req.expires_at, req.ttl_s, req.weight).check()
+    # The job-wide options are checked as a real send checks them, before any recipient.
+    check_options(
+        Lane(req.priority, req.expires_at, req.ttl_s, req.weight),
+        req.callback_url,
+        settings().webhooks,
+    )
     report = dry_run(
         req.account,
         req.recipients,

@@ -175,10 +175,11 @@ def open_with_callback(conn: sa.Connection, limit: int) -> list[AnyRow]:
 
 
 def created_before(conn: sa.Connection, cutoff: float, after: str, limit: int) -> list[AnyRow]:
-    """``(id, total)`` of jobs created before ``cutoff``, in id order after ``after``."""
+    """``(id, total, account, callback_url, done_at, created_at)`` of jobs created before
+    ``cutoff``, in id order after ``after``."""
     return list(
         conn.execute(
-            sa.select(j.id, j.total)
+            sa.select(j.id, j.total, j.account, j.callback_url, j.done_at, j.created_at)
             .where(j.created_at < cutoff, j.id > after)
             .order_by(j.id)
             .limit(limit)

@@ -157,6 +157,8 @@ class Message(SQLModel, table=True):
         # walked the whole sending index (~100 ms each at 1,000,000 messages).
         sa.Index("ix_messages_legacy_lease", "account", "lease_until", **_partial(_LEGACY_WHERE)),
         sa.Index("ix_messages_job_status", "job_id", "status"),
+        # A job's rows in id order (exports, message pages): each page a range scan.
+        sa.Index("ix_messages_job_id", "job_id", "id"),
         sa.Index("ix_messages_phone", "phone"),
         sa.Index("ix_messages_provider_id", "provider_id", **_partial(_PROVIDER_ID_WHERE)),
         sa.Index("ix_messages_receipt_poll", "account", "due_at", **_partial(_POLL_WHERE)),

@@ -37,6 +37,11 @@ log = logging.getLogger("teledispatch.webhooks")
 BUDGET_S = 5.0
 #: ``job.done`` checks per drain.
 FINISH_LIMIT = 500
+#: How long a queued delivery task keeps the drain from queueing another for its endpoint.
+#: Short: a task reserved by a worker that was then killed is only redelivered after the
+#: broker's visibility timeout, and until this expires nobody delivers to that endpoint; a
+#: second task queued behind a live one only finds the endpoint's lock taken.
+QUEUED_TTL_S = 15
 
 
 @dataclass
@@ -216,7 +221,7 @@ def due(r: redis.Redis[bytes], engine: Engine, now: float) -> list[str]:
     finish_jobs(engine, now)
     picked = []
     for endpoint in events_db.due_endpoints(engine, now):
-        if r.set(queued_key(endpoint), b"1", nx=True, ex=60):
+        if r.set(queued_key(endpoint), b"1", nx=True, ex=QUEUED_TTL_S):
             picked.append(endpoint)
     return picked
 

@@ -4,11 +4,24 @@ delay."""
 from __future__ import annotations
 
 import logging
+from typing import Any
+
+import sqlalchemy as sa
 
 from teledispatch.db.tables import messages_table
+from teledispatch.statuses import ACTIVE_STATUSES, UNKNOWN, UNRECONCILED
 
 m = messages_table.c
 log = logging.getLogger("teledispatch.repo")
 
 #: An ambiguous message is first asked about this long after the attempt.
 RECONCILE_AFTER_S = 2.0
+
+
+def still_working() -> Any:
+    """A message the dispatcher may still write: waiting, claimed, or ``unknown`` and still
+    being reconciled. A job with none is finished; retention never deletes one."""
+    return sa.or_(
+        m.status.in_(sorted(ACTIVE_STATUSES)),
+        sa.and_(m.status == UNKNOWN, sa.or_(m.error_code.is_(None), m.error_code != UNRECONCILED)),
+    )

@@ -299,10 +299,11 @@ def _expire_claimed(
     conn: sa.Connection, token: str, claimed: Sequence[Claimed], now: float
 ) -> set[str]:
     """Rows just claimed whose expiry has passed become ``expired`` in the claim's own
-    transaction: they are never handed to a sender. Returns their ids."""
+    transaction: they are never handed to a sender, and their webhook events are written in
+    that transaction too. Returns their ids."""
     ids = {c.id for c in claimed if c.expires_at is not None and c.expires_at <= now}
     if ids:
-        conn.execute(
+        done = conn.execute(
             sa.update(messages_table)
             .where(m.id.in_(sorted(ids)), m.claim_token == token, m.status == SENDING)
             .values(
@@ -311,7 +312,9 @@ def _expire_claimed(
                 error_text="not sent before its expiry",
                 updated_at=now,
             )
-        )
+            .returning(m.id, m.job_id)
+        ).all()
+        record_changes(conn, done, now)
     return ids
 
 

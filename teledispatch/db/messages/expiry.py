@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from teledispatch.db.messages._common import m
+from teledispatch.db.messages._common import m, still_working
+from teledispatch.db.messages.outbox import record_changes
 from teledispatch.db.tables import messages_table
 from teledispatch.statuses import (
     DEFERRED,
@@ -20,7 +21,8 @@ EXPIRED_CODE = "expired"
 def expire_unsent(engine: Engine, now: float, limit: int = 10_000) -> int:
     """The sweep: ``queued`` and ``deferred`` rows (waiting, held by a window or for a retry)
     past their expiry become ``expired``; returns how many. Bounded per call, so one sweep
-    stays short; the next one takes the rest."""
+    stays short; the next one takes the rest. Their webhook events are written in the same
+    transaction, like every other status change's."""
     # The WHERE repeats the partial index's predicate verbatim, so SQLite uses it too.
     where = sa.text("expires_at IS NOT NULL AND status IN ('queued', 'deferred')")
     due = (
@@ -31,7 +33,7 @@ def expire_unsent(engine: Engine, now: float, limit: int = 10_000) -> int:
         .scalar_subquery()
     )
     with engine.begin() as conn:
-        result = conn.execute(
+        done = conn.execute(
             sa.update(messages_table)
             .where(m.id.in_(due), m.status.in_([QUEUED, DEFERRED]))
             .values(
@@ -40,16 +42,24 @@ def expire_unsent(engine: Engine, now: float, limit: int = 10_000) -> int:
                 error_text="not sent before its expiry",
                 updated_at=now,
             )
-        )
-    return int(result.rowcount or 0)
+            .returning(m.id, m.job_id)
+        ).all()
+        record_changes(conn, done, now)
+    return len(done)
 
 
 # --- retention -----------------------------------------------------------------------------
 
 
 def delete_job_messages(engine: Engine, job_id: str, limit: int) -> int:
-    """Delete up to ``limit`` of the job's messages in one short transaction; returns how
-    many. Small batches: a purge must never hold locks long enough to slow dispatch."""
+    """Delete up to ``limit`` of the job's finished messages in one short transaction;
+    returns how many. Small batches: a purge must never hold locks long enough to slow
+    dispatch. A message still being worked on is never deleted, whatever the caller saw."""
     with engine.begin() as conn:
-        ids = sa.select(m.id).where(m.job_id == job_id).limit(limit).scalar_subquery()
+        ids = (
+            sa.select(m.id)
+            .where(m.job_id == job_id, sa.not_(still_working()))
+            .limit(limit)
+            .scalar_subquery()
+        )
         return int(conn.execute(sa.delete(messages_table).where(m.id.in_(ids))).rowcount or 0)

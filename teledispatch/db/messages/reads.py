@@ -10,10 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from teledispatch.db.messages._common import m
+from teledispatch.db.messages._common import m, still_working
 from teledispatch.db.tables import AnyRow, literal_status, messages_table
 from teledispatch.statuses import (
-    ACTIVE_STATUSES,
     CLAIMABLE,
     DEFERRED,
     QUEUED,
@@ -252,17 +251,6 @@ def active_backlog(engine: Engine, accounts: Sequence[tuple[str, str]], now: flo
 def job_is_finished(conn: sa.Connection, job_id: str, total: int) -> bool:
     """Every recipient is stored and none is active or still being reconciled."""
     active = conn.execute(
-        sa.select(m.id)
-        .where(
-            m.job_id == job_id,
-            sa.or_(
-                m.status.in_(sorted(ACTIVE_STATUSES)),
-                sa.and_(
-                    m.status == UNKNOWN,
-                    sa.or_(m.error_code.is_(None), m.error_code != UNRECONCILED),
-                ),
-            ),
-        )
-        .limit(1)
+        sa.select(m.id).where(m.job_id == job_id, still_working()).limit(1)
     ).first()
     return active is None and count_job_messages(conn, job_id) >= total

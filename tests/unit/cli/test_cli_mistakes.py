@@ -168,3 +168,17 @@ def test_a_dry_run_checks_the_lane_options_as_a_send_does(
     err = capsys.readouterr().err
     assert "ttl_s" in err and "> 0" in err
     assert not (env / "td.db").exists()
+
+
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+def test_an_unsafe_callback_url_is_one_line(
+    env: Path, capsys: pytest.CaptureFixture[str], dry_run: list[str]
+) -> None:
+    argv = send("--to", "+8613800138000", "--callback-url", "http://10.0.0.7/hook", *dry_run)
+    assert cli.main(argv) == 2
+    # A refused job's usual shape: the verdict, then one line per problem (here one).
+    head, problem = capsys.readouterr().err.splitlines()
+    assert head.startswith("error: job rejected, nothing was enqueued (1 problem)")
+    rule = "scheme 'http' is not allowed (allowed: https)"
+    assert problem.strip() == f"callback_url = 'http://10.0.0.7/hook': {rule}"
+    assert not (env / "td.db").exists()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from teledispatch import exports
 from teledispatch.cli import export
 from teledispatch.cli.main import main
 from teledispatch.config import settings
@@ -18,7 +19,7 @@ from teledispatch.db import messages as messages_db
 from teledispatch.db.engine import get_engine
 from teledispatch.db.tables import create_schema
 
-N = 2 * export.PAGE + 7  # three pages, the last one short
+N = 2 * exports.PAGE + 7  # three pages, the last one short
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def engine(db_url: str) -> sa.Engine:
 
 def test_every_recipient_once_over_several_pages(engine: sa.Engine) -> None:
     out = io.StringIO()
-    assert export.write(export.rows(engine, "j"), "jsonl", out) == N
+    assert export.write(exports.rows(engine, "j"), "jsonl", out) == N
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert len({r["message_id"] for r in lines}) == N
     first = next(r for r in lines if r["message_id"] == "j-5")
@@ -51,9 +52,9 @@ def test_every_recipient_once_over_several_pages(engine: sa.Engine) -> None:
 
 def test_csv_has_fixed_columns_and_the_fields_as_json(engine: sa.Engine) -> None:
     out = io.StringIO()
-    export.write(export.rows(engine, "j"), "csv", out)
+    export.write(exports.rows(engine, "j"), "csv", out)
     table = list(csv.DictReader(io.StringIO(out.getvalue())))
-    assert len(table) == N and tuple(table[0]) == export.COLUMNS
+    assert len(table) == N and tuple(table[0]) == exports.COLUMNS
     assert json.loads(table[0]["fields"])["content"].startswith("hi ")
 
 

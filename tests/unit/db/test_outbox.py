@@ -16,6 +16,7 @@ from teledispatch.db import messages as messages_db
 from teledispatch.db.engine import get_engine
 from teledispatch.db.messages import Update
 from teledispatch.db.tables import create_schema
+from teledispatch.worker.webhooks import drain
 
 NOW = 1_000_000.0
 URL = "https://apps.example/hooks?token=abc"
@@ -29,7 +30,13 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
-def _job(engine: sa.Engine, job_id: str, n: int, callback_url: str | None) -> None:
+def _job(
+    engine: sa.Engine,
+    job_id: str,
+    n: int,
+    callback_url: str | None,
+    expires_at: float | None = None,
+) -> None:
     job = {
         "id": job_id,
         "account": "nx",
@@ -52,6 +59,7 @@ def _job(engine: sa.Engine, job_id: str, n: int, callback_url: str | None) -> No
             "due_at": NOW,
             "created_at": NOW,
             "updated_at": NOW,
+            "expires_at": expires_at,
         }
         for i in range(n)
     ]
@@ -121,3 +129,22 @@ def test_job_done_is_recorded_once_when_nothing_is_active(engine: sa.Engine) -> 
         assert jobs_db.claim_done(conn, "j4", NOW)
         assert not jobs_db.claim_done(conn, "j4", NOW)
         assert jobs_db.open_with_callback(conn, 10) == []
+
+
+def test_expiry_at_claim_and_by_the_sweep_is_reported_and_finishes_the_job(
+    engine: sa.Engine,
+) -> None:
+    _job(engine, "j5", 3, URL, expires_at=NOW + 10)
+    first = messages_db.claim(engine, "nx", 1, 30.0, NOW + 20)
+    # The claim found its row past its expiry: written ``expired``, never handed out.
+    assert (first.messages, first.expired) == ([], 1)
+    assert messages_db.expire_unsent(engine, NOW + 21) == 2
+    events = _events(engine, "j5")
+    assert [t for t, _, _ in events] == ["message.expired"] * 3
+    assert sorted(mid or "" for _, mid, _ in events) == ["j5-0", "j5-1", "j5-2"]
+    with engine.connect() as conn:
+        (row,) = events_db.job_events(conn, "j5")[:1]
+    assert (row.status, row.error_code) == ("expired", messages_db.EXPIRED_CODE)
+    # Nothing active is left: the drain's next pass writes the job's ``job.done``.
+    assert drain.finish_jobs(engine, NOW + 22) == 1
+    assert [t for t, _, _ in _events(engine, "j5")][-1] == "job.done"

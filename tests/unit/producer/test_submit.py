@@ -203,3 +203,48 @@ def test_an_idempotency_key_with_another_callback_is_another_job(
     moved = job.model_copy(update={"callback_url": "https://apps.example/hooks/b"})
     with pytest.raises(IdempotencyConflict, match="order-18"):
         enqueue(moved, cfg=cfg)
+
+
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [
+        ("http://apps.example/hooks", "scheme 'http' is not allowed (allowed: https)"),
+        ("https://127.0.0.1/hooks", "non-public address 127.0.0.1 is not allowed"),
+        ("https://[bad/hooks", "not a valid URL (Invalid IPv6 URL)"),
+    ],
+)
+def test_a_callback_url_delivery_would_refuse_is_refused_at_enqueue(
+    cfg: Settings, sent: list[Any], url: str, rule: str
+) -> None:
+    with pytest.raises(ValidationFailed) as exc:
+        enqueue_stream(
+            "nx",
+            [{"phone": "+8613800138000"}],
+            defaults={"content": "hello"},
+            callback_url=url,
+            priority="urgent",
+            cfg=cfg,
+        )
+    # Every job-wide problem in one error, each naming field, value and rule.
+    assert problems_of(exc) == [
+        "priority = 'urgent': one of high, normal, low",
+        f"callback_url = {url!r}: {rule}",
+    ]
+    assert sent == [] and stored(cfg) == 0
+
+
+def test_webhook_settings_open_http_and_private_callbacks(db_url: str, sent: list[Any]) -> None:
+    import dataclasses
+
+    from teledispatch.config import WebhookSettings
+
+    opened = WebhookSettings(allow_http=True, allow_private_networks=True)
+    cfg = dataclasses.replace(make_settings(db_url), webhooks=opened)
+    job = SendJob(
+        account="nx",
+        recipients=[{"phone": "+8613800138000"}],
+        defaults={"content": "hello"},
+        callback_url="http://127.0.0.1:8080/hooks",
+    )
+    assert enqueue(job, cfg=cfg)
+    assert stored(cfg) == 1

@@ -9,8 +9,10 @@ from teledispatch.db import jobs as jobs_db
 from teledispatch.db import messages as messages_db
 from teledispatch.db.engine import get_engine
 from teledispatch.db.messages import Update
-from teledispatch.db.tables import create_schema
-from teledispatch.retention import purge
+from teledispatch.db.tables import create_schema, messages_table
+from teledispatch.retention import Cutoffs, account_cutoffs, purge
+from teledispatch.worker.webhooks import drain
+from tests.support import make_settings
 
 DAY = 86400.0
 NOW = 100 * DAY
@@ -44,8 +46,13 @@ def test_purge_removes_old_finished_jobs_only(db_url: str) -> None:
     _job(engine, "recent", NOW - 1 * DAY, 2, None)
     _finish(engine, 2)
     cutoff = NOW - 30 * DAY
-    # Undelivered webhook events keep a job.
+    # Undelivered webhook events keep a job, and so does a job.done not yet written.
     assert purge(engine, cutoff, dry_run=True).jobs == []
+    with engine.begin() as conn:
+        seqs = [int(r.seq) for r in events_db.job_events(conn, "old")]
+    events_db.mark_delivered(engine, seqs, NOW)
+    assert purge(engine, cutoff, dry_run=True).jobs == []
+    assert drain.finish_jobs(engine, NOW) == 1
     with engine.begin() as conn:
         seqs = [int(r.seq) for r in events_db.job_events(conn, "old")]
     events_db.mark_delivered(engine, seqs, NOW)
@@ -54,7 +61,7 @@ def test_purge_removes_old_finished_jobs_only(db_url: str) -> None:
     with engine.connect() as conn:
         assert messages_db.count_job_messages(conn, "old") == 2500
     report = purge(engine, cutoff)
-    assert (report.jobs, report.messages, report.events) == (["old"], 2500, 2500)
+    assert (report.jobs, report.messages, report.events) == (["old"], 2500, 2501)
     with engine.connect() as conn:
         assert jobs_db.get_job(conn, "old") is None
         assert messages_db.count_job_messages(conn, "old") == 0
@@ -79,3 +86,63 @@ def test_purge_takes_a_jobs_attempts_and_no_other(db_url: str) -> None:
     with engine.connect() as conn:
         left = attempts_db.for_messages(conn, ["old-0", "recent-0"])
     assert list(left) == ["recent-0"]
+
+
+def _engine(db_url: str) -> sa.Engine:
+    engine = get_engine(db_url)
+    create_schema(engine)
+    return engine
+
+
+def test_each_account_keeps_its_jobs_for_its_retention_days(db_url: str) -> None:
+    engine = _engine(db_url)
+    _job(engine, "a", NOW - 10 * DAY, 2, None)
+    _finish(engine, 2)
+    cfg = make_settings(db_url, retention_days=7)
+    # nx keeps 7 days: its 10-day-old job goes; another account's keeps the default 30.
+    assert purge(engine, account_cutoffs(cfg, NOW), dry_run=True).jobs == ["a"]
+    longer = make_settings(db_url, retention_days=14)
+    assert purge(engine, account_cutoffs(longer, NOW), dry_run=True).jobs == []
+    cutoffs = Cutoffs(NOW - 30 * DAY, {"other": NOW})
+    assert purge(engine, cutoffs, dry_run=True).jobs == []
+    assert purge(engine, account_cutoffs(cfg, NOW)).jobs == ["a"]
+    engine.dispose()
+
+
+def test_a_budget_stops_between_batches_and_the_next_run_finishes(db_url: str) -> None:
+    engine = _engine(db_url)
+    _job(engine, "big", NOW - 40 * DAY, 2500, None)
+    _finish(engine, 2500)
+    asked = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return len(asked) > 1  # after the first 1,000-row batch
+
+    first = purge(engine, NOW - 30 * DAY, stop=stop)
+    assert (first.jobs, first.messages, first.stopped) == ([], 1000, True)
+    with engine.connect() as conn:
+        assert jobs_db.get_job(conn, "big") is not None  # the job row goes last
+        assert messages_db.count_job_messages(conn, "big") == 1500
+    rest = purge(engine, NOW - 30 * DAY)
+    assert (rest.jobs, rest.messages, rest.stopped) == (["big"], 1500, False)
+    engine.dispose()
+
+
+def test_a_message_worked_on_again_is_never_deleted(db_url: str) -> None:
+    engine = _engine(db_url)
+    _job(engine, "j", NOW - 40 * DAY, 3, None)
+    _finish(engine, 3)
+    # Between the purge's look and its delete, a message is claimable again (a re-enqueued
+    # part, a reconcile): the delete itself leaves it, and the job row stays.
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(messages_table).where(messages_table.c.id == "j-1").values(status="queued")
+        )
+    assert messages_db.delete_job_messages(engine, "j", 1000) == 2
+    with engine.connect() as conn:
+        assert messages_db.count_job_messages(conn, "j") == 1
+    assert purge(engine, NOW - 30 * DAY).jobs == []
+    with engine.connect() as conn:
+        assert jobs_db.get_job(conn, "j") is not None
+    engine.dispose()
