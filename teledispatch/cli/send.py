@@ -148,8 +148,10 @@ def _not_encoded(name: str, encoding: str, exc: UnicodeDecodeError) -> str:
 def _from_job_file(args: argparse.Namespace, flags: _Request) -> _Request:
     """The job file fills in whatever the flags left open; flags win."""
     job = _read_job(args.job)
+    account = flags.account or job.account
+    _check_channel(args.job, job, account)
     return _Request(
-        account=flags.account or job.account,
+        account=account,
         recipients=job.recipients,
         defaults={**job.defaults, **flags.defaults},
         idempotency_key=flags.idempotency_key or job.idempotency_key,
@@ -162,6 +164,16 @@ def _from_job_file(args: argparse.Namespace, flags: _Request) -> _Request:
         else (job.ttl_s if flags.expires_at is None else None),
         callback_url=flags.callback_url or job.callback_url,
     )
+
+
+def _check_channel(name: str, job: SendJob, account: str) -> None:
+    """A job file's ``channel`` (optional) must be its account's, as over the API."""
+    from teledispatch.config import settings
+
+    found = settings().accounts.get(account) if job.channel is not None else None
+    rule = None if found is None else job.channel_rule(found.channel)
+    if rule is not None:
+        raise _Refused(f"{name}: channel {_quote(job.channel)} {rule}")
 
 
 def _csv_recipients(name: str, encoding: str) -> Iterator[dict[str, Any]]:
