@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-#: Never on these paths: the worker's Celery, the API's web stack, migrations.
+#: Never on these paths: the worker's Celery, the API's web stack, migrations, an ORM (the
+#: tables are SQLAlchemy Core).
 HEAVY = (
     "celery", "kombu", "httpx", "fastapi", "starlette", "uvicorn", "prometheus_client",
-    "alembic", "flower",
+    "alembic", "flower", "sqlmodel", "sqlalchemy.orm",
 )  # fmt: skip
 #: Reading needs no Redis client either.
 READ_ONLY_HEAVY = (*HEAVY, "redis")
