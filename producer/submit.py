@@ -19,9 +19,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
@@ -50,6 +49,9 @@ from teledispatch.producer.jobs import SendJob
 from teledispatch.producer.lane import Lane
 from teledispatch.statuses import CANCELLED, QUEUED
 from teledispatch.validation import Problem, ValidationFailed
+
+if TYPE_CHECKING:
+    import redis
 
 #: A job due within this is woken now (after the linger); later ones are left to the sweep.
 WAKE_AHEAD_S = 1.0
@@ -434,4 +436,7 @@ def wake(cfg: Settings, account: AccountConfig, delay_s: float) -> None:
 
 @functools.lru_cache(maxsize=4)
 def _redis(url: str) -> redis.Redis[bytes]:
+    # Imported here: a dry run, and a job due later (the sweep starts it), need no client.
+    import redis
+
     return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)

@@ -31,8 +31,8 @@ DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 #: ``[api] max_upload_bytes``: a streamed CSV upload (``POST /v1/jobs/csv``) may be this big.
 DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 #: ``[api] rate_per_s`` and ``burst``: requests per API key, unless the key sets its own.
-DEFAULT_API_RATE_PER_S = 20.0
-DEFAULT_API_BURST = 40
+DEFAULT_API_RATE_PER_S = 200.0
+DEFAULT_API_BURST = 400
 
 _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

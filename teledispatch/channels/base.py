@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from teledispatch.config import AccountConfig
-from teledispatch.validation import Problem
+if TYPE_CHECKING:  # annotations only: a reader of receipts needs no phone-number library
+    from teledispatch.config import AccountConfig
+    from teledispatch.validation import Problem
 
 #: ``retry``: the provider refused the item for now (not sent); ``unknown``: it may have gone out.
 ItemStatus = Literal["sent", "failed", "deferred", "retry", "unknown"]

@@ -3,8 +3,10 @@
 Adding a provider operation = a folder under ``teledispatch/channels/`` + a row here (and a
 section in docs/providers.md, which ``tests/meta/test_registry.py`` checks).
 
-Adapters, pollers and parsers are named by dotted path and imported on first use, so the
-producer (which needs only ``rules``) never imports an adapter module.
+Rules, adapters, pollers and parsers are named by dotted path and imported on first use, so
+the producer (which needs only ``rules``) never imports an adapter module, and what needs only
+the table's data (the database's partial index of polled channels, ``teledispatch status``)
+imports no rules and no phone-number library.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from teledispatch.channels.base import Adapter, ChannelRules, ReceiptParser, ReceiptPoller
 from teledispatch.channels.ids import (
     NXCLOUD_SMS,
     USPEEDO_SMS,
@@ -23,18 +24,18 @@ from teledispatch.channels.ids import (
     Channel,
 )
 from teledispatch.channels.nxcloud.codes import FAILOVER as NX_FAILOVER
-from teledispatch.channels.nxcloud.rules import NxcloudRules
 from teledispatch.channels.uspeedo.codes import FAILOVER as US_FAILOVER
-from teledispatch.channels.uspeedo.rules import UspeedoRules
-from teledispatch.channels.volc.axn_rules import VolcAxnRules
-from teledispatch.channels.volc.vms_rules import VolcVmsRules
+
+if TYPE_CHECKING:
+    from teledispatch.channels.base import Adapter, ChannelRules, ReceiptParser, ReceiptPoller
 
 
 @cache
-def _load(path: str) -> Any:
-    """An instance of the class at ``"package.module:Class"``, made once per process."""
+def _load(path: str, **kwargs: Any) -> Any:
+    """An instance of the class at ``"package.module:Class"``, made once per process (per
+    set of keyword arguments)."""
     module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)()
+    return getattr(importlib.import_module(module), name)(**kwargs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +43,9 @@ class ChannelSpec:
     id: Channel
     #: Largest request the provider documents; an account's ``max_batch`` may only lower it.
     max_batch: int
-    rules: ChannelRules
-    #: The same rules for an account with ``allow_any_number_type``: any valid number.
-    relaxed_rules: ChannelRules
+    #: ``"module:Class"`` of the :class:`~teledispatch.channels.base.ChannelRules`; the class
+    #: takes ``any_number_type`` (an account with ``allow_any_number_type``: any valid number).
+    rules_path: str
     #: ``"module:Class"`` of the :class:`~teledispatch.channels.base.Adapter`.
     adapter_path: str
     #: The section of docs/providers.md that documents the operation.
@@ -61,6 +62,17 @@ class ChannelSpec:
     #: Codes (request or item) of refusals a route moves a message on for: the account
     #: cannot carry it, another provider may (the table lives in the channel's ``codes.py``).
     failover_codes: frozenset[str] = frozenset()
+
+    @property
+    def rules(self) -> ChannelRules:
+        rules: ChannelRules = _load(self.rules_path)
+        return rules
+
+    @property
+    def relaxed_rules(self) -> ChannelRules:
+        """The rules for an account with ``allow_any_number_type``: any valid number."""
+        rules: ChannelRules = _load(self.rules_path, any_number_type=True)
+        return rules
 
     @property
     def adapter(self) -> Adapter:
@@ -84,8 +96,7 @@ CHANNELS: dict[str, ChannelSpec] = {
         ChannelSpec(
             NXCLOUD_SMS,
             max_batch=200,
-            rules=NxcloudRules(),
-            relaxed_rules=NxcloudRules(any_number_type=True),
+            rules_path=f"{_PKG}.nxcloud.rules:NxcloudRules",
             adapter_path=f"{_PKG}.nxcloud.adapter:NxcloudAdapter",
             docs_anchor="nxcloud-batch-sms",
             parser_path=f"{_PKG}.nxcloud.receipts:NxcloudReceiptParser",
@@ -95,8 +106,7 @@ CHANNELS: dict[str, ChannelSpec] = {
         ChannelSpec(
             USPEEDO_SMS,
             max_batch=1000,
-            rules=UspeedoRules(),
-            relaxed_rules=UspeedoRules(any_number_type=True),
+            rules_path=f"{_PKG}.uspeedo.rules:UspeedoRules",
             adapter_path=f"{_PKG}.uspeedo.adapter:UspeedoAdapter",
             docs_anchor="uspeedo-batch-sms",
             poller_path=f"{_PKG}.uspeedo.receipts:UspeedoReceiptPoller",
@@ -105,8 +115,7 @@ CHANNELS: dict[str, ChannelSpec] = {
         ChannelSpec(
             VOLC_VMS_APPEND,
             max_batch=10_000,
-            rules=VolcVmsRules(),
-            relaxed_rules=VolcVmsRules(any_number_type=True),
+            rules_path=f"{_PKG}.volc.vms_rules:VolcVmsRules",
             adapter_path=f"{_PKG}.volc.vms_adapter:VolcVmsAdapter",
             docs_anchor="volcengine-vms-batchappend",
             parser_path=f"{_PKG}.volc.vms_receipts:VolcVmsReceiptParser",
@@ -114,8 +123,7 @@ CHANNELS: dict[str, ChannelSpec] = {
         ChannelSpec(
             VOLC_AXN_BIND,
             max_batch=1,
-            rules=VolcAxnRules(),
-            relaxed_rules=VolcAxnRules(any_number_type=True),
+            rules_path=f"{_PKG}.volc.axn_rules:VolcAxnRules",
             adapter_path=f"{_PKG}.volc.axn_adapter:VolcAxnAdapter",
             docs_anchor="volcengine-bindaxn",
         ),

@@ -151,8 +151,11 @@ def _not_encoded(name: str, encoding: str, exc: UnicodeDecodeError) -> str:
 def _from_job_file(args: argparse.Namespace, flags: _Request) -> _Request:
     """The job file fills in whatever the flags left open; flags win."""
     job = _read_job(args.job)
+    account = flags.account or (None if flags.route else job.account)
+    if account is not None:
+        _check_channel(args.job, job, account)
     return _Request(
-        account=flags.account or (None if flags.route else job.account),
+        account=account,
         route=flags.route or (None if flags.account else job.route),
         recipients=job.recipients,
         defaults={**job.defaults, **flags.defaults},
@@ -168,6 +171,16 @@ def _from_job_file(args: argparse.Namespace, flags: _Request) -> _Request:
         weight=flags.weight if flags.weight is not None else job.weight,
         quiet_hours=flags.quiet_hours or job.quiet_hours,
     )
+
+
+def _check_channel(name: str, job: SendJob, account: str) -> None:
+    """A job file's ``channel`` (optional) must be its account's, as over the API."""
+    from teledispatch.config import settings
+
+    found = settings().accounts.get(account) if job.channel is not None else None
+    rule = None if found is None else job.channel_rule(found.channel)
+    if rule is not None:
+        raise _Refused(f"{name}: channel {_quote(job.channel)} {rule}")
 
 
 def _csv_recipients(name: str, encoding: str) -> Iterator[dict[str, Any]]:

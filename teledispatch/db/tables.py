@@ -16,63 +16,74 @@ from typing import Any, TypeAlias
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, SQLModel
 
 from teledispatch.channels.registry import polled_channels
 from teledispatch.statuses import DEFERRED, QUEUED, STATUSES, UNKNOWN
 
+#: Every table; what Alembic compares the migrations with (``db/migrations/env.py``).
+metadata = sa.MetaData()
 
-class Job(SQLModel, table=True):
-    __tablename__ = "jobs"
-    __table_args__ = (
-        # Jobs whose ``job.done`` webhook event is still to come: few, and looked at every
-        # second by the webhook drain.
-        sa.Index(
-            "ix_jobs_open_callback",
-            "created_at",
-            postgresql_where=sa.text("callback_url IS NOT NULL AND done_at IS NULL"),
-            sqlite_where=sa.text("callback_url IS NOT NULL AND done_at IS NULL"),
-        ),
-        # The console's job list: newest first, of every account or of one.
-        sa.Index("ix_jobs_created", "created_at"),
-        sa.Index("ix_jobs_account_created", "account", "created_at"),
-    )
 
-    id: str = Field(primary_key=True, max_length=40)
-    account: str = Field(max_length=100)
-    channel: str = Field(max_length=40)
+def required(name: str, type_: sa.types.TypeEngine[Any], **kw: Any) -> sa.Column[Any]:
+    """A NOT NULL column; ``default`` (Python side) fills it when an INSERT leaves it out."""
+    return sa.Column(name, type_, nullable=False, **kw)
+
+
+def optional(name: str, type_: sa.types.TypeEngine[Any], **kw: Any) -> sa.Column[Any]:
+    """A NULL-able column (NULL when an INSERT leaves it out)."""
+    return sa.Column(name, type_, nullable=True, **kw)
+
+
+jobs_table = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    required("account", sa.String(100)),
+    required("channel", sa.String(40)),
     #: Recipients in the job; fewer rows exist while a big job is still being stored.
-    total: int
+    required("total", sa.Integer()),
     #: Parts of :data:`~teledispatch.producer.submit.PART_SIZE` rows the job is stored in; an
     #: enqueue repeated with the same idempotency key stores the ones that are missing.
-    parts: int = 0
+    required("parts", sa.Integer(), default=0),
     #: Job-wide fields, for display; each message's payload already has them merged in.
-    defaults: str = "{}"
-    idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
+    required("defaults", sa.String(), default="{}"),
+    optional("idempotency_key", sa.String(200), unique=True),
     #: sha256 of the validated job: the same key with other content is refused.
-    content_hash: str = Field(max_length=64)
-    not_before: float | None = None
-    created_at: float
-    cancelled_at: float | None = None
+    required("content_hash", sa.String(64)),
+    optional("not_before", sa.Float()),
+    required("created_at", sa.Float()),
+    optional("cancelled_at", sa.Float()),
     #: Lane of its messages: 0 high, 1 normal, 2 low (see ``teledispatch.priorities``).
-    priority: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    required("priority", sa.Integer(), server_default="1", default=1),
     #: A message not sent by then becomes ``expired`` (epoch s); None: never.
-    expires_at: float | None = None
+    optional("expires_at", sa.Float()),
     #: Its share of its lane's rate relative to the lane's other active jobs (see
     #: ``teledispatch.scheduling``).
-    weight: float = Field(default=1.0, sa_column_kwargs={"server_default": "1"})
+    required("weight", sa.Float(), server_default="1", default=1.0),
     #: Where status events of this job are POSTed (the job's own or its account's default);
     #: NULL: no events are written at all.
-    callback_url: str | None = Field(default=None, max_length=2000)
+    optional("callback_url", sa.String(2000)),
     #: When the ``job.done`` event was written: set once, so the event is written once.
-    done_at: float | None = None
+    optional("done_at", sa.Float()),
     #: The quiet hours in force for its messages (``"21:00-08:00"``, resolved at enqueue from
     #: the job and its account; see ``teledispatch.quiet_hours``); NULL: none, or a ``high``
     #: lane job, which quiet hours never hold.
-    quiet_hours: str | None = Field(default=None, max_length=11)
+    optional("quiet_hours", sa.String(11)),
     #: The route the job named (``teledispatch.routes``); ``account`` is then its first
     #: member. NULL: the job named an account.
-    route: str | None = Field(default=None, max_length=100)
+    optional("route", sa.String(100)),
+    # Jobs whose ``job.done`` webhook event is still to come: few, and looked at every
+    # second by the webhook drain.
+    sa.Index(
+        "ix_jobs_open_callback",
+        "created_at",
+        postgresql_where=sa.text("callback_url IS NOT NULL AND done_at IS NULL"),
+        sqlite_where=sa.text("callback_url IS NOT NULL AND done_at IS NULL"),
+    ),
+    # The console's job list: newest first, of every account or of one.
+    sa.Index("ix_jobs_created", "created_at"),
+    sa.Index("ix_jobs_account_created", "account", "created_at"),
+)
 
 
 #: Statuses the dispatcher, the sweep and reconciliation look for by account and due time. The
@@ -119,211 +130,199 @@ def literal_status(*statuses: str) -> Any:
     return [sa.literal_column(_sql_string(s)) for s in statuses]
 
 
-class Message(SQLModel, table=True):
-    __tablename__ = "messages"
-    __table_args__ = (
-        # Every UPDATE that changes ``status`` inserts a new entry into every index whose
-        # predicate the new row satisfies (an indexed column changed, so it is never HOT):
-        # partial indexes are what keeps a claim and an outcome cheap. The sweep finds lost
-        # batches in ``batches``.
-        # Partial on PostgreSQL only, whose planner proves ``status = 'queued'`` implies the
-        # index's ``status IN (…)``. SQLite uses a partial index only when the query repeats
-        # its WHERE term verbatim: there every claim, due check and reconcile scanned the
-        # table and sorted it (25 ms per claim at 60,000 rows, under the write lock).
-        # ``priority`` and ``job_id`` before ``due_at``: a claim lists a lane's jobs (a skip
-        # scan over job_id) and takes each job's share in its own order (due_at, then seq),
-        # each an equality prefix and a range on due_at (see db.messages.claims).
-        sa.Index(
-            "ix_messages_claim",
-            "account",
-            "status",
-            "priority",
-            "job_id",
-            "due_at",
-            "seq",
-            postgresql_where=_CLAIMABLE_WHERE,
-        ),
-        # The sweep's expiry of unsent rows: only rows that have an expiry and can still
-        # expire are in it (most traffic has none).
-        sa.Index("ix_messages_expiry", "expires_at", **_partial(_EXPIRY_WHERE)),
-        # Claimed rows by claim token: the outcome write and the sweep find a batch's rows
-        # through it. Not part of the claim index: an index scan for ``status = 'sending'``
-        # there walked every dead entry left by earlier claims (the planner takes 'sending'
-        # for rare), where this one is keyed by the token and only holds live claims' rows.
-        sa.Index("ix_messages_sending", "claim_token", **_partial(sa.text("status = 'sending'"))),
-        # Claims of the release before 0002 (lease on the message, no batch row), which the
-        # sweep still reclaims during a rolling upgrade: empty otherwise (new claims and every
-        # outcome clear ``lease_until``), so it costs nothing, where without it every sweep
-        # walked the whole sending index (~100 ms each at 1,000,000 messages).
-        sa.Index("ix_messages_legacy_lease", "account", "lease_until", **_partial(_LEGACY_WHERE)),
-        sa.Index("ix_messages_job_status", "job_id", "status"),
-        # A job's rows in id order (exports, message pages): each page a range scan.
-        sa.Index("ix_messages_job_id", "job_id", "id"),
-        sa.Index("ix_messages_phone", "phone"),
-        sa.Index("ix_messages_provider_id", "provider_id", **_partial(_PROVIDER_ID_WHERE)),
-        sa.Index("ix_messages_receipt_poll", "account", "due_at", **_partial(_POLL_WHERE)),
-        # A message is retried at most once (db.messages.retry): the retry's idempotency.
-        sa.Index(
-            "ix_messages_retry_of",
-            "retry_of",
-            unique=True,
-            **_partial(sa.text("retry_of IS NOT NULL")),
-        ),
-    )
-
+messages_table = sa.Table(
+    "messages",
+    metadata,
     #: ``<job id>-<index>``: also the ``sysMessageId`` NXCloud echoes back as ``messageid``.
-    id: str = Field(primary_key=True, max_length=50)
-    job_id: str = Field(max_length=40)
-    seq: int
-    account: str = Field(max_length=100)
-    channel: str = Field(max_length=40)
-    phone: str = Field(max_length=32)
+    sa.Column("id", sa.String(50), primary_key=True),
+    required("job_id", sa.String(40)),
+    required("seq", sa.Integer()),
+    required("account", sa.String(100)),
+    required("channel", sa.String(40)),
+    required("phone", sa.String(32)),
     #: Messages with different keys never share a request (VMS TaskOpenId); "" otherwise.
-    group_key: str = Field(default="", max_length=200)
+    required("group_key", sa.String(200), default=""),
     #: The validated recipient fields (job defaults merged in), JSON.
-    payload: str
-    status: str = Field(default=QUEUED.value, max_length=16)
+    required("payload", sa.String()),
+    required("status", sa.String(16), default=QUEUED.value),
     #: When it may be sent, and its place in its job's order: a row handed back unsent (no
     #: rate slot) keeps it and waits for ``hold_until`` instead, so it is not put behind
     #: rows that came after it.
-    due_at: float
+    required("due_at", sa.Float()),
     #: Not claimed before this (epoch s): a handed-back row's wait; None: no wait.
-    hold_until: float | None = None
+    optional("hold_until", sa.Float()),
     #: Its job's lane: 0 high, 1 normal, 2 low; claims serve the lower number first.
-    priority: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    required("priority", sa.Integer(), server_default="1", default=1),
     #: Not sent by then: ``expired`` (epoch s); None: never.
-    expires_at: float | None = None
+    optional("expires_at", sa.Float()),
     #: Written only by the previous release's workers (a claim's lease is now its ``batches``
     #: row); the sweep still reclaims their lost claims from it during a rolling upgrade.
-    lease_until: float | None = None
+    optional("lease_until", sa.Float()),
     #: Set on claim; an outcome is written only by the holder of the current claim.
-    claim_token: str | None = Field(default=None, max_length=40)
-    attempts: int = 0
-    provider_id: str | None = Field(default=None, max_length=500)
-    error_code: str | None = Field(default=None, max_length=64)
-    error_text: str | None = Field(default=None, max_length=1000)
-    created_at: float
-    updated_at: float
-    sent_at: float | None = None
+    optional("claim_token", sa.String(40)),
+    required("attempts", sa.Integer(), default=0),
+    optional("provider_id", sa.String(500)),
+    optional("error_code", sa.String(64)),
+    optional("error_text", sa.String(1000)),
+    required("created_at", sa.Float()),
+    required("updated_at", sa.Float()),
+    optional("sent_at", sa.Float()),
     #: When a delivery receipt or call record arrived.
-    final_at: float | None = None
+    optional("final_at", sa.Float()),
     #: SMS text encoding (``gsm7``/``ucs2``) and parts billed; NULL for channels without text.
-    encoding: str | None = Field(default=None, max_length=8)
-    segments: int | None = None
+    optional("encoding", sa.String(8)),
+    optional("segments", sa.Integer()),
     #: The finished message this row sends again (``teledispatch retry``); None for a
     #: recipient's first message.
-    retry_of: str | None = Field(default=None, max_length=50)
+    optional("retry_of", sa.String(50)),
     #: The route of a routed job's message: ``account`` is then its current assignment, which
     #: failover moves on (``db/messages/failover.py``). NULL: the job named an account.
-    route: str | None = Field(default=None, max_length=100)
+    optional("route", sa.String(100)),
+    # Every UPDATE that changes ``status`` inserts a new entry into every index whose
+    # predicate the new row satisfies (an indexed column changed, so it is never HOT):
+    # partial indexes are what keeps a claim and an outcome cheap. The sweep finds lost
+    # batches in ``batches``.
+    # Partial on PostgreSQL only, whose planner proves ``status = 'queued'`` implies the
+    # index's ``status IN (…)``. SQLite uses a partial index only when the query repeats
+    # its WHERE term verbatim: there every claim, due check and reconcile scanned the
+    # table and sorted it (25 ms per claim at 60,000 rows, under the write lock).
+    # ``priority`` and ``job_id`` before ``due_at``: a claim lists a lane's jobs (a skip
+    # scan over job_id) and takes each job's share in its own order (due_at, then seq),
+    # each an equality prefix and a range on due_at (see db.messages.claims).
+    sa.Index(
+        "ix_messages_claim",
+        "account",
+        "status",
+        "priority",
+        "job_id",
+        "due_at",
+        "seq",
+        postgresql_where=_CLAIMABLE_WHERE,
+    ),
+    # The sweep's expiry of unsent rows: only rows that have an expiry and can still
+    # expire are in it (most traffic has none).
+    sa.Index("ix_messages_expiry", "expires_at", **_partial(_EXPIRY_WHERE)),
+    # Claimed rows by claim token: the outcome write and the sweep find a batch's rows
+    # through it. Not part of the claim index: an index scan for ``status = 'sending'``
+    # there walked every dead entry left by earlier claims (the planner takes 'sending'
+    # for rare), where this one is keyed by the token and only holds live claims' rows.
+    sa.Index("ix_messages_sending", "claim_token", **_partial(sa.text("status = 'sending'"))),
+    # Claims of the release before 0002 (lease on the message, no batch row), which the
+    # sweep still reclaims during a rolling upgrade: empty otherwise (new claims and every
+    # outcome clear ``lease_until``), so it costs nothing, where without it every sweep
+    # walked the whole sending index (~100 ms each at 1,000,000 messages).
+    sa.Index("ix_messages_legacy_lease", "account", "lease_until", **_partial(_LEGACY_WHERE)),
+    sa.Index("ix_messages_job_status", "job_id", "status"),
+    # A job's rows in id order (exports, message pages): each page a range scan.
+    sa.Index("ix_messages_job_id", "job_id", "id"),
+    sa.Index("ix_messages_phone", "phone"),
+    sa.Index("ix_messages_provider_id", "provider_id", **_partial(_PROVIDER_ID_WHERE)),
+    sa.Index("ix_messages_receipt_poll", "account", "due_at", **_partial(_POLL_WHERE)),
+    # A message is retried at most once (db.messages.retry): the retry's idempotency.
+    sa.Index(
+        "ix_messages_retry_of",
+        "retry_of",
+        unique=True,
+        **_partial(sa.text("retry_of IS NOT NULL")),
+    ),
+)
 
 
-class Batch(SQLModel, table=True):
-    """One request's worth of claimed messages (one claim, one group key): its lease and
-    whether it departed, recorded once per request instead of once per message.
-
-    The worker marks departure by a compare-and-set on this row just before the request
-    leaves; the sweep deletes expired rows and, from ``departed_at``, requeues the batch's
-    messages or hands them to reconciliation. Both write this one row, so the database's row
-    lock (PostgreSQL) or write lock (SQLite) decides which came first: a departure either
-    happened before the reclaim (the sweep sees it) or fails (the worker does not send).
-    """
-
-    __tablename__ = "batches"
-    __table_args__ = (sa.Index("ix_batches_lease", "account", "lease_until"),)
-
-    claim_token: str = Field(primary_key=True, max_length=40)
-    group_key: str = Field(default="", primary_key=True, max_length=200)
-    account: str = Field(max_length=100)
-    lease_until: float
+#: One request's worth of claimed messages (one claim, one group key): its lease and
+#: whether it departed, recorded once per request instead of once per message.
+#:
+#: The worker marks departure by a compare-and-set on this row just before the request
+#: leaves; the sweep deletes expired rows and, from ``departed_at``, requeues the batch's
+#: messages or hands them to reconciliation. Both write this one row, so the database's row
+#: lock (PostgreSQL) or write lock (SQLite) decides which came first: a departure either
+#: happened before the reclaim (the sweep sees it) or fails (the worker does not send).
+batches_table = sa.Table(
+    "batches",
+    metadata,
+    sa.Column("claim_token", sa.String(40), primary_key=True),
+    sa.Column("group_key", sa.String(200), primary_key=True, default=""),
+    required("account", sa.String(100)),
+    required("lease_until", sa.Float()),
     #: Set just before the request leaves; cleared if the departure gate then refuses it.
-    departed_at: float | None = None
+    optional("departed_at", sa.Float()),
+    sa.Index("ix_batches_lease", "account", "lease_until"),
+)
 
 
-class Event(SQLModel, table=True):
-    """The outbox: one status change of a message of a job with a ``callback_url``, written
-    in the transaction of the change and POSTed later by the webhook delivery task.
-
-    ``seq`` (autoincrement) is the delivery order: per endpoint in ``seq`` order, so a
-    message's events arrive in the order its status changed.
-    """
-
-    __tablename__ = "events"
-    __table_args__ = (
-        # The drain: an endpoint's pending events in order. Partial, so delivered rows (all
-        # but the backlog) cost the index nothing after their state changes.
-        sa.Index("ix_events_pending", "endpoint", "seq", **_partial(sa.text("state = 'pending'"))),
-        sa.Index("ix_events_state", "state", "next_attempt_at"),
-        sa.Index("ix_events_job", "job_id"),
-    )
-
-    seq: int | None = Field(default=None, primary_key=True)
+#: The outbox: one status change of a message of a job with a ``callback_url``, written
+#: in the transaction of the change and POSTed later by the webhook delivery task.
+#:
+#: ``seq`` (autoincrement) is the delivery order: per endpoint in ``seq`` order, so a
+#: message's events arrive in the order its status changed.
+events_table = sa.Table(
+    "events",
+    metadata,
+    sa.Column("seq", sa.Integer(), primary_key=True),
     #: The id receivers deduplicate by.
-    event_id: str = Field(max_length=40, unique=True)
-    account: str = Field(max_length=100)
+    required("event_id", sa.String(40), unique=True),
+    required("account", sa.String(100)),
     #: sha256 of ``url`` (hex, 32): the delivery task's argument, which must not carry a URL
     #: that may hold a token.
-    endpoint: str = Field(max_length=32)
-    url: str = Field(max_length=2000)
-    type: str = Field(max_length=40)
-    job_id: str = Field(max_length=40)
-    message_id: str | None = Field(default=None, max_length=50)
-    phone: str | None = Field(default=None, max_length=32)
-    status: str | None = Field(default=None, max_length=16)
-    provider_id: str | None = Field(default=None, max_length=500)
-    error_code: str | None = Field(default=None, max_length=64)
-    error_text: str | None = Field(default=None, max_length=1000)
-    occurred_at: float
+    required("endpoint", sa.String(32)),
+    required("url", sa.String(2000)),
+    required("type", sa.String(40)),
+    required("job_id", sa.String(40)),
+    optional("message_id", sa.String(50)),
+    optional("phone", sa.String(32)),
+    optional("status", sa.String(16)),
+    optional("provider_id", sa.String(500)),
+    optional("error_code", sa.String(64)),
+    optional("error_text", sa.String(1000)),
+    required("occurred_at", sa.Float()),
     #: ``pending``, ``delivered`` or ``dead``.
-    state: str = Field(default="pending", max_length=16)
-    attempts: int = 0
-    next_attempt_at: float = 0.0
+    required("state", sa.String(16), default="pending"),
+    required("attempts", sa.Integer(), default=0),
+    required("next_attempt_at", sa.Float(), default=0.0),
     #: The first failed attempt: the retry window is counted from it.
-    first_failed_at: float | None = None
-    delivered_at: float | None = None
-    last_error: str | None = Field(default=None, max_length=200)
+    optional("first_failed_at", sa.Float()),
+    optional("delivered_at", sa.Float()),
+    optional("last_error", sa.String(200)),
+    # The drain: an endpoint's pending events in order. Partial, so delivered rows (all
+    # but the backlog) cost the index nothing after their state changes.
+    sa.Index("ix_events_pending", "endpoint", "seq", **_partial(sa.text("state = 'pending'"))),
+    sa.Index("ix_events_state", "state", "next_attempt_at"),
+    sa.Index("ix_events_job", "job_id"),
+)
 
 
 #: The global suppression list's ``account``: a name no configured account can have.
 GLOBAL_OPTOUT = "*"
 
 
-class OptOut(SQLModel, table=True):
-    """A recipient who opted out: of one account's sends, or (``account = '*'``) of all.
-
-    The primary key ``(account, phone)`` is the index every check walks: the producer asks it
-    once per part of a job, the claim once per claim."""
-
-    __tablename__ = "optouts"
-
-    account: str = Field(primary_key=True, max_length=100)
+#: A recipient who opted out: of one account's sends, or (``account = '*'``) of all.
+#:
+#: The primary key ``(account, phone)`` is the index every check walks: the producer asks it
+#: once per part of a job, the claim once per claim.
+optouts_table = sa.Table(
+    "optouts",
+    metadata,
+    sa.Column("account", sa.String(100), primary_key=True),
     #: E.164, as messages store it.
-    phone: str = Field(primary_key=True, max_length=32)
-    created_at: float
+    sa.Column("phone", sa.String(32), primary_key=True),
+    required("created_at", sa.Float()),
+)
 
 
-class Attempt(SQLModel, table=True):
-    """An account a routed message left, and why: lookup shows a message's attempts (these,
-    then its current account and status). Written with the move, in its transaction."""
-
-    __tablename__ = "attempts"
-    __table_args__ = (sa.Index("ix_attempts_message", "message_id"),)
-    seq: int | None = Field(default=None, primary_key=True)
-    message_id: str = Field(max_length=50)
-    account: str = Field(max_length=100)
-    at: float
+#: An account a routed message left, and why: lookup shows a message's attempts (these,
+#: then its current account and status). Written with the move, in its transaction.
+attempts_table = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("seq", sa.Integer(), primary_key=True),
+    required("message_id", sa.String(50)),
+    required("account", sa.String(100)),
+    required("at", sa.Float()),
     #: ``paused`` (its circuit opened) or ``refused`` (a code the route moves on for).
-    outcome: str = Field(max_length=16)
-    error_code: str | None = Field(default=None, max_length=64)
-    error_text: str | None = Field(default=None, max_length=1000)
-
-
-jobs_table: sa.Table = Job.__table__  # type: ignore[attr-defined]
-messages_table: sa.Table = Message.__table__  # type: ignore[attr-defined]
-batches_table: sa.Table = Batch.__table__  # type: ignore[attr-defined]
-events_table: sa.Table = Event.__table__  # type: ignore[attr-defined]
-optouts_table: sa.Table = OptOut.__table__  # type: ignore[attr-defined]
-attempts_table: sa.Table = Attempt.__table__  # type: ignore[attr-defined]
+    required("outcome", sa.String(16)),
+    optional("error_code", sa.String(64)),
+    optional("error_text", sa.String(1000)),
+    sa.Index("ix_attempts_message", "message_id"),
+)
 
 
 #: A result row of any columns, as the data-access modules return them.
@@ -331,4 +330,4 @@ AnyRow: TypeAlias = sa.Row[*tuple[Any, ...]]
 
 
 def create_schema(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine)
+    metadata.create_all(engine)

@@ -8,11 +8,10 @@ from logging.config import fileConfig
 
 import sqlalchemy as sa
 from alembic import context
-from sqlmodel import SQLModel
 
-import teledispatch.db.tables  # noqa: F401 - registers the tables on SQLModel.metadata
+from teledispatch.db.tables import metadata
 
-target_metadata = SQLModel.metadata
+target_metadata = metadata
 
 if context.config.config_file_name is not None:
     fileConfig(context.config.config_file_name, disable_existing_loggers=False)

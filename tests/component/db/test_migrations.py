@@ -18,12 +18,11 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlmodel import SQLModel
 
 from teledispatch.cli.main import main
 from teledispatch.db.engine import make_engine
 from teledispatch.db.migrate import alembic_config, current_revision, head_revision, upgrade
-from teledispatch.db.tables import create_schema
+from teledispatch.db.tables import create_schema, metadata
 
 PG_ADMIN_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -61,7 +60,7 @@ def _diff(url: str) -> list[Any]:
     try:
         with engine.connect() as conn:
             ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-            return list(compare_metadata(ctx, SQLModel.metadata))
+            return list(compare_metadata(ctx, metadata))
     finally:
         engine.dispose()
 
@@ -79,9 +78,7 @@ def test_upgrade_on_fresh_database_matches_models(fresh_url: str) -> None:
     assert upgrade(fresh_url) == head_revision()
     assert current_revision(fresh_url) == head_revision()
     assert _diff(fresh_url) == []
-    expected = {
-        str(i.name) for i in SQLModel.metadata.tables["messages"].indexes if i.name is not None
-    }
+    expected = {str(i.name) for i in metadata.tables["messages"].indexes if i.name is not None}
     assert expected and expected <= _index_names(fresh_url)
     # Running it again is a no-op, as a migrate job restarted by its orchestrator must be.
     assert upgrade(fresh_url) == head_revision()

@@ -112,3 +112,25 @@ def test_dry_run_validates_every_row_and_stores_nothing(
     report = json.loads(capsys.readouterr().out)
     assert (report["valid"], report["total"], report["recipients"]) == (True, 30_000, 30_000)
     assert captured == []
+
+
+def test_job_file_channel_must_be_the_accounts(
+    captured: list[dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import teledispatch.config as config
+
+    accounts = parse_config({"accounts": {"nx": {"channel": "nxcloud.sms", "base_url": "x"}}})
+    monkeypatch.setattr(config, "settings", lambda: Settings(accounts=accounts))
+    job = {"account": "nx", "channel": "uspeedo.sms", "recipients": [{"phone": "+8613800138000"}]}
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps({**job, "defaults": {"content": "hi"}}))
+    assert cli.main(["send", "--job", str(path)]) == 2
+    assert "channel 'uspeedo.sms' is not this account's channel (nxcloud.sms)" in (
+        capsys.readouterr().err
+    )
+    assert captured == []
+    path.write_text(json.dumps({**job, "channel": "nxcloud.sms", "defaults": {"content": "hi"}}))
+    assert cli.main(["send", "--job", str(path)]) == 0
