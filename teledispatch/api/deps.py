@@ -15,10 +15,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Engine
 
 from teledispatch.api.auth import ApiKey, KeyRing, load_keys
 from teledispatch.api.ratelimit import Limiter, Rate, RateLimited, Unlimited
 from teledispatch.config import ConfigError, Settings, load_settings
+from teledispatch.db.engine import get_engine
+from teledispatch.db.migrate import ensure_schema
 from teledispatch.producer.group_commit import Producer
 
 log = logging.getLogger("teledispatch.api")
@@ -69,6 +72,13 @@ class ApiState:
 
     def cfg(self) -> Settings:
         return self.get_cfg()
+
+    def engine(self) -> Engine:
+        """The configured database, migrated to head on first use (as the producer's reads
+        do): a read before the first job finds empty tables, not missing ones."""
+        url = self.get_cfg().database_url
+        ensure_schema(url)
+        return get_engine(url)
 
     def rate_of(self, key: ApiKey) -> Rate:
         cfg = self.get_cfg()

@@ -34,7 +34,6 @@ from teledispatch.api.schemas import (
     RetryOut,
 )
 from teledispatch.db import jobs as jobs_db
-from teledispatch.db.engine import get_engine
 from teledispatch.producer.callback import check_options
 from teledispatch.producer.cancel import cancel_job
 from teledispatch.producer.dry_run import dry_run
@@ -289,7 +288,7 @@ def get_job_messages(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> Any:
     cfg = state.cfg()
-    with get_engine(cfg.database_url).connect() as conn:
+    with state.engine().connect() as conn:
         found = jobs_db.get_job(conn, job_id)
     if found is None or not key.may_see(found.account, found.route):
         return _not_found(job_id)
@@ -309,8 +308,7 @@ def get_job_messages(
 def get_job_messages_csv(state: State, key: Key, job_id: str) -> Any:
     """The job's outcomes as CSV, one row per recipient (the columns of ``teledispatch
     export``), streamed page by page: memory stays flat however big the job."""
-    cfg = state.cfg()
-    engine = get_engine(cfg.database_url)
+    engine = state.engine()
     with engine.connect() as conn:
         found = jobs_db.get_job(conn, job_id)
     if found is None or not key.may_see(found.account, found.route):
@@ -327,7 +325,7 @@ def get_job_messages_csv(state: State, key: Key, job_id: str) -> Any:
 )
 def post_cancel(state: State, key: Key, job_id: str) -> Any:
     cfg = state.cfg()
-    with get_engine(cfg.database_url).connect() as conn:
+    with state.engine().connect() as conn:
         found = jobs_db.get_job(conn, job_id)
     if found is None or not key.may_see(found.account, found.route):
         return _not_found(job_id)
@@ -338,12 +336,14 @@ def post_cancel(state: State, key: Key, job_id: str) -> Any:
     return CancelOut(job_id=result.job_id, cancelled=result.cancelled)
 
 
-@router.post("/{job_id}/retry", response_model=RetryOut, responses={**NOT_FOUND, **INVALID})
+@router.post(
+    "/{job_id}/retry", response_model=RetryOut, responses={**NOT_FOUND, **BODY_REFUSED, **INVALID}
+)
 def post_retry(state: State, key: Key, job_id: str, body: RetryIn | None = None) -> Any:
     """Send the job's chosen finished messages again, as new messages of the job; what may
     have been sent is skipped and counted. Retrying again sends nothing twice."""
     cfg = state.cfg()
-    with get_engine(cfg.database_url).connect() as conn:
+    with state.engine().connect() as conn:
         found = jobs_db.get_job(conn, job_id)
     if found is None or not key.may_use(found.account):
         return _not_found(job_id)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from teledispatch.api.auth import ApiKey
 from teledispatch.api.deps import Key, State, require_key
 from teledispatch.api.problems import problem_out, unprocessable
-from teledispatch.api.schemas import INVALID, UNAUTHORIZED
+from teledispatch.api.schemas import BODY_REFUSED, INVALID, UNAUTHORIZED
 from teledispatch.config import ConfigError
 from teledispatch.producer import optouts
 from teledispatch.validation import Problem, ValidationFailed
@@ -84,13 +84,13 @@ def _change(state: State, key: ApiKey, body: OptOutChange, remove: bool) -> Any:
     return OptOutCount(account=body.account, changed=n, given=len(body.phones))
 
 
-@router.post("", response_model=OptOutCount)
+@router.post("", response_model=OptOutCount, responses=BODY_REFUSED)
 def post_optouts(state: State, key: Key, body: OptOutChange) -> Any:
     """Opt numbers out: their messages not yet sent are never sent."""
     return _change(state, key, body, remove=False)
 
 
-@router.post("/remove", response_model=OptOutCount)
+@router.post("/remove", response_model=OptOutCount, responses=BODY_REFUSED)
 def post_optouts_remove(state: State, key: Key, body: OptOutChange) -> Any:
     """Take numbers off the list."""
     return _change(state, key, body, remove=True)

@@ -33,7 +33,6 @@ from teledispatch.api.schemas import (
 from teledispatch.config import AccountConfig, Settings
 from teledispatch.db import jobs as jobs_db
 from teledispatch.db import messages as messages_db
-from teledispatch.db.engine import get_engine
 from teledispatch.priorities import PRIORITIES, Priority, priority_word
 from teledispatch.rate_use import rate_use
 from teledispatch.statuses import ACTIVE_STATUSES
@@ -105,7 +104,7 @@ def list_jobs(
         created_to=end,
         state=status,
     )
-    with get_engine(state.cfg().database_url).connect() as conn:
+    with state.engine().connect() as conn:
         rows = jobs_db.list_jobs(conn, where, messages_db.has_active, before=cursor, limit=limit)
         counts = messages_db.status_counts_of(conn, [r.id for r in rows])
     jobs = [_summary(r, counts[r.id]) for r in rows]
@@ -116,7 +115,7 @@ def list_jobs(
 def job_failures(state: State, key: Key, job_id: str) -> Any:
     """The job's failed, unknown, undelivered and expired messages by status and error
     code, biggest first, with a few examples each."""
-    with get_engine(state.cfg().database_url).connect() as conn:
+    with state.engine().connect() as conn:
         job = jobs_db.get_job(conn, job_id)
         if job is None or not key.may_use(job.account):
             return JSONResponse(status_code=404, content={"detail": f"no job {job_id!r}"})
@@ -178,7 +177,7 @@ def list_accounts(state: State, key: Key) -> Any:
         (a for a in cfg.accounts.values() if key.may_use(a.name)), key=lambda a: a.name
     )
     now = time.time()
-    engine = get_engine(cfg.database_url)
+    engine = state.engine()
     found = messages_db.active_backlog(engine, [(a.channel, a.name) for a in accounts], now)
     backlog: dict[str, dict[str, int]] = {a.name: {} for a in accounts}
     for _, name, status, n in found.counts:

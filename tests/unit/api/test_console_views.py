@@ -188,3 +188,11 @@ def test_a_key_scoped_to_no_account_reads_metrics_and_nothing_else(client: TestC
     assert client.get("/v1/jobs", headers=_as("prometheus")).json()["jobs"] == []
     assert client.get("/v1/accounts", headers=_as("prometheus")).json() == []
     assert client.get(f"/v1/jobs/{job}", headers=_as("prometheus")).status_code == 404
+
+
+def test_the_views_answer_before_any_job_was_stored(client: TestClient) -> None:
+    # Found by schemathesis: the first request of a fresh database was a 500 (no tables yet).
+    listed = client.get("/v1/jobs", headers=_as("ops"))
+    assert (listed.status_code, listed.json()) == (200, {"jobs": [], "next_cursor": None})
+    accounts = client.get("/v1/accounts", headers=_as("ops"))
+    assert accounts.status_code == 200
