@@ -24,9 +24,9 @@ from teledispatch.channels.registry import rules_for
 from teledispatch.channels.sms_segments import measure
 from teledispatch.config import ConfigError, Settings, settings
 from teledispatch.db import jobs as jobs_db
-from teledispatch.db import messages as messages_db
 from teledispatch.db.engine import get_engine
 from teledispatch.db.migrate import ensure_schema
+from teledispatch.producer import screen
 from teledispatch.producer.lane import Lane
 from teledispatch.producer.submit import (
     PART_SIZE,
@@ -241,14 +241,16 @@ def enqueue_route(
     try:
         with engine.begin() as conn:
             jobs_db.insert_jobs(conn, [header])
-            messages_db.insert_messages(conn, records[:PART_SIZE], fresh=True)
+            # Opted-out recipients are screened per the member each row is stored on (its
+            # list and the global one), as the account path's parts are.
+            screen.store(conn, records[:PART_SIZE], fresh=True)
     except IntegrityError:
         if idempotency_key is None:
             raise
         return _existing(engine, idempotency_key, digest)
     for start in range(PART_SIZE, len(records), PART_SIZE):
         with engine.begin() as conn:
-            messages_db.insert_messages(conn, records[start : start + PART_SIZE], fresh=True)
+            screen.store(conn, records[start : start + PART_SIZE], fresh=True)
     counts: dict[str, int] = {}
     for record in records:
         counts[record["account"]] = counts.get(record["account"], 0) + 1

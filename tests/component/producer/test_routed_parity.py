@@ -1,0 +1,84 @@
+"""A routed job stored like an account's job: opted-out recipients ``suppressed`` per the
+member each row is stored on (and the global list), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from teledispatch.config import Settings, parse_config
+from teledispatch.db import optouts as optouts_db
+from teledispatch.db.engine import get_engine
+from teledispatch.db.migrate import ensure_schema
+from teledispatch.db.tables import GLOBAL_OPTOUT, jobs_table, messages_table
+from teledispatch.producer import routed, submit
+from teledispatch.producer.routed import enqueue_route
+from teledispatch.routes import parse_routes
+
+_ACCOUNT = {
+    "channel": "nxcloud.sms",
+    "base_url": "http://nx.test",
+    "access_key": "ak",
+    "secret": "sk",
+    "app_key": "app",
+    "linger_ms": 0,
+}
+
+
+def route_settings(db_url: str, **first: Any) -> Settings:
+    """Accounts ``a`` and ``b``; route ``r`` sends +86 through ``a`` then ``b``, the rest
+    through ``b`` only."""
+    accounts = parse_config({"accounts": {"a": {**_ACCOUNT, **first}, "b": dict(_ACCOUNT)}})
+    problems: list[str] = []
+    routes = parse_routes(
+        {"r": {"86": ["a", "b"], "*": ["b"]}},
+        {name: acc.channel for name, acc in accounts.items()},
+        problems,
+    )
+    assert problems == []
+    return Settings(accounts=accounts, redis_url="redis://fake", database_url=db_url, routes=routes)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_side_effects(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(submit, "wake", lambda *a: None)
+    monkeypatch.setattr(routed, "read_circuit", lambda url, account: None)
+
+
+def statuses(db_url: str, job_id: str) -> dict[str, tuple[str, str, str | None]]:
+    m = messages_table
+    with get_engine(db_url).connect() as conn:
+        rows = conn.execute(
+            sa.select(m.c.phone, m.c.account, m.c.status, m.c.error_code).where(
+                m.c.job_id == job_id
+            )
+        ).all()
+    return {r.phone: (r.account, r.status, r.error_code) for r in rows}
+
+
+def test_opted_out_recipients_of_a_routed_job_are_suppressed(database_url: str) -> None:
+    cfg = route_settings(database_url)
+    ensure_schema(database_url)
+    with get_engine(database_url).begin() as conn:
+        optouts_db.add(conn, "a", ["+8613900000001"], time.time())
+        optouts_db.add(conn, GLOBAL_OPTOUT, ["+8613900000002"], time.time())
+        # On b's list, but stored on a: a's list and the global one are what count.
+        optouts_db.add(conn, "b", ["+8613900000003", "+447911123456"], time.time())
+    phones = [f"+861390000000{i}" for i in range(4)] + ["+447911123456"]
+    job = enqueue_route("r", [{"phone": p} for p in phones], defaults={"content": "hi"}, cfg=cfg)
+    assert job.total == 5
+    assert statuses(database_url, job.job_id) == {
+        "+8613900000000": ("a", "queued", None),
+        "+8613900000001": ("a", "suppressed", "opted_out"),
+        "+8613900000002": ("a", "suppressed", "opted_out"),
+        "+8613900000003": ("a", "queued", None),
+        "+447911123456": ("b", "suppressed", "opted_out"),
+    }
+    with get_engine(database_url).connect() as conn:
+        total = conn.execute(
+            sa.select(jobs_table.c.total).where(jobs_table.c.id == job.job_id)
+        ).scalar_one()
+    assert total == 5
