@@ -20,19 +20,23 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from teledispatch import circuits
+from teledispatch import quiet_hours as quiet_hours_mod
 from teledispatch.channels.registry import rules_for
 from teledispatch.channels.sms_segments import measure
 from teledispatch.config import ConfigError, Settings, settings
 from teledispatch.db import jobs as jobs_db
 from teledispatch.db.engine import get_engine
 from teledispatch.db.migrate import ensure_schema
+from teledispatch.priorities import priority_word
 from teledispatch.producer import screen
+from teledispatch.producer._spool import _hold_quiet
 from teledispatch.producer.lane import Lane
 from teledispatch.producer.submit import (
     PART_SIZE,
     Enqueued,
     IdempotencyConflict,
     _as_epoch,
+    _check_quiet_hours,
     new_job_id,
     wake_if_due,
 )
@@ -157,7 +161,11 @@ def _records(
     rows: Sequence[tuple[int, str, str]],
     start_at: float | None,
     lane: tuple[int, float | None],
+    quiet: str | None = None,
 ) -> list[dict[str, Any]]:
+    """``messages`` rows, each on the first member whose circuit is closed; ``quiet``: the
+    job's quiet hours, which store a row due in its recipient's quiet hours ``deferred``
+    (the account path's rule, :func:`~teledispatch.producer._spool.records_for`)."""
     now = time.time()
     due = max(now, start_at or 0.0)
     paused = _Circuits(cfg.redis_url)
@@ -189,6 +197,8 @@ def _records(
                 "route": route.name,
             }
         )
+    if quiet:
+        _hold_quiet(records, quiet_hours_mod.Window.parse(quiet), due)
     return records
 
 
@@ -202,12 +212,15 @@ def enqueue_route(
     allow_duplicates: bool = False,
     lane: Lane | None = None,
     callback_url: str | None = None,
+    quiet_hours: str | None = None,
     cfg: Settings | None = None,
 ) -> Enqueued:
-    """Validate and store a routed job; durable when it returns."""
+    """Validate and store a routed job; durable when it returns. ``quiet_hours`` as in
+    :class:`~teledispatch.producer.jobs.SendJob` (None: the first member's)."""
     cfg = cfg or settings()
     lane = lane or Lane()
     lane.check()
+    quiet = _check_quiet_hours(quiet_hours)
     route = _route(cfg, route_name)
     rows = validate_route_job(cfg, route, list(recipients), defaults or {}, allow_duplicates)
     start_at = _as_epoch(not_before)
@@ -215,9 +228,11 @@ def enqueue_route(
     # the webhook default and the status line are that account's.
     first = cfg.account(route.accounts_for(rows[0][1])[0])
     priority, expires_at = lane.resolve(first, max(time.time(), start_at or 0.0))
-    digest = hashlib.sha256(
-        _encode([route.name, rows, start_at, *_lane_key(lane), callback_url]).encode()
-    ).hexdigest()
+    key: list[Any] = [route.name, rows, start_at, *_lane_key(lane), callback_url]
+    if lane.weight is not None or quiet:  # so the hash of a job without them is unchanged
+        key += [lane.weight, quiet]
+    digest = hashlib.sha256(_encode(key).encode()).hexdigest()
+    window = quiet_hours_mod.resolve(quiet, first.quiet_hours, priority_word(priority))
     job_id = new_job_id()
     header = {
         "id": job_id,
@@ -234,8 +249,10 @@ def enqueue_route(
         "expires_at": expires_at,
         "callback_url": callback_url or first.callback_url or None,
         "route": route.name,
+        "weight": lane.stored_weight(),
+        "quiet_hours": window,
     }
-    records = _records(cfg, route, job_id, rows, start_at, (priority, expires_at))
+    records = _records(cfg, route, job_id, rows, start_at, (priority, expires_at), window)
     engine = get_engine(cfg.database_url)
     ensure_schema(cfg.database_url)
     try:

@@ -295,6 +295,8 @@ def _routed_job(req: _Request) -> Any:
         expires_at=req.expires_at,
         ttl_s=req.ttl_s,
         callback_url=req.callback_url,
+        weight=req.weight,
+        quiet_hours=req.quiet_hours,
     )
 
 

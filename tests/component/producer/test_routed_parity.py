@@ -1,10 +1,13 @@
-"""A routed job stored like an account's job: opted-out recipients ``suppressed`` per the
-member each row is stored on (and the global list), on SQLite and PostgreSQL."""
+"""A routed job stored like an account's job, on SQLite and PostgreSQL: opted-out recipients
+``suppressed`` per the member each row is stored on (and the global list), quiet hours and
+weight on the job row and recipients in quiet hours ``deferred``."""
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -15,6 +18,7 @@ from teledispatch.db.engine import get_engine
 from teledispatch.db.migrate import ensure_schema
 from teledispatch.db.tables import GLOBAL_OPTOUT, jobs_table, messages_table
 from teledispatch.producer import routed, submit
+from teledispatch.producer.lane import Lane
 from teledispatch.producer.routed import enqueue_route
 from teledispatch.routes import parse_routes
 
@@ -82,3 +86,45 @@ def test_opted_out_recipients_of_a_routed_job_are_suppressed(database_url: str) 
             sa.select(jobs_table.c.total).where(jobs_table.c.id == job.job_id)
         ).scalar_one()
     assert total == 5
+
+
+def _window_around_now_in_china() -> str:
+    """A quiet window that holds +86 now and not +44 (Europe/London is 7-8 hours behind)."""
+    hour = datetime.now(ZoneInfo("Asia/Shanghai")).hour
+    return f"{(hour - 1) % 24:02d}:00-{(hour + 2) % 24:02d}:00"
+
+
+def test_routed_job_takes_quiet_hours_of_its_first_member_and_its_weight(
+    database_url: str,
+) -> None:
+    window = _window_around_now_in_china()
+    cfg = route_settings(database_url, quiet_hours=window)
+    phones = ["+8613900000000", "+447911123456"]
+    job = enqueue_route(
+        "r",
+        [{"phone": p} for p in phones],
+        defaults={"content": "hi"},
+        lane=Lane(weight=2.0),
+        cfg=cfg,
+    )
+    j = jobs_table
+    with get_engine(database_url).connect() as conn:
+        row = conn.execute(sa.select(j.c.weight, j.c.quiet_hours).where(j.c.id == job.job_id)).one()
+    assert (row.weight, row.quiet_hours) == (2.0, window)
+    assert statuses(database_url, job.job_id) == {
+        "+8613900000000": ("a", "deferred", "quiet_hours"),
+        "+447911123456": ("b", "queued", None),
+    }
+
+
+def test_routed_job_of_high_priority_ignores_quiet_hours(database_url: str) -> None:
+    cfg = route_settings(database_url)
+    job = enqueue_route(
+        "r",
+        [{"phone": "+8613900000000"}],
+        defaults={"content": "hi"},
+        lane=Lane(priority="high"),
+        quiet_hours=_window_around_now_in_china(),
+        cfg=cfg,
+    )
+    assert statuses(database_url, job.job_id) == {"+8613900000000": ("a", "queued", None)}
