@@ -30,6 +30,7 @@ from teledispatch.db.migrate import ensure_schema
 from teledispatch.priorities import priority_word
 from teledispatch.producer import screen
 from teledispatch.producer._spool import _hold_quiet
+from teledispatch.producer._validate import _default_template_names, _fill_template
 from teledispatch.producer.lane import Lane
 from teledispatch.producer.submit import (
     PART_SIZE,
@@ -75,10 +76,18 @@ def _check_member(
 
 
 def _check_row(
-    cfg: Settings, route: Route, index: int, fields: Mapping[str, Any], now: float
+    cfg: Settings,
+    route: Route,
+    index: int,
+    fields: dict[str, Any],
+    now: float,
+    variables: frozenset[str] = frozenset(),
 ) -> tuple[list[Problem], str | None]:
-    """The row's problems and its phone (E.164) when it has none."""
-    found = [
+    """The row's problems and its phone (E.164) when it has none. ``{field}`` placeholders
+    of its content are filled from its fields first, as the account path fills them
+    (``variables``: the job-wide template's, consumed with the row's own)."""
+    filled = _fill_template(index, fields, "content", ROUTE_FIELDS, variables)
+    found = filled + [
         Problem(
             index, name, fields[name], f"unknown field (a route job takes {sorted(ROUTE_FIELDS)})"
         )
@@ -90,6 +99,8 @@ def _check_row(
         found.append(Problem(index, "phone", fields.get("phone"), "not a valid phone number"))
         return found, None
     accounts = route.accounts_for(phone)
+    if filled:
+        return found, None  # the members would check a half-filled text
     if not accounts:
         found.append(Problem(index, "phone", phone, f"no account of route {route.name} serves it"))
     for account in accounts:  # every member it may move on to
@@ -106,10 +117,11 @@ def validate_route_job(
 ) -> list[tuple[int, str, str]]:
     """``(index, phone, text)`` of every recipient, or :class:`ValidationFailed` listing all."""
     now = time.time()
+    variables = _default_template_names(defaults, "content") - ROUTE_FIELDS
     problems = [
         Problem(None, f"defaults.{k}", v, "unknown field")
         for k, v in defaults.items()
-        if k not in ROUTE_FIELDS
+        if k not in ROUTE_FIELDS | variables
     ]
     rows: list[tuple[int, str, str]] = []
     seen: set[str] = set()
@@ -118,7 +130,7 @@ def validate_route_job(
             problems.append(Problem(index, "recipient", recipient, "must be an object"))
             continue
         fields = {**defaults, **recipient}
-        found, phone = _check_row(cfg, route, index, fields, now)
+        found, phone = _check_row(cfg, route, index, fields, now, variables)
         if phone is not None and not allow_duplicates and phone in seen:
             rule = "duplicate recipient in this job (set allow_duplicates to send again)"
             found.append(Problem(index, "phone", phone, rule))
