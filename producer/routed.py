@@ -108,6 +108,17 @@ def _check_row(
     return found, None if found else phone
 
 
+@dataclass
+class Checked:
+    """Every recipient checked: the valid ones as ``(index, phone, text)``, the problems, and
+    the counts a dry run reports."""
+
+    rows: list[tuple[int, str, str]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    invalid: int = 0
+    duplicates: int = 0
+
+
 def validate_route_job(
     cfg: Settings,
     route: Route,
@@ -116,6 +127,21 @@ def validate_route_job(
     allow_duplicates: bool,
 ) -> list[tuple[int, str, str]]:
     """``(index, phone, text)`` of every recipient, or :class:`ValidationFailed` listing all."""
+    checked = check_route_job(cfg, route, recipients, defaults, allow_duplicates)
+    if checked.problems:
+        raise ValidationFailed(checked.problems[:1000], total=len(checked.problems))
+    return checked.rows
+
+
+def check_route_job(
+    cfg: Settings,
+    route: Route,
+    recipients: Sequence[Mapping[str, Any]],
+    defaults: Mapping[str, Any],
+    allow_duplicates: bool,
+) -> Checked:
+    """:func:`validate_route_job` without raising for rows (the dry run reports them); a
+    broken job-wide template still raises."""
     now = time.time()
     variables = _default_template_names(defaults, "content") - ROUTE_FIELDS
     problems = [
@@ -123,26 +149,28 @@ def validate_route_job(
         for k, v in defaults.items()
         if k not in ROUTE_FIELDS | variables
     ]
-    rows: list[tuple[int, str, str]] = []
+    checked = Checked(problems=problems)
+    rows = checked.rows
     seen: set[str] = set()
     for index, recipient in enumerate(recipients):
         if not isinstance(recipient, Mapping):
             problems.append(Problem(index, "recipient", recipient, "must be an object"))
+            checked.invalid += 1
             continue
         fields = {**defaults, **recipient}
         found, phone = _check_row(cfg, route, index, fields, now, variables)
         if phone is not None and not allow_duplicates and phone in seen:
             rule = "duplicate recipient in this job (set allow_duplicates to send again)"
             found.append(Problem(index, "phone", phone, rule))
+            checked.duplicates += 1
         problems += found
+        checked.invalid += bool(found)
         if phone is not None and not found:
             seen.add(phone)
             rows.append((index, phone, str(fields["content"])))
     if not problems and not rows:
         problems.append(Problem(None, "recipients", [], "must list at least one recipient"))
-    if problems:
-        raise ValidationFailed(problems[:1000], total=len(problems))
-    return rows
+    return checked
 
 
 #: ``(redis_url, account)`` → the paused line or None (tests pass their own).
