@@ -202,13 +202,14 @@ def _records(
     start_at: float | None,
     lane: tuple[int, float | None],
     quiet: str | None = None,
+    paused: _Circuits | None = None,
 ) -> list[dict[str, Any]]:
     """``messages`` rows, each on the first member whose circuit is closed; ``quiet``: the
     job's quiet hours, which store a row due in its recipient's quiet hours ``deferred``
     (the account path's rule, :func:`~teledispatch.producer._spool.records_for`)."""
     now = time.time()
     due = max(now, start_at or 0.0)
-    paused = _Circuits(cfg.redis_url)
+    paused = paused or _Circuits(cfg.redis_url)
     records = []
     for index, phone, text in rows:
         account = paused.first_closed(route.accounts_for(phone))
@@ -268,10 +269,10 @@ def enqueue_route(
     # the webhook default and the status line are that account's.
     first = cfg.account(route.accounts_for(rows[0][1])[0])
     priority, expires_at = lane.resolve(first, max(time.time(), start_at or 0.0))
-    key: list[Any] = [route.name, rows, start_at, *_lane_key(lane), callback_url]
+    tail: list[Any] = [start_at, *_lane_key(lane), callback_url]
     if lane.weight is not None or quiet:  # so the hash of a job without them is unchanged
-        key += [lane.weight, quiet]
-    digest = hashlib.sha256(_encode(key).encode()).hexdigest()
+        tail += [lane.weight, quiet]
+    digest = content_hash(route.name, rows, tail)
     window = quiet_hours_mod.resolve(quiet, first.quiet_hours, priority_word(priority))
     job_id = new_job_id()
     header = {
@@ -292,7 +293,18 @@ def enqueue_route(
         "weight": lane.stored_weight(),
         "quiet_hours": window,
     }
-    records = _records(cfg, route, job_id, rows, start_at, (priority, expires_at), window)
+    paused = _Circuits(cfg.redis_url)
+    counts: dict[str, int] = {}
+
+    def part(start: int) -> list[dict[str, Any]]:
+        # Built per part, so only one part's message rows exist at a time.
+        chunk = rows[start : start + PART_SIZE]
+        records = _records(cfg, route, job_id, chunk, start_at, header_lane, window, paused)
+        for record in records:
+            counts[record["account"]] = counts.get(record["account"], 0) + 1
+        return records
+
+    header_lane = (priority, expires_at)
     engine = get_engine(cfg.database_url)
     ensure_schema(cfg.database_url)
     try:
@@ -300,20 +312,28 @@ def enqueue_route(
             jobs_db.insert_jobs(conn, [header])
             # Opted-out recipients are screened per the member each row is stored on (its
             # list and the global one), as the account path's parts are.
-            screen.store(conn, records[:PART_SIZE], fresh=True)
+            screen.store(conn, part(0), fresh=True)
     except IntegrityError:
         if idempotency_key is None:
             raise
         return _existing(engine, idempotency_key, digest)
-    for start in range(PART_SIZE, len(records), PART_SIZE):
+    for start in range(PART_SIZE, len(rows), PART_SIZE):
         with engine.begin() as conn:
-            screen.store(conn, records[start : start + PART_SIZE], fresh=True)
-    counts: dict[str, int] = {}
-    for record in records:
-        counts[record["account"]] = counts.get(record["account"], 0) + 1
+            screen.store(conn, part(start), fresh=True)
     for account, n in counts.items():
         wake_if_due(cfg, cfg.account(account), start_at, n)
     return Enqueued(job_id, len(rows), created=True)
+
+
+def content_hash(name: str, rows: Sequence[tuple[int, str, str]], tail: Sequence[Any]) -> str:
+    """The SHA-256 of ``[name, rows, *tail]`` as compact JSON, fed row by row: the same
+    digest as encoding the whole list at once (earlier releases did), without building
+    the job's whole JSON text in memory."""
+    digest = hashlib.sha256(f"[{_encode(name)},[".encode())
+    for i, row in enumerate(rows):
+        digest.update(("," if i else "").encode() + _encode(list(row)).encode())
+    digest.update(("]" + "".join("," + _encode(x) for x in tail) + "]").encode())
+    return digest.hexdigest()
 
 
 def _lane_key(lane: Lane) -> tuple[str | None, float | None, float | None]:

@@ -128,3 +128,38 @@ def test_routed_job_of_high_priority_ignores_quiet_hours(database_url: str) -> N
         cfg=cfg,
     )
     assert statuses(database_url, job.job_id) == {"+8613900000000": ("a", "queued", None)}
+
+
+def test_a_routed_job_builds_its_message_rows_one_part_at_a_time(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(routed, "PART_SIZE", 3)
+    built: list[int] = []
+    records = routed._records
+
+    def counted(*args: Any) -> list[dict[str, Any]]:
+        made = records(*args)
+        built.append(len(made))
+        return made
+
+    monkeypatch.setattr(routed, "_records", counted)
+    cfg = route_settings(database_url)
+    phones = [f"+86139000000{i:02d}" for i in range(8)]
+    job = enqueue_route("r", [{"phone": p} for p in phones], defaults={"content": "hi"}, cfg=cfg)
+    assert built == [3, 3, 2]
+    assert sorted(statuses(database_url, job.job_id)) == phones
+    again = enqueue_route(
+        "r",
+        [{"phone": p} for p in phones],
+        defaults={"content": "hi"},
+        cfg=cfg,
+        idempotency_key="k",
+    )
+    same = enqueue_route(
+        "r",
+        [{"phone": p} for p in phones],
+        defaults={"content": "hi"},
+        cfg=cfg,
+        idempotency_key="k",
+    )
+    assert (same.job_id, same.created) == (again.job_id, False)

@@ -71,3 +71,19 @@ def test_a_field_no_template_uses_is_still_unknown() -> None:
             cfg, route, [{"phone": "+8613900000000", "nme": "x"}], {"content": "Hi"}, False
         )
     assert [(p.index, p.field) for p in failed.value.problems] == [(0, "nme")]
+
+
+def test_content_hash_fed_row_by_row_is_the_whole_lists_hash() -> None:
+    import hashlib
+    import json
+
+    from teledispatch.producer.routed import content_hash
+
+    rows = [(0, "+8613900000000", 'é "q"\n'), (1, "+8613900000001", "b")]
+    for tail in ([None, None, None, None, None], [1.5, "x", None, None, None, 2.0, "21:00-08:00"]):
+        whole = json.dumps(
+            ["sms", rows, *tail], ensure_ascii=False, separators=(",", ":"), sort_keys=True
+        )
+        assert content_hash("sms", rows, tail) == hashlib.sha256(whole.encode()).hexdigest()
+    empty = json.dumps(["sms", [], None], separators=(",", ":"))
+    assert content_hash("sms", [], [None]) == hashlib.sha256(empty.encode()).hexdigest()
