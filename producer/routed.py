@@ -2,9 +2,11 @@
 against every account of the route it may use, then stored on the first of them whose
 circuit is closed.
 
-A routed job is validated and stored from memory (its rows differ per destination, so the
-account-wide spool does not apply); each part of :data:`PART_SIZE` rows is one transaction,
-the first with the job's row.
+A routed job is validated in memory (its rows differ per destination, so the account-wide
+spool does not apply); its message rows are built and stored per part of :data:`PART_SIZE`,
+one transaction each, the first with the job's row. Opt-outs, quiet hours, weight and
+``{field}`` templates are the account path's own functions (``screen``, ``_hold_quiet``,
+``quiet_hours.resolve``, ``_fill_template``), not copies.
 """
 
 from __future__ import annotations
