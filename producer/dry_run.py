@@ -30,6 +30,7 @@ from teledispatch.pricing import price_for
 from teledispatch.producer.lookup import iso
 from teledispatch.producer.submit import _as_epoch, _check_quiet_hours, _Spool, _validate
 from teledispatch.quiet_hours import Window, hold, resolve, zones_for
+from teledispatch.routes import payload_for
 from teledispatch.validation import Problem, ValidationFailed
 
 #: Recipients checked against the suppression lists per query, as a real enqueue's part.
@@ -136,6 +137,8 @@ class DryRun:
     problems: list[Problem] = field(default_factory=list)
     #: Every problem found; ``problems`` may list fewer.
     problems_total: int = 0
+    #: The route of a routed job (``account``: its first recipient's first member).
+    route: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -229,4 +232,69 @@ def dry_run(
         eta=None if seconds is None else iso(ready + seconds),
         problems=problems,
         problems_total=total,
+    )
+
+
+def dry_run_route(
+    route_name: str,
+    recipients: Iterable[Mapping[str, Any]],
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    allow_duplicates: bool = False,
+    cfg: Settings | None = None,
+) -> DryRun:
+    """:func:`dry_run` for a job naming a route: each valid recipient counted on the first
+    member serving its number (where it is stored while every circuit is closed), screened
+    against that member's suppression list and the global one, its segments and price from
+    that member. No ETA: the members' limits and the circuits decide it."""
+    from teledispatch.producer.routed import _route, check_route_job
+
+    cfg = cfg or settings()
+    route = _route(cfg, route_name)
+    checked = check_route_job(cfg, route, list(recipients), defaults or {}, allow_duplicates)
+    by_account: dict[str, list[tuple[str, str]]] = {}
+    for _, phone, text in checked.rows:
+        by_account.setdefault(route.accounts_for(phone)[0], []).append((phone, text))
+    segments: Counter[str] = Counter()
+    cost, unpriced, suppressed, backlog, priced = 0.0, 0, 0, 0, False
+    ensure_schema(cfg.database_url)
+    with get_engine(cfg.database_url).connect() as conn:
+        for name, rows in by_account.items():
+            acc = cfg.account(name)
+            priced = priced or bool(acc.prices)
+            found: set[str] = set()
+            for start in range(0, len(rows), CHECK_CHUNK):
+                chunk = [p for p, _ in rows[start : start + CHECK_CHUNK]]
+                found |= optouts_db.suppressed_among(conn, name, chunk)
+            for phone, text in rows:
+                if phone in found:
+                    suppressed += 1
+                    continue
+                units = 1
+                if "content" in payload_for(route, name, acc.channel, phone, text):
+                    measured = measure(text)
+                    segments[measured.encoding] += measured.parts
+                    units = measured.parts
+                price = price_for(acc.prices, phone) if acc.prices else None
+                if price is None:
+                    unpriced += bool(acc.prices)
+                else:
+                    cost += price * units
+            backlog += messages_db.waiting_count(conn, name)
+    first = cfg.account(next(iter(by_account), route.lists[0][1][0]))
+    return DryRun(
+        account=first.name,
+        channel=first.channel,
+        recipients=len(checked.rows),
+        invalid=checked.invalid,
+        duplicates=checked.duplicates,
+        suppressed=suppressed,
+        segments=dict(sorted(segments.items())),
+        cost=round(cost, 6) if priced else None,
+        unpriced=unpriced,
+        backlog=backlog,
+        eta=None,
+        problems=checked.problems[:1000],
+        problems_total=len(checked.problems),
+        route=route.name,
     )

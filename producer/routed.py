@@ -2,9 +2,11 @@
 against every account of the route it may use, then stored on the first of them whose
 circuit is closed.
 
-A routed job is validated and stored from memory (its rows differ per destination, so the
-account-wide spool does not apply); each part of :data:`PART_SIZE` rows is one transaction,
-the first with the job's row.
+A routed job is validated in memory (its rows differ per destination, so the account-wide
+spool does not apply); its message rows are built and stored per part of :data:`PART_SIZE`,
+one transaction each, the first with the job's row. Opt-outs, quiet hours, weight and
+``{field}`` templates are the account path's own functions (``screen``, ``_hold_quiet``,
+``quiet_hours.resolve``, ``_fill_template``), not copies.
 """
 
 from __future__ import annotations
@@ -20,19 +22,25 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from teledispatch import circuits
+from teledispatch import quiet_hours as quiet_hours_mod
 from teledispatch.channels.registry import rules_for
 from teledispatch.channels.sms_segments import measure
 from teledispatch.config import ConfigError, Settings, settings
 from teledispatch.db import jobs as jobs_db
-from teledispatch.db import messages as messages_db
 from teledispatch.db.engine import get_engine
 from teledispatch.db.migrate import ensure_schema
+from teledispatch.priorities import priority_word
+from teledispatch.producer import screen
+from teledispatch.producer._spool import _hold_quiet
+from teledispatch.producer._validate import _default_template_names, _fill_template
+from teledispatch.producer.callback import check_options
 from teledispatch.producer.lane import Lane
 from teledispatch.producer.submit import (
     PART_SIZE,
     Enqueued,
     IdempotencyConflict,
     _as_epoch,
+    _check_quiet_hours,
     new_job_id,
     wake_if_due,
 )
@@ -71,10 +79,18 @@ def _check_member(
 
 
 def _check_row(
-    cfg: Settings, route: Route, index: int, fields: Mapping[str, Any], now: float
+    cfg: Settings,
+    route: Route,
+    index: int,
+    fields: dict[str, Any],
+    now: float,
+    variables: frozenset[str] = frozenset(),
 ) -> tuple[list[Problem], str | None]:
-    """The row's problems and its phone (E.164) when it has none."""
-    found = [
+    """The row's problems and its phone (E.164) when it has none. ``{field}`` placeholders
+    of its content are filled from its fields first, as the account path fills them
+    (``variables``: the job-wide template's, consumed with the row's own)."""
+    filled = _fill_template(index, fields, "content", ROUTE_FIELDS, variables)
+    found = filled + [
         Problem(
             index, name, fields[name], f"unknown field (a route job takes {sorted(ROUTE_FIELDS)})"
         )
@@ -86,11 +102,24 @@ def _check_row(
         found.append(Problem(index, "phone", fields.get("phone"), "not a valid phone number"))
         return found, None
     accounts = route.accounts_for(phone)
+    if filled:
+        return found, None  # the members would check a half-filled text
     if not accounts:
         found.append(Problem(index, "phone", phone, f"no account of route {route.name} serves it"))
     for account in accounts:  # every member it may move on to
         found += _check_member(cfg, route, account, index, phone, fields.get("content"), now)
     return found, None if found else phone
+
+
+@dataclass
+class Checked:
+    """Every recipient checked: the valid ones as ``(index, phone, text)``, the problems, and
+    the counts a dry run reports."""
+
+    rows: list[tuple[int, str, str]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    invalid: int = 0
+    duplicates: int = 0
 
 
 def validate_route_job(
@@ -101,32 +130,50 @@ def validate_route_job(
     allow_duplicates: bool,
 ) -> list[tuple[int, str, str]]:
     """``(index, phone, text)`` of every recipient, or :class:`ValidationFailed` listing all."""
+    checked = check_route_job(cfg, route, recipients, defaults, allow_duplicates)
+    if checked.problems:
+        raise ValidationFailed(checked.problems[:1000], total=len(checked.problems))
+    return checked.rows
+
+
+def check_route_job(
+    cfg: Settings,
+    route: Route,
+    recipients: Sequence[Mapping[str, Any]],
+    defaults: Mapping[str, Any],
+    allow_duplicates: bool,
+) -> Checked:
+    """:func:`validate_route_job` without raising for rows (the dry run reports them); a
+    broken job-wide template still raises."""
     now = time.time()
+    variables = _default_template_names(defaults, "content") - ROUTE_FIELDS
     problems = [
         Problem(None, f"defaults.{k}", v, "unknown field")
         for k, v in defaults.items()
-        if k not in ROUTE_FIELDS
+        if k not in ROUTE_FIELDS | variables
     ]
-    rows: list[tuple[int, str, str]] = []
+    checked = Checked(problems=problems)
+    rows = checked.rows
     seen: set[str] = set()
     for index, recipient in enumerate(recipients):
         if not isinstance(recipient, Mapping):
             problems.append(Problem(index, "recipient", recipient, "must be an object"))
+            checked.invalid += 1
             continue
         fields = {**defaults, **recipient}
-        found, phone = _check_row(cfg, route, index, fields, now)
+        found, phone = _check_row(cfg, route, index, fields, now, variables)
         if phone is not None and not allow_duplicates and phone in seen:
             rule = "duplicate recipient in this job (set allow_duplicates to send again)"
             found.append(Problem(index, "phone", phone, rule))
+            checked.duplicates += 1
         problems += found
+        checked.invalid += bool(found)
         if phone is not None and not found:
             seen.add(phone)
             rows.append((index, phone, str(fields["content"])))
     if not problems and not rows:
         problems.append(Problem(None, "recipients", [], "must list at least one recipient"))
-    if problems:
-        raise ValidationFailed(problems[:1000], total=len(problems))
-    return rows
+    return checked
 
 
 #: ``(redis_url, account)`` → the paused line or None (tests pass their own).
@@ -157,10 +204,15 @@ def _records(
     rows: Sequence[tuple[int, str, str]],
     start_at: float | None,
     lane: tuple[int, float | None],
+    quiet: str | None = None,
+    paused: _Circuits | None = None,
 ) -> list[dict[str, Any]]:
+    """``messages`` rows, each on the first member whose circuit is closed; ``quiet``: the
+    job's quiet hours, which store a row due in its recipient's quiet hours ``deferred``
+    (the account path's rule, :func:`~teledispatch.producer._spool.records_for`)."""
     now = time.time()
     due = max(now, start_at or 0.0)
-    paused = _Circuits(cfg.redis_url)
+    paused = paused or _Circuits(cfg.redis_url)
     records = []
     for index, phone, text in rows:
         account = paused.first_closed(route.accounts_for(phone))
@@ -189,6 +241,8 @@ def _records(
                 "route": route.name,
             }
         )
+    if quiet:
+        _hold_quiet(records, quiet_hours_mod.Window.parse(quiet), due)
     return records
 
 
@@ -202,12 +256,15 @@ def enqueue_route(
     allow_duplicates: bool = False,
     lane: Lane | None = None,
     callback_url: str | None = None,
+    quiet_hours: str | None = None,
     cfg: Settings | None = None,
 ) -> Enqueued:
-    """Validate and store a routed job; durable when it returns."""
+    """Validate and store a routed job; durable when it returns. ``quiet_hours`` as in
+    :class:`~teledispatch.producer.jobs.SendJob` (None: the first member's)."""
     cfg = cfg or settings()
     lane = lane or Lane()
-    lane.check()
+    check_options(lane, callback_url, cfg.webhooks)
+    quiet = _check_quiet_hours(quiet_hours)
     route = _route(cfg, route_name)
     rows = validate_route_job(cfg, route, list(recipients), defaults or {}, allow_duplicates)
     start_at = _as_epoch(not_before)
@@ -215,9 +272,13 @@ def enqueue_route(
     # the webhook default and the status line are that account's.
     first = cfg.account(route.accounts_for(rows[0][1])[0])
     priority, expires_at = lane.resolve(first, max(time.time(), start_at or 0.0))
-    digest = hashlib.sha256(
-        _encode([route.name, rows, start_at, *_lane_key(lane), callback_url]).encode()
-    ).hexdigest()
+    tail: list[Any] = [start_at, *_lane_key(lane), callback_url]
+    if lane.weight is not None or quiet:  # so the hash of a job without them is unchanged
+        tail += [lane.weight, quiet]
+    digest = content_hash(route.name, rows, tail)
+    window = quiet_hours_mod.resolve(
+        quiet, first.quiet_hours, priority_word(priority), route.quiet_hours
+    )
     job_id = new_job_id()
     header = {
         "id": job_id,
@@ -234,27 +295,50 @@ def enqueue_route(
         "expires_at": expires_at,
         "callback_url": callback_url or first.callback_url or None,
         "route": route.name,
+        "weight": lane.stored_weight(),
+        "quiet_hours": window,
     }
-    records = _records(cfg, route, job_id, rows, start_at, (priority, expires_at))
+    paused = _Circuits(cfg.redis_url)
+    counts: dict[str, int] = {}
+
+    def part(start: int) -> list[dict[str, Any]]:
+        # Built per part, so only one part's message rows exist at a time.
+        chunk = rows[start : start + PART_SIZE]
+        records = _records(cfg, route, job_id, chunk, start_at, header_lane, window, paused)
+        for record in records:
+            counts[record["account"]] = counts.get(record["account"], 0) + 1
+        return records
+
+    header_lane = (priority, expires_at)
     engine = get_engine(cfg.database_url)
     ensure_schema(cfg.database_url)
     try:
         with engine.begin() as conn:
             jobs_db.insert_jobs(conn, [header])
-            messages_db.insert_messages(conn, records[:PART_SIZE], fresh=True)
+            # Opted-out recipients are screened per the member each row is stored on (its
+            # list and the global one), as the account path's parts are.
+            screen.store(conn, part(0), fresh=True)
     except IntegrityError:
         if idempotency_key is None:
             raise
         return _existing(engine, idempotency_key, digest)
-    for start in range(PART_SIZE, len(records), PART_SIZE):
+    for start in range(PART_SIZE, len(rows), PART_SIZE):
         with engine.begin() as conn:
-            messages_db.insert_messages(conn, records[start : start + PART_SIZE], fresh=True)
-    counts: dict[str, int] = {}
-    for record in records:
-        counts[record["account"]] = counts.get(record["account"], 0) + 1
+            screen.store(conn, part(start), fresh=True)
     for account, n in counts.items():
         wake_if_due(cfg, cfg.account(account), start_at, n)
     return Enqueued(job_id, len(rows), created=True)
+
+
+def content_hash(name: str, rows: Sequence[tuple[int, str, str]], tail: Sequence[Any]) -> str:
+    """The SHA-256 of ``[name, rows, *tail]`` as compact JSON, fed row by row: the same
+    digest as encoding the whole list at once (earlier releases did), without building
+    the job's whole JSON text in memory."""
+    digest = hashlib.sha256(f"[{_encode(name)},[".encode())
+    for i, row in enumerate(rows):
+        digest.update(("," if i else "").encode() + _encode(list(row)).encode())
+    digest.update(("]" + "".join("," + _encode(x) for x in tail) + "]").encode())
+    return digest.hexdigest()
 
 
 def _lane_key(lane: Lane) -> tuple[str | None, float | None, float | None]:

@@ -168,6 +168,7 @@ def enqueue_job(job: SendJob, *, cfg: Settings | None = None) -> Enqueued:
         allow_duplicates=job.allow_duplicates,
         lane=Lane(job.priority, job.expires_at, job.ttl_s, job.weight),
         callback_url=job.callback_url,
+        quiet_hours=job.quiet_hours,
         cfg=cfg,
     )
 

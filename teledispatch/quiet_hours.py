@@ -84,14 +84,14 @@ def validate(text: str | None) -> str | None:
     return str(Window.parse(text))
 
 
-def resolve(job: str | None, account: str | None, priority: str) -> str | None:
-    """The window in force for a job: its own, else its account's; never for ``high``.
-
-    The one place the levels are chosen: a route's window slots in between the job's and
-    the account's."""
+def resolve(
+    job: str | None, account: str | None, priority: str, route: str | None = None
+) -> str | None:
+    """The window in force for a job: its own, else its route's, else its account's; never
+    for ``high``. The one place the levels are chosen."""
     if priority == "high":
         return None
-    return validate(job) or validate(account)
+    return validate(job) or validate(route) or validate(account)
 
 
 @functools.lru_cache(maxsize=65536)

@@ -47,6 +47,8 @@ class Route:
     #: ``(prefix, accounts)`` longest prefix first; ``*`` (or ``accounts``) is the last.
     lists: tuple[tuple[str, tuple[str, ...]], ...]
     members: Mapping[str, Member]
+    #: ``quiet_hours = "21:00-08:00"`` of the route: between a job's own and its account's.
+    quiet_hours: str | None = None
 
     def accounts_for(self, phone: str) -> tuple[str, ...]:
         """The accounts that may send to ``phone`` (E.164), in order; () if none serves it."""
@@ -141,6 +143,23 @@ def _check_members(
             problems.append(f"{where}: a USpeedo member needs template_id (and sender_id)")
 
 
+def _quiet_hours(name: str, value: Any, problems: list[str]) -> str | None:
+    # Imported here: the quiet-hours module loads phonenumbers, which reading the config
+    # (every CLI verb) must not pay for.
+    from teledispatch.quiet_hours import QuietHoursError, validate
+
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        problems.append(f'routes.{name}.quiet_hours: must be text like "21:00-08:00"')
+        return None
+    try:
+        return validate(value)
+    except QuietHoursError as exc:
+        problems.append(f"routes.{name}.quiet_hours: {exc}")
+        return None
+
+
 def parse_route(
     name: str, table: Any, channels: Mapping[str, str], problems: list[str]
 ) -> Route | None:
@@ -150,7 +169,10 @@ def parse_route(
         return None
     lists: dict[str, tuple[str, ...]] = {}
     members: dict[str, Member] = {}
+    quiet = _quiet_hours(name, table.get("quiet_hours"), problems)
     for key, value in table.items():
+        if key == "quiet_hours":
+            continue
         member = _entry(str(key), value, f"routes.{name}.{key}", problems, lists)
         if member is not None:
             members[str(key)] = member
@@ -159,7 +181,7 @@ def parse_route(
         return None
     # Longest prefix first, so "861" wins over "86"; "*" last.
     order = sorted(lists, key=lambda p: (p == "*", -len(p)))
-    route = Route(name, tuple((p, lists[p]) for p in order), members)
+    route = Route(name, tuple((p, lists[p]) for p in order), members, quiet)
     _check_members(name, route, channels, problems)
     return route
 

@@ -36,12 +36,11 @@ from teledispatch.api.schemas import (
 from teledispatch.db import jobs as jobs_db
 from teledispatch.producer.callback import check_options
 from teledispatch.producer.cancel import cancel_job
-from teledispatch.producer.dry_run import dry_run
+from teledispatch.producer.dry_run import dry_run, dry_run_route
 from teledispatch.producer.jobs import SendJob
 from teledispatch.producer.lane import Lane
 from teledispatch.producer.lookup import JobNotFound, job_messages, job_status
 from teledispatch.producer.retry import retry_job
-from teledispatch.producer.routed import validate_route_job
 from teledispatch.producer.submit import IdempotencyConflict, enqueue_job
 from teledispatch.statuses import ACTIVE_STATUSES, Status
 from teledispatch.validation import Problem, ValidationFailed
@@ -189,11 +188,14 @@ def _post_routed(
     )
     try:
         if dry_run_:
-            route = cfg.route(job.route)
-            rows = validate_route_job(
-                cfg, route, job.recipients, job.defaults, job.allow_duplicates
+            report = dry_run_route(
+                job.route,
+                job.recipients,
+                defaults=job.defaults,
+                allow_duplicates=job.allow_duplicates,
+                cfg=cfg,
             )
-            return JSONResponse(status_code=200, content={"valid": True, "total": len(rows)})
+            return JSONResponse(status_code=200, content=jsonable_encoder(report.as_dict()))
         result = enqueue_job(scoped, cfg=cfg)
     except ValidationFailed as exc:
         return unprocessable([problem_out(p) for p in exc.problems], exc.total)

@@ -280,7 +280,8 @@ def _report_invalid(exc: ValidationFailed, csv_mode: bool) -> int:
 
 
 def _print_report(report: DryRun) -> None:
-    print(f"dry run for {report.account} ({report.channel}); nothing was enqueued")
+    via = f"route {report.route}" if report.route else f"{report.account} ({report.channel})"
+    print(f"dry run for {via}; nothing was enqueued")
     print(f"  recipients   {report.recipients}")
     print(f"  invalid      {report.invalid} (duplicates {report.duplicates})")
     print(f"  suppressed   {report.suppressed}")
@@ -308,54 +309,43 @@ def _routed_job(req: _Request) -> Any:
         expires_at=req.expires_at,
         ttl_s=req.ttl_s,
         callback_url=req.callback_url,
+        weight=req.weight,
+        quiet_hours=req.quiet_hours,
     )
-
-
-def _dry_run_routed(req: _Request, as_json: bool, csv_mode: bool) -> int:
-    from teledispatch.config import settings
-    from teledispatch.producer.routed import _route, validate_route_job
-    from teledispatch.validation import ValidationFailed
-
-    assert req.route is not None
-    cfg = settings()
-    try:
-        rows = validate_route_job(
-            cfg, _route(cfg, req.route), list(req.recipients), req.defaults, req.allow_duplicates
-        )
-    except ValidationFailed as exc:
-        return _report_invalid(exc, csv_mode)
-    if as_json:
-        print_json({"valid": True, "total": len(rows)})
-    else:
-        print(f"dry run for route {req.route}: {len(rows)} recipients valid; nothing was enqueued")
-    return 0
 
 
 def _dry_run(req: _Request, as_json: bool, csv_mode: bool) -> int:
     """The report on stdout; refused rows as for a real send on stderr, and exit 2 if any."""
     from teledispatch.config import settings
     from teledispatch.producer.callback import check_options
+    from teledispatch.producer.dry_run import dry_run_route
     from teledispatch.producer.lane import Lane
     from teledispatch.validation import ValidationFailed
 
-    if req.route is not None:
-        return _dry_run_routed(req, as_json, csv_mode)
-    assert req.account is not None
     # The job-wide options are checked as a real send checks them, before any recipient.
     check_options(
         Lane(req.priority, req.expires_at, req.ttl_s, req.weight),
         req.callback_url,
         settings().webhooks,
     )
-    report = dry_run(
-        req.account,
-        req.recipients,
-        defaults=req.defaults,
-        not_before=req.not_before,
-        allow_duplicates=req.allow_duplicates,
-        priority=req.priority,
-        quiet_hours=req.quiet_hours,
-    )
+    if req.route is not None:
+        report = dry_run_route(
+            req.route,
+            req.recipients,
+            defaults=req.defaults,
+            allow_duplicates=req.allow_duplicates,
+        )
+    else:
+        assert req.account is not None
+        report = dry_run(
+            req.account,
+            req.recipients,
+            defaults=req.defaults,
+            not_before=req.not_before,
+            allow_duplicates=req.allow_duplicates,
+            priority=req.priority,
+            quiet_hours=req.quiet_hours,
+        )
     valid = report.problems_total == 0
     if as_json:
         print_json({"valid": valid, "total": report.recipients, **report.as_dict()})

@@ -85,3 +85,18 @@ def test_keys_take_a_routes_list() -> None:
     [key] = parse_keys([{"name": "r", "hash": digest, "accounts": [], "routes": ["sms"]}], "t")
     assert key.may_use_route("sms") and not key.may_use_route("other")
     assert not key.may_use("shop")
+
+
+def test_a_routed_dry_run_reports_like_an_accounts(client: TestClient) -> None:
+    job = {
+        "route": "sms",
+        "recipients": [{"phone": "+8613800138000", "name": "Ann"}, {"phone": "12", "name": "Bo"}],
+        "defaults": {"content": "Hi {name}"},
+    }
+    answer = client.post("/v1/jobs?dry_run=true", json=job, headers={"X-API-Key": "router"})
+    assert answer.status_code == 200, answer.text
+    report = answer.json()
+    assert (report["route"], report["account"]) == ("sms", "shop")
+    assert (report["recipients"], report["invalid"], report["suppressed"]) == (1, 1, 0)
+    assert report["segments"] == {"gsm7": 1}
+    assert [p["index"] for p in report["problems"]] == [1]

@@ -49,7 +49,8 @@ def test_send_on_a_route(configured: None, capsys: pytest.CaptureFixture[str]) -
     assert cli.main([*argv, "--content", "hi", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["total"] == 2
     assert cli.main([*argv, "--content", "hi", "--dry-run", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"valid": True, "total": 2}
+    report = json.loads(capsys.readouterr().out)
+    assert (report["valid"], report["total"], report["route"]) == (True, 2, "sms")
 
 
 def test_route_mistakes_are_one_line_and_exit_2(
@@ -62,3 +63,36 @@ def test_route_mistakes_are_one_line_and_exit_2(
     assert cli.main(long) == 2
     err = capsys.readouterr().err
     assert "template_params" in err and "(via us)" in err and "Traceback" not in err
+
+
+def test_dry_run_on_a_route_reports_like_an_account_dry_run(
+    configured: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from teledispatch.db import optouts as optouts_db
+    from teledispatch.db.engine import get_engine
+    from teledispatch.db.migrate import ensure_schema
+
+    url = config.settings().database_url
+    ensure_schema(url)
+    with get_engine(url).begin() as conn:
+        optouts_db.add(conn, "nx", ["+8613800138001"], 0.0)
+    argv = ["send", "--route", "sms", "--content", "Hi {name}", "--dry-run", "--json"]
+    rows = [
+        "phone,name",
+        "+8613800138000,Ann",
+        "+8613800138001,Bo",  # on nx's list: the first member of +86
+        "+8613800138000,Ann",  # a duplicate
+        "12,Cy",  # not a phone number
+        "+447911123456,Di",  # on us only: a template carries the text, no segments
+    ]
+    path = tmp_path / "r.csv"
+    path.write_text("\n".join(rows) + "\n")
+    assert cli.main([*argv, "--csv", str(path)]) == 2
+    out = capsys.readouterr()
+    report = json.loads(out.out)
+    assert report["route"] == "sms"
+    assert (report["recipients"], report["invalid"], report["duplicates"]) == (3, 2, 1)
+    assert report["suppressed"] == 1
+    assert report["segments"] == {"gsm7": 1}
+    assert {p["index"] for p in report["problems"]} == {2, 3}
+    assert "row 5 phone" in out.err
