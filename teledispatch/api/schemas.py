@@ -173,6 +173,29 @@ class AccountView(BaseModel):
     )
 
 
+class RouteMemberView(BaseModel):
+    account: str
+    circuit: dict[str, Any] | None = Field(
+        description="as in GET /v1/accounts; null when Redis cannot be read"
+    )
+
+
+class RouteDestinationView(BaseModel):
+    prefix: str = Field(description="country code the list serves; '*' for every other number")
+    members: list[RouteMemberView] = Field(description="in the order messages try them")
+    first_choice: str | None = Field(
+        description="the member a new message goes to now: the first with a closed circuit; "
+        "null when none is closed (or Redis cannot be read)"
+    )
+
+
+class RouteView(BaseModel):
+    route: str
+    destinations: list[RouteDestinationView] = Field(
+        description="longest country code first, '*' last"
+    )
+
+
 class ProblemOut(BaseModel):
     loc: list[str | int]
     index: int | None

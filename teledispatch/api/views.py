@@ -1,8 +1,9 @@
-"""What the operator console reads, as JSON: the job list, a job's failures by code, and the
-accounts (circuit, rate in use against the limits, backlog, waiting errors).
+"""What the operator console reads, as JSON: the job list, a job's failures by code, the
+accounts (circuit, rate in use against the limits, backlog, waiting errors) and the routes
+(members in order, their circuits, the member a new message goes to).
 
 Behind the same keys as every ``/v1`` route, scoped the same way: a key sees the jobs and
-accounts of its accounts only.
+accounts of its accounts only, and the routes it may use.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from teledispatch.api.schemas import (
     Failures,
     JobPage,
     JobSummary,
+    RouteDestinationView,
+    RouteMemberView,
+    RouteView,
     WaitingError,
 )
 from teledispatch.config import AccountConfig, Settings
@@ -149,22 +153,27 @@ def _limits(account: AccountConfig) -> dict[str, float | None]:
     }
 
 
-def _live(cfg: Settings, name: str) -> tuple[dict[str, Any] | None, dict[str, int] | None]:
-    """The account's circuit and rate in use; None each when Redis cannot be read (the
-    console must show the database's half when the limits' store is down)."""
-    try:
-        client = circuits.redis_client(cfg.redis_url)
-        view = circuits.view(client, name)
-        use = rate_use(client, name)
-    except redis.RedisError:
-        return None, None
-    circuit = {
+def _circuit(client: redis.Redis[Any], name: str) -> dict[str, Any]:
+    """The account's circuit as both views show it (raises redis.RedisError)."""
+    view = circuits.view(client, name)
+    return {
         "state": view.state,
         "reason": view.reason or None,
         "since": _iso(view.since),
         "next_probe": _iso(view.next_probe),
         "line": view.describe(),
     }
+
+
+def _live(cfg: Settings, name: str) -> tuple[dict[str, Any] | None, dict[str, int] | None]:
+    """The account's circuit and rate in use; None each when Redis cannot be read (the
+    console must show the database's half when the limits' store is down)."""
+    try:
+        client = circuits.redis_client(cfg.redis_url)
+        circuit = _circuit(client, name)
+        use = rate_use(client, name)
+    except redis.RedisError:
+        return None, None
     return circuit, {"requests_per_second": use.requests, "messages_per_second": use.messages}
 
 
@@ -209,3 +218,43 @@ def list_accounts(state: State, key: Key) -> Any:
             )
         )
     return out
+
+
+def _circuits(cfg: Settings, names: list[str]) -> dict[str, dict[str, Any] | None]:
+    """Each account's circuit, read once however many lists name it; None when Redis cannot
+    be read."""
+    try:
+        client = circuits.redis_client(cfg.redis_url)
+        return {name: _circuit(client, name) for name in sorted(set(names))}
+    except redis.RedisError:
+        return dict.fromkeys(names)
+
+
+def _destination(
+    prefix: str, accounts: tuple[str, ...], shown: dict[str, dict[str, Any] | None]
+) -> RouteDestinationView:
+    members = [RouteMemberView(account=a, circuit=shown[a]) for a in accounts]
+    # Where dispatch sends a new message: the first member it would not pause for.
+    first = next(
+        (m.account for m in members if m.circuit is not None and m.circuit["state"] == "closed"),
+        None,
+    )
+    return RouteDestinationView(prefix=prefix, members=members, first_choice=first)
+
+
+@router.get("/routes", response_model=list[RouteView])
+def list_routes(state: State, key: Key) -> Any:
+    """Each route the key may use: per country code its members in order, each member's
+    circuit, and the member a new message would go to now."""
+    cfg = state.cfg()
+    routes = sorted(
+        (r for r in cfg.routes.values() if key.may_use_route(r.name)), key=lambda r: r.name
+    )
+    shown = _circuits(cfg, [a for r in routes for a in r.all_accounts])
+    return [
+        RouteView(
+            route=r.name,
+            destinations=[_destination(prefix, accounts, shown) for prefix, accounts in r.lists],
+        )
+        for r in routes
+    ]

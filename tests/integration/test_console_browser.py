@@ -1,6 +1,7 @@
 """The operator console in a real headless Chromium (Debian's ``chromium`` and
 ``chromium-driver``), against ``teledispatch api``, a worker and the simulator: it lists the
-jobs, shows a job as the database has it, retries its failures and cancels another job.
+jobs, shows a job as the database has it and a route's members, retries its failures and
+cancels another job.
 
 ``TELEDISPATCH_SCREENSHOT=docs/console.png`` saves a screenshot of the console showing the
 job (for the README); without it nothing is written into the tree.
@@ -18,6 +19,7 @@ import pytest
 from teledispatch.api.auth import API_KEYS_ENV, hash_key
 from teledispatch.producer.lookup import job_status, lookup
 from teledispatch.producer.submit import enqueue_stream
+from tests.integration.test_failover import add_route
 from tests.integration.test_retry import set_faults
 from tests.support import Stack
 
@@ -133,6 +135,7 @@ def test_the_console_shows_retries_and_cancels_jobs(
     from selenium.webdriver.common.by import By
 
     stack = make_stack(["--seed", "3"])
+    add_route(stack)
     set_faults(stack, item_fail_rate=0.5)
     phones = [f"+861390002{i:04d}" for i in range(12)]
     failing = enqueue_stream(
@@ -168,6 +171,15 @@ def test_the_console_shows_retries_and_cancels_jobs(
         "the account",
         lambda b: "closed" in _text(b, '#accounts tr[data-account="nxcloud"]'),
     )
+    route = '#routes tr[data-route="sms"]'
+    _until(driver, "the route", lambda b: "uspeedo" in _text(b, route))
+    members = driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0] + ' .member')]"
+        ".map(m => [m.dataset.account, m.classList.contains('first-choice')]);",
+        route,
+    )
+    assert members == [["nxcloud", True], ["uspeedo", False]]
+    assert "closed" in _text(driver, route) and _text(driver, route).startswith("sms")
     shot = os.environ.get("TELEDISPATCH_SCREENSHOT")
     if shot:
         driver.save_screenshot(shot)

@@ -21,10 +21,15 @@ from teledispatch.db.engine import get_engine
 from teledispatch.db.tables import messages_table
 from teledispatch.producer import submit
 from teledispatch.rate_use import departures_key
+from teledispatch.routes import parse_routes
 
 ACCOUNTS = {
     "shop": {"channel": "nxcloud.sms", "base_url": "http://nx.test", "max_messages_per_second": 50},
     "bank": {"channel": "nxcloud.sms", "base_url": "http://nx.test"},
+}
+ROUTES = {
+    "main": {"86": ["shop", "bank"], "*": ["bank"]},
+    "spare": {"accounts": ["bank"]},
 }
 m = messages_table.c
 
@@ -47,6 +52,7 @@ def cfg(tmp_path: Path) -> Settings:
         accounts=parse_config({"accounts": ACCOUNTS}),
         database_url=f"sqlite:///{tmp_path / 'api.db'}",
         redis_url="redis://fake",
+        routes=parse_routes(ROUTES, dict.fromkeys(ACCOUNTS, "nxcloud.sms"), []),
     )
 
 
@@ -56,6 +62,8 @@ def client(
 ) -> Iterator[TestClient]:
     monkeypatch.setattr(submit, "wake", lambda *a: None)
     keys = [_key("shop-app", ["shop"]), _key("ops", None), _key("prometheus", [])]
+    main_app = hashlib.sha256(b"main-app").digest()
+    keys.append(ApiKey("main-app", main_app, frozenset(), routes=frozenset({"main"})))
     with TestClient(create_app(cfg, keys=keys), raise_server_exceptions=False) as c:
         yield c
 
@@ -196,3 +204,38 @@ def test_the_views_answer_before_any_job_was_stored(client: TestClient) -> None:
     assert (listed.status_code, listed.json()) == (200, {"jobs": [], "next_cursor": None})
     accounts = client.get("/v1/accounts", headers=_as("ops"))
     assert accounts.status_code == 200
+
+
+def _members(route: dict[str, Any]) -> dict[str, tuple[list[tuple[str, str]], str | None]]:
+    return {
+        d["prefix"]: (
+            [(x["account"], x["circuit"]["state"]) for x in d["members"]],
+            d["first_choice"],
+        )
+        for d in route["destinations"]
+    }
+
+
+def test_routes_show_members_in_order_and_the_first_closed_one(
+    client: TestClient, fake_redis: fakeredis.FakeRedis
+) -> None:
+    shown = client.get("/v1/routes", headers=_as("ops")).json()
+    assert [r["route"] for r in shown] == ["main", "spare"]
+    assert _members(shown[0]) == {
+        "86": ([("shop", "closed"), ("bank", "closed")], "shop"),
+        "*": ([("bank", "closed")], "bank"),
+    }
+    fake_redis.hset(
+        circuits.circuit_key("shop"),
+        mapping={"state": "open", "reason": "[503] down", "opened_ms": 1, "next_probe_ms": 2},
+    )
+    main = client.get("/v1/routes", headers=_as("main-app")).json()
+    assert [r["route"] for r in main] == ["main"]
+    assert _members(main[0])["86"] == ([("shop", "open"), ("bank", "closed")], "bank")
+    assert main[0]["destinations"][0]["members"][0]["circuit"]["reason"] == "[503] down"
+    fake_redis.hset(circuits.circuit_key("bank"), mapping={"state": "half_open"})
+    spent = client.get("/v1/routes", headers=_as("ops")).json()
+    assert _members(spent[0])["86"][1] is None and _members(spent[1])["*"][1] is None
+    # An account-scoped key without routes uses none; nor does a key scoped to no account.
+    assert client.get("/v1/routes", headers=_as("shop-app")).json() == []
+    assert client.get("/v1/routes", headers=_as("prometheus")).json() == []

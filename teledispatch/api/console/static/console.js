@@ -206,6 +206,35 @@ async function loadAccounts() {
   }));
 }
 
+// --- routes -------------------------------------------------------------------------------
+
+function member(m, first) {
+  const state = m.circuit ? m.circuit.state : "unknown";
+  const node = el("span", `${m.account === first ? "▶ " : ""}${m.account} (${state})`,
+    `member state-${state}${m.account === first ? " first-choice" : ""}`);
+  node.dataset.account = m.account;
+  if (m.circuit && m.circuit.line) node.title = m.circuit.line;
+  return node;
+}
+
+async function loadRoutes() {
+  const routes = await api("/v1/routes");
+  const rows = [];
+  for (const r of routes) {
+    for (const d of r.destinations) {
+      const members = el("div", null, "members");
+      for (const m of d.members) members.appendChild(member(m, d.first_choice));
+      if (!d.first_choice) members.appendChild(el("span", "no member with a closed circuit", "warn"));
+      const tr = row([r.route, d.prefix === "*" ? "any other" : `+${d.prefix}`, members]);
+      tr.dataset.route = r.route;
+      tr.dataset.prefix = d.prefix;
+      rows.push(tr);
+    }
+  }
+  if (!rows.length) rows.push(row(["no routes"]));
+  $("routes").tBodies[0].replaceChildren(...rows);
+}
+
 // --- recipient search ----------------------------------------------------------------------
 
 async function search(event) {
@@ -231,7 +260,7 @@ async function search(event) {
 
 async function refresh() {
   try {
-    await Promise.all([loadJobs(), loadAccounts(), loadJob()]);
+    await Promise.all([loadJobs(), loadAccounts(), loadRoutes(), loadJob()]);
     $("refreshed").textContent = `refreshed ${new Date().toLocaleTimeString()}`;
     notice("");
   } catch (e) {
