@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
+from teledispatch.producer.lookup import job_status
 from teledispatch.producer.submit import enqueue_stream
-from tests.support import Stack
+from tests.support import Stack, poll
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +81,26 @@ def test_recipient_cap_defers_and_then_sends(make_stack: Callable[..., Stack]) -
     for times in by_phone.values():
         assert len(times) == 4
         assert max_in_window(times, 10.0) <= 2, sorted(times)
+
+
+def test_recipient_cap_of_one_sends_the_first_and_defers_the_second(
+    make_stack: Callable[..., Stack],
+) -> None:
+    """One message per number per minute, two to each number in the same job, through the
+    rate-limited path (reservation, parking, departure gate): each number's first message is
+    sent, its second deferred, never both deferred and never both sent."""
+    stack = make_stack(["--seed", "3"])
+    stack.configure("nxcloud", recipient_caps=[[1, "60s"]], max_requests_per_second=5, linger_ms=50)
+    stack.worker(concurrency=4, beat=True)
+    phones = [f"+86137{i:08d}" for i in range(10)]
+    job = enqueue_stream(
+        "nxcloud",
+        ({"phone": p, "content": f"n{k}"} for k in range(2) for p in phones),
+        allow_duplicates=True,
+        cfg=stack.cfg,
+    )
+    want = {"sent": 10, "deferred": 10}
+    poll(lambda: job_status(job.job_id, cfg=stack.cfg).counts == want, 90, f"counts {want}")
+    sent = [i for r in stack.sim_requests() if r["channel"] == "nxcloud.sms" for i in r["ids"]]
+    assert len(sent) == 10
+    assert sorted(int(i.rsplit("-", 1)[1]) % 10 for i in sent) == list(range(10))

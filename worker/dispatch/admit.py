@@ -30,6 +30,16 @@ class Admission:
     slot: str | None = None
     #: Seconds until the held-back rows may be tried (0: nothing is waiting on a budget).
     wait_s: float = 0.0
+    #: The slot the reservation charged the recipients at, if not ``reservation.send_at`` (a
+    #: batch parked again at the departure gate comes back with a later slot).
+    stamp_at: float | None = None
+
+    @property
+    def stamped_at(self) -> float | None:
+        """The slot whose recipient stamps this batch holds (None: no reservation)."""
+        if self.stamp_at is not None:
+            return self.stamp_at
+        return None if self.reservation is None else self.reservation.send_at
 
 
 def admit(

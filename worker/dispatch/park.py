@@ -53,7 +53,9 @@ def park(ctx: Context, account: AccountConfig, token: str, admission: Admission)
     """Keep the batch claimed, book it in Redis and publish its wake-up for the slot."""
     res = admission.reservation
     assert res is not None and res.send_at is not None
-    booking = Booking(token, admission.rows[0].group_key, res.send_at, admission.slot)
+    booking = Booking(
+        token, admission.rows[0].group_key, res.send_at, admission.slot, admission.stamp_at
+    )
     # Measured from the reservation's decision: the time spent since is already gone.
     park_booking(ctx, account, booking, res.delay_s - (time.monotonic() - res.local_now))
 
@@ -92,7 +94,7 @@ def send_parked(ctx: Context, account: AccountConfig, adapter: Adapter, report: 
             late_limit_s=LATE_LIMIT_S,
             local_now=popped.local_now,
         )
-        admission = Admission(rows, reservation, booking.slot)
+        admission = Admission(rows, reservation, booking.slot, stamp_at=booking.stamped_at)
         send_batch(ctx, account, adapter, booking.token, rows, report, admission)
         sent += 1
     return sent

@@ -78,6 +78,11 @@ class _Request:
     def reservation(self) -> Reservation | None:
         return self.admission.reservation if self.admission else None
 
+    @property
+    def stamp_at(self) -> float | None:
+        """The slot at which the reservation charged the recipients (see ``Admission``)."""
+        return self.admission.stamped_at if self.admission else None
+
 
 def send_batch(
     ctx: Context,
@@ -203,7 +208,7 @@ def _pass_gate(req: _Request) -> bool:
     res = req.reservation
     send_at = res.server_now + (time.monotonic() - res.local_now) + got
     slot = req.admission.slot if req.admission is not None else None
-    park_booking(ctx, req.account, Booking(req.token, group, send_at, slot), got)
+    park_booking(ctx, req.account, Booking(req.token, group, send_at, slot, req.stamp_at), got)
     req.parked = True
     return False
 
@@ -215,7 +220,7 @@ def _check_recipients(req: _Request) -> bool:
     if req.reservation is None or not req.account.recipient_caps:
         return True
     phones = [r.phone for r in req.rows]
-    check = req.ctx.limiter.depart_recipients(req.account, phones, req.reservation.send_at)
+    check = req.ctx.limiter.depart_recipients(req.account, phones, req.stamp_at)
     req.recipients = check.departure
     if not check.refused:
         return True
@@ -253,6 +258,7 @@ def _drop_expired(req: _Request) -> bool:
     repo.apply(req.ctx.engine, req.token, updates, now, finish=req.rows[0].group_key)
     req.report.add(EXPIRED, len(late))
     metrics.record_message_counts(req.account, {EXPIRED: len(late)})
+    _refund(req, late)
     _keep(req, [r for r in req.rows if r not in late])
     return bool(req.rows)
 
@@ -331,7 +337,37 @@ def _classify(req: _Request, items: Sequence[ItemOutcome]) -> list[repo.Update]:
     return updates
 
 
+def _may_have_left(req: _Request) -> bool:
+    """Whether the provider may have the request: written, or begun and not known unsent."""
+    if req.written is not None:
+        return True
+    if req.started is None:
+        return False
+    failure = req.failure
+    return not (isinstance(failure, DispatchError) and not failure.may_have_been_sent)
+
+
+def _refund(req: _Request, rows: Sequence[repo.Claimed]) -> None:
+    """``rows`` do not leave with this request: take back the recipient stamps they hold, or
+    their next reservation would count them and defer a message nothing was sent for.
+
+    Before the departure check they hold their reservation's stamps; after it, the pending
+    ones it granted (it already replaced the reservation's). Never raises: a stamp left
+    behind only over-counts.
+    """
+    if req.reservation is None or not req.account.recipient_caps or not rows:
+        return
+    phones = [r.phone for r in rows]
+    slot_at, departure = (req.stamp_at, None) if req.recipients is None else (None, req.recipients)
+    try:
+        req.ctx.limiter.refund_recipients(req.account, phones, slot_at, departure)
+    except Exception as exc:  # any failure: the rows go back all the same
+        log.warning("recipient refund failed (%s); the stamps count until they expire", exc)
+
+
 def _release(req: _Request) -> None:
+    if not req.parked and not _may_have_left(req):
+        _refund(req, req.rows)
     for departure in (req.departure, req.recipients):
         if departure is not None:
             departure.written()  # no-op if the body was written; else: it can no longer leave

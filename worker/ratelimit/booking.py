@@ -62,14 +62,24 @@ class Booking:
     group_key: str
     send_at: float
     slot: str | None = None
+    #: The slot its reservation charged the recipients at, when it is not ``send_at`` (a batch
+    #: parked again at the departure gate): the departure replaces, or a give-back refunds,
+    #: the stamps of that slot, not of the later one.
+    stamp_at: float | None = None
+
+    @property
+    def stamped_at(self) -> float:
+        return self.send_at if self.stamp_at is None else self.stamp_at
 
     def encode(self) -> str:
-        return json.dumps([self.token, self.group_key, self.send_at, self.slot])
+        return json.dumps([self.token, self.group_key, self.send_at, self.slot, self.stamp_at])
 
     @classmethod
     def decode(cls, raw: str | bytes) -> Booking:
-        token, group_key, send_at, slot = json.loads(raw)
-        return cls(str(token), str(group_key), float(send_at), slot)
+        # Four fields: a booking parked before ``stamp_at`` existed (a rolling upgrade).
+        token, group_key, send_at, slot, *rest = json.loads(raw)
+        stamp_at = float(rest[0]) if rest and rest[0] is not None else None
+        return cls(str(token), str(group_key), float(send_at), slot, stamp_at)
 
 
 @dataclass(frozen=True, slots=True)

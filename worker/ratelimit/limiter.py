@@ -185,6 +185,16 @@ class RateLimiter:
         """Check the per-recipient caps as a request leaves: :meth:`RecipientHolds.depart`."""
         return self.recipients.depart(account, phones, slot_at, now_ms=now_ms, clock=clock)
 
+    def refund_recipients(
+        self,
+        account: AccountConfig,
+        phones: Sequence[str],
+        slot_at: float | None,
+        departure: Departure | None = None,
+    ) -> int:
+        """Messages that do not leave after all: :meth:`RecipientHolds.refund`."""
+        return self.recipients.refund(account, phones, slot_at, departure)
+
     def report_throttled(
         self,
         account: AccountConfig,

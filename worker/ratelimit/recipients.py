@@ -14,6 +14,7 @@ departure gate gives the account windows.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -112,6 +113,35 @@ class RecipientHolds:
             )
 
         return RecipientDeparture(refused, Departure(str(grant_ms), started, confirm, clock))
+
+    def refund(
+        self,
+        account: AccountConfig,
+        phones: Sequence[str],
+        slot_at: float | None,
+        departure: Departure | None = None,
+    ) -> int:
+        """The messages to ``phones`` do not leave after all (given back, parked past their
+        slot, expired): take back the stamps their reservation at ``slot_at`` charged, and the
+        pending ones of ``departure`` if it was granted but nothing was written. Otherwise the
+        next reservation of the same message counts its own stamp and defers it for a whole
+        window (``recipient_refund.lua``). Returns how many stamps were taken back.
+        """
+        if not account.recipient_caps or not phones:
+            return 0
+        k = AccountKeys.of(self._key_prefix, account.name)
+        keys = [k.recipient(p) for p in phones]
+        stamps: list[str] = []
+        if slot_at is not None:
+            stamps.append(str(math.ceil(round(slot_at * US) / 1000)))
+        if departure is not None and departure.member is not None and not departure.confirmed:
+            departure.confirmed = True  # taken back: never confirmed as written
+            stamps.append(f"p{departure.member}")
+        taken = 0
+        for stamp in stamps:
+            raw: Any = self._scripts.recipient_refund(keys=keys, args=[stamp], client=self._redis)
+            taken += int(raw)
+        return taken
 
     def defer(
         self,

@@ -60,6 +60,7 @@ class Scripts:
     confirm: Script
     recipient_depart: Script
     recipient_confirm: Script
+    recipient_refund: Script
     park_pop: Script
 
     @classmethod
@@ -77,6 +78,7 @@ class Scripts:
                     "confirm",
                     "recipient_depart",
                     "recipient_confirm",
+                    "recipient_refund",
                     "park_pop",
                 )
             }
