@@ -84,7 +84,10 @@ def test_singles_on_an_unlimited_account_leave_beside_a_saturated_one(
     )
     for phone, t0 in enqueued.items():
         between = [t for t in campaign_times if t0 < t < arrived[phone]]
-        assert len(between) <= 2, (phone, arrived[phone] - t0, len(between))
+        # At once, not after the campaign: a handful of its 30 requests at most (a loaded
+        # machine delays a wake-up by a request or two; a process held for the campaign's
+        # slots, as before, made the singles wait for most of them).
+        assert len(between) <= 6, (phone, arrived[phone] - t0, len(between))
     assert not job_status(big, cfg=stack.cfg).done  # the singles left while it ran
     stack.wait_done([big], timeout=150)
     assert len(nx_times(stack)) == 300
@@ -123,7 +126,10 @@ def test_high_priority_singles_pass_a_saturating_campaign(
     )
     for message_id, t0 in singles.items():
         ahead = [t for t in requests if t0 < t < arrived[message_id]]
-        assert len(ahead) <= 3, (message_id, arrived[message_id] - t0, len(ahead))
+        # Of the campaign's 40 requests, only a few booked before the single came (the bound
+        # leaves room for late wake-ups on a loaded machine; behind the campaign it would be
+        # most of them).
+        assert len(ahead) <= 6, (message_id, arrived[message_id] - t0, len(ahead))
     assert not job_status(big, cfg=stack.cfg).done
     stack.wait_done([big], timeout=150)
 
