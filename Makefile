@@ -5,6 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 # The real folders; teledispatch/{producer,worker,simulator} link to the top-level ones.
 SRC    := teledispatch producer worker simulator tests bench
+# Test processes for `make test` (pytest-xdist; a file's tests stay in one process). Every test
+# owns its Redis, database, simulator and workers, so they run side by side.
+TEST_PROCS ?= 2
 
 .PHONY: install demo test chaos unit component integration lint format bench clean
 
@@ -23,11 +26,11 @@ demo: $(STAMP)
 ## Lint, type-check, then every test (unit + integration with real Redis, Celery, SQLite, PostgreSQL)
 ## except the slowest fault runs, which `make chaos` runs (CI runs both).
 test: lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not chaos"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not chaos" -n $(TEST_PROCS) --dist loadfile --durations=15
 
 ## Fault runs with workers killed (kill -9) every few seconds; about 3 minutes.
 chaos: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m chaos
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m chaos --durations=10
 
 ## The tiers, one folder each: unit (pure, no services), component (real Redis/PostgreSQL/sockets,
 ## no Celery), integration (Celery workers + simulator), meta (the repository itself).
