@@ -39,15 +39,21 @@ def insert_events(
     """One ``message.<status>`` event per row of ``(id, job_id, phone, status, provider_id,
     error_code, error_text)`` whose job is in ``account_by_job`` (job id → (account, url)),
     in the order given; returns how many."""
+    # One template per job (its endpoint key hashed once), copied per row.
+    bases: dict[str, dict[str, Any]] = {}
     records = []
     for row in rows:
-        target = account_by_job.get(row[1])
-        if target is None:
-            continue
-        account, url = target
+        base = bases.get(row[1])
+        if base is None:
+            target = account_by_job.get(row[1])
+            if target is None:
+                continue
+            base = bases[row[1]] = _record(target[0], target[1], "", row[1], now)
         records.append(
-            _record(account, url, f"message.{row[3]}", row[1], now)
+            base
             | {
+                "event_id": "evt_" + uuid.uuid4().hex,
+                "type": f"message.{row[3]}",
                 "message_id": row[0],
                 "phone": row[2],
                 "status": str(row[3]),
@@ -94,7 +100,8 @@ def due_endpoints(engine: Engine, now: float, limit: int = 1000) -> list[str]:
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(e.endpoint)
-            .where(e.state == PENDING, e.next_attempt_at <= now)
+            # Verbatim, as in head_batch: a partial index answers only a literal state.
+            .where(e.state == sa.literal_column("'pending'"), e.next_attempt_at <= now)
             .group_by(e.endpoint)
             .limit(limit)
         ).all()
