@@ -9,11 +9,13 @@ marks them delivered, retried or dead, each in one short statement.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 
 from teledispatch.db.tables import AnyRow, events_table
@@ -30,6 +32,53 @@ def endpoint_key(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:32]
 
 
+#: The columns an event row is written with, in the order of its JSON array (below).
+_WRITTEN = (
+    "event_id",
+    "account",
+    "endpoint",
+    "url",
+    "type",
+    "job_id",
+    "message_id",
+    "phone",
+    "status",
+    "provider_id",
+    "error_code",
+    "error_text",
+)
+_INTO = (
+    f"INSERT INTO events ({', '.join(_WRITTEN)}, occurred_at, state, attempts, next_attempt_at) "
+)
+# One statement per batch, its rows ONE JSON array of positional arrays unpacked by the server
+# (as messages.updates does): a plain executemany sent one protocol message per event, the
+# larger part of the worker's CPU for each event. Ordered by array position, so ``seq``
+# follows the order given (a message's events stay in order).
+_INSERT_PG = sa.text(
+    _INTO
+    + "SELECT "
+    + ", ".join(f"e->>{i}" for i in range(len(_WRITTEN)))
+    + ", CAST(:now AS FLOAT8), 'pending', 0, CAST(:now AS FLOAT8) "
+    "FROM jsonb_array_elements(CAST(:rows AS JSONB)) WITH ORDINALITY AS t(e, n) ORDER BY n"
+)
+_INSERT_SQLITE = sa.text(
+    _INTO
+    + "SELECT "
+    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(_WRITTEN)))
+    + ", :now, 'pending', 0, :now FROM json_each(:rows) ORDER BY key"
+)
+
+
+def _write(conn: sa.Connection, rows: Sequence[Sequence[Any]], now: float) -> None:
+    """Insert pending events, each given by its ``_WRITTEN`` values, due ``now``."""
+    stmt = _INSERT_PG if conn.dialect.name == "postgresql" else _INSERT_SQLITE
+    conn.execute(stmt, {"rows": json.dumps(rows, ensure_ascii=False), "now": now})
+
+
+def _event_id() -> str:
+    return "evt_" + uuid.uuid4().hex
+
+
 def insert_events(
     conn: sa.Connection,
     account_by_job: Mapping[str, tuple[str, str]],
@@ -39,51 +88,29 @@ def insert_events(
     """One ``message.<status>`` event per row of ``(id, job_id, phone, status, provider_id,
     error_code, error_text)`` whose job is in ``account_by_job`` (job id → (account, url)),
     in the order given; returns how many."""
+    # (account, endpoint key, url) per job: the key hashed once, not per event.
+    targets: dict[str, tuple[str, str, str]] = {}
     records = []
     for row in rows:
-        target = account_by_job.get(row[1])
+        target = targets.get(row[1])
         if target is None:
-            continue
-        account, url = target
-        records.append(
-            _record(account, url, f"message.{row[3]}", row[1], now)
-            | {
-                "message_id": row[0],
-                "phone": row[2],
-                "status": str(row[3]),
-                "provider_id": row[4],
-                "error_code": row[5],
-                "error_text": row[6],
-            }
-        )
+            found = account_by_job.get(row[1])
+            if found is None:
+                continue
+            target = targets[row[1]] = (found[0], endpoint_key(found[1]), found[1])
+        status = str(row[3])
+        event = (_event_id(), *target, f"message.{status}", row[1], row[0], row[2], status)
+        records.append((*event, row[4], row[5], row[6]))
     if records:
-        conn.execute(events_table.insert(), records)
+        _write(conn, records, now)
     return len(records)
 
 
 def insert_job_done(conn: sa.Connection, job_id: str, account: str, url: str, now: float) -> None:
-    conn.execute(events_table.insert(), [_record(account, url, "job.done", job_id, now)])
-
-
-def _record(account: str, url: str, type_: str, job_id: str, now: float) -> dict[str, Any]:
-    return {
-        "event_id": "evt_" + uuid.uuid4().hex,
-        "account": account,
-        "endpoint": endpoint_key(url),
-        "url": url,
-        "type": type_,
-        "job_id": job_id,
-        "message_id": None,
-        "phone": None,
-        "status": None,
-        "provider_id": None,
-        "error_code": None,
-        "error_text": None,
-        "occurred_at": now,
-        "state": PENDING,
-        "attempts": 0,
-        "next_attempt_at": now,
-    }
+    target = (account, endpoint_key(url), url)
+    _write(
+        conn, [(_event_id(), *target, "job.done", job_id, None, None, None, None, None, None)], now
+    )
 
 
 # --- delivery -------------------------------------------------------------------------------
@@ -94,7 +121,8 @@ def due_endpoints(engine: Engine, now: float, limit: int = 1000) -> list[str]:
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(e.endpoint)
-            .where(e.state == PENDING, e.next_attempt_at <= now)
+            # Verbatim, as in head_batch: a partial index answers only a literal state.
+            .where(e.state == sa.literal_column("'pending'"), e.next_attempt_at <= now)
             .group_by(e.endpoint)
             .limit(limit)
         ).all()
@@ -115,11 +143,20 @@ def head_batch(engine: Engine, endpoint: str, limit: int) -> list[AnyRow]:
         )
 
 
+def _among(conn: sa.Connection, seqs: Sequence[int]) -> sa.ColumnElement[bool]:
+    """``seq`` is one of ``seqs``. PostgreSQL: one array parameter, as an ``IN`` list of a
+    batch's hundreds of parameters made a statement too long for psycopg's query cache (it
+    parsed each one again) and a larger one for the server to parse."""
+    if conn.dialect.name == "postgresql":
+        return e.seq == sa.any_(sa.bindparam("seqs", list(seqs), type_=ARRAY(sa.Integer)))
+    return e.seq.in_(list(seqs))
+
+
 def mark_delivered(engine: Engine, seqs: Sequence[int], now: float) -> None:
     with engine.begin() as conn:
         conn.execute(
             sa.update(events_table)
-            .where(e.seq.in_(list(seqs)), e.state == PENDING)
+            .where(_among(conn, seqs), e.state == PENDING)
             .values(state=DELIVERED, delivered_at=now, attempts=e.attempts + 1)
         )
 
@@ -131,7 +168,7 @@ def mark_failed(
     with engine.begin() as conn:
         conn.execute(
             sa.update(events_table)
-            .where(e.seq.in_(list(seqs)), e.state == PENDING)
+            .where(_among(conn, seqs), e.state == PENDING)
             .values(
                 state=DEAD if dead else PENDING,
                 attempts=e.attempts + 1,

@@ -17,6 +17,9 @@ from teledispatch.statuses import ACTIVE_STATUSES
 #: dispatcher's business; an app hears of what it can act on (sent, failed, delivered, …).
 QUIET_STATUSES = frozenset(ACTIVE_STATUSES)
 _EVENT_COLUMNS = (m.id, m.job_id, m.phone, m.status, m.provider_id, m.error_code, m.error_text)
+#: The same columns for a text statement's ``RETURNING``: a writer that returns them spares
+#: :func:`record_changes` its read-back of the rows (a round trip per outcome batch).
+EVENT_RETURNING = "RETURNING " + ", ".join(f"messages.{c.name}" for c in _EVENT_COLUMNS)
 #: (engine, job id) → (account, callback_url): a job's callback never changes once stored, so
 #: each process asks once per job instead of once per batch (the dispatch hot path). Keyed
 #: by engine too: one process may use several databases (tests reuse job ids across them).
@@ -44,11 +47,16 @@ def _targets(conn: sa.Connection, job_ids: Iterable[str]) -> dict[str, tuple[str
 
 def record_changes(conn: sa.Connection, changed: Sequence[Any], now: float) -> None:
     """Outbox events for rows ``(id, job_id)`` this transaction just changed; nothing (one
-    cached lookup) when their jobs have no callback."""
+    cached lookup) when their jobs have no callback. Rows that already hold all the event
+    columns (:data:`EVENT_RETURNING`) are used as they are, in the order given."""
     if not changed:
         return
     targets = _targets(conn, {r[1] for r in changed})
     if not targets:
+        return
+    if len(changed[0]) == len(_EVENT_COLUMNS):
+        rows = [r for r in changed if r[1] in targets and r[3] not in QUIET_STATUSES]
+        events_db.insert_events(conn, targets, rows, now)
         return
     ids = [r[0] for r in changed if r[1] in targets]
     order = {message_id: i for i, message_id in enumerate(ids)}

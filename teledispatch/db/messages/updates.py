@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from teledispatch.db.messages._common import log
-from teledispatch.db.messages.outbox import record_changes
+from teledispatch.db.messages.outbox import EVENT_RETURNING, record_changes
 from teledispatch.statuses import (
     DEFERRED,
     FAILED,
@@ -106,8 +106,8 @@ _APPLY_PG = sa.text(
     "e->>4 AS error_text, CAST(e->>5 AS FLOAT8) AS due_at, CAST(e->>6 AS INTEGER) AS refund, "
     "CAST(e->>7 AS INTEGER) AS hold "
     f"FROM jsonb_array_elements(CAST(:rows AS JSONB)) AS e) AS v WHERE {_HELD}"
-    # (id, job_id) of the rows changed: what the outbox needs to know (record_changes).
-    " RETURNING messages.id, messages.job_id"
+    # The event columns of the rows changed: what the outbox writes (record_changes).
+    f" {EVENT_RETURNING}"
 )
 # SQLite (UPDATE … FROM needs 3.33): the same array, unpacked by json_each.
 _APPLY_SQLITE = sa.text(
@@ -117,7 +117,7 @@ _APPLY_SQLITE = sa.text(
     "json_extract(value, '$[4]') AS error_text, json_extract(value, '$[5]') AS due_at, "
     "json_extract(value, '$[6]') AS refund, json_extract(value, '$[7]') AS hold "
     f"FROM json_each(:rows)) AS v WHERE {_HELD}"
-    " RETURNING messages.id, messages.job_id"
+    f" {EVENT_RETURNING}"
 )
 
 
