@@ -274,6 +274,8 @@ def claim(engine: Engine, account: str, limit: int, lease_s: float, now: float) 
             if want <= 0:
                 break
             messages += _claim_lane(conn, account, priority, want, token, now)
+            if len(messages) < limit and _holds_due(conn, account, priority, now):
+                break
         expired = _expire_claimed(conn, token, messages, now)
         suppressed = _suppress_claimed(conn, token, now) if messages else set()
         if expired or suppressed:
@@ -375,6 +377,28 @@ def unmark_departing(engine: Engine, token: str, group_key: str) -> None:
             .where(b.claim_token == token, b.group_key == group_key)
             .values(departed_at=None)
         )
+
+
+def _holds_due(conn: sa.Connection, account: str, priority: int, now: float) -> bool:
+    """Whether the lane has due rows handed back to wait for a slot (``hold_until`` ahead).
+
+    They keep the lanes below waiting: a lower lane gets only what the ones above leave,
+    and a held row has not left its room (without this, a saturated account's held normal
+    rows let the low lane's rows take the slots they were waiting for)."""
+    return (
+        conn.execute(
+            sa.select(m.id)
+            .where(
+                m.account == account,
+                m.status.in_(literal_status(*CLAIMABLE)),
+                m.priority == priority,
+                m.due_at <= now,
+                m.hold_until > now,
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
 
 
 def has_due(engine: Engine, account: str, now: float) -> bool:

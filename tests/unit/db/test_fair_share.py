@@ -141,3 +141,21 @@ def test_rows_of_a_lost_batch_keep_their_place(db_url: str) -> None:
     assert repo.reclaim_expired(engine, [cfg.account("nx")], now + 5) == 2
     again = repo.claim(engine, "nx", 2, 30.0, now + 5)
     assert {c.id for c in again.messages} == {c.id for c in lost.messages}
+
+
+def test_held_rows_of_a_lane_keep_the_lanes_below_waiting(db_url: str) -> None:
+    # Seen in CI: on a saturated account the normal rows handed back for a slot let the low
+    # lane's rows into the claims (50 normal messages reached the provider after a low one).
+    cfg = make_settings(db_url)
+    low = enqueue_stream("nx", phones(0, 20), defaults={"content": "x"}, priority="low", cfg=cfg)
+    normal = enqueue_stream("nx", phones(100, 5), defaults={"content": "x"}, cfg=cfg)
+    engine = get_engine(db_url)
+    now = later()
+    first = repo.claim(engine, "nx", 5, 30.0, now)
+    assert jobs_of(first) == {normal.job_id: 5}
+    back = [repo.Update.requeue(c.id, now + 2) for c in first.messages]
+    assert repo.apply(engine, first.token, back, now, finish="") == 5
+    # Normal's rows wait for their slot: low gets none of it meanwhile.
+    assert jobs_of(repo.claim(engine, "nx", 10, 30.0, now + 1)) == {}
+    # Once normal's rows have left, low has the room.
+    assert jobs_of(repo.claim(engine, "nx", 10, 30.0, now + 2)) == {normal.job_id: 5, low.job_id: 5}
