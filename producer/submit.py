@@ -105,25 +105,7 @@ def validate_stream(
 
 def enqueue(job: SendJob, *, cfg: Settings | None = None) -> str:
     """Validate and enqueue ``job``; returns its id. Raises :class:`ValidationFailed`."""
-    if job.route is not None:
-        return enqueue_job(job, cfg=cfg).job_id
-    assert job.account is not None  # SendJob holds exactly one of the two
-    check_channel(job, cfg or settings())
-    return enqueue_stream(
-        job.account,
-        job.recipients,
-        defaults=job.defaults,
-        idempotency_key=job.idempotency_key,
-        not_before=job.not_before,
-        allow_duplicates=job.allow_duplicates,
-        priority=job.priority,
-        expires_at=job.expires_at,
-        ttl_s=job.ttl_s,
-        callback_url=job.callback_url,
-        weight=job.weight,
-        quiet_hours=job.quiet_hours,
-        cfg=cfg,
-    ).job_id
+    return enqueue_job(job, cfg=cfg).job_id
 
 
 def check_channel(job: SendJob, cfg: Settings) -> None:
@@ -140,7 +122,8 @@ def check_channel(job: SendJob, cfg: Settings) -> None:
 def enqueue_job(job: SendJob, *, cfg: Settings | None = None) -> Enqueued:
     """:func:`enqueue` with its :class:`Enqueued` (a routed job goes through its route)."""
     if job.route is None:
-        assert job.account is not None
+        assert job.account is not None  # SendJob holds exactly one of the two
+        check_channel(job, cfg or settings())
         return enqueue_stream(
             job.account,
             job.recipients,
