@@ -97,7 +97,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
     yield f"{base}/{name}"
-    dispose_engines()
+    dispose_engines(close=True)
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()
@@ -277,4 +277,4 @@ def make_stack(
     for stack in stacks:
         for p in reversed(stack.procs):
             p.stop()
-    dispose_engines()
+    dispose_engines(close=True)

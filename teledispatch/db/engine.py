@@ -47,11 +47,12 @@ def get_engine(url: str) -> Engine:
         return engine
 
 
-def dispose_engines() -> None:
-    """Drop pooled connections; called in a forked child so it never shares a parent's socket."""
+def dispose_engines(*, close: bool = False) -> None:
+    """Drop pooled connections. A forked child calls it without ``close`` so it never touches a
+    parent's socket; a process done with its databases (a test's teardown) closes them."""
     with _lock:
         for engine in _engines.values():
-            engine.dispose(close=False)
+            engine.dispose(close=close)
         _engines.clear()
 
 

@@ -52,9 +52,16 @@ def test_requests_per_second_hold_across_three_workers(make_stack: Callable[...,
     for n in range(3):
         stack.worker(concurrency=4, beat=n == 0, name=f"w{n}")
     stack.wait_done([job.job_id], timeout=SECONDS * 4 + 60)
-    times = [r["t"] for r in stack.sim_requests() if r["channel"] == "nxcloud.sms"]
+    requests = [r for r in stack.sim_requests() if r["channel"] == "nxcloud.sms"]
+    times = [r["t"] for r in requests]
     worst = max_in_window(times, 1.0)
-    assert len(times) == RATE * SECONDS
+    ids = [i for r in requests for i in r["ids"]]
+    # Every message exactly once. How many requests carried them is not asserted: a batch
+    # handed back for a missed slot (a process descheduled for over a second on a loaded
+    # machine) can be claimed with fewer rows than a full one, which costs a request, not a
+    # limit (seen once in CI: 301 requests for 300 full batches).
+    assert (len(ids), len(set(ids))) == (total, total)
+    assert len(times) >= RATE * SECONDS
     assert worst <= RATE, f"{worst} requests in one second"
 
 

@@ -42,7 +42,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         admin.dispose()
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}")
     yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    dispose_engines()
+    dispose_engines(close=True)
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()

@@ -58,4 +58,4 @@ def test_concurrent_retries_retry_each_message_once(
         assert sorted(v.id for v in retries) == sorted(f"{job_id}-{i}" for i in range(N, 2 * N))
         assert job_status(job_id, cfg=cfg).total == 2 * N
     finally:
-        dispose_engines()
+        dispose_engines(close=True)
