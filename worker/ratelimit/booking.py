@@ -38,8 +38,9 @@ from .scripts import US, Scripts
 SHORT_WAIT_S = 0.005
 
 #: A parked batch's wake-up is published this much before its slot: the task's start, the
-#: booking's pop and the read of its rows take about this long, the remainder is slept.
-WAKE_LEAD_S = 0.004
+#: booking's pop, the read of its rows, building the request and the departure mark take
+#: about this long on a loaded machine (4 ms made most requests late); the rest is slept.
+WAKE_LEAD_S = 0.03
 
 #: How far ahead a claim may book its slot (see the module's docstring).
 AHEAD_S = 0.15
