@@ -46,6 +46,7 @@ OUTAGE_METRICS: list[Metric] = [
     ("messages failed", "failed", "{:,}", ""),
     ("s from recovery to first accepted", "recovery_to_first_s", "{:.2f}", ""),
     ("s from recovery to full rate", "recovery_to_full_rate_s", "{:.2f}", ""),
+    ("s from first accepted to full rate", "first_to_full_rate_s", "{:.2f}", ""),
 ]
 MIXED_METRICS: list[Metric] = [
     ("OTP jobs (single recipient)", "n", "{:,.0f}", ""),
@@ -242,6 +243,25 @@ TARGETS = [
         95,
         ">=",
         "%",
+    ),
+    Target(
+        "outage: messages failed = 0",
+        _value_of("outage", "failed"),
+        0,
+        "<=",
+    ),
+    Target(
+        "outage: requests during a 60 s outage ≤ 30 (probes, not batches)",
+        _value_of("outage", "requests_during_outage"),
+        30,
+        "<=",
+    ),
+    Target(
+        "outage: full rate ≤ 2 s after the first accepted probe",
+        _value_of("outage", "first_to_full_rate_s"),
+        2,
+        "<=",
+        " s",
     ),
     Target(
         "big job: worker peak RSS ≤ 300 MB (largest process)",

@@ -323,6 +323,11 @@ def outage(system: System, seconds: float, n: int, shape: Shape) -> dict[str, An
             "failed": failed,
             "recovery_to_first_s": (min(accepted) - recovered_at) if accepted else None,
             "recovery_to_full_rate_s": seconds_to_full_rate(accepted, recovered_at),
+            # The probe schedule (a setting) decides when recovery is seen; from then on the
+            # backlog must be at full rate within a couple of seconds (#14).
+            "first_to_full_rate_s": (
+                seconds_to_full_rate(accepted, min(accepted)) if accepted else None
+            ),
             "requests_total": len(nx),
         }
 
