@@ -12,7 +12,10 @@ never sleeps for a slot, so the pool stays free for other accounts.
 
 from __future__ import annotations
 
+import contextlib
 import time
+
+import redis
 
 from teledispatch import wakeups
 from teledispatch.channels.base import Adapter
@@ -24,7 +27,7 @@ from teledispatch.worker.context import Context
 from teledispatch.worker.quiet import hold_quiet
 
 from . import failover
-from .admit import admit
+from .admit import Admission, admit
 from .common import LEASE_MARGIN_S, Report, has_limits
 from .park import park, room_ahead, send_parked, should_park
 from .send import send_batch
@@ -35,6 +38,10 @@ from .send import send_batch
 #: each message of a 200-message batch, a third of the worker's cost, when every task sent
 #: one request. Bounded so that a pool process soon returns to other accounts' tasks.
 LOOP_BUDGET_S = 0.5
+
+#: The longest one claim turn of a limited account is held if its holder dies (a claim and
+#: its bookings take milliseconds; a claim that outlasts it only races the next one).
+CLAIM_TURN_S = 5.0
 
 #: A paced account's task books at most this many batches ahead in one go (the horizon,
 #: about one request slot, stops it sooner at any real rate).
@@ -129,8 +136,50 @@ def _claim_and_send(
     dispatch *before* sending, so a backlog is worked by every free worker process at once;
     ``gated``: only if none is already waiting to start (:func:`teledispatch.wakeups.follow_up`).
     A parked batch publishes none: its task books the next slot itself.
+
+    A limited account claims and books under its claim turn (``bookings.claiming``), and
+    sends after giving it up.
     """
-    limit = limit or account.batch_size
+    turn = None
+    if has_limits(account):
+        turn = ctx.limiter.bookings.claiming(account, CLAIM_TURN_S)
+        if turn is None:
+            return False  # another dispatch is claiming: it books what is within reach
+    try:
+        booked = _claim_and_book(ctx, account, report, limit or account.batch_size)
+    finally:
+        if turn is not None:
+            with contextlib.suppress(redis.exceptions.LockError):  # expired: nothing to free
+                turn.release()
+    if booked is None:
+        return False
+    token, admissions, full, waits, all_parked = booked
+    for admission in admissions:
+        if admission.wait_s:
+            waits.append(admission.wait_s)
+        elif full and not followed:
+            # More is waiting and the limits allow it: the next claim starts now, in another
+            # process, while this one sends. Not when the limiter said wait (that would spin).
+            wakeups.follow_up(ctx.redis, ctx.publish, account, once=gated)
+            followed = True
+        if admission.rows:
+            send_batch(ctx, account, adapter, token, admission.rows, report, admission)
+    if waits or (full and not followed and not all_parked):
+        delay_s = max(min(waits, default=0.05), 0.05)
+        wakeups.kick(ctx.redis, ctx.publish, account, delay_s)
+    # Unpaced (``gated``): claim again now; paced: only after parking, to book the next slot.
+    return full and not waits and (gated or all_parked)
+
+
+_Booked = tuple[str, list[Admission], bool, list[float], bool]
+
+
+def _claim_and_book(
+    ctx: Context, account: AccountConfig, report: Report, limit: int
+) -> _Booked | None:
+    """Claim, then each group's admission: parked if its slot is ahead, else to send now.
+    None if nothing is to be sent or parked; else (token, admissions to send, whether the
+    claim was full, waits, whether every group was parked)."""
     lease_s = account.timeout_s + LEASE_MARGIN_S
     claim = repo.claim(ctx.engine, account.name, limit, lease_s, ctx.clock())
     report.claimed += len(claim.messages)
@@ -148,30 +197,15 @@ def _claim_and_send(
     if quiet:
         report.add("deferred", quiet)
     if not rows:
-        return full
-    waits: list[float] = []
+        return None if not full else (claim.token, [], True, [], True)
     groups: dict[str, list[repo.Claimed]] = {}
     for row in rows:
         groups.setdefault(row.group_key, []).append(row)
-    parked = 0
-    for rows in groups.values():
-        admission = admit(ctx, account, claim.token, rows, report)
+    admissions: list[Admission] = []
+    for group in groups.values():
+        admission = admit(ctx, account, claim.token, group, report)
         if should_park(admission):
             park(ctx, account, claim.token, admission)
-            parked += 1
-            continue
-        if admission.wait_s:
-            waits.append(admission.wait_s)
-        elif full and not followed:
-            # More is waiting and the limits allow it: the next claim starts now, in another
-            # process, while this one sends. Not when the limiter said wait (that would spin).
-            wakeups.follow_up(ctx.redis, ctx.publish, account, once=gated)
-            followed = True
-        if admission.rows:
-            send_batch(ctx, account, adapter, claim.token, admission.rows, report, admission)
-    all_parked = parked == len(groups)
-    if waits or (full and not followed and not all_parked):
-        delay_s = max(min(waits, default=0.05), 0.05)
-        wakeups.kick(ctx.redis, ctx.publish, account, delay_s)
-    # Unpaced (``gated``): claim again now; paced: only after parking, to book the next slot.
-    return full and not waits and (gated or all_parked)
+        else:
+            admissions.append(admission)
+    return claim.token, admissions, full, [], not admissions

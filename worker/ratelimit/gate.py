@@ -160,7 +160,8 @@ class DepartureGate:
         window_s, max_req, max_msg = self.window(account)
         if not max_req and not max_msg:
             return ungated()
-        key = AccountKeys.of(self._key_prefix, account.name).departures
+        keys = AccountKeys.of(self._key_prefix, account.name)
+        key = keys.departures
         ttl_ms = str(round((window_s + self._lease_s) * 1000) + 1000)
 
         def confirm(pending: str, lateness_s: float) -> object:
@@ -182,7 +183,7 @@ class DepartureGate:
         deadline = clock() + timeout_s
         while True:
             started = clock()
-            raw: Any = self._scripts.depart(keys=[key], args=args, client=self._redis)
+            raw: Any = self._scripts.depart(keys=[key, keys.state], args=args, client=self._redis)
             wait = int(raw[0]) / US
             if wait == 0:
                 member = raw[2].decode() if isinstance(raw[2], bytes) else str(raw[2])

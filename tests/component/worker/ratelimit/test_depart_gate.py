@@ -147,6 +147,32 @@ def test_late_write_pushes_the_next_departure(client: redis.Redis[bytes], prefix
     assert depart(rl, acct, T0 + 1061)
 
 
+def test_a_grant_moves_the_next_reservation_to_when_the_window_has_room(
+    client: redis.Redis[bytes], prefix: str
+) -> None:
+    """Two requests per 1.02 s, the first sent 200 ms after its slot: the reservations'
+    next slot (``tat``) moves to when the gate will let the third leave, not sooner."""
+    rl, acct = gate(client, prefix), account(max_requests_per_second=2)
+    state = rl.keys(acct).state
+    client.hset(state, "tat", str((T0 + 400) * 1000))
+    assert depart(rl, acct, T0 + 200)  # the slot was T0, it left at T0 + 200
+    # One departure in a window of two: the next may leave at once; tat is left as it was.
+    assert int(client.hget(state, "tat") or 0) == (T0 + 400) * 1000
+    assert depart(rl, acct, T0 + 510)
+    # The third must wait for the first to leave the window: just after T0 + 200 + 1020.
+    assert int(client.hget(state, "tat") or 0) == (T0 + 1220) * 1000 + 1
+    assert not depart(rl, acct, T0 + 1220)
+    assert depart(rl, acct, T0 + 1221)
+
+
+def test_a_grant_never_creates_the_reservation_state(
+    client: redis.Redis[bytes], prefix: str
+) -> None:
+    rl, acct = gate(client, prefix), account(max_requests_per_second=1)
+    assert depart(rl, acct, T0)
+    assert not client.exists(rl.keys(acct).state)
+
+
 def test_wait_for_a_pending_entry_is_its_grant_plus_window(
     client: redis.Redis[bytes], prefix: str
 ) -> None:
@@ -156,7 +182,8 @@ def test_wait_for_a_pending_entry_is_its_grant_plus_window(
 
     def ask(at_ms: int) -> list[Any]:
         args = [str(at_ms * 1000), "1020000", "1", "0", "1", "x", "10000000"]
-        return list(scripts.depart(keys=[key], args=args, client=client))
+        keys = [key, rl.keys(acct).state]
+        return list(scripts.depart(keys=keys, args=args, client=client))
 
     assert depart(rl, acct, T0, late_ms=None)
     # Confirming can only place it at or after its grant: nothing frees before T0 + 1.02 s.
