@@ -67,25 +67,35 @@ class Claim:
 MAX_JOBS_PER_LANE = 1000
 
 # A lane's jobs with rows of one status (a loose index scan: one probe per job, whatever their
-# sizes), each with its rows due now, counted up to ``:cap`` (more cannot be taken), its
-# weight and its age. Literal statuses: the partial claim index applies on PostgreSQL.
-_LANE_JOBS = """j_{s}(job_id, n) AS (
+# sizes), each with its weight and its age; and whether the lane has due rows held back for a
+# slot. Every lane in one round trip (a single's claim made seven before). Literal statuses
+# and priorities: the partial claim index applies on PostgreSQL.
+_LANE_JOBS = """j_{s}_{p}(job_id, n) AS (
   SELECT (SELECT job_id FROM messages WHERE account = :account AND status = '{s}'
-          AND priority = :priority ORDER BY job_id LIMIT 1), 1
+          AND priority = {p} ORDER BY job_id LIMIT 1), 1
   UNION ALL
   SELECT (SELECT job_id FROM messages WHERE account = :account AND status = '{s}'
-          AND priority = :priority AND job_id > j_{s}.job_id ORDER BY job_id LIMIT 1), n + 1
-  FROM j_{s} WHERE j_{s}.job_id IS NOT NULL AND n < :max_jobs)"""
-_LANE_DUE = """SELECT '{s}', j_{s}.job_id,
-  (SELECT weight FROM jobs WHERE jobs.id = j_{s}.job_id),
-  (SELECT created_at FROM jobs WHERE jobs.id = j_{s}.job_id)
-FROM j_{s} WHERE j_{s}.job_id IS NOT NULL"""
-#: Both statuses of a lane in one round trip.
-_LANE = sa.text(
+          AND priority = {p} AND job_id > j_{s}_{p}.job_id ORDER BY job_id LIMIT 1), n + 1
+  FROM j_{s}_{p} WHERE j_{s}_{p}.job_id IS NOT NULL AND n < :max_jobs)"""
+_LANE_DUE = """SELECT {p}, '{s}', j_{s}_{p}.job_id,
+  (SELECT weight FROM jobs WHERE jobs.id = j_{s}_{p}.job_id),
+  (SELECT created_at FROM jobs WHERE jobs.id = j_{s}_{p}.job_id)
+FROM j_{s}_{p} WHERE j_{s}_{p}.job_id IS NOT NULL"""
+_LANE_HELD = """SELECT {p}, 'held', NULL, NULL, NULL WHERE EXISTS (
+  SELECT 1 FROM messages WHERE account = :account AND status IN ({claimable})
+  AND priority = {p} AND due_at <= :now AND hold_until > :now)"""
+_LANE_PAIRS = [(s, p) for p in PRIORITY_ORDER for s in (DEFERRED, QUEUED)]
+_LANES = sa.text(
     "WITH RECURSIVE "
-    + ", ".join(_LANE_JOBS.format(s=s) for s in (DEFERRED, QUEUED))
+    + ", ".join(_LANE_JOBS.format(s=s, p=p) for s, p in _LANE_PAIRS)
     + " "
-    + " UNION ALL ".join(_LANE_DUE.format(s=s) for s in (DEFERRED, QUEUED))
+    + " UNION ALL ".join(
+        [_LANE_DUE.format(s=s, p=p) for s, p in _LANE_PAIRS]
+        + [
+            _LANE_HELD.format(p=p, claimable=", ".join(f"'{c}'" for c in CLAIMABLE))
+            for p in PRIORITY_ORDER
+        ]
+    )
 )
 #: Rounds of takes per lane and claim: a round's short jobs (fewer rows due than their
 #: share) leave their room to the others in the next.
@@ -101,21 +111,29 @@ class _LaneJob:
     deferred: bool
 
 
-def _lane_jobs(conn: sa.Connection, account: str, priority: int) -> list[_LaneJob]:
-    """The lane's jobs with waiting rows (due or not), oldest job first.
+def _lanes(
+    conn: sa.Connection, account: str, now: float
+) -> tuple[dict[int, list[_LaneJob]], set[int]]:
+    """Each lane's jobs with waiting rows (due or not), oldest job first; and the lanes with
+    due rows held back for a slot (``hold_until`` ahead).
 
     Their due rows are not counted: that read as many rows again as the take itself (up to
     the room for each job). A job's share is taken on the assumption that it has enough due,
     and the room a short job leaves goes to the others in another round (see
     :func:`_claim_lane`)."""
-    params = {"account": account, "priority": priority, "max_jobs": MAX_JOBS_PER_LANE}
-    found: dict[str, _LaneJob] = {}
-    for status, job_id, weight, created_at in conn.execute(_LANE, params).all():
-        j = str(job_id)
-        deferred = status == DEFERRED or (j in found and found[j].deferred)
+    params = {"account": account, "now": now, "max_jobs": MAX_JOBS_PER_LANE}
+    found: dict[int, dict[str, _LaneJob]] = {}
+    held: set[int] = set()
+    for priority, status, job_id, weight, created_at in conn.execute(_LANES, params).all():
+        if status == "held":
+            held.add(int(priority))
+            continue
+        lane, j = found.setdefault(int(priority), {}), str(job_id)
+        deferred = status == DEFERRED or (j in lane and lane[j].deferred)
         w = float(weight) if weight is not None else 1.0
-        found[j] = _LaneJob(j, w, float(created_at or 0.0), deferred)
-    return sorted(found.values(), key=lambda x: (x.created_at, x.job_id))
+        lane[j] = _LaneJob(j, w, float(created_at or 0.0), deferred)
+    order = attrgetter("created_at", "job_id")
+    return {p: sorted(jobs.values(), key=order) for p, jobs in found.items()}, held
 
 
 def _rows_of(dialect: str, account: str, priority: int, status: str, job_id: str, n: int) -> Any:
@@ -218,12 +236,17 @@ def _take_shares(
 
 
 def _claim_lane(
-    conn: sa.Connection, account: str, priority: int, want: int, token: str, now: float
+    conn: sa.Connection,
+    account: str,
+    priority: int,
+    jobs: Sequence[_LaneJob],
+    want: int,
+    token: str,
+    now: float,
 ) -> list[Claimed]:
     """One lane's part of a claim: every job with rows due gets its weighted share of the
     room (:func:`teledispatch.scheduling.plan`); a job that had fewer rows due than its share
     leaves the rest to the others in another round."""
-    jobs = _lane_jobs(conn, account, priority)
     deferred = {j.job_id for j in jobs if j.deferred}
     credit = _CREDITS.get((account, priority), {})
     got: list[Claimed] = []
@@ -269,12 +292,17 @@ def claim(engine: Engine, account: str, limit: int, lease_s: float, now: float) 
     token = uuid.uuid4().hex
     messages: list[Claimed] = []
     with engine.begin() as conn:
+        lanes, held = _lanes(conn, account, now)
         for priority in PRIORITY_ORDER:
             want = limit - len(messages)
             if want <= 0:
                 break
-            messages += _claim_lane(conn, account, priority, want, token, now)
-            if len(messages) < limit and _holds_due(conn, account, priority, now):
+            if priority in lanes:
+                messages += _claim_lane(conn, account, priority, lanes[priority], want, token, now)
+            if len(messages) < limit and priority in held:
+                # Held rows keep the lanes below waiting: a lower lane gets only what the ones
+                # above leave, and a held row has not left its room (without this, a saturated
+                # account's held normal rows let the low lane take the slots they wait for).
                 break
         expired = _expire_claimed(conn, token, messages, now)
         suppressed = _suppress_claimed(conn, token, now) if messages else set()
@@ -377,28 +405,6 @@ def unmark_departing(engine: Engine, token: str, group_key: str) -> None:
             .where(b.claim_token == token, b.group_key == group_key)
             .values(departed_at=None)
         )
-
-
-def _holds_due(conn: sa.Connection, account: str, priority: int, now: float) -> bool:
-    """Whether the lane has due rows handed back to wait for a slot (``hold_until`` ahead).
-
-    They keep the lanes below waiting: a lower lane gets only what the ones above leave,
-    and a held row has not left its room (without this, a saturated account's held normal
-    rows let the low lane's rows take the slots they were waiting for)."""
-    return (
-        conn.execute(
-            sa.select(m.id)
-            .where(
-                m.account == account,
-                m.status.in_(literal_status(*CLAIMABLE)),
-                m.priority == priority,
-                m.due_at <= now,
-                m.hold_until > now,
-            )
-            .limit(1)
-        ).first()
-        is not None
-    )
 
 
 def has_due(engine: Engine, account: str, now: float) -> bool:

@@ -86,6 +86,8 @@ def start(tmp_path: Path) -> Iterator[Any]:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def _nx_request(
@@ -205,6 +207,7 @@ def test_delivery_report_reaches_a_real_http_receiver(start: Any) -> None:
         form = _DrSink.received.get(timeout=10)
     finally:
         sink.shutdown()
+        sink.server_close()
     assert form["messageid"] == ["it-000000003"]
     assert form["status"] == ["2"] and form["result"] == ["DELIVRD"]
 
