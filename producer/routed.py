@@ -268,8 +268,8 @@ def enqueue_route(
     route = _route(cfg, route_name)
     rows = validate_route_job(cfg, route, list(recipients), defaults or {}, allow_duplicates)
     start_at = _as_epoch(not_before)
-    # The job's account is the first member its first recipient may use: the lane defaults,
-    # the webhook default and the status line are that account's.
+    # The job's account is the first member its first recipient may use: the lane defaults
+    # and the status line are that account's; the webhook default is the route's, else its.
     first = cfg.account(route.accounts_for(rows[0][1])[0])
     priority, expires_at = lane.resolve(first, max(time.time(), start_at or 0.0))
     tail: list[Any] = [start_at, *_lane_key(lane), callback_url]
@@ -293,7 +293,7 @@ def enqueue_route(
         "created_at": time.time(),
         "priority": priority,
         "expires_at": expires_at,
-        "callback_url": callback_url or first.callback_url or None,
+        "callback_url": callback_url or route.callback_url or first.callback_url or None,
         "route": route.name,
         "weight": lane.stored_weight(),
         "quiet_hours": window,

@@ -20,8 +20,9 @@ message is ``teledispatch.db.messages.failover``; deciding to is ``worker/dispat
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from teledispatch.channels.ids import NXCLOUD_SMS, USPEEDO_SMS
@@ -49,6 +50,11 @@ class Route:
     members: Mapping[str, Member]
     #: ``quiet_hours = "21:00-08:00"`` of the route: between a job's own and its account's.
     quiet_hours: str | None = None
+    #: The webhook default of the route's jobs (a job's own wins; else its first account's).
+    callback_url: str | None = None
+    #: Signs the webhooks of the route's jobs (else each job's account's secret signs them);
+    #: written as ``ENV:NAME``. Kept out of the repr: a logged route must not show it.
+    callback_secret: str = field(default="", repr=False)
 
     def accounts_for(self, phone: str) -> tuple[str, ...]:
         """The accounts that may send to ``phone`` (E.164), in order; () if none serves it."""
@@ -160,6 +166,24 @@ def _quiet_hours(name: str, value: Any, problems: list[str]) -> str | None:
         return None
 
 
+_CALLBACK_KEYS = ("callback_url", "callback_secret")
+
+
+def _text(name: str, key: str, value: Any, problems: list[str]) -> str:
+    """A route's text setting; ``ENV:NAME`` is read from the environment, as in accounts."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        problems.append(f"routes.{name}.{key}: must be text")
+        return ""
+    if value.startswith("ENV:"):
+        if value[4:] not in os.environ:
+            problems.append(f"routes.{name}.{key}: environment variable {value[4:]} is not set")
+            return ""
+        return os.environ[value[4:]]
+    return value
+
+
 def parse_route(
     name: str, table: Any, channels: Mapping[str, str], problems: list[str]
 ) -> Route | None:
@@ -169,9 +193,12 @@ def parse_route(
         return None
     lists: dict[str, tuple[str, ...]] = {}
     members: dict[str, Member] = {}
+    if "@" in name:
+        problems.append(f"routes.{name}: a route's name may not contain '@'")
     quiet = _quiet_hours(name, table.get("quiet_hours"), problems)
+    callback = {k: _text(name, k, table.get(k), problems) for k in _CALLBACK_KEYS}
     for key, value in table.items():
-        if key == "quiet_hours":
+        if key == "quiet_hours" or key in _CALLBACK_KEYS:
             continue
         member = _entry(str(key), value, f"routes.{name}.{key}", problems, lists)
         if member is not None:
@@ -181,7 +208,14 @@ def parse_route(
         return None
     # Longest prefix first, so "861" wins over "86"; "*" last.
     order = sorted(lists, key=lambda p: (p == "*", -len(p)))
-    route = Route(name, tuple((p, lists[p]) for p in order), members, quiet)
+    route = Route(
+        name,
+        tuple((p, lists[p]) for p in order),
+        members,
+        quiet,
+        callback["callback_url"] or None,
+        callback["callback_secret"],
+    )
     _check_members(name, route, channels, problems)
     return route
 

@@ -153,20 +153,28 @@ def list_jobs(
     return list(conn.execute(query.order_by(j.created_at.desc(), j.id.desc()).limit(limit)).all())
 
 
+def signer_of(account: str, route: str | None) -> str:
+    """Whose ``callback_secret`` signs a job's webhook events (the events' ``account``): a
+    routed job's route (``account@route``: the route's secret, else the account's), else
+    its account. Route names cannot hold ``@`` (``teledispatch.routes``)."""
+    return f"{account}@{route}" if route else account
+
+
 def callbacks(conn: sa.Connection, job_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
-    """``job id → (account, callback_url)`` for the given jobs that exist."""
+    """``job id → (signer, callback_url)`` for the given jobs that exist (:func:`signer_of`)."""
     rows = conn.execute(
-        sa.select(j.id, j.account, j.callback_url).where(j.id.in_(list(job_ids)))
+        sa.select(j.id, j.account, j.callback_url, j.route).where(j.id.in_(list(job_ids)))
     ).all()
-    return {str(r[0]): (str(r[1]), r[2]) for r in rows}
+    return {str(r[0]): (signer_of(str(r[1]), r[3]), r[2]) for r in rows}
 
 
 def open_with_callback(conn: sa.Connection, limit: int) -> list[AnyRow]:
-    """``(id, account, callback_url, total)`` of jobs with a callback whose ``job.done``
-    event is not written yet (the partial ``ix_jobs_open_callback`` holds only these)."""
+    """``(id, account, callback_url, total, route)`` of jobs with a callback whose
+    ``job.done`` event is not written yet (the partial ``ix_jobs_open_callback`` holds only
+    these)."""
     return list(
         conn.execute(
-            sa.select(j.id, j.account, j.callback_url, j.total)
+            sa.select(j.id, j.account, j.callback_url, j.total, j.route)
             .where(j.callback_url.is_not(None), j.done_at.is_(None))
             .order_by(j.created_at)
             .limit(limit)

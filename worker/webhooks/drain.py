@@ -63,7 +63,8 @@ def finish_jobs(engine: Engine, now: float, limit: int = FINISH_LIMIT) -> int:
             if messages_db.job_is_finished(conn, job.id, job.total) and jobs_db.claim_done(
                 conn, job.id, now
             ):
-                events_db.insert_job_done(conn, job.id, job.account, job.callback_url, now)
+                signer = jobs_db.signer_of(job.account, job.route)
+                events_db.insert_job_done(conn, job.id, signer, job.callback_url, now)
                 written += 1
     return written
 
@@ -106,12 +107,22 @@ def _same_account(batch: Sequence[AnyRow]) -> list[AnyRow]:
     return run
 
 
+def secret_of(cfg: Settings, signer: str) -> str:
+    """The signing secret of an event's signer (``jobs.signer_of``): the route's for a
+    routed job if it has one, else the account's; "" if neither has one."""
+    name, _, route_name = signer.rpartition("@") if "@" in signer else (signer, "", "")
+    route = cfg.routes.get(route_name) if route_name else None
+    if route is not None and route.callback_secret:
+        return route.callback_secret
+    account = cfg.accounts.get(name)
+    return account.callback_secret.get_secret_value() if account is not None else ""
+
+
 def _attempt(cfg: Settings, batch: Sequence[AnyRow], now: float, post: Post) -> Answer:
     head = batch[0]
-    account = cfg.accounts.get(head.account)
-    secret = account.callback_secret.get_secret_value() if account is not None else ""
+    secret = secret_of(cfg, head.account)
     if not secret:
-        return Answer(400, None, f"account {head.account!r} has no callback_secret")
+        return Answer(400, None, f"{head.account!r} has no callback_secret")
     try:
         check_url(head.url, cfg.webhooks)
     except UnsafeUrl as exc:

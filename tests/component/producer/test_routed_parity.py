@@ -163,3 +163,41 @@ def test_a_routed_job_builds_its_message_rows_one_part_at_a_time(
         idempotency_key="k",
     )
     assert (same.job_id, same.created) == (again.job_id, False)
+
+
+def test_routed_job_takes_its_routes_webhook_default_then_its_accounts(
+    database_url: str,
+) -> None:
+    """A job's own callback_url wins, then the route's, then its first member's."""
+    cfg = route_settings(database_url, callback_url="https://hooks.example/account")
+    routes = parse_routes(
+        {"r": {"accounts": ["a", "b"], "callback_url": "https://hooks.example/route"}},
+        {"a": "nxcloud.sms", "b": "nxcloud.sms"},
+        [],
+    )
+    routed_cfg = Settings(
+        accounts=cfg.accounts, redis_url="redis://fake", database_url=database_url, routes=routes
+    )
+    hi = {"content": "hi"}
+    jobs = [
+        enqueue_route("r", [{"phone": "+8613900000000"}], defaults=hi, cfg=routed_cfg),
+        enqueue_route("r", [{"phone": "+8613900000001"}], defaults=hi, cfg=cfg),
+        enqueue_route(
+            "r",
+            [{"phone": "+8613900000002"}],
+            defaults=hi,
+            callback_url="https://hooks.example/job",
+            cfg=routed_cfg,
+        ),
+    ]
+    j = jobs_table
+    with get_engine(database_url).connect() as conn:
+        urls = [
+            conn.execute(sa.select(j.c.callback_url).where(j.c.id == job.job_id)).scalar_one()
+            for job in jobs
+        ]
+    assert urls == [
+        "https://hooks.example/route",
+        "https://hooks.example/account",
+        "https://hooks.example/job",
+    ]

@@ -57,3 +57,36 @@ def test_a_routed_job_with_a_private_callback_url_is_refused_before_its_recipien
         enqueue_route("r", [{"phone": "not a number"}], callback_url="http://127.0.0.1/x", cfg=cfg)
     assert [p.field for p in caught.value.problems] == ["callback_url"]
     assert not (tmp_path / "never-created.db").exists()  # nothing was stored
+
+
+def test_a_route_may_set_its_webhook_default_and_secret_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ROUTE_HOOK_SECRET", "whsec-route-7c1")
+    problems: list[str] = []
+    table = {
+        "accounts": ["a", "b"],
+        "callback_url": "https://hooks.example/r",
+        "callback_secret": "ENV:ROUTE_HOOK_SECRET",
+    }
+    routes = parse_routes({"r": table}, _CHANNELS, problems)
+    assert problems == []
+    assert routes["r"].callback_url == "https://hooks.example/r"
+    assert routes["r"].callback_secret == "whsec-route-7c1"
+    assert "whsec-route-7c1" not in repr(routes["r"])  # a logged route shows no secret
+
+
+def test_a_route_named_with_an_at_sign_or_a_missing_secret_variable_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("NO_SUCH_ROUTE_SECRET", raising=False)
+    problems: list[str] = []
+    parse_routes(
+        {"r@x": {"accounts": ["a"], "callback_secret": "ENV:NO_SUCH_ROUTE_SECRET"}},
+        _CHANNELS,
+        problems,
+    )
+    assert problems == [
+        "routes.r@x: a route's name may not contain '@'",
+        "routes.r@x.callback_secret: environment variable NO_SUCH_ROUTE_SECRET is not set",
+    ]

@@ -198,3 +198,28 @@ def test_the_drain_queues_each_due_endpoint_once(engine: sa.Engine) -> None:
     r = fakeredis.FakeRedis()
     assert drain.due(r, engine, NOW) == [events_db.endpoint_key(URL)]
     assert drain.due(r, engine, NOW) == []  # a delivery task is already queued
+
+
+def test_a_routed_jobs_events_are_signed_by_its_route_else_its_account(db_url: str) -> None:
+    from teledispatch.routes import parse_routes
+
+    cfg = _cfg(db_url)
+    problems: list[str] = []
+    channels = {"nx": "nxcloud.sms"}
+    routes = parse_routes(
+        {
+            "own": {"accounts": ["nx"], "callback_secret": "whsec-route-own"},
+            "plain": {"accounts": ["nx"]},
+        },
+        channels,
+        problems,
+    )
+    assert problems == []
+    cfg = Settings(accounts=cfg.accounts, routes=routes, database_url=db_url, webhooks=cfg.webhooks)
+    assert jobs_db.signer_of("nx", "own") == "nx@own"
+    assert jobs_db.signer_of("nx", None) == "nx"
+    assert drain.secret_of(cfg, "nx@own") == "whsec-route-own"
+    assert drain.secret_of(cfg, "nx@plain") == SECRET  # the route has none: the account's
+    assert drain.secret_of(cfg, "nx") == SECRET
+    assert drain.secret_of(cfg, "gone@own") == "whsec-route-own"
+    assert drain.secret_of(cfg, "gone") == ""
