@@ -60,4 +60,18 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-__all__ = ["dispose_engines", "get_engine", "is_postgres", "make_engine"]
+def upsert_insert(conn: sa.Connection) -> Any:
+    """The ``insert`` of ``conn``'s dialect, the one with ``on_conflict_do_nothing``.
+
+    Imported here, not by the modules that use it: ``sqlalchemy.dialects.postgresql`` costs a
+    SQLite process (a CLI call) ~40 ms, and a PostgreSQL connection has loaded it already."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+__all__ = ["dispose_engines", "get_engine", "is_postgres", "make_engine", "upsert_insert"]

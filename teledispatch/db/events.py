@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 
 from teledispatch.db.tables import AnyRow, events_table
@@ -148,6 +147,9 @@ def _among(conn: sa.Connection, seqs: Sequence[int]) -> sa.ColumnElement[bool]:
     batch's hundreds of parameters made a statement too long for psycopg's query cache (it
     parsed each one again) and a larger one for the server to parse."""
     if conn.dialect.name == "postgresql":
+        # Imported here: a SQLite process never loads this dialect (see upsert_insert).
+        from sqlalchemy.dialects.postgresql import ARRAY
+
         return e.seq == sa.any_(sa.bindparam("seqs", list(seqs), type_=ARRAY(sa.Integer)))
     return e.seq.in_(list(seqs))
 

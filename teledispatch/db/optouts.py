@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from teledispatch.db.engine import upsert_insert
 from teledispatch.db.tables import GLOBAL_OPTOUT, AnyRow, optouts_table
 
 __all__ = [
@@ -39,8 +39,7 @@ def add(conn: sa.Connection, account: str, phones: Iterable[str], now: float) ->
     not on it already."""
     added = 0
     for chunk in _chunks(sorted(set(phones))):
-        table: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
-        stmt = table.insert(optouts_table).on_conflict_do_nothing(
+        stmt = upsert_insert(conn)(optouts_table).on_conflict_do_nothing(
             index_elements=["account", "phone"]
         )
         rows = [{"account": account, "phone": p, "created_at": now} for p in chunk]
@@ -56,8 +55,10 @@ def add_range(conn: sa.Connection, account: str, first: int, count: int, now: fl
     numbers = sa.select(
         sa.literal(account), sa.literal("+") + sa.cast(g, sa.String), sa.literal(now)
     )
+    from sqlalchemy.dialects.postgresql import insert  # PostgreSQL only: see upsert_insert
+
     conn.execute(
-        postgresql.insert(optouts_table)
+        insert(optouts_table)
         .from_select(["account", "phone", "created_at"], numbers)
         .on_conflict_do_nothing(index_elements=["account", "phone"])
     )
@@ -102,7 +103,9 @@ def suppressed_among(conn: sa.Connection, account: str, phones: Sequence[str]) -
         return set()
     accounts = o.account.in_((account, GLOBAL_OPTOUT))
     if conn.dialect.name == "postgresql":
-        arr = sa.bindparam("phones", list(phones), type_=postgresql.ARRAY(sa.String))
+        from sqlalchemy.dialects.postgresql import ARRAY  # loaded already: see upsert_insert
+
+        arr = sa.bindparam("phones", list(phones), type_=ARRAY(sa.String))
         where: Any = sa.and_(accounts, o.phone == sa.any_(arr))
     else:
         where = sa.and_(accounts, o.phone.in_(list(phones)))

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from teledispatch.db.engine import upsert_insert
 from teledispatch.db.messages._common import m
 from teledispatch.db.messages.outbox import _targets, record_changes
 from teledispatch.db.tables import messages_table
@@ -37,10 +37,7 @@ def insert_messages(
     if fresh and conn.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS:
         _copy_messages(conn, rows)
         return
-    if conn.dialect.name == "postgresql":
-        stmt: Any = postgresql.insert(messages_table).on_conflict_do_nothing(index_elements=["id"])
-    else:
-        stmt = sqlite.insert(messages_table).on_conflict_do_nothing(index_elements=["id"])
+    stmt = upsert_insert(conn)(messages_table).on_conflict_do_nothing(index_elements=["id"])
     conn.execute(stmt, list(rows))
 
 

@@ -9,8 +9,11 @@ from logging.config import fileConfig
 import sqlalchemy as sa
 from alembic import context
 
-from teledispatch.db.tables import metadata
+from teledispatch.db.tables import add_postgresql_options, metadata
 
+# Autogenerate renders the partial indexes' PostgreSQL predicates, which the tables add only
+# when asked (importing the PostgreSQL dialect): a migration run imports it anyway.
+add_postgresql_options()
 target_metadata = metadata
 
 if context.config.config_file_name is not None:
