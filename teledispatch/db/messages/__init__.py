@@ -27,57 +27,140 @@ messages were claimed again by someone else) cannot overwrite the newer outcome.
 
 from __future__ import annotations
 
-from teledispatch.db.messages._common import RECONCILE_AFTER_S, log, m
-from teledispatch.db.messages.claims import (
-    OPTED_OUT_CODE,
-    Claim,
-    Claimed,
-    claim,
-    has_due,
-    mark_departing,
-    unmark_departing,
-)
-from teledispatch.db.messages.console import (
-    FAILURE_STATUSES,
-    failure_groups,
-    has_active,
-    status_counts_of,
-    waiting_errors,
-)
-from teledispatch.db.messages.expiry import EXPIRED_CODE, delete_job_messages, expire_unsent
-from teledispatch.db.messages.insert import COPY_MIN_ROWS, cancel_unclaimed, insert_messages
-from teledispatch.db.messages.outbox import QUIET_STATUSES, record_changes
-from teledispatch.db.messages.parked import claimed_rows
-from teledispatch.db.messages.reads import (
-    BACKLOG_STATUSES,
-    Backlog,
-    account_load,
-    active_backlog,
-    backlog,
-    count_job_messages,
-    count_reconciling,
-    find_messages,
-    job_is_finished,
-    job_messages_page,
-    last_due_at,
-    next_due_at,
-    payload_of,
-    segment_counts,
-    status_counts,
-    waiting_count,
-)
-from teledispatch.db.messages.receipts import due_for_receipt_poll, postpone_receipt_poll, settle
-from teledispatch.db.messages.reclaim import RECLAIM_CHUNK, reclaim_expired
-from teledispatch.db.messages.reconcile import due_unknown, set_if_unknown
-from teledispatch.db.messages.retry import (
-    MAY_HAVE_BEEN_SENT,
-    RETRYABLE_STATUSES,
-    RetryPlan,
-    insert_retries,
-    retry_plan,
-)
-from teledispatch.db.messages.updates import PROVIDER_ID_WIDTH, Update, apply
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from teledispatch.statuses import FAILED, QUEUED, SENT, UNKNOWN
+
+if TYPE_CHECKING:
+    from teledispatch.db.messages._common import OPTED_OUT_CODE, RECONCILE_AFTER_S, log, m
+    from teledispatch.db.messages.claims import (
+        Claim,
+        Claimed,
+        claim,
+        has_due,
+        mark_departing,
+        unmark_departing,
+    )
+    from teledispatch.db.messages.console import (
+        FAILURE_STATUSES,
+        failure_groups,
+        has_active,
+        status_counts_of,
+        waiting_errors,
+    )
+    from teledispatch.db.messages.expiry import EXPIRED_CODE, delete_job_messages, expire_unsent
+    from teledispatch.db.messages.insert import COPY_MIN_ROWS, cancel_unclaimed, insert_messages
+    from teledispatch.db.messages.outbox import QUIET_STATUSES, record_changes
+    from teledispatch.db.messages.parked import claimed_rows
+    from teledispatch.db.messages.reads import (
+        BACKLOG_STATUSES,
+        Backlog,
+        account_load,
+        active_backlog,
+        backlog,
+        count_job_messages,
+        count_reconciling,
+        find_messages,
+        job_is_finished,
+        job_messages_page,
+        last_due_at,
+        next_due_at,
+        payload_of,
+        segment_counts,
+        status_counts,
+        waiting_count,
+    )
+    from teledispatch.db.messages.receipts import (
+        due_for_receipt_poll,
+        postpone_receipt_poll,
+        settle,
+    )
+    from teledispatch.db.messages.reclaim import RECLAIM_CHUNK, reclaim_expired
+    from teledispatch.db.messages.reconcile import due_unknown, set_if_unknown
+    from teledispatch.db.messages.retry import (
+        MAY_HAVE_BEEN_SENT,
+        RETRYABLE_STATUSES,
+        RetryPlan,
+        insert_retries,
+        retry_plan,
+    )
+    from teledispatch.db.messages.updates import PROVIDER_ID_WIDTH, Update, apply
+
+#: The module of each export, imported on first use (PEP 562): ``teledispatch status`` reads
+#: with ``reads`` alone, and must not pay for the claim, outcome and outbox modules (and what
+#: they import) that only a worker or an enqueue runs.
+_WHERE = {
+    "OPTED_OUT_CODE": "_common",
+    "RECONCILE_AFTER_S": "_common",
+    "log": "_common",
+    "m": "_common",
+    "Claim": "claims",
+    "Claimed": "claims",
+    "claim": "claims",
+    "has_due": "claims",
+    "mark_departing": "claims",
+    "unmark_departing": "claims",
+    "FAILURE_STATUSES": "console",
+    "failure_groups": "console",
+    "has_active": "console",
+    "status_counts_of": "console",
+    "waiting_errors": "console",
+    "EXPIRED_CODE": "expiry",
+    "delete_job_messages": "expiry",
+    "expire_unsent": "expiry",
+    "COPY_MIN_ROWS": "insert",
+    "cancel_unclaimed": "insert",
+    "insert_messages": "insert",
+    "QUIET_STATUSES": "outbox",
+    "record_changes": "outbox",
+    "claimed_rows": "parked",
+    "BACKLOG_STATUSES": "reads",
+    "Backlog": "reads",
+    "account_load": "reads",
+    "active_backlog": "reads",
+    "backlog": "reads",
+    "count_job_messages": "reads",
+    "count_reconciling": "reads",
+    "find_messages": "reads",
+    "job_is_finished": "reads",
+    "job_messages_page": "reads",
+    "last_due_at": "reads",
+    "next_due_at": "reads",
+    "payload_of": "reads",
+    "segment_counts": "reads",
+    "status_counts": "reads",
+    "waiting_count": "reads",
+    "due_for_receipt_poll": "receipts",
+    "postpone_receipt_poll": "receipts",
+    "settle": "receipts",
+    "RECLAIM_CHUNK": "reclaim",
+    "reclaim_expired": "reclaim",
+    "due_unknown": "reconcile",
+    "set_if_unknown": "reconcile",
+    "MAY_HAVE_BEEN_SENT": "retry",
+    "RETRYABLE_STATUSES": "retry",
+    "RetryPlan": "retry",
+    "insert_retries": "retry",
+    "retry_plan": "retry",
+    "PROVIDER_ID_WIDTH": "updates",
+    "Update": "updates",
+    "apply": "updates",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "BACKLOG_STATUSES",

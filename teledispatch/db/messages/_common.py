@@ -1,5 +1,5 @@
 """What the modules of this package share: the column shorthand, the logger, the reconcile
-delay."""
+delay, the opted-out error code."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ log = logging.getLogger("teledispatch.repo")
 
 #: An ambiguous message is first asked about this long after the attempt.
 RECONCILE_AFTER_S = 2.0
+#: ``error_code`` of a message whose recipient is on a suppression list (written by the
+#: claim, and by the producer's screening, which must not import the claim for it).
+OPTED_OUT_CODE = "opted_out"
 
 
 def still_working() -> Any:

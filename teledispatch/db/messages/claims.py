@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from teledispatch.db import optouts as optouts_db
-from teledispatch.db.messages._common import m
+from teledispatch.db.messages._common import OPTED_OUT_CODE, m
 from teledispatch.db.messages.expiry import EXPIRED_CODE
 from teledispatch.db.messages.outbox import record_changes
 from teledispatch.db.tables import batches_table, literal_status, messages_table
@@ -33,9 +33,6 @@ from teledispatch.statuses import (
     SENDING,
     SUPPRESSED,
 )
-
-#: ``error_code`` of a message whose recipient is on a suppression list.
-OPTED_OUT_CODE = "opted_out"
 
 
 @dataclass(frozen=True, slots=True)
