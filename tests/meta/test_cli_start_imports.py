@@ -18,10 +18,13 @@ from pathlib import Path
 import pytest
 
 #: Never on these paths: the worker's Celery, the API's web stack, migrations, an ORM (the
-#: tables are SQLAlchemy Core).
+#: tables are SQLAlchemy Core), the PostgreSQL dialect on a SQLite database (the tables add
+#: its partial-index predicates only for PostgreSQL DDL), and the worker's claim code (the
+#: ``db.messages`` package loads each module on first use).
 HEAVY = (
     "celery", "kombu", "httpx", "fastapi", "starlette", "uvicorn", "prometheus_client",
-    "alembic", "flower", "sqlmodel", "sqlalchemy.orm",
+    "alembic", "flower", "sqlmodel", "sqlalchemy.orm", "sqlalchemy.dialects.postgresql",
+    "teledispatch.db.messages.claims",
 )  # fmt: skip
 #: Reading needs no Redis client either.
 READ_ONLY_HEAVY = (*HEAVY, "redis")
