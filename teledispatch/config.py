@@ -272,12 +272,12 @@ TOP_LEVEL_TABLES = ("accounts", "api", "routes", "simulator", "webhooks")
 
 
 def _unknown_tables(data: dict[str, Any]) -> list[str]:
-    import difflib
-
     problems = []
     for name in data:
         if name in TOP_LEVEL_TABLES:
             continue
+        import difflib  # only for a typo: every CLI call reads the file, few have one
+
         near = difflib.get_close_matches(name, TOP_LEVEL_TABLES, n=1)
         hint = f"did you mean [{near[0]}]?" if near else f"known: {', '.join(TOP_LEVEL_TABLES)}"
         problems.append(f"unknown table [{name[:40]}] ({hint})")
