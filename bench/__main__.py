@@ -26,7 +26,7 @@ from bench.runs import Shape
 
 RUNS = (
     *("system", "otp", "latency", "big", "provider", "mixed", "cli", "optouts", "outage"),
-    *("export", "webhooks", "purge"),
+    *("failover", "export", "webhooks", "purge"),
 )
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
@@ -268,6 +268,21 @@ def _run_outage(
     )
 
 
+def _run_failover(
+    args: argparse.Namespace, shape: Shape, results: dict[str, Any], emit: Emit
+) -> None:
+    results["failover"] = {"teledispatch": runs.failover(args.outage_n, shape)}
+    emit(
+        report.table(
+            "Failover: a routed job while NXCloud answers 503, USpeedo second, postgresql",
+            results["failover"],
+            report.FAILOVER_METRICS,
+            f"{_shape_note(shape)}; circuit defaults, {runs.OUTAGE_BATCH}/request; the "
+            "baseline has no second provider",
+        )
+    )
+
+
 def _run_export(
     args: argparse.Namespace, shape: Shape, results: dict[str, Any], emit: Emit
 ) -> None:
@@ -299,6 +314,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace, Shape, dict[str, Any], Emit], N
     "mixed": _run_mixed,
     "optouts": _run_optouts,
     "outage": _run_outage,
+    "failover": _run_failover,
     "export": _run_export,
     "webhooks": _run_webhooks,
     "purge": _run_purge,

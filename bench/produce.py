@@ -80,6 +80,15 @@ def _bulk(system: str, n: int) -> dict[str, Any]:
     return {"total": n}
 
 
+def _route(n: int) -> dict[str, Any]:
+    """One job of ``n`` recipients on the route ``sms`` (the failover run; teledispatch only)."""
+    from teledispatch.producer.routed import enqueue_route
+
+    rows = ({"phone": phone(i)} for i in range(n))
+    job = enqueue_route("sms", rows, defaults={"content": BULK_TEXT})
+    return {"job_id": job.job_id, "total": job.total}
+
+
 def _singles(
     system: str,
     n: int,
@@ -117,7 +126,7 @@ def _cpu_s() -> float:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.produce")
     p.add_argument("system", choices=["teledispatch", "baseline"])
-    p.add_argument("mode", choices=["bulk", "singles", "singles-sync", "paced"])
+    p.add_argument("mode", choices=["bulk", "route", "singles", "singles-sync", "paced"])
     p.add_argument("--n", type=int, required=True)
     p.add_argument("--offset", type=int, default=0, help="first recipient index (singles)")
     p.add_argument("--rate", type=float, default=5.0, help="paced: jobs per second")
@@ -133,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.time()
     if args.mode == "bulk":
         report = _bulk(args.system, args.n)
+    elif args.mode == "route":
+        report = _route(args.n)
     else:
         rate = args.rate if args.mode == "paced" else None
         batched = args.mode == "singles"

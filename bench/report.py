@@ -48,6 +48,15 @@ OUTAGE_METRICS: list[Metric] = [
     ("s from recovery to full rate", "recovery_to_full_rate_s", "{:.2f}", ""),
     ("s from first accepted to full rate", "first_to_full_rate_s", "{:.2f}", ""),
 ]
+FAILOVER_METRICS: list[Metric] = [
+    ("messages (route: nxcloud, then uspeedo)", "n", "{:,.0f}", ""),
+    ("requests to NXCloud (down)", "requests_to_down", "{:,}", ""),
+    ("messages failed", "failed", "{:,}", ""),
+    ("accepted by USpeedo", "accepted", "{:,}", ""),
+    ("accepted twice", "accepted_twice", "{:,}", ""),
+    ("s from first request to first failover", "to_first_failover_s", "{:.2f}", ""),
+    ("s until every message failed over", "to_all_failed_over_s", "{:.2f}", ""),
+]
 MIXED_METRICS: list[Metric] = [
     ("OTP jobs (single recipient)", "n", "{:,.0f}", ""),
     ("campaign messages enqueued", "campaign_n", "{:,.0f}", ""),
@@ -249,12 +258,14 @@ TARGETS = [
         _value_of("outage", "failed"),
         0,
         "<=",
+        "",
     ),
     Target(
         "outage: requests during a 60 s outage ≤ 30 (probes, not batches)",
         _value_of("outage", "requests_during_outage"),
         30,
         "<=",
+        "",
     ),
     Target(
         "outage: full rate ≤ 2 s after the first accepted probe",
@@ -262,6 +273,20 @@ TARGETS = [
         2,
         "<=",
         " s",
+    ),
+    Target(
+        "failover: first message through the route's second provider ≤ 2 s",
+        _value_of("failover", "to_first_failover_s"),
+        2,
+        "<=",
+        " s",
+    ),
+    Target(
+        "failover: messages accepted twice = 0",
+        _value_of("failover", "accepted_twice"),
+        0,
+        "<=",
+        "",
     ),
     Target(
         "big job: worker peak RSS ≤ 300 MB (largest process)",

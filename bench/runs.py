@@ -12,6 +12,7 @@ import json
 import time
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.measure import (
@@ -332,6 +333,55 @@ def outage(system: System, seconds: float, n: int, shape: Shape) -> dict[str, An
         }
 
     return _guarded(system, run)
+
+
+#: The failover run's route: NXCloud first, USpeedo (a template) second.
+FAILOVER_ROUTE = """
+[routes.sms]
+accounts = ["nxcloud", "uspeedo"]
+
+[routes.sms.uspeedo]
+template_id = "T100"
+sender_id = "ACME"
+"""
+
+
+def failover(n: int, shape: Shape) -> dict[str, Any]:
+    """A routed job of ``n`` recipients while NXCloud answers every request 503: seconds from
+    the workers' first request to NXCloud to the first message USpeedo accepted, and until
+    every message was accepted; each message accepted by exactly one provider, none failed.
+    teledispatch only: the baseline has no second provider to fail over to."""
+
+    def run() -> dict[str, Any]:
+        # The circuit's defaults: it opens after 5 failed requests.
+        account = {"linger_ms": shape.linger_ms, "max_batch": OUTAGE_BATCH}
+        with open_stack("teledispatch", "postgresql", account=account) as stack:
+            config = Path(stack.env["TELEDISPATCH_CONFIG"])
+            config.write_text(config.read_text() + FAILOVER_ROUTE)
+            _sim_faults(stack, fail_rate=1.0, fail_status=503)
+            stack.start_producer("route", n).result(_timeout(n))
+            stack.start_workers(shape.workers, shape.concurrency)
+            done, _ = stack.wait_outcomes(n, _timeout(n) + 120, partial_ok=True)
+            log = stack.sim_get("/_sim/requests")
+            failed = _failed_count(stack)
+        nx = [e for e in log if e.get("channel") == "nxcloud.sms"]
+        us = [e for e in log if e.get("channel") == "uspeedo.sms"]
+        us_ok = sorted(float(e["t"]) for e in us if e.get("accepted"))
+        phones = [p for e in us for p in e.get("accepted", ())]
+        began = min((float(e["t"]) for e in nx), default=None)
+        return {
+            "n": n,
+            "outcomes": done,
+            "failed": failed,
+            "requests_to_down": len(nx),
+            "accepted_by_down": sum(len(e.get("accepted", ())) for e in nx),
+            "accepted": len(phones),
+            "accepted_twice": len(phones) - len(set(phones)),
+            "to_first_failover_s": us_ok[0] - began if us_ok and began else None,
+            "to_all_failed_over_s": us_ok[-1] - began if us_ok and began else None,
+        }
+
+    return _guarded("teledispatch", run)
 
 
 #: The mixed run's account: 2 requests/s of 100 messages, 200 messages/s in all.
