@@ -156,10 +156,12 @@ class Bookings:
         k = AccountKeys.of(self._key_prefix, account.name)
         pipe = self._redis.pipeline(transaction=False)
         pipe.time()
-        pipe.hmget(k.state, ["tat", "last", "gate"])
+        pipe.hmget(k.state, ["tat", "last", "gate", "mnext"])
         (sec, usec), fields = pipe.execute()
         now_us = int(sec) * US + int(usec)
-        values = [float(v) for v in fields if v is not None]
+        # tat: the next request slot; last: the latest reserved; gate: Retry-After; mnext:
+        # when a full batch next fits the messages/s budget (reserve.lua).
         if account.max_requests_per_second is None:
-            values = [float(v) for v in fields[1:] if v is not None]
+            fields = fields[1:]
+        values = [float(v) for v in fields if v is not None]
         return (max(values, default=now_us) - now_us) / US

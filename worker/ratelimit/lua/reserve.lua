@@ -6,6 +6,8 @@ here), so the script is Cluster-correct.
 
 KEYS[1]     state hash       fields: tat (next request slot, us), last (latest send, us),
                              gate (no send before, us; Retry-After), msum (messages in mlog),
+                             mnext (us: the earliest a full batch fits the messages/s budget,
+                             written when one did not; read by booking.next_slot_in),
                              f0/t0/tdec (throttle factor, when set, last decrease)
 KEYS[2]     msg log list     "<send_us>:<count>", oldest first: one entry per admitted request
 KEYS[3]     hour buckets     hash bucket-index -> messages sent in that bucket
@@ -255,6 +257,11 @@ if msg_rate > 0 then
   if a < 1 then
     for k = 1, a_window do retry[k] = eligible[k] - 1 end
     defer_overflow(a_window, s)
+    -- Said to whoever asks whether a claim could book now (booking.next_slot_in): without
+    -- it an account limited by messages/s alone claimed, found no budget, and handed the
+    -- rows back, again and again, until the budget freed.
+    redis.call('HSET', KEYS[1], 'mnext', fmt(t))
+    if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], 3600000) end
     return result(0, t - now - max_wait)
   end
 end

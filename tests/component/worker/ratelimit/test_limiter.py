@@ -159,6 +159,21 @@ def test_batches_share_the_message_window(client: redis.Redis[bytes], prefix: st
     assert r.send_at == pytest.approx(S0 + 2.04)
 
 
+def test_a_batch_the_message_budget_refuses_says_when_one_fits(
+    client: redis.Redis[bytes], prefix: str
+) -> None:
+    """The state's ``mnext`` (read by ``bookings.next_slot_in``): an account limited by
+    messages/s alone must not claim again before a full batch fits."""
+    rl = limiter(client, prefix)
+    acct = account(max_messages_per_second=100)
+    state = rl.keys(acct).state
+    assert len(rl.reserve(acct, [f"+{i}" for i in range(100)], now_ms=T0).admitted) == 100
+    assert client.hget(state, "mnext") is None  # nothing was refused yet
+    r = rl.reserve(acct, ["+x"], now_ms=T0 + 5)
+    assert (r.admitted, r.retry) == ((), (0,))
+    assert int(client.hget(state, "mnext") or 0) == round((S0 + 1.02) * 1_000_000)
+
+
 def test_partial_batch_fills_the_room_left_within_the_horizon(
     client: redis.Redis[bytes], prefix: str
 ) -> None:
