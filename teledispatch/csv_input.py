@@ -9,8 +9,9 @@ spreadsheet shows them: the header is row 1, so recipient ``i`` is row ``i + 2``
 from __future__ import annotations
 
 import csv
+import itertools
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from teledispatch.errors import Error
 
@@ -20,6 +21,8 @@ DEFAULT_ENCODING = "utf-8-sig"
 _EXTRA = "\x00extra"
 #: The header is row 1: recipient ``index`` (0-based) is on this row plus the index.
 FIRST_ROW = 2
+
+T = TypeVar("T")
 
 
 class CsvRefused(Error, ValueError):
@@ -48,10 +51,14 @@ def csv_recipients(
     meant to send somewhere. A NUL character is refused: no database can store one in text.
     ``on_rows(n)`` is called every 20,000 rows (a progress line)."""
     reader = csv.DictReader(fh, restkey=_EXTRA)
-    problem = header_problem(reader.fieldnames)
+    problem = header_problem(_read(lambda: reader.fieldnames, source, 1))
     if problem is not None:
         raise CsvRefused(source, None, problem)
-    for n, row in enumerate(reader, start=FIRST_ROW):
+    rows = iter(reader)
+    for n in itertools.count(FIRST_ROW):
+        row = _read(lambda: next(rows, None), source, n)
+        if row is None:
+            return
         if _EXTRA in row:
             raise CsvRefused(
                 source,
@@ -65,3 +72,18 @@ def csv_recipients(
         if on_rows is not None and (n - 1) % 20_000 == 0:
             on_rows(n - 1)
         yield cells
+
+
+def _read(step: Callable[[], T], source: str, row: int) -> T:
+    """``step()`` (the csv module reading one record), its ``csv.Error`` a refusal of the row.
+
+    With ``newline=""`` and the default dialect the one error left is a field over the csv
+    module's limit, nearly always a quote left open that swallowed the rest of the file.
+    """
+    try:
+        return step()
+    except csv.Error:
+        limit = csv.field_size_limit()
+        raise CsvRefused(
+            source, row, f"has a field over {limit} characters (is a quote left open?)"
+        ) from None
