@@ -295,6 +295,10 @@ def parse_config(data: dict[str, Any], source: str = "<memory>") -> dict[str, Ac
         if not isinstance(table, dict):
             problems.append(f"accounts.{name}: must be a table")
             continue
+        if "name" in table:
+            # The table's own name is the account's: a key would clash with it as an argument.
+            problems.append(f"accounts.{name}.name: not a setting (the table name is the name)")
+            continue
         resolved = {k: _resolve_env(v, f"accounts.{name}.{k}", problems) for k, v in table.items()}
         try:
             accounts[name] = AccountConfig(name=name, **resolved)
