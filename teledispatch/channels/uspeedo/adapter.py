@@ -83,8 +83,12 @@ def text(value: Any) -> str:
 def ret_code(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 20:
-        return int(value)
+    if isinstance(value, str) and len(value) < 20:
+        # ASCII digits only: str.isdigit() also says True for "²", which int() refuses; and
+        # one sign only ("--5" is no number either).
+        number = value.strip().removeprefix("-")
+        if number.isascii() and number.isdigit():
+            return int(value)
     return None
 
 
