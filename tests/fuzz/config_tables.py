@@ -74,4 +74,4 @@ def check(data: bytes) -> None:
 if __name__ == "__main__":
     from tests.fuzz.runner import main
 
-    main("config_tables", check)
+    main("config_tables")

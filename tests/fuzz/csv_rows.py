@@ -38,4 +38,4 @@ def check(data: bytes) -> None:
 if __name__ == "__main__":
     from tests.fuzz.runner import main
 
-    main("csv_rows", check)
+    main("csv_rows")

@@ -55,4 +55,4 @@ def check(data: bytes) -> None:
 if __name__ == "__main__":
     from tests.fuzz.runner import main
 
-    main("phones", check)
+    main("phones")

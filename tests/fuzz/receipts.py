@@ -62,4 +62,4 @@ def check(data: bytes) -> None:
 if __name__ == "__main__":
     from tests.fuzz.runner import main
 
-    main("receipts", check)
+    main("receipts")

@@ -72,4 +72,4 @@ def check(data: bytes) -> None:
 if __name__ == "__main__":
     from tests.fuzz.runner import main
 
-    main("responses", check)
+    main("responses")
