@@ -1,0 +1,19 @@
+"""Any CSV bytes: recipients, CsvRefused or UnicodeDecodeError (door 3).
+
+A bounded atheris run in a subprocess with a fixed seed over tests/fuzz/seeds/csv_rows/; see
+tests/fuzz/__init__.py for running it long by hand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("atheris", reason="fuzzing needs the 'atheris' package (Linux wheels)")
+
+from tests.fuzz.runner import assert_survives
+
+
+def test_csv_rows_survive_a_bounded_fuzz_run(tmp_path: Path) -> None:
+    assert_survives("csv_rows", tmp_path)
