@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import cli_start, outbox_runs, report, runs
+from bench import cli_start, fault_runs, outbox_runs, report, runs
 from bench.runs import Shape
 
 RUNS = (
@@ -253,8 +253,8 @@ def _run_mixed(args: argparse.Namespace, shape: Shape, results: dict[str, Any], 
 def _run_outage(
     args: argparse.Namespace, shape: Shape, results: dict[str, Any], emit: Emit
 ) -> None:
-    td = runs.outage("teledispatch", args.outage_s, args.outage_n, shape)
-    bl = runs.outage("baseline", args.outage_s, args.outage_n, shape)
+    td = fault_runs.outage("teledispatch", args.outage_s, args.outage_n, shape)
+    bl = fault_runs.outage("baseline", args.outage_s, args.outage_n, shape)
     results["outage"] = _pair(td, bl)
     emit(
         report.table(
@@ -262,7 +262,7 @@ def _run_outage(
             results["outage"],
             report.OUTAGE_METRICS,
             f"{_shape_note(shape)}; teledispatch: circuit defaults, "
-            f"{runs.OUTAGE_BATCH}/request at {runs.OUTAGE_RPS} requests/s; baseline: "
+            f"{fault_runs.OUTAGE_BATCH}/request at {fault_runs.OUTAGE_RPS} requests/s; baseline: "
             "autoretry_for + retry_backoff, max_retries 5, one message per request",
         )
     )
@@ -271,13 +271,13 @@ def _run_outage(
 def _run_failover(
     args: argparse.Namespace, shape: Shape, results: dict[str, Any], emit: Emit
 ) -> None:
-    results["failover"] = {"teledispatch": runs.failover(args.outage_n, shape)}
+    results["failover"] = {"teledispatch": fault_runs.failover(args.outage_n, shape)}
     emit(
         report.table(
             "Failover: a routed job while NXCloud answers 503, USpeedo second, postgresql",
             results["failover"],
             report.FAILOVER_METRICS,
-            f"{_shape_note(shape)}; circuit defaults, {runs.OUTAGE_BATCH}/request; the "
+            f"{_shape_note(shape)}; circuit defaults, {fault_runs.OUTAGE_BATCH}/request; the "
             "baseline has no second provider",
         )
     )
