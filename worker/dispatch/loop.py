@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass
 
 import redis
 
@@ -153,8 +154,9 @@ def _claim_and_send(
                 turn.release()
     if booked is None:
         return False
-    token, admissions, full, waits, all_parked = booked
-    for admission in admissions:
+    full, all_parked = booked.full, not booked.to_send
+    waits: list[float] = []
+    for admission in booked.to_send:
         if admission.wait_s:
             waits.append(admission.wait_s)
         elif full and not followed:
@@ -163,7 +165,7 @@ def _claim_and_send(
             wakeups.follow_up(ctx.redis, ctx.publish, account, once=gated)
             followed = True
         if admission.rows:
-            send_batch(ctx, account, adapter, token, admission.rows, report, admission)
+            send_batch(ctx, account, adapter, booked.token, admission.rows, report, admission)
     if waits or (full and not followed and not all_parked):
         delay_s = max(min(waits, default=0.05), 0.05)
         wakeups.kick(ctx.redis, ctx.publish, account, delay_s)
@@ -171,15 +173,22 @@ def _claim_and_send(
     return full and not waits and (gated or all_parked)
 
 
-_Booked = tuple[str, list[Admission], bool, list[float], bool]
+@dataclass(frozen=True, slots=True)
+class _Booked:
+    """A claim's groups after their admission: parked ones are booked; the rest go now."""
+
+    token: str
+    #: The groups to send now (none: every group was parked).
+    to_send: list[Admission]
+    #: Whether the claim came back full (more is waiting).
+    full: bool
 
 
 def _claim_and_book(
     ctx: Context, account: AccountConfig, report: Report, limit: int
 ) -> _Booked | None:
     """Claim, then each group's admission: parked if its slot is ahead, else to send now.
-    None if nothing is to be sent or parked; else (token, admissions to send, whether the
-    claim was full, waits, whether every group was parked)."""
+    None if the claim came back short with nothing to send or park."""
     lease_s = account.timeout_s + LEASE_MARGIN_S
     claim = repo.claim(ctx.engine, account.name, limit, lease_s, ctx.clock())
     report.claimed += len(claim.messages)
@@ -197,7 +206,7 @@ def _claim_and_book(
     if quiet:
         report.add("deferred", quiet)
     if not rows:
-        return None if not full else (claim.token, [], True, [], True)
+        return _Booked(claim.token, [], True) if full else None
     groups: dict[str, list[repo.Claimed]] = {}
     for row in rows:
         groups.setdefault(row.group_key, []).append(row)
@@ -208,4 +217,4 @@ def _claim_and_book(
             park(ctx, account, claim.token, admission)
         else:
             admissions.append(admission)
-    return claim.token, admissions, full, [], not admissions
+    return _Booked(claim.token, admissions, full)
