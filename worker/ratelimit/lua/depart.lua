@@ -74,50 +74,44 @@ local function wait_for(e)
   return {math.max(1, wait), now, ''}
 end
 
--- Requests: the (max_req)-th newest departure must have left the window.
-if max_req > 0 and n >= max_req then
-  return wait_for(entries[n - max_req + 1])
-end
--- Messages: drop departures, oldest first, until this request fits (one larger than the
--- limit, which reserve.lua never admits, would go alone).
-if max_msg > 0 then
-  local total = count
-  for i = 1, n do
-    total = total + entries[i][2]
-  end
-  if total > max_msg and n > 0 then
+-- Which of the first m entries must leave the window before a request of `count` messages
+-- may join them: by the request rule (the (max_req)-th newest) and by the message rule (drop
+-- departures, oldest first, until it fits; one larger than the limit, which reserve.lua never
+-- admits, would go alone). nil where that rule leaves room.
+local function must_leave(m)
+  local by_req, by_msg
+  if max_req > 0 and m >= max_req then by_req = m - max_req + 1 end
+  if max_msg > 0 then
+    local total = count
+    for i = 1, m do
+      total = total + entries[i][2]
+    end
     local i = 0
-    while total > max_msg and i < n do
+    while total > max_msg and i < m do
       i = i + 1
       total = total - entries[i][2]
     end
-    return wait_for(entries[i])
+    if i > 0 then by_msg = i end
   end
+  return by_req, by_msg
+end
+
+local by_req, by_msg = must_leave(n)
+if by_req or by_msg then
+  return wait_for(entries[by_req or by_msg])
 end
 local member = string.format('%.0f', now) .. ':' .. count .. ':p:' .. ARGV[6]
 redis.call('ZADD', KEYS[1], now + lease, member)
 redis.call('PEXPIRE', KEYS[1], math.ceil((window + lease) / 1000) + 1000)
 
 -- The earliest the window lets the next request (assumed of this size) leave: the same
--- two rules as above, with this departure in the window at `now` (+1: an entry exactly one
--- window old is still in it).
+-- rules, with this departure in the window at `now` (+1: an entry exactly one window old is
+-- still in it).
 entries[n + 1] = {now, count, now}
+by_req, by_msg = must_leave(n + 1)
 local next_at = 0
-if max_req > 0 and n + 1 >= max_req then
-  next_at = entries[n + 2 - max_req][1] + window + 1
-end
-if max_msg > 0 then
-  local total = count
-  for i = 1, n + 1 do
-    total = total + entries[i][2]
-  end
-  local i = 0
-  while total > max_msg and i < n + 1 do
-    i = i + 1
-    total = total - entries[i][2]
-  end
-  if i > 0 then next_at = math.max(next_at, entries[i][1] + window + 1) end
-end
+if by_req then next_at = entries[by_req][1] + window + 1 end
+if by_msg then next_at = math.max(next_at, entries[by_msg][1] + window + 1) end
 local tat = tonumber(redis.call('HGET', KEYS[2], 'tat'))
 if tat and next_at > tat then
   -- Only a state reserve.lua wrote (it sets the hash's expiry); never one made here.
