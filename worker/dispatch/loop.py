@@ -68,7 +68,9 @@ def dispatch(ctx: Context, account_name: str) -> Report:
         send_parked(ctx, account, adapter, report)
     turns = 0
     while _turn(ctx, account, adapter, report, followed, gated=not paced, paced=paced):
-        followed = True
+        # An unpaced turn that comes back full has published its follow-up; a paced one
+        # parked everything and published none, so a later turn that sends now still must.
+        followed = followed or not paced
         turns += 1
         if paced and turns >= PACED_TURNS:
             break

@@ -6,13 +6,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
+from teledispatch.db import messages as repo
 from teledispatch.db.tables import batches_table, messages_table
 from teledispatch.producer.lookup import job_status
 from teledispatch.producer.submit import enqueue_stream
 from teledispatch.worker.context import Context
-from teledispatch.worker.dispatch import dispatch
+from teledispatch.worker.dispatch import dispatch, loop
+from teledispatch.worker.dispatch.admit import Admission
 from teledispatch.worker.ratelimit.booking import Booking
 from tests.support import make_settings
 
@@ -147,3 +150,28 @@ def test_a_release_wakes_the_account_a_dispatch_left(ctx: Context, published: Pu
     assert requests(ctx) == 1
     assert ("dispatch.nxcloud.sms", ["nx"], "nxcloud.sms", 0) in published
     assert not ctx.limiter.slots.take_want(account)
+
+
+def test_a_task_that_parked_and_then_sends_now_still_recruits_the_next_claim(
+    ctx: Context, published: Published, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A paced task's first turn parks everything (no follow-up: the parked batch's wake-up
+    runs a task); its next turn's full claim goes now. Nothing else is then scheduled for the
+    account, so that turn must publish the follow-up (regression: none was published, and a
+    saturated account sent nothing until the sweep woke it, ~0.6 s)."""
+    ctx.settings = make_settings(ctx.settings.database_url, max_requests_per_second=10)
+    rows = [repo.Claimed(f"m{i}", f"+86138001380{i:02d}", "g", "{}", 1) for i in range(2)]
+    turns = iter(
+        [
+            loop._Booked("t1", [], full=True),  # everything parked
+            loop._Booked("t2", [Admission(rows)], full=True),  # goes now
+            None,
+        ]
+    )
+    monkeypatch.setattr(loop, "_claim_and_book", lambda *args: next(turns))
+    monkeypatch.setattr(loop, "send_batch", lambda *args: None)
+    monkeypatch.setattr(loop, "room_ahead", lambda *args: True)
+    dispatch(ctx, "nx")
+    assert [(name, args, countdown) for name, args, _q, countdown in published] == [
+        ("dispatch.nxcloud.sms", ["nx"], 0)
+    ]
