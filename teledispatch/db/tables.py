@@ -146,6 +146,7 @@ def _in_sql(column: str, values: Sequence[str]) -> sa.TextClause:
 _CLAIMABLE_WHERE = _in_sql("status", INDEXED_STATUSES)
 _PROVIDER_ID_WHERE = sa.text("provider_id IS NOT NULL")
 _EXPIRY_WHERE = sa.text("expires_at IS NOT NULL AND status IN ('queued', 'deferred')")
+_HELD_WHERE = sa.text("hold_until IS NOT NULL AND status IN ('queued', 'deferred')")
 _LEGACY_WHERE = sa.text("status = 'sending' AND lease_until IS NOT NULL")
 _POLL_WHERE = sa.text(
     f"{_in_sql('channel', POLLED_CHANNELS).text} AND status IN ('sent', 'unknown') "
@@ -236,6 +237,10 @@ messages_table = sa.Table(
     # The sweep's expiry of unsent rows: only rows that have an expiry and can still
     # expire are in it (most traffic has none).
     partial_index("ix_messages_expiry", "expires_at", where=_EXPIRY_WHERE),
+    # Rows handed back unsent and held for a slot: few at any time (a claim clears the hold),
+    # so a claim's "does this lane have held rows?" reads a few entries. Through the claim
+    # index, which has no ``hold_until``, it read every due row of the lane, each claim.
+    partial_index("ix_messages_held", "account", "priority", "hold_until", where=_HELD_WHERE),
     # Claimed rows by claim token: the outcome write and the sweep find a batch's rows
     # through it. Not part of the claim index: an index scan for ``status = 'sending'``
     # there walked every dead entry left by earlier claims (the planner takes 'sending'
