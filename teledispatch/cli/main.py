@@ -18,7 +18,7 @@ from teledispatch.cli import completion, export, jobs, ops, optouts, send, webho
 from teledispatch.cli.extras import MissingExtra, require_extra
 from teledispatch.cli.failures import VersionAction, database_problem
 from teledispatch.cli.output import EXIT_INVALID
-from teledispatch.config import ConfigError, settings
+from teledispatch.config_file import ConfigError
 
 #: Exit status when a verb's optional dependencies are not installed.
 EXIT_MISSING_EXTRA = 3
@@ -117,4 +117,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["build_parser", "main", "parse", "settings"]
+__all__ = ["build_parser", "main", "parse"]

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from teledispatch.cli.extras import require_extra
-from teledispatch.config import settings
 
 #: Namespace attribute holding the options a pass-through verb forwards (see ``main.parse``).
 PASSTHROUGH = "passthrough"
@@ -45,6 +44,7 @@ def cmd_worker_health(args: argparse.Namespace) -> int:
     """Exit 0 if the database and Redis a worker uses answer; else 1, one line per problem.
     The compose healthcheck and the k8s readiness probe run it beside ``celery inspect ping``
     (which answers even while the worker cannot reach its database)."""
+    from teledispatch.config import settings
     from teledispatch.worker.health import problems
 
     found = problems(settings())

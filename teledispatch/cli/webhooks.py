@@ -7,11 +7,11 @@ import time
 from typing import Any
 
 from teledispatch.cli.output import print_json
-from teledispatch.config import settings
 
 
 def _engine() -> Any:
     # Imported here: the CLI loads the database layer only for a verb that uses it.
+    from teledispatch.config import settings
     from teledispatch.db.engine import get_engine
     from teledispatch.db.migrate import ensure_schema
 

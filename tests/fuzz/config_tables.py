@@ -12,13 +12,13 @@ from typing import Any
 from teledispatch.config import (
     AccountConfig,
     ConfigError,
-    _api_limits,
-    _max_body_bytes,
     parse_config,
     parse_route_tables,
     parse_webhooks,
 )
 from teledispatch.config import WebhookSettings as _Webhooks
+from teledispatch.config_file import api_limits as _api_limits
+from teledispatch.config_file import max_body_bytes as _max_body_bytes
 from tests.fuzz.reader import Reader, toml_value
 
 ACCOUNT_KEYS = (*AccountConfig.model_fields, "recipient_caps", "prices")
