@@ -15,21 +15,18 @@ created again. Alembic is imported on first use, not with this module: the produ
 
 from __future__ import annotations
 
-import re
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from teledispatch.db.engine import make_engine
+from teledispatch.db.revision import SCRIPT_LOCATION, STORED_REVISION_SQL, is_head
 from teledispatch.db.tables import batches_table, events_table, jobs_table, messages_table
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-#: Where the revisions are (``alembic.ini`` names the same folder for hand use).
-SCRIPT_LOCATION = str(Path(__file__).resolve().parent / "migrations")
 #: The revision whose schema ``create_schema`` produced before the batches table (0002).
 BASELINE = "0001"
 
@@ -107,34 +104,14 @@ def upgrade(url: str, revision: str = "head") -> str:
     return now or "base"
 
 
-_REVISION_LINE = re.compile(r'^(down_revision|revision)\b[^=]*=\s*(?:"([^"]*)"|None)', re.M)
-
-
-def _quick_head() -> str | None:
-    """The head revision read from the version files' ``revision``/``down_revision`` lines,
-    without Alembic (a quarter of a second of imports for every CLI call); None when the
-    files do not make one clear head, and Alembic decides."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in Path(SCRIPT_LOCATION, "versions").glob("*.py"):
-        for key, value in _REVISION_LINE.findall(path.read_text(encoding="utf-8")):
-            if value:
-                (revisions if key == "revision" else parents).add(value)
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
-
-
 def _at_head_quickly(url: str) -> bool:
     """True when the database already holds the head revision, checked with one SELECT."""
-    head = _quick_head()
-    if head is None:
-        return False
     from teledispatch.db.engine import get_engine
 
     try:
         with get_engine(url).connect() as conn:
-            stored = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()
-            return list(stored) == [head]
+            stored = conn.execute(sa.text(STORED_REVISION_SQL)).scalars()
+            return is_head(list(stored))
     except sa.exc.ProgrammingError:
         return False  # no alembic_version table yet
     except sa.exc.OperationalError as exc:

@@ -1,32 +1,17 @@
-"""Every statement on ``attempts``: the accounts a routed message left, and why.
-
-Rows are written by ``db/messages/failover.py`` in the transaction that moves the message,
-and read by lookups (a message's attempts, oldest first).
-"""
+"""The ``attempts`` statements built with SQLAlchemy (the package's docstring says more)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from teledispatch.db.attempts.plain import AttemptRow
 from teledispatch.db.tables import attempts_table
 
 a = attempts_table.c
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptRow:
-    message_id: str
-    account: str
-    at: float
-    #: ``paused`` (its circuit was open) or ``refused`` (a code worth another provider).
-    outcome: str
-    error_code: str | None = None
-    error_text: str | None = None
 
 
 def insert(conn: sa.Connection, rows: Sequence[AttemptRow]) -> None:

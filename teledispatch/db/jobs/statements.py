@@ -1,9 +1,4 @@
-"""Every statement on the ``jobs`` table.
-
-Each function takes the connection of a transaction its caller owns: a job's row is written
-in the same transaction as its first recipients (one commit for a one-part job), and a
-cancel marks the job in the transaction that cancels its messages.
-"""
+"""The ``jobs`` statements built with SQLAlchemy (the package's docstring says how to use them)."""
 
 from __future__ import annotations
 
