@@ -1,15 +1,14 @@
 """Reading outcomes back: by job, by recipient, by provider message id.
 
 Counts come from the messages table itself (``GROUP BY status`` on an index), never from a
-counter that a crash could leave wrong.
+counter that a crash could leave wrong. What the answers are, and how they are worked out
+from the rows, is ``teledispatch.outcomes``; here the rows are read through SQLAlchemy.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,93 +17,60 @@ from teledispatch.config import Settings, settings
 from teledispatch.db import attempts as attempts_db
 from teledispatch.db import jobs as jobs_db
 from teledispatch.db import messages as messages_db
+from teledispatch.db.attempts import AttemptRow
 from teledispatch.db.engine import get_engine
 from teledispatch.db.migrate import ensure_schema
-from teledispatch.errors import Error
-from teledispatch.eta import Limits, Load, estimate
-from teledispatch.statuses import ACTIVE_STATUSES, SENDING, UNKNOWN
+
+# Defined in teledispatch.outcomes (no SQLAlchemy there, for the CLI's quick reads); named
+# here, where the app and the API have always found them.
+from teledispatch.outcomes import AttemptView as AttemptView
+from teledispatch.outcomes import JobNotFound as JobNotFound
+from teledispatch.outcomes import JobStatus as JobStatus
+from teledispatch.outcomes import MessageView as MessageView
+from teledispatch.outcomes import iso as iso
+from teledispatch.outcomes import limits_of as limits_of
+from teledispatch.outcomes import read_messages, read_status, stored_phone, views
 
 
-class JobNotFound(Error, LookupError):
-    """No job has this id."""
+class CoreReads:
+    """:class:`teledispatch.outcomes.Reads` on a SQLAlchemy connection."""
 
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
 
-def iso(epoch: float | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
+    def get_job(self, job_id: str) -> Any | None:
+        return jobs_db.get_job(self.conn, job_id)
 
+    def status_counts(self, job_id: str) -> dict[str, int]:
+        return messages_db.status_counts(self.conn, job_id)
 
-@dataclass(frozen=True)
-class JobStatus:
-    job_id: str
-    account: str
-    channel: str
-    total: int
-    #: Recipients stored so far (fewer than ``total`` while a big job is being stored).
-    accepted: int
-    counts: dict[str, int]
-    done: bool
-    created_at: str | None
-    cancelled: bool = False
-    #: Earliest time a not-yet-due message becomes due (retries, deferrals, not_before).
-    next_due_at: str | None = None
-    #: When its last message should leave: its remaining messages at its share of the
-    #: account's configured rate (``teledispatch.eta``), and never before its last waiting
-    #: message becomes due (quiet hours, retries); None when done or nothing limits it.
-    eta: str | None = None
-    #: SMS segments billed per encoding (``{"gsm7": 1200, "ucs2": 40}``); empty for channels
-    #: that send no text of their own.
-    segments: dict[str, int] = field(default_factory=dict)
-    #: The route the job named (``account`` is then the first account it may use); None: the
-    #: job named an account.
-    route: str | None = None
+    def count_reconciling(self, job_id: str) -> int:
+        return messages_db.count_reconciling(self.conn, job_id)
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def due_range(self, job_id: str, now: float) -> tuple[float | None, float | None]:
+        return (
+            messages_db.next_due_at(self.conn, job_id, now),
+            messages_db.last_due_at(self.conn, job_id, now),
+        )
 
+    def segment_counts(self, job_id: str) -> dict[str, int]:
+        return messages_db.segment_counts(self.conn, job_id)
 
-@dataclass(frozen=True)
-class AttemptView:
-    """An account a routed message left: when, and why (``paused``: its circuit was open;
-    ``refused``: a code worth another provider). The message's own ``account`` and
-    ``status`` are where it went last."""
+    def account_load(self, account: str) -> Sequence[Any]:
+        return messages_db.account_load(self.conn, account)
 
-    account: str
-    at: str | None
-    outcome: str
-    error_code: str | None = None
-    error_text: str | None = None
+    def weights(self, job_ids: Sequence[str]) -> dict[str, float]:
+        return jobs_db.weights(self.conn, job_ids)
 
+    def find_messages(
+        self, phone: str | None, provider_id: str | None, message_id: str | None, limit: int
+    ) -> Sequence[Any]:
+        return messages_db.find_messages(
+            self.conn, phone=phone, provider_id=provider_id, message_id=message_id, limit=limit
+        )
 
-@dataclass(frozen=True)
-class MessageView:
-    id: str
-    job_id: str
-    account: str
-    channel: str
-    phone: str
-    status: str
-    attempts: int
-    provider_id: str | None
-    error_code: str | None
-    error_text: str | None
-    created_at: str | None
-    updated_at: str | None
-    sent_at: str | None
-    due_at: str | None
-    fields: dict[str, Any] = field(default_factory=dict)
-    #: When a delivery receipt or call record settled it.
-    final_at: str | None = None
-    #: SMS text encoding (``gsm7``/``ucs2``) and parts billed; None for channels without text.
-    encoding: str | None = None
-    segments: int | None = None
-    #: The message this one sends again (``teledispatch retry``); None for a first message.
-    retry_of: str | None = None
-    #: A routed message's route, and the accounts it left before ``account`` (oldest first).
-    route: str | None = None
-    history: list[AttemptView] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def attempts(self, message_ids: Sequence[str]) -> dict[str, list[AttemptRow]]:
+        return attempts_db.for_messages(self.conn, message_ids)
 
 
 def _engine(cfg: Settings | None) -> sa.Engine:
@@ -113,136 +79,12 @@ def _engine(cfg: Settings | None) -> sa.Engine:
     return get_engine(url)
 
 
-def limits_of(cfg: Settings, account: str) -> Limits | None:
-    """The account's limits as the ETA reads them; None if it is no longer configured."""
-    try:
-        a = cfg.account(account)
-    except Error:
-        return None
-    return Limits(
-        messages_per_second=a.max_messages_per_second,
-        requests_per_second=a.max_requests_per_second,
-        batch_size=a.batch_size,
-        messages_per_hour=a.max_messages_per_hour,
-        messages_per_day=a.max_messages_per_day,
-    )
-
-
-def _eta(
-    conn: sa.Connection, cfg: Settings, job: Any, counts: dict[str, int], now: float
-) -> float | None:
-    """The job's estimated finish from its account's backlog (every job's waiting rows)."""
-    limits = limits_of(cfg, job.account)
-    if limits is None:
-        return None
-    loads: dict[str, Load] = {}
-    for job_id, priority, waiting, first_due in messages_db.account_load(conn, job.account):
-        j = str(job_id)
-        ready = max(now, float(first_due))
-        prev = loads.get(j)
-        if prev is not None:  # one job, one lane: only if its rows were stored mid-change
-            waiting += prev.remaining
-            ready = min(ready, prev.ready_at)
-        loads[j] = Load(j, int(priority), 1.0, int(waiting), ready)
-    weights = jobs_db.weights(conn, list(loads))
-    loads = {
-        j: Load(j, ld.lane, weights.get(j, 1.0), ld.remaining, ld.ready_at)
-        for j, ld in loads.items()
-    }
-    # The job's own rows in flight count too (other jobs' are few and soon done).
-    mine = loads.get(job.id, Load(job.id, int(job.priority), float(job.weight), 0, now))
-    in_flight = counts.get(SENDING, 0)
-    not_stored = max(0, job.total - sum(counts.values()))
-    loads[job.id] = Load(
-        job.id, mine.lane, mine.weight, mine.remaining + in_flight + not_stored, mine.ready_at
-    )
-    return estimate(job.id, list(loads.values()), limits, now)
-
-
 def job_status(job_id: str, *, cfg: Settings | None = None, now: float | None = None) -> JobStatus:
     """The job's counts and progress; ``now`` (epoch s) is the clock its ETA counts from."""
     cfg = cfg or settings()
     now = time.time() if now is None else now
-    engine = _engine(cfg)
-    with engine.connect() as conn:
-        job = jobs_db.get_job(conn, job_id)
-        if job is None:
-            raise JobNotFound(f"no job {job_id!r}")
-        counts = messages_db.status_counts(conn, job_id)
-        reconciling = 0
-        if counts.get(UNKNOWN):
-            reconciling = messages_db.count_reconciling(conn, job_id)
-        next_due = messages_db.next_due_at(conn, job_id, now)
-        last_due = messages_db.last_due_at(conn, job_id, now)
-        segments = messages_db.segment_counts(conn, job_id)
-        accepted = sum(counts.values())
-        active = sum(n for s, n in counts.items() if s in ACTIVE_STATUSES)
-        done = accepted >= job.total and active == 0 and reconciling == 0
-        eta = None if done or active == 0 else _eta(conn, cfg, job, counts, now)
-        if eta is not None and last_due is not None:
-            # Nothing leaves before its due time (quiet hours, retries): no finish before that.
-            eta = max(eta, last_due)
-        elif active and last_due is not None:
-            eta = last_due
-    return JobStatus(
-        job_id=job.id,
-        account=job.account,
-        channel=job.channel,
-        total=job.total,
-        accepted=accepted,
-        counts=dict(sorted(counts.items())),
-        done=done,
-        created_at=iso(job.created_at),
-        cancelled=job.cancelled_at is not None,
-        next_due_at=iso(next_due),
-        eta=iso(eta),
-        segments=segments,
-        route=job.route,
-    )
-
-
-def _views(conn: sa.Connection, rows: list[Any]) -> list[MessageView]:
-    """Views of ``rows``, with the attempts of the routed ones (one more query if any)."""
-    routed = [row.id for row in rows if row.route is not None]
-    found = attempts_db.for_messages(conn, routed) if routed else {}
-    history = {
-        message_id: [
-            AttemptView(a.account, iso(a.at), a.outcome, a.error_code, a.error_text)
-            for a in attempts
-        ]
-        for message_id, attempts in found.items()
-    }
-    return [_view(row, history.get(row.id, [])) for row in rows]
-
-
-def _view(row: Any, history: list[AttemptView] | None = None) -> MessageView:
-    try:
-        fields = json.loads(row.payload)
-    except ValueError:
-        fields = {}
-    return MessageView(
-        id=row.id,
-        job_id=row.job_id,
-        account=row.account,
-        channel=row.channel,
-        phone=row.phone,
-        status=row.status,
-        attempts=row.attempts,
-        provider_id=row.provider_id,
-        error_code=row.error_code,
-        error_text=row.error_text,
-        created_at=iso(row.created_at),
-        updated_at=iso(row.updated_at),
-        sent_at=iso(row.sent_at),
-        due_at=iso(row.due_at),
-        fields=fields if isinstance(fields, dict) else {},
-        final_at=iso(row.final_at),
-        encoding=row.encoding,
-        segments=row.segments,
-        retry_of=row.retry_of,
-        route=row.route,
-        history=history or [],
-    )
+    with _engine(cfg).connect() as conn:
+        return read_status(CoreReads(conn), job_id, lambda a: limits_of(cfg, a), now)
 
 
 def lookup(
@@ -257,12 +99,15 @@ def lookup(
     if phone is None and provider_id is None and message_id is None:
         raise ValueError("lookup needs a phone, a provider_id or a message_id")
     if phone is not None:
-        phone = _stored_phone(phone)
+        phone = stored_phone(phone)
     with _engine(cfg).connect() as conn:
-        rows = messages_db.find_messages(
-            conn, phone=phone, provider_id=provider_id, message_id=message_id, limit=limit
+        return read_messages(
+            CoreReads(conn),
+            phone=phone,
+            provider_id=provider_id,
+            message_id=message_id,
+            limit=limit,
         )
-        return _views(conn, rows)
 
 
 def job_messages(
@@ -276,19 +121,4 @@ def job_messages(
     """One page of a job's messages in id order; pass the last id as ``after`` for the next."""
     with _engine(cfg).connect() as conn:
         rows = messages_db.job_messages_page(conn, job_id, status=status, after=after, limit=limit)
-        return _views(conn, rows)
-
-
-def _stored_phone(phone: str) -> str:
-    """``phone`` as messages store it (E.164); as given when it is no valid number, so that a
-    row stored before numbers were checked is still found. A number without its country code
-    would find nothing: it is refused, saying so."""
-    from teledispatch.validation import Problem, ValidationFailed, normalize_phone
-
-    normal = normalize_phone(phone)
-    if normal is not None:
-        return normal
-    if not phone.strip().startswith("+"):
-        rule = "has no country code: write it as + and the country code first (E.164)"
-        raise ValidationFailed([Problem(None, "phone", phone[:24], rule)])
-    return phone
+        return views(CoreReads(conn), rows)

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 from teledispatch.cli.output import EXIT_INVALID, print_json
 from teledispatch.statuses import ACTIVE_STATUSES
 
-if TYPE_CHECKING:  # the verbs import the producer when they run, not at every CLI start
-    from teledispatch.producer.lookup import JobStatus
+if TYPE_CHECKING:  # the verbs import what they read with when they run
+    from teledispatch.outcomes import JobStatus, MessageView
 
 #: How often ``status --wait`` asks the database.
 WAIT_POLL_S = 0.5
@@ -29,12 +29,12 @@ def _progress_line(st: JobStatus) -> str:
 
 def _wait_for(args: argparse.Namespace, tty: bool) -> JobStatus | None:
     """The job's status: at once, or (``--wait``) once done; None when it gave up (printed)."""
-    from teledispatch.producer.lookup import JobNotFound, job_status
+    from teledispatch.outcomes import JobNotFound
 
     deadline = time.monotonic() + args.timeout
     while True:
         try:
-            st = job_status(args.job_id)
+            st = _job_status(args.job_id)
         except JobNotFound as exc:
             print(f"error: {exc}", file=sys.stderr)
             return None
@@ -46,6 +46,30 @@ def _wait_for(args: argparse.Namespace, tty: bool) -> JobStatus | None:
         if tty:
             print("\r" + _progress_line(st), end="", flush=True)
         time.sleep(WAIT_POLL_S)
+
+
+def _job_status(job_id: str) -> JobStatus:
+    """Read without SQLAlchemy when that answers as the full path would; else the full path."""
+    from teledispatch import quick_reads
+
+    st = quick_reads.job_status(job_id)
+    if st is not None:
+        return st
+    from teledispatch.producer.lookup import job_status
+
+    return job_status(job_id)
+
+
+def _lookup(args: argparse.Namespace) -> list[MessageView]:
+    """As :func:`_job_status`, for ``lookup``."""
+    from teledispatch import quick_reads
+
+    rows = quick_reads.lookup(phone=args.phone, provider_id=args.provider_id, limit=args.limit)
+    if rows is not None:
+        return rows
+    from teledispatch.producer.lookup import lookup
+
+    return lookup(phone=args.phone, provider_id=args.provider_id, limit=args.limit)
 
 
 def _paused(account: str, route: str | None = None) -> str | None:
@@ -93,11 +117,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_lookup(args: argparse.Namespace) -> int:
-    from teledispatch.producer.lookup import lookup
     from teledispatch.validation import ValidationFailed
 
     try:
-        rows = lookup(phone=args.phone, provider_id=args.provider_id, limit=args.limit)
+        rows = _lookup(args)
     except ValidationFailed as exc:
         print(f"error: {'; '.join(str(p) for p in exc.problems)}", file=sys.stderr)
         return EXIT_INVALID
