@@ -45,5 +45,9 @@ class AccountKeys:
     def departures(self) -> str:
         return f"{self.base}:departures"
 
+    @property
+    def answers(self) -> str:
+        return f"{self.base}:answers"
+
     def recipient(self, phone: str) -> str:
         return f"{self.base}:r:{phone}"

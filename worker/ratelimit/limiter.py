@@ -25,9 +25,10 @@ Why a jitter margin
     idle, a few ms loaded), Redis round-trip variance and keep-alive HTTP latency spread within a
     region. Raise it for a provider far away or reached over fresh TLS connections.
 
-    With ``adaptive_margin`` (the default) ``jitter_s`` is the ceiling: each process measures
-    the write → answer time of every request and enforces a high percentile of it, at least
-    3 ms (``margin``), so a provider close by gets closer to its full rate.
+    With ``adaptive_margin`` (the default) ``jitter_s`` is the ceiling: every process measures
+    the write → answer time of each request (``answers`` shares them through Redis) and
+    enforces a high percentile of all of them, at least 3 ms (``margin``), so a provider close
+    by gets closer to its full rate.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import redis
 
 from teledispatch.config import AccountConfig
 
+from .answers import SharedAnswers
 from .booking import Bookings
 from .gate import DEPART_LEASE_S, DEPART_TIMEOUT_S, Departure, DepartureGate
 from .keys import AccountKeys
@@ -83,6 +85,7 @@ class RateLimiter:
         self.key_prefix = key_prefix
         scripts = Scripts.register(redis_client)  # local: register_script sends nothing
         self.margins = MarginEstimator(ceiling_s=jitter_s)
+        self.answers = SharedAnswers(redis_client, self.margins, key_prefix=key_prefix)
         margin = self.margins.margin if adaptive_margin else None
         self.throttle = Throttle(
             redis_client,
@@ -130,7 +133,7 @@ class RateLimiter:
 
     def observe_answer(self, account: AccountConfig, seconds: float) -> None:
         """A request of ``account`` was answered ``seconds`` after its body was written."""
-        self.margins.observe(account.name, seconds)
+        self.answers.observe(account.name, seconds)
 
     def keys(self, account: AccountConfig) -> AccountKeys:
         return AccountKeys.of(self.key_prefix, account.name)

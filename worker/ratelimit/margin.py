@@ -11,8 +11,10 @@ provider the measured bound is a few ms.
 This module is pure (no clock, no Redis): :class:`MarginEstimator` keeps the last
 ``window`` samples per account and answers ``clamp(p(percentile) × safety, floor, ceiling)``.
 Until it has ``min_samples`` of an account it answers the ceiling, the configured fixed
-margin, so a fresh process is never less careful than before. Each worker process keeps its
-own estimate: each decision it takes is then at least as wide as the spread it measured.
+margin, so a fresh process is never less careful than before. The samples are every
+process's (``answers``): the windows the margin widens hold every process's requests, and a
+process's own share took 20 s to reach ``min_samples`` on a 20-requests/s account served by
+8 processes, so a 15-s run never left the ceiling.
 """
 
 from __future__ import annotations
@@ -89,6 +91,13 @@ class MarginEstimator:
     def observe_all(self, account: str, values: Iterable[float]) -> None:
         for value in values:
             self.observe(account, value)
+
+    def replace(self, account: str, values: Iterable[float]) -> None:
+        """The account's samples are ``values`` (newest last) from now on, e.g. those every
+        process measured (``answers``)."""
+        self._samples.pop(account, None)
+        self._cached.pop(account, None)
+        self.observe_all(account, values)
 
     def margin(self, account: str) -> float:
         """The margin to enforce for ``account`` now (seconds)."""
