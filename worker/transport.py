@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -34,6 +35,9 @@ class HttpResponse:
     status: int
     headers: dict[str, str]
     body: bytes
+    #: ``time.perf_counter()`` once the answer's status line and headers were read (None: not
+    #: known). The adaptive margin measures write → this, not → the whole body read.
+    head_at: float | None = None
 
 
 class Transport(Protocol):
@@ -95,6 +99,7 @@ class HttpxTransport:
                 timeout=timeout,
                 extensions=extensions,
             ) as resp:
+                head_at = time.perf_counter()
                 chunks: list[bytes] = []
                 size = 0
                 for chunk in resp.iter_bytes():
@@ -104,7 +109,8 @@ class HttpxTransport:
                             f"response body over {MAX_BODY} bytes", code="huge_body"
                         )
                     chunks.append(chunk)
-                return HttpResponse(resp.status_code, dict(resp.headers), b"".join(chunks))
+                body = b"".join(chunks)
+                return HttpResponse(resp.status_code, dict(resp.headers), body, head_at)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise NotSentError(f"{type(exc).__name__}: {exc}", code="connect") from None
         except httpx.TimeoutException as exc:

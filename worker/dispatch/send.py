@@ -300,7 +300,8 @@ def _send(req: _Request, request: HttpRequest) -> HttpResponse:
     req.latency = answered - req.started
     if req.written is not None and req.reservation is not None:
         # What the adaptive margin follows: the write → answer time bounds write → arrival.
-        req.ctx.limiter.observe_answer(req.account, answered - req.written)
+        head = answered if response.head_at is None else response.head_at
+        req.ctx.limiter.observe_answer(req.account, head - req.written)
     return response
 
 

@@ -9,6 +9,7 @@ or never, the request would time out instead of succeeding.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -57,8 +58,11 @@ def test_hook_fires_once_after_the_body_and_before_the_answer(
     url, written, bodies = server
     calls: list[int] = []
 
+    stamps: list[float] = []
+
     def on_written() -> None:
         calls.append(1)
+        stamps.append(time.perf_counter())
         written.set()
 
     transport = HttpxTransport()
@@ -66,9 +70,12 @@ def test_hook_fires_once_after_the_body_and_before_the_answer(
         response = transport.send(post(url), timeout_s=WAIT_S * 2, on_written=on_written)
     finally:
         transport.close()
+    returned = time.perf_counter()
     assert (response.status, response.body) == (200, b"ok")
     assert len(calls) == 1
     assert bodies == [b"x" * 70_000]
+    # The answer's head is stamped between the write and the return (the margin's sample).
+    assert response.head_at is not None and stamps[0] <= response.head_at <= returned
 
 
 def test_a_failing_hook_does_not_fail_the_send(
