@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
 from celery import Celery
@@ -124,20 +125,38 @@ def _quiet_logs(**_: Any) -> None:
 def _after_fork(**_: Any) -> None:
     # A forked pool process must not reuse the parent's database sockets.
     dispose_engines()
+    # Its first task would open the pool's first connection and check the schema (a new
+    # server backend, the dialect's first-connect queries) between a claim and its send:
+    # done now, beside the pool's start. A thread, as Celery kills a process whose start
+    # outlasts ``worker_proc_alive_timeout`` and the database may be slow to answer.
+    threading.Thread(target=_warm_database, name="td-warm-db", daemon=True).start()
+
+
+def _warm_database() -> None:
+    from teledispatch.db.migrate import ensure_schema
+
+    try:
+        ensure_schema(settings().database_url)
+    except Exception as exc:  # the first task meets it again, and says so
+        logging.getLogger("teledispatch.worker").debug("database not warmed (%s)", exc)
 
 
 @worker_init.connect
 def _preload(**_: Any) -> None:
     """Import, once and before the pool forks, what every pool process otherwise imports on
-    its first task: the database driver and the migration check. That was ~0.15 s of CPU per
-    process, paid on the first message's latency (and four times over by a 4-process pool).
+    its first task: the database driver, the migration check and the HTTP client's imports
+    and CA store, paid on the first message's latency (and four times over by a 4-process
+    pool).
     Nothing here connects anywhere: a fork must not inherit sockets."""
     import sqlalchemy as sa
 
     from teledispatch.db.migrate import preload
+    from teledispatch.worker import transport
 
     preload()  # the schema check's alembic and mako
     sa.engine.make_url(settings().database_url).get_dialect().import_dbapi()
+    # The HTTP client's imports and CA store, else paid in each process's first send.
+    transport.preload()
 
 
 @worker_init.connect

@@ -8,8 +8,10 @@ been acted on (ambiguous: reconcile, never blindly resend).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,6 +60,22 @@ class Transport(Protocol):
         ...
 
 
+@functools.cache
+def ssl_context() -> ssl.SSLContext:
+    """The CA store, loaded once for the process tree: loading it reads every certificate,
+    which each pool process otherwise did in its first send."""
+    return httpx.create_ssl_context()
+
+
+def preload() -> None:
+    """Before the pool forks (``worker/app.py``): import what a client imports on creation
+    (httpcore, h11, and trio where installed) and load the CA store, so that no pool process
+    pays them between its first rate slot and the request. Opens no socket."""
+    import httpcore  # noqa: F401  (httpx imports it only when a client is made)
+
+    ssl_context()
+
+
 class HttpxTransport:
     """A keep-alive client per process (never shared across a fork)."""
 
@@ -70,6 +88,7 @@ class HttpxTransport:
             self._client = httpx.Client(
                 limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
                 follow_redirects=False,
+                verify=ssl_context(),
             )
             self._pid = os.getpid()
         return self._client
