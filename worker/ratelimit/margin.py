@@ -3,13 +3,16 @@
 Why a margin at all: see ``limiter``. The departure gate counts each request at its measured
 write time, so what is left for the margin to absorb is the spread, between requests, of the
 time from the write to the provider's arrival stamp. That time is between 0 and the request's
-round trip after the write (the answer cannot come before the request arrived), so a high
-percentile of the measured write → answer times bounds the spread for all but the slowest
-requests. A fixed 20 ms cost 2 % of the rate on every account; on a quiet machine next to its
-provider the measured bound is a few ms.
+round trip after the write (the answer cannot come before the request arrived), so the
+longest recent write → answer time bounds the spread. Not a lower percentile: a saturated
+account sends each request the moment its window allows, so any one request whose arrival
+lags by more than the margin puts one request too many in a window at the provider (a p99
+bound let one through in a 300-request run on a loaded machine). A fixed 20 ms cost 2 % of
+the rate on every account; on a quiet machine next to its provider the bound is a few ms.
 
 This module is pure (no clock, no Redis): :class:`MarginEstimator` keeps the last
-``window`` samples per account and answers ``clamp(p(percentile) × safety, floor, ceiling)``.
+``window`` samples per account and answers ``clamp(p(percentile) × safety, floor, ceiling)``
+(by default the largest sample).
 Until it has ``min_samples`` of an account it answers the ceiling, the configured fixed
 margin, so a fresh process is never less careful than before. The samples are every
 process's (``answers``): the windows the margin widens hold every process's requests, and a
@@ -24,9 +27,9 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-#: The defaults: the 99th percentile of the last 200 write → answer times, ×1.5, at least
-#: 3 ms (timer and scheduling grain on a loaded machine), at most the configured margin.
-PERCENTILE = 99.0
+#: The defaults: the longest of the last 200 write → answer times, ×1.5, at least 3 ms (timer
+#: and scheduling grain on a loaded machine), at most the configured margin.
+PERCENTILE = 100.0
 WINDOW = 200
 MIN_SAMPLES = 50
 SAFETY = 1.5

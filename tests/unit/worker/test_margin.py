@@ -24,7 +24,14 @@ def test_too_few_samples_keep_the_fixed_margin() -> None:
 
 def test_margin_follows_the_percentile_times_safety() -> None:
     samples = [0.002] * 98 + [0.008, 0.050]  # p99 is 8 ms: the one outlier does not count
-    assert margin_from(samples, ceiling_s=0.02, safety=1.5) == pytest.approx(0.012)
+    assert margin_from(samples, ceiling_s=0.02, safety=1.5, pct=99) == pytest.approx(0.012)
+
+
+def test_by_default_the_slowest_recent_answer_sets_the_margin() -> None:
+    # One late arrival is enough for a window over when every request leaves on its window's
+    # edge: no sample of the window is left out.
+    samples = [0.002] * 99 + [0.009]
+    assert margin_from(samples, ceiling_s=0.02, safety=1.5) == pytest.approx(0.0135)
 
 
 def test_margin_is_bounded_above_by_the_configured_one() -> None:
