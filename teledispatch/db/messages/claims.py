@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from teledispatch.db import optouts as optouts_db
+from teledispatch.db.engine import one_statement
 from teledispatch.db.messages._common import OPTED_OUT_CODE, m
 from teledispatch.db.messages.expiry import EXPIRED_CODE
 from teledispatch.db.messages.outbox import record_changes
@@ -386,7 +387,7 @@ def mark_departing(engine: Engine, token: str, group_key: str, now: float) -> bo
     lock: either this returns True and the sweep then sees ``departed_at`` (and reconciles),
     or the sweep came first and this returns False (and the worker does not send)."""
     b = batches_table.c
-    with engine.begin() as conn:
+    with one_statement(engine) as conn:
         result = conn.execute(
             sa.update(batches_table)
             .where(
