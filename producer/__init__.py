@@ -16,6 +16,8 @@ Every error raised to the app derives from ``teledispatch.Error`` (also exported
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,22 +26,20 @@ if TYPE_CHECKING:
     from teledispatch.producer.cancel import Cancelled, cancel_job
     from teledispatch.producer.group_commit import Pending, Producer, ProducerClosed, StoreTimeout
     from teledispatch.producer.jobs import SendJob
+    from teledispatch.producer.lookup import (
+        JobNotFound,
+        JobStatus,
+        MessageView,
+        job_messages,
+        job_status,
+        lookup,
+    )
     from teledispatch.producer.submit import Enqueued, IdempotencyConflict, enqueue, enqueue_stream
     from teledispatch.validation import Problem, ValidationFailed
 
-# Imported at once: ``lookup`` names both this function and its module, and importing the
-# module later would rebind the package's ``lookup`` to the module.
-from teledispatch.producer.lookup import (
-    JobNotFound,
-    JobStatus,
-    MessageView,
-    job_messages,
-    job_status,
-    lookup,
-)
-
-#: Where each other export lives, loaded on first use (PEP 562): ``teledispatch status`` and
-#: ``lookup`` must not pay for the group-commit producer, Redis and Celery.
+#: Where each export lives, loaded on first use (PEP 562): ``teledispatch status`` and
+#: ``lookup`` must not pay for the group-commit producer, Redis and Celery, nor ``send
+#: --dry-run`` for ``lookup``'s SQLAlchemy.
 _WHERE = {
     "ConfigError": "teledispatch.config",
     "load_settings": "teledispatch.config",
@@ -56,6 +56,12 @@ _WHERE = {
     "IdempotencyConflict": "teledispatch.producer.submit",
     "enqueue": "teledispatch.producer.submit",
     "enqueue_stream": "teledispatch.producer.submit",
+    "JobNotFound": "teledispatch.producer.lookup",
+    "JobStatus": "teledispatch.producer.lookup",
+    "MessageView": "teledispatch.producer.lookup",
+    "job_messages": "teledispatch.producer.lookup",
+    "job_status": "teledispatch.producer.lookup",
+    "lookup": "teledispatch.producer.lookup",
     "Problem": "teledispatch.validation",
     "ValidationFailed": "teledispatch.validation",
 }
@@ -68,6 +74,20 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+class _Package(types.ModuleType):
+    """This package, keeping ``lookup`` the function. ``lookup`` names both the function
+    (an export) and its module; importing the module sets the package's attribute of that
+    name to the module, whoever imports it and whenever, and this sets the function instead."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "lookup" and isinstance(value, types.ModuleType):
+            value = value.lookup
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __dir__() -> list[str]:
