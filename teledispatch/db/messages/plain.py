@@ -1,5 +1,5 @@
 """The ``messages`` reads of the path without SQLAlchemy (``db/plain.py``): the same rows as
-their namesakes in ``reads``, for ``teledispatch status`` and ``lookup``.
+their namesakes in ``reads``, for ``teledispatch status``, ``lookup`` and ``send --dry-run``.
 
 Statuses are written as literals, as ``reads`` renders them where a partial index applies.
 """
@@ -38,6 +38,10 @@ ACCOUNT_LOAD_SQL = (
     "SELECT job_id, priority, count(*) AS waiting, min(due_at) AS first_due FROM messages"
     f" WHERE account = :account AND status IN ({_WAITING}) GROUP BY job_id, priority"
 )
+#: The account's messages waiting to be sent (``reads.waiting_count``, ``ix_messages_claim``).
+WAITING_COUNT_SQL = (
+    f"SELECT count(*) AS n FROM messages WHERE account = :account AND status IN ({_WAITING})"
+)
 #: ``find_messages``: the keys given, then this order.
 FIND_SQL = "SELECT * FROM messages WHERE {where} ORDER BY created_at DESC, id LIMIT :limit"
 
@@ -63,6 +67,11 @@ def segment_counts(conn: Plain, job_id: str) -> dict[str, int]:
 
 def account_load(conn: Plain, account: str) -> list[Row]:
     return conn.rows(ACCOUNT_LOAD_SQL, {"account": account})
+
+
+def waiting_count(conn: Plain, account: str) -> int:
+    """The backlog a new job of ``account`` queues behind (queued or deferred)."""
+    return int(conn.rows(WAITING_COUNT_SQL, {"account": account})[0][0])
 
 
 def find_messages(

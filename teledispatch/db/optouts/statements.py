@@ -1,4 +1,4 @@
-"""Every statement on the ``optouts`` table: the suppression lists.
+"""The SQLAlchemy statements on the ``optouts`` table: the suppression lists.
 
 One list per account and one global list (``account = '*'``, :data:`GLOBAL_OPTOUT`). A
 recipient is suppressed for an account when its number is on that account's list or on the
