@@ -5,17 +5,54 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
+from teledispatch import quiet_hours as quiet_hours_mod
 from teledispatch.channels.base import ChannelRules
 from teledispatch.channels.registry import rules_for, text_field
-from teledispatch.config import AccountConfig, ConfigError, Settings
+from teledispatch.config_file import ConfigError
 from teledispatch.producer._spool import _Spool
 from teledispatch.templates import TemplateError, has_placeholders, parse, render
 from teledispatch.validation import Problem, ValidationFailed
 
 #: Problems kept in memory for the error; the count beyond that is still reported.
 PROBLEM_KEEP = 1000
+
+
+class Account(Protocol):
+    """What validation reads of an account: ``config.AccountConfig``, or the dry run's
+    model-free view of a config file the quick check vouched for (``config_quick``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def allow_any_number_type(self) -> bool: ...
+
+
+class Accounts(Protocol):
+    """Where the accounts are looked up: ``config.Settings``, or the dry run's view."""
+
+    def account(self, name: str) -> Account: ...
+
+
+def _as_epoch(value: datetime | None) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def _check_quiet_hours(value: str | None) -> str | None:
+    """The job's own window in canonical form; a bad one is a problem before any recipient."""
+    try:
+        return quiet_hours_mod.validate(value)
+    except quiet_hours_mod.QuietHoursError:
+        rule = "must be HH:MM-HH:MM (24-hour, local to the recipient), start != end"
+        raise ValidationFailed([Problem(None, "quiet_hours", value, rule)]) from None
 
 
 def _fill_template(
@@ -83,7 +120,7 @@ class _Job:
     now: float
 
 
-def _account(cfg: Settings, account_name: str) -> AccountConfig:
+def _account(cfg: Accounts, account_name: str) -> Account:
     try:
         return cfg.account(account_name)
     except ConfigError as exc:
@@ -147,13 +184,13 @@ def _raise_if_any(problems: _Problems, spool: _Spool) -> None:
 
 
 def _validate(
-    cfg: Settings,
+    cfg: Accounts,
     account_name: str,
     recipients: Iterable[Mapping[str, Any]],
     defaults: Mapping[str, Any],
     allow_duplicates: bool,
     now: float,
-    spool_for: Callable[[ChannelRules, AccountConfig], _Spool] | None = None,
+    spool_for: Callable[[ChannelRules, Any], _Spool] | None = None,
 ) -> tuple[str, _Spool]:
     """Every recipient checked; returns the channel and the spooled rows, or raises.
 

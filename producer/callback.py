@@ -4,13 +4,24 @@ nothing is stored, instead of every event being dead-lettered later."""
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from teledispatch.callback_urls import url_problem
-from teledispatch.config import WebhookSettings
 from teledispatch.producer.lane import Lane
 from teledispatch.validation import Problem, ValidationFailed
 
 
-def callback_problems(url: str | None, cfg: WebhookSettings) -> list[Problem]:
+class WebhookRules(Protocol):
+    """What a callback URL is checked against: ``config.WebhookSettings``, or the dry run's
+    model-free view of a ``[webhooks]`` table the quick check vouched for."""
+
+    @property
+    def allow_http(self) -> bool: ...
+    @property
+    def allow_private_networks(self) -> bool: ...
+
+
+def callback_problems(url: str | None, cfg: WebhookRules) -> list[Problem]:
     """The rule ``url`` breaks under ``[webhooks]``, as a job-level problem (none: no URL)."""
     if url is None:
         return []
@@ -20,7 +31,7 @@ def callback_problems(url: str | None, cfg: WebhookSettings) -> list[Problem]:
     return [] if rule is None else [Problem(None, "callback_url", url, rule)]
 
 
-def check_options(lane: Lane, callback_url: str | None, cfg: WebhookSettings) -> None:
+def check_options(lane: Lane, callback_url: str | None, cfg: WebhookRules) -> None:
     """Raise :class:`ValidationFailed` naming every bad job-wide option, before any recipient
     is read."""
     problems = lane.problems() + callback_problems(callback_url, cfg)

@@ -4,168 +4,48 @@ Every recipient is validated exactly as :func:`~teledispatch.producer.submit.enq
 would (the same ``_validate``), but valid rows go to a tally instead of a spool: recipients,
 refused rows with their reasons, duplicates, SMS segments by encoding, the cost from the
 account's price table and a simple ETA from its rate limits and the backlog already queued.
-Nothing is written; the only read is the backlog count.
+Nothing is written; the only reads are the suppression lists and the backlog count. The
+tally and the report are ``dry_tally``'s; here they read through SQLAlchemy.
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from teledispatch import clock
-from teledispatch.channels.base import ChannelRules
 from teledispatch.channels.sms_segments import measure
-from teledispatch.config import AccountConfig, Settings, settings
+from teledispatch.config import Settings, settings
 from teledispatch.db import messages as messages_db
 from teledispatch.db import optouts as optouts_db
 from teledispatch.db.engine import get_engine
 from teledispatch.db.migrate import ensure_schema
 from teledispatch.pricing import price_for
-from teledispatch.producer.lookup import iso
-from teledispatch.producer.submit import _as_epoch, _check_quiet_hours, _Spool, _validate
-from teledispatch.quiet_hours import Window, hold, resolve, zones_for
+
+# Defined in dry_tally (no SQLAlchemy there, for the CLI's quick dry run); named here, where
+# the app, the API and the tests have always found them.
+from teledispatch.producer.dry_tally import CHECK_CHUNK as CHECK_CHUNK
+from teledispatch.producer.dry_tally import DryRun as DryRun
+from teledispatch.producer.dry_tally import account_report
+from teledispatch.producer.dry_tally import send_seconds as send_seconds
 from teledispatch.routes import payload_for
-from teledispatch.validation import Problem, ValidationFailed
-
-#: Recipients checked against the suppression lists per query, as a real enqueue's part.
-CHECK_CHUNK = 5000
 
 
-class _Tally(_Spool):
-    """A spool that keeps no rows, only what the report needs of them.
+class CoreDryReads:
+    """:class:`teledispatch.producer.dry_tally.DryReads` on a SQLAlchemy connection."""
 
-    Rows wait in a small buffer until a chunk can be checked against the suppression lists
-    in one indexed query (as enqueue checks each part); suppressed ones are counted, and
-    left out of segments and cost, since they are never sent."""
-
-    def __init__(
-        self,
-        rules: ChannelRules,
-        account: AccountConfig,
-        conn: sa.Connection,
-        quiet: Window | None,
-        start: float,
-    ) -> None:
-        super().__init__(rules)
-        self.keeps_all = True
-        self.account = account.name
-        self.prices = account.prices
+    def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
-        self.segments: Counter[str] = Counter()
-        self.cost = 0.0
-        self.unpriced = 0
-        self.suppressed = 0
-        self.quiet = quiet
-        self.start = start
-        #: The latest quiet-hours opening among the recipients (``start`` if none waits).
-        self.opens = start
-        self._holds: dict[tuple[str, ...], float] = {}
-        self._pending: list[tuple[str, str | None, int]] = []
 
-    def add(self, index: int, fields: dict[str, Any]) -> None:
-        self.count += 1
-        units = 1
-        encoding: str | None = None
-        text = fields.get(self.text_field) if self.text_field is not None else None
-        if isinstance(text, str):
-            measured = measure(text)
-            encoding, units = measured.encoding, measured.parts
-        self._pending.append((str(fields["phone"]), encoding, units))
-        if len(self._pending) >= CHECK_CHUNK:
-            self.flush()
+    def suppressed_among(self, account: str, phones: Sequence[str]) -> set[str]:
+        return optouts_db.suppressed_among(self.conn, account, phones)
 
-    def flush(self) -> None:
-        pending, self._pending = self._pending, []
-        if not pending:
-            return
-        found = optouts_db.suppressed_among(self.conn, self.account, [p for p, _, _ in pending])
-        for phone, encoding, units in pending:
-            if phone in found:
-                self.suppressed += 1
-                continue
-            if encoding is not None:
-                self.segments[encoding] += units
-            price = price_for(self.prices, phone)
-            if price is None:
-                self.unpriced += 1
-            else:
-                self.cost += price * units
-            if self.quiet is not None:
-                self.opens = max(self.opens, self._opening(phone))
-
-    def _opening(self, phone: str) -> float:
-        """When ``phone`` may first be sent from the job's start (one decision per zone set)."""
-        zones = zones_for(phone)
-        if not zones or self.quiet is None:
-            return self.start
-        if zones not in self._holds:
-            held = hold(self.quiet, zones, self.start)
-            self._holds[zones] = self.start if held is None else held.until
-        return self._holds[zones]
-
-
-@dataclass(frozen=True)
-class DryRun:
-    account: str
-    channel: str
-    #: Recipients that would be enqueued.
-    recipients: int
-    #: Rows refused (each with one or more problems, listed in ``problems``).
-    invalid: int
-    #: Refused as a repeat of an earlier recipient of the job (counted in ``invalid`` too).
-    duplicates: int
-    #: Recipients on the account's or the global suppression list: stored ``suppressed``,
-    #: never sent (counted in ``recipients``, left out of ``segments`` and ``cost``).
-    suppressed: int
-    #: SMS segments by encoding, ``{"gsm7": n, "ucs2": m}``; empty for channels without text.
-    segments: dict[str, int]
-    #: Estimated cost of the valid recipients; None without a price table.
-    cost: float | None
-    #: Recipients no price matched (left out of ``cost``).
-    unpriced: int
-    #: Messages of the account already waiting, which this job would queue behind.
-    backlog: int
-    #: When the last of them would be sent at the account's limits, after the latest
-    #: quiet-hours opening of its recipients; None when the account sets no limit.
-    eta: str | None
-    problems: list[Problem] = field(default_factory=list)
-    #: Every problem found; ``problems`` may list fewer.
-    problems_total: int = 0
-    #: The route of a routed job (``account``: its first recipient's first member).
-    route: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["problems"] = [asdict(p) for p in self.problems]
-        return out
-
-
-def _window_wait(n: int, cap: int | None, window_s: float) -> float:
-    """Whole windows ``n`` messages must wait under ``cap`` per window (the last one is open)."""
-    return 0.0 if cap is None or n <= 0 else ((n - 1) // cap) * window_s
-
-
-def send_seconds(account: AccountConfig, n: int) -> float | None:
-    """How long ``n`` messages take at the account's limits; None when it sets none.
-
-    Simple on purpose: each limit alone, the slowest wins; retries, receipts and other jobs
-    arriving meanwhile are not foreseen."""
-    waits: list[float] = []
-    if account.max_messages_per_second:
-        waits.append(n / account.max_messages_per_second)
-    if account.max_requests_per_second:
-        waits.append(-(-n // account.batch_size) / account.max_requests_per_second)
-    if account.max_messages_per_hour:
-        waits.append(_window_wait(n, account.max_messages_per_hour, 3600.0))
-    if account.max_messages_per_day:
-        waits.append(_window_wait(n, account.max_messages_per_day, 86400.0))
-    return max(waits) if waits else None
+    def waiting_count(self, account: str) -> int:
+        return messages_db.waiting_count(self.conn, account)
 
 
 def dry_run(
@@ -185,53 +65,25 @@ def dry_run(
     ``priority`` and ``quiet_hours`` as for :func:`enqueue_stream`: the quiet hours in force
     (none for ``high``) push the ETA to the latest opening among the recipients."""
     cfg = cfg or settings()
-    now = time.time()
-    start = max(now, _as_epoch(not_before) or 0.0)
     acc = cfg.account(account)
-    window = resolve(
-        _check_quiet_hours(quiet_hours), acc.quiet_hours, priority or acc.default_priority
-    )
-    quiet = Window.parse(window) if window else None
-    # The quiet-hours decision on the same clock a real enqueue uses (moved only by tests).
-    start_clock = start + clock.offset()
-    made: list[_Tally] = []
-    ensure_schema(cfg.database_url)
-    with get_engine(cfg.database_url).connect() as conn:
+    url = cfg.database_url
 
-        def tally(rules: ChannelRules, acc: AccountConfig) -> _Spool:
-            made.append(_Tally(rules, acc, conn, quiet, start_clock))
-            return made[0]
+    @contextmanager
+    def reads() -> Iterator[CoreDryReads]:
+        ensure_schema(url)
+        with get_engine(url).connect() as conn:
+            yield CoreDryReads(conn)
 
-        problems: list[Problem] = []
-        total = 0
-        try:
-            channel, _ = _validate(
-                cfg, account, recipients, defaults or {}, allow_duplicates, now, tally
-            )
-        except ValidationFailed as exc:
-            if not made:
-                raise
-            channel, problems, total = acc.channel, exc.problems, exc.total
-        counted = made[0]
-        counted.flush()
-        backlog = messages_db.waiting_count(conn, account)
-    seconds = send_seconds(acc, backlog + counted.count - counted.suppressed)
-    # Nothing held by quiet hours leaves before its opening: the wait counts in the ETA.
-    ready = start + (counted.opens - start_clock)
-    return DryRun(
-        account=account,
-        channel=channel,
-        recipients=counted.count,
-        invalid=counted.invalid_rows,
-        duplicates=counted.duplicates,
-        suppressed=counted.suppressed,
-        segments=dict(sorted(counted.segments.items())),
-        cost=round(counted.cost, 6) if acc.prices else None,
-        unpriced=counted.unpriced if acc.prices else 0,
-        backlog=backlog,
-        eta=None if seconds is None else iso(ready + seconds),
-        problems=problems,
-        problems_total=total,
+    return account_report(
+        cfg,
+        acc,
+        recipients,
+        reads,
+        defaults=defaults,
+        not_before=not_before,
+        allow_duplicates=allow_duplicates,
+        priority=priority,
+        quiet_hours=quiet_hours,
     )
 
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from teledispatch.config import AccountConfig
 from teledispatch.priorities import PRIORITIES, priority_value
 from teledispatch.validation import Problem, ValidationFailed
+
+if TYPE_CHECKING:  # the dry run checks a lane without the models (pydantic)
+    from teledispatch.config import AccountConfig
 
 #: A job's weight is relative to its lane's other jobs; bounded so no job can make the share
 #: of another round to nothing for hours.

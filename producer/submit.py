@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -43,6 +43,8 @@ from teledispatch.producer._spool import _Spool as _Spool
 from teledispatch.producer._spool import records_for as records_for
 from teledispatch.producer._spool import spooled_rows as spooled_rows
 from teledispatch.producer._validate import PROBLEM_KEEP as PROBLEM_KEEP
+from teledispatch.producer._validate import _as_epoch as _as_epoch
+from teledispatch.producer._validate import _check_quiet_hours as _check_quiet_hours
 from teledispatch.producer._validate import _validate as _validate
 from teledispatch.producer.callback import check_options
 from teledispatch.producer.jobs import SendJob
@@ -75,14 +77,6 @@ class Enqueued:
 
 def new_job_id() -> str:
     return uuid.uuid4().hex
-
-
-def _as_epoch(value: datetime | None) -> float | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
 
 
 def validate_stream(
@@ -211,15 +205,6 @@ def prepare(
         ),
     }
     return row, spool
-
-
-def _check_quiet_hours(value: str | None) -> str | None:
-    """The job's own window in canonical form; a bad one is a problem before any recipient."""
-    try:
-        return quiet_hours_mod.validate(value)
-    except quiet_hours_mod.QuietHoursError:
-        rule = "must be HH:MM-HH:MM (24-hour, local to the recipient), start != end"
-        raise ValidationFailed([Problem(None, "quiet_hours", value, rule)]) from None
 
 
 def enqueue_stream(
