@@ -18,6 +18,7 @@ import math
 import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, get_args
 
 from teledispatch.channels.ids import Channel
@@ -157,32 +158,108 @@ WEBHOOK_FIELDS: dict[str, Check] = {
 }
 
 
-def _account_channel(table: Any) -> str | None:
-    """The account's channel when every setting passes; None otherwise."""
+@dataclass(frozen=True, slots=True)
+class QuickAccount:
+    """What ``send --dry-run`` reads of an account, built without the models from a table
+    that passed the quick check: each field as ``config.AccountConfig`` holds it (the same
+    defaults and the same normal forms; ``tests/unit/test_config_quick.py`` compares them)."""
+
+    name: str
+    channel: str
+    max_batch: int = 0
+    max_requests_per_second: float | None = None
+    max_messages_per_second: float | None = None
+    max_messages_per_hour: int | None = None
+    max_messages_per_day: int | None = None
+    default_priority: str = "normal"
+    allow_any_number_type: bool = False
+    prices: tuple[tuple[str, float], ...] = ()
+    quiet_hours: str | None = None
+
+    @property
+    def batch_size(self) -> int:
+        """As ``AccountConfig.batch_size``: the setting, never above the provider's limit."""
+        from teledispatch.channels.registry import max_batch
+
+        limit = max_batch(self.channel)
+        return min(self.max_batch, limit) if self.max_batch else limit
+
+
+def _as_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _quick_account(name: str, table: dict[str, Any]) -> QuickAccount:
+    """The view of a table :func:`_account_table` returned (values resolved and checked)."""
+    quiet = table.get("quiet_hours")
+    if quiet is not None:
+        # Canonical, as the model's validator keeps it (the check above vouches it parses).
+        from teledispatch.quiet_hours import validate
+
+        quiet = validate(quiet)
+    return QuickAccount(
+        name=name,
+        channel=table["channel"],
+        max_batch=table.get("max_batch", 0),
+        max_requests_per_second=_as_float(table.get("max_requests_per_second")),
+        max_messages_per_second=_as_float(table.get("max_messages_per_second")),
+        max_messages_per_hour=table.get("max_messages_per_hour"),
+        max_messages_per_day=table.get("max_messages_per_day"),
+        default_priority=table.get("default_priority", "normal"),
+        allow_any_number_type=table.get("allow_any_number_type", False),
+        prices=tuple(sorted((str(k), float(v)) for k, v in table.get("prices", {}).items())),
+        quiet_hours=quiet,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class QuickWebhooks:
+    """The ``[webhooks]`` settings a callback URL is checked against (defaults as the model's)."""
+
+    allow_http: bool = False
+    allow_private_networks: bool = False
+
+
+@dataclass(frozen=True)
+class QuickConfig:
+    """A config file the quick check vouched for, as ``send --dry-run`` reads it."""
+
+    database_url: str
+    #: Each account's settings, ``ENV:`` values resolved (viewed by :meth:`account`).
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    webhooks: QuickWebhooks = field(default_factory=QuickWebhooks)
+
+    def account(self, name: str) -> QuickAccount:
+        # Only asked for an account it holds: for any other, the caller takes the full path.
+        return _quick_account(name, self.tables[name])
+
+
+def _account_table(table: Any) -> dict[str, Any] | None:
+    """The account's settings, ``ENV:`` values resolved, when every one passes; else None."""
     if type(table) is not dict or not table.keys() >= ACCOUNT_REQUIRED:
         return None
     problems: list[str] = []
+    resolved: dict[str, Any] = {}
     for key, value in table.items():
         check = ACCOUNT_FIELDS.get(key)
-        resolved = resolve_env(value, key, problems)
-        if check is None or problems or not check(resolved):
+        resolved[key] = resolve_env(value, key, problems)
+        if check is None or problems or not check(resolved[key]):
             return None
-    channel = resolve_env(table["channel"], "channel", problems)
-    return str(channel)
+    return resolved
 
 
-def _channels(data: dict[str, Any]) -> dict[str, str] | None:
-    """Each account's channel, or None when any account may not pass the models."""
+def _account_tables(data: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+    """Each account's resolved settings, or None when any account may not pass the models."""
     accounts = data.get("accounts", {})
     if type(accounts) is not dict:
         return None
-    channels: dict[str, str] = {}
+    tables: dict[str, dict[str, Any]] = {}
     for name, table in accounts.items():
-        channel = _account_channel(table)
-        if channel is None:
+        resolved = _account_table(table)
+        if resolved is None:
             return None
-        channels[name] = channel
-    return channels
+        tables[name] = resolved
+    return tables
 
 
 def _webhooks_pass(data: dict[str, Any]) -> bool:
@@ -195,35 +272,61 @@ def _webhooks_pass(data: dict[str, Any]) -> bool:
 def file_passes(data: dict[str, Any], source: str) -> bool:
     """Whether the parsed file passes the quick check (``config.load_settings`` then accepts
     it too)."""
+    return _passing_accounts(data, source) is not None
+
+
+def _passing_accounts(data: dict[str, Any], source: str) -> dict[str, dict[str, Any]] | None:
+    """The accounts' resolved settings when the whole file passes; None otherwise."""
     if unknown_tables(data) or not _webhooks_pass(data):
-        return False
-    channels = _channels(data)
-    if channels is None:
-        return False
+        return None
+    tables = _account_tables(data)
+    if tables is None:
+        return None
+    channels = {name: str(table["channel"]) for name, table in tables.items()}
     problems: list[str] = []
     parse_routes(data.get("routes"), channels, problems)
     if problems:
-        return False
+        return None
     api = data.get("api", {})
     try:
         max_body_bytes(api, source)
         api_limits(api, source)
     except ConfigError:
-        return False
-    return True
+        return None
+    return tables
 
 
-def database_url() -> str | None:
-    """``DATABASE_URL`` (or its default) when the config file is one ``config.settings()``
-    accepts; None when only the full loader can tell (it then raises, or not)."""
+def quick_config() -> QuickConfig | None:
+    """The file as :class:`QuickConfig` when it is one ``config.settings()`` accepts; None
+    when only the full loader can tell (it then raises, or not)."""
     path = config_path()
+    tables: dict[str, dict[str, Any]] = {}
+    webhooks = QuickWebhooks()
     if path.exists():
         try:
             data = read_toml(path)
         except (ConfigError, OSError):
             return None
-        if not file_passes(data, str(path)):
+        passing = _passing_accounts(data, str(path))
+        if passing is None:
             return None
+        tables = passing
+        table = data.get("webhooks", {})
+        webhooks = QuickWebhooks(
+            allow_http=table.get("allow_http", False),
+            allow_private_networks=table.get("allow_private_networks", False),
+        )
     elif "TELEDISPATCH_CONFIG" in os.environ:
         return None
-    return os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    return QuickConfig(
+        database_url=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
+        tables=tables,
+        webhooks=webhooks,
+    )
+
+
+def database_url() -> str | None:
+    """``DATABASE_URL`` (or its default) when the config file is one ``config.settings()``
+    accepts; None when only the full loader can tell (it then raises, or not)."""
+    config = quick_config()
+    return None if config is None else config.database_url

@@ -17,8 +17,10 @@ from teledispatch.config_quick import (
     ACCOUNT_FIELDS,
     ACCOUNT_REQUIRED,
     WEBHOOK_FIELDS,
+    QuickAccount,
     database_url,
     file_passes,
+    quick_config,
 )
 
 ACCOUNT = """
@@ -137,3 +139,25 @@ def test_a_named_file_that_is_missing_or_broken_takes_the_full_loader(
     monkeypatch.setenv("TELEDISPATCH_CONFIG", str(broken))
     assert database_url() is None
     assert not file_passes({"accounts": {"a": {"name": "a"}}}, "x")
+
+
+@pytest.mark.parametrize("text", [ACCOUNT, FULL, ACCOUNT + "max_requests_per_second = 3"])
+def test_the_model_free_view_holds_what_the_models_hold(
+    text: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ``send --dry-run`` reads accounts and [webhooks] through this view when the file passes.
+    path = tmp_path / "teledispatch.toml"
+    path.write_text(text)
+    monkeypatch.setenv("TELEDISPATCH_CONFIG", str(path))
+    monkeypatch.setenv("TD_QUICK_SECRET", "s")
+    quick = quick_config()
+    full = load_settings(path)
+    assert quick is not None and set(quick.tables) == set(full.accounts)
+    for name, model in full.accounts.items():
+        view = quick.account(name)
+        for field in QuickAccount.__dataclass_fields__:
+            got, want = getattr(view, field), getattr(model, field)
+            assert (got, type(got)) == (want, type(want)), field
+        assert view.batch_size == model.batch_size
+    for flag in ("allow_http", "allow_private_networks"):
+        assert getattr(quick.webhooks, flag) == getattr(full.webhooks, flag)
