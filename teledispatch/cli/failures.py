@@ -38,6 +38,11 @@ def version() -> str:
 def database_problem(exc: BaseException) -> str | None:
     """One line for a database failure (``DATABASE_URL`` wrong or the database unreachable),
     None for anything else. The URL is never repeated: it may hold a password."""
+    plain = sys.modules.get("teledispatch.db.plain")
+    if plain is not None and isinstance(exc, plain.Failed):
+        # Named as SQLAlchemy would name what it wraps: a DB-API error is its OperationalError,
+        # DatabaseError, ... of the same class name.
+        return _failed(exc.orig, type(exc.orig).__name__)
     sa_exc = sys.modules.get("sqlalchemy.exc")
     if sa_exc is None or not isinstance(exc, sa_exc.SQLAlchemyError):
         return None
@@ -50,8 +55,14 @@ def database_problem(exc: BaseException) -> str | None:
     if isinstance(exc, sa_exc.ArgumentError):
         return "DATABASE_URL is not a database URL (e.g. sqlite:///teledispatch.db)"
     orig = getattr(exc, "orig", None)
-    detail = str(orig if orig is not None else exc).strip().splitlines()
-    first = detail[0] if detail else type(exc).__name__
+    return _failed(orig if orig is not None else exc, type(exc).__name__)
+
+
+def _failed(exc: BaseException, name: str) -> str:
+    """The line for a failure of the database itself, from its driver's words (``name``
+    when it has none)."""
+    detail = str(exc).strip().splitlines()
+    first = detail[0] if detail else name
     if len(first) > MAX_DETAIL:
         first = first[: MAX_DETAIL - 3] + "..."
     return f"cannot use the database (DATABASE_URL): {first}"

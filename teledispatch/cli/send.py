@@ -253,10 +253,31 @@ def enqueue_stream(account: str, recipients: Any, **kw: Any) -> Enqueued:
 
 
 def dry_run(account: str, recipients: Any, **kw: Any) -> DryRun:
-    """The producer's dry run, imported when one is asked for (as :func:`enqueue_stream`)."""
+    """The producer's dry run, imported when one is asked for (as :func:`enqueue_stream`):
+    without SQLAlchemy and the models when ``quick_dry_run`` can answer as it would."""
+    from teledispatch.producer import quick_dry_run
+
+    report = quick_dry_run.dry_run(account, recipients, **kw)
+    if report is not None:
+        return report
     from teledispatch.producer.dry_run import dry_run as run
 
     return run(account, recipients, **kw)
+
+
+def _webhooks(req: _Request) -> Any:
+    """The ``[webhooks]`` settings the job's callback URL is checked against: the models'
+    unless the file passes the quick check (an account's job). Read first, as before, so a
+    broken config file is the error reported whatever else is wrong."""
+    if req.route is None:
+        from teledispatch.producer import quick_dry_run
+
+        quick = quick_dry_run.config()
+        if quick is not None:
+            return quick.webhooks
+    from teledispatch.config import settings
+
+    return settings().webhooks
 
 
 def _report_invalid(exc: ValidationFailed, csv_mode: bool) -> int:
@@ -310,19 +331,17 @@ def _routed_job(req: _Request) -> Any:
 
 def _dry_run(req: _Request, as_json: bool, csv_mode: bool) -> int:
     """The report on stdout; refused rows as for a real send on stderr, and exit 2 if any."""
-    from teledispatch.config import settings
     from teledispatch.producer.callback import check_options
-    from teledispatch.producer.dry_run import dry_run_route
     from teledispatch.producer.lane import Lane
     from teledispatch.validation import ValidationFailed
 
     # The job-wide options are checked as a real send checks them, before any recipient.
     check_options(
-        Lane(req.priority, req.expires_at, req.ttl_s, req.weight),
-        req.callback_url,
-        settings().webhooks,
+        Lane(req.priority, req.expires_at, req.ttl_s, req.weight), req.callback_url, _webhooks(req)
     )
     if req.route is not None:
+        from teledispatch.producer.dry_run import dry_run_route
+
         report = dry_run_route(
             req.route,
             req.recipients,
@@ -348,6 +367,18 @@ def _dry_run(req: _Request, as_json: bool, csv_mode: bool) -> int:
     if not valid:
         failed = ValidationFailed(report.problems, total=report.problems_total)
         return _report_invalid(failed, csv_mode)
+    return 0
+
+
+def _send(req: _Request, as_json: bool) -> int:
+    """Enqueue the job and print its id; a reused idempotency key is an ``error:`` line."""
+    from teledispatch.producer.submit import IdempotencyConflict
+
+    try:
+        _enqueue(req, as_json)
+    except IdempotencyConflict as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     return 0
 
 
@@ -384,14 +415,14 @@ def _print_enqueued(result: Enqueued, as_json: bool) -> None:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from teledispatch.producer.submit import IdempotencyConflict
+    # The producer (SQLAlchemy, the models) is imported by a real send only (``_send``).
     from teledispatch.validation import ValidationFailed
 
     try:
         req = _request(args)
         if args.dry_run:
             return _dry_run(req, args.json, csv_mode=bool(args.csv))
-        _enqueue(req, args.json)
+        return _send(req, args.json)
     except (_Refused, CsvRefused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -400,10 +431,6 @@ def cmd_send(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     except ValidationFailed as exc:
         return _report_invalid(exc, csv_mode=bool(args.csv))
-    except IdempotencyConflict as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-    return 0
 
 
 def register(sub: Any) -> None:

@@ -129,3 +129,20 @@ def failed(exc: BaseException) -> bool:
         return True
     psycopg = sys.modules.get("psycopg")
     return psycopg is not None and isinstance(exc, psycopg.Error)
+
+
+def is_dbapi_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the driver's own (what SQLAlchemy wraps, keeping it as ``orig``)."""
+    if isinstance(exc, sqlite3.Error):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.Error)
+
+
+class Failed(Exception):
+    """The database failed after a plain reader had begun what cannot be started over (a
+    CSV's rows read): reported as SQLAlchemy's error wrapping ``orig`` would be."""
+
+    def __init__(self, orig: BaseException) -> None:
+        super().__init__(str(orig))
+        self.orig = orig

@@ -29,8 +29,9 @@ HEAVY = (
 #: Reading needs no Redis client either.
 READ_ONLY_HEAVY = (*HEAVY, "redis")
 #: ``status`` and ``lookup`` read through the database's own driver once the config file
-#: passes the quick check (``teledispatch.quick_reads``): neither SQLAlchemy nor the account
-#: models (pydantic) are loaded for them.
+#: passes the quick check (``teledispatch.quick_reads``), and so does an account's ``send
+#: --dry-run`` (``producer.quick_dry_run``): neither SQLAlchemy nor the account models
+#: (pydantic) are loaded for them.
 QUICK_READ_HEAVY = (*READ_ONLY_HEAVY, "sqlalchemy", "pydantic", "teledispatch.config")
 
 CONFIG = """
@@ -92,8 +93,9 @@ def _heavy(modules: set[str], names: tuple[str, ...]) -> list[str]:
         (["status", "--json", "0" * 32], (*QUICK_READ_HEAVY, "phonenumbers")),
         (["lookup", "--phone", "+8613800138000"], QUICK_READ_HEAVY),
         (["lookup", "--provider-id", "P-1", "--json"], QUICK_READ_HEAVY),
-        # A dry run wakes no dispatcher: no Redis client either.
-        (SEND_3, READ_ONLY_HEAVY),
+        # A dry run wakes no dispatcher: no Redis client either; nor does it look anything up.
+        (SEND_3, (*QUICK_READ_HEAVY, "teledispatch.producer.lookup")),
+        ([*SEND_3, "--json", "--not-before", "2030-01-01T00:00Z"], QUICK_READ_HEAVY),
     ],
 )
 def test_everyday_verbs_import_nothing_heavy(
@@ -105,3 +107,25 @@ def test_everyday_verbs_import_nothing_heavy(
 def test_help_imports_no_database_layer(tmp_path: Path) -> None:
     modules = loaded_by(["--version"], tmp_path)
     assert _heavy(modules, (*READ_ONLY_HEAVY, "sqlalchemy", "phonenumbers", "pydantic")) == []
+
+
+def test_a_csv_dry_run_reads_without_sqlalchemy_or_pydantic(tmp_path: Path) -> None:
+    rows = tmp_path / "rows.csv"
+    rows.write_text("phone,content\n+8613800138000,hi\n+8613800138001,hello\n")
+    argv = ["send", "--account", "demo", "--csv", str(rows), "--dry-run"]
+    assert _heavy(loaded_by(argv, tmp_path), QUICK_READ_HEAVY) == []
+
+
+def test_the_producer_package_loads_its_exports_when_asked(tmp_path: Path) -> None:
+    # ``lookup`` (function and module) among them: importing the package alone loads none.
+    code = (
+        "import sys, teledispatch.producer as p\n"
+        "print('sqlalchemy' in sys.modules, 'teledispatch.producer.lookup' in sys.modules)\n"
+        "from teledispatch.producer import lookup\n"
+        "import teledispatch.producer.lookup\n"
+        "print(callable(lookup), p.lookup is lookup, p.lookup.__module__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.split() == ["False", "False", "True", "True", "teledispatch.producer.lookup"]
