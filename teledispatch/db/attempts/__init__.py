@@ -8,27 +8,16 @@ without SQLAlchemy (``db/plain.py``), and :class:`AttemptRow`.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from teledispatch.db._lazy import statements_loader
 from teledispatch.db.attempts.plain import AttemptRow
 
 if TYPE_CHECKING:
     from teledispatch.db.attempts.statements import a, delete_for_job, for_messages, insert
 
 
-def __getattr__(name: str) -> Any:
-    # Dunders are asked for by tools; ``plain``, by ``from ... import plain`` before it is
-    # loaded: neither may load the statements (and SQLAlchemy).
-    if name.startswith("__") or name == "plain":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    statements = importlib.import_module(f"{__name__}.statements")
-    try:
-        value = getattr(statements, name)
-    except AttributeError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    globals()[name] = value
-    return value
+__getattr__ = statements_loader(__name__, globals())
 
 
 __all__ = ["AttemptRow", "a", "delete_for_job", "for_messages", "insert"]

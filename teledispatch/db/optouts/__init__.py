@@ -6,8 +6,9 @@ Callers import the package (``from teledispatch.db import optouts as optouts_db`
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from teledispatch.db._lazy import statements_loader
 
 if TYPE_CHECKING:
     from teledispatch.db.optouts.statements import (
@@ -22,17 +23,7 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    # As db/jobs: dunders and ``plain`` must not load the statements (and SQLAlchemy).
-    if name.startswith("__") or name == "plain":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    statements = importlib.import_module(f"{__name__}.statements")
-    try:
-        value = getattr(statements, name)
-    except AttributeError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    globals()[name] = value
-    return value
+__getattr__ = statements_loader(__name__, globals())
 
 
 __all__ = [
