@@ -92,8 +92,18 @@ def _sqlite(rest: str) -> Plain | None:
     return Plain(conn, named=True)
 
 
+#: The fast path's connect attempt gives up after this long (seconds) and the SQLAlchemy
+#: path, which reports the failure, tries again: without it a host that drops packets cost
+#: two full TCP timeouts before the error line.
+CONNECT_TIMEOUT_S = 5
+
+
 def _postgres(url: str) -> Plain | None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # a port out of range is the SQLAlchemy path's error to word
+    except ValueError:
+        return None
     if parts.query or parts.fragment or not parts.hostname or not parts.path.strip("/"):
         return None
     try:
@@ -103,11 +113,12 @@ def _postgres(url: str) -> Plain | None:
     # Left out when the URL leaves them out (None): libpq's defaults then, as for SQLAlchemy.
     conn = psycopg.connect(
         host=parts.hostname,
-        port=parts.port,
+        port=port,
         user=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         dbname=unquote(parts.path.strip("/")),
         autocommit=True,
+        connect_timeout=CONNECT_TIMEOUT_S,
     )
     return Plain(conn, named=False)
 

@@ -125,6 +125,7 @@ def test_a_missing_sqlite_file_is_left_to_the_engine(
         "postgresql://u@h/db",
         "postgresql+psycopg://u@h/db?sslmode=require",
         "postgresql+psycopg:///db",
+        "postgresql+psycopg://u:pw@h:99999/db",  # its error is SQLAlchemy's to word
         "mysql://u@h/db",
     ],
 )
