@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from teledispatch.channels.registry import polled_channels
-from teledispatch.statuses import DEFERRED, QUEUED, STATUSES, UNKNOWN
+from teledispatch.statuses import CLAIMABLE, DEFERRED, QUEUED, STATUSES, UNKNOWN
 
 #: Every table; what Alembic compares the migrations with (``db/migrations/env.py``).
 metadata = sa.MetaData()
@@ -146,7 +146,9 @@ def _in_sql(column: str, values: Sequence[str]) -> sa.TextClause:
 _CLAIMABLE_WHERE = _in_sql("status", INDEXED_STATUSES)
 _PROVIDER_ID_WHERE = sa.text("provider_id IS NOT NULL")
 _EXPIRY_WHERE = sa.text("expires_at IS NOT NULL AND status IN ('queued', 'deferred')")
-_HELD_WHERE = sa.text("hold_until IS NOT NULL AND status IN ('queued', 'deferred')")
+# Built as the claim's held-rows check writes its statuses: SQLite uses a partial index only
+# for a query whose terms match the index's text.
+_HELD_WHERE = sa.text(f"hold_until IS NOT NULL AND {_in_sql('status', CLAIMABLE).text}")
 _LEGACY_WHERE = sa.text("status = 'sending' AND lease_until IS NOT NULL")
 _POLL_WHERE = sa.text(
     f"{_in_sql('channel', POLLED_CHANNELS).text} AND status IN ('sent', 'unknown') "

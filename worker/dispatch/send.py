@@ -76,6 +76,8 @@ class _Request:
     #: ``perf_counter()`` when the body was written (None: not, or not reported)
     written: float | None = None
     latency: float | None = None
+    #: Write → the answer's head (seconds), for the adaptive margin once the outcome is saved.
+    answer_s: float | None = None
     #: Parked again at the departure gate: still claimed, its concurrency slot kept.
     parked: bool = False
     #: What ended the request, for the metrics (the raw exception for a bug of ours).
@@ -119,6 +121,9 @@ def send_batch(
             wakeups.kick(ctx.redis, ctx.publish, account, 0)
     if updates is not None:
         _record(req, updates)
+    if req.answer_s is not None:
+        # After the outcome is saved: sharing the sample is a Redis round trip.
+        ctx.limiter.observe_answer(account, req.answer_s)
 
 
 def _attempt(req: _Request) -> list[repo.Update] | None:
@@ -301,7 +306,7 @@ def _send(req: _Request, request: HttpRequest) -> HttpResponse:
     if req.written is not None and req.reservation is not None:
         # What the adaptive margin follows: the write → answer time bounds write → arrival.
         head = answered if response.head_at is None else response.head_at
-        req.ctx.limiter.observe_answer(req.account, head - req.written)
+        req.answer_s = head - req.written
     return response
 
 

@@ -3,8 +3,9 @@
 Each request's write → answer time is pushed to one capped Redis list per account, in the
 round trip that also reads the list back when this process's copy is older than
 :data:`REFRESH_S`; the estimator (``margin``) then answers from every process's samples. The
-margin is a decision of each process on every request, so it is read from the local copy,
-never from Redis on the send path.
+push comes after the request's outcome is saved (``dispatch/send.py``), and the margin, a
+decision on every request, is read from the local copy: no Redis call is added before a
+request leaves or before its outcome is written.
 
 Redis being away only loses the sharing: the sample is then kept locally, as before.
 """

@@ -27,7 +27,7 @@ Why a jitter margin
 
     With ``adaptive_margin`` (the default) ``jitter_s`` is the ceiling: every process measures
     the write → answer time of each request (``answers`` shares them through Redis) and
-    enforces a high percentile of all of them, at least 3 ms (``margin``), so a provider close
+    enforces 1.5 × the largest recent one, at least 3 ms (``margin``), so a provider close
     by gets closer to its full rate.
 """
 

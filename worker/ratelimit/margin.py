@@ -7,8 +7,8 @@ round trip after the write (the answer cannot come before the request arrived), 
 longest recent write → answer time bounds the spread. Not a lower percentile: a saturated
 account sends each request the moment its window allows, so any one request whose arrival
 lags by more than the margin puts one request too many in a window at the provider (a p99
-bound let one through in a 300-request run on a loaded machine). A fixed 20 ms cost 2 % of
-the rate on every account; on a quiet machine next to its provider the bound is a few ms.
+bound let one through on a loaded machine). A fixed margin costs its share of the rate on
+every account; on a quiet machine next to its provider the bound is a few ms.
 
 This module is pure (no clock, no Redis): :class:`MarginEstimator` keeps the last
 ``window`` samples per account and answers ``clamp(p(percentile) × safety, floor, ceiling)``
@@ -16,8 +16,9 @@ This module is pure (no clock, no Redis): :class:`MarginEstimator` keeps the las
 Until it has ``min_samples`` of an account it answers the ceiling, the configured fixed
 margin, so a fresh process is never less careful than before. The samples are every
 process's (``answers``): the windows the margin widens hold every process's requests, and a
-process's own share took 20 s to reach ``min_samples`` on a 20-requests/s account served by
-8 processes, so a 15-s run never left the ceiling.
+process's own share reached ``min_samples`` only after tens of seconds when many processes
+shared an account. ``window`` is the account's last 1,000 answers, about a minute of a
+saturated 20-requests/s account: one slow answer keeps the margin wide that long.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-#: The defaults: the longest of the last 200 write → answer times, ×1.5, at least 3 ms (timer
-#: and scheduling grain on a loaded machine), at most the configured margin.
+#: The defaults: the longest of the last 1,000 write → answer times, ×1.5, at least 3 ms
+#: (timer and scheduling grain on a loaded machine), at most the configured margin.
 PERCENTILE = 100.0
-WINDOW = 200
+WINDOW = 1000
 MIN_SAMPLES = 50
 SAFETY = 1.5
 FLOOR_S = 0.003

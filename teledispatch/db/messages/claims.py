@@ -404,7 +404,7 @@ def mark_departing(engine: Engine, token: str, group_key: str, now: float) -> bo
 def unmark_departing(engine: Engine, token: str, group_key: str) -> None:
     """The request did not leave after all (the departure gate refused it)."""
     b = batches_table.c
-    with engine.begin() as conn:
+    with one_statement(engine) as conn:
         conn.execute(
             sa.update(batches_table)
             .where(b.claim_token == token, b.group_key == group_key)

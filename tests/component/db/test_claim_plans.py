@@ -4,8 +4,8 @@ more than a claim's worth of rows.
 
 Regression: before the table's first ANALYZE (a campaign just enqueued) the planner took a
 job for small, read all its rows through ``(job_id, status)`` and sorted them on each claim,
-and the lanes' "any held rows?" check scanned the whole table: a saturated 20-requests/s
-account sent 7–16 requests a second until autovacuum analyzed the table.
+and the lanes' "any held rows?" check scanned the whole table; claims of a saturated account
+then ran slower than its rate until autovacuum analyzed the table.
 """
 
 from __future__ import annotations

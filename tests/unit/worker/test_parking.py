@@ -158,7 +158,7 @@ def test_a_task_that_parked_and_then_sends_now_still_recruits_the_next_claim(
     """A paced task's first turn parks everything (no follow-up: the parked batch's wake-up
     runs a task); its next turn's full claim goes now. Nothing else is then scheduled for the
     account, so that turn must publish the follow-up (regression: none was published, and a
-    saturated account sent nothing until the sweep woke it, ~0.6 s)."""
+    saturated account sent nothing until the sweep woke it)."""
     ctx.settings = make_settings(ctx.settings.database_url, max_requests_per_second=10)
     rows = [repo.Claimed(f"m{i}", f"+86138001380{i:02d}", "g", "{}", 1) for i in range(2)]
     turns = iter(
