@@ -15,10 +15,11 @@ Every error raised to the app derives from ``teledispatch.Error`` (also exported
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import TYPE_CHECKING, Any
+
+from teledispatch.lazy import exports
 
 if TYPE_CHECKING:
     from teledispatch.config import ConfigError, load_settings, settings
@@ -67,13 +68,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = exports(__name__, globals(), _WHERE)
 
 
 class _Package(types.ModuleType):

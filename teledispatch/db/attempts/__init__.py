@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from teledispatch.db._lazy import statements_loader
 from teledispatch.db.attempts.plain import AttemptRow
+from teledispatch.lazy import exports
 
 if TYPE_CHECKING:
     from teledispatch.db.attempts.statements import a, delete_for_job, for_messages, insert
 
 
-__getattr__ = statements_loader(__name__, globals())
-
-
 __all__ = ["AttemptRow", "a", "delete_for_job", "for_messages", "insert"]
+
+# Every name but ``plain``'s from ``statements``, loaded on first use (SQLAlchemy).
+__getattr__ = exports(__name__, globals(), dict.fromkeys(__all__, ".statements"))

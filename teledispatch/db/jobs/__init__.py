@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from teledispatch.db._lazy import statements_loader
+from teledispatch.lazy import exports
 
 if TYPE_CHECKING:
     from teledispatch.db.jobs.statements import (
@@ -38,9 +38,6 @@ if TYPE_CHECKING:
     )
 
 
-__getattr__ = statements_loader(__name__, globals())
-
-
 __all__ = [
     "JobFilter",
     "add_to_total",
@@ -62,3 +59,6 @@ __all__ = [
     "storing_header",
     "weights",
 ]
+
+# Every name but ``plain``'s from ``statements``, loaded on first use (SQLAlchemy).
+__getattr__ = exports(__name__, globals(), dict.fromkeys(__all__, ".statements"))

@@ -27,9 +27,9 @@ messages were claimed again by someone else) cannot overwrite the newer outcome.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from teledispatch.lazy import exports
 from teledispatch.statuses import FAILED, QUEUED, SENT, UNKNOWN
 
 if TYPE_CHECKING:
@@ -149,13 +149,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = exports(__name__, globals(), {k: f".{v}" for k, v in _WHERE.items()})
 
 
 def __dir__() -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from teledispatch.db._lazy import statements_loader
+from teledispatch.lazy import exports
 
 if TYPE_CHECKING:
     from teledispatch.db.optouts.statements import (
@@ -23,9 +23,6 @@ if TYPE_CHECKING:
     )
 
 
-__getattr__ = statements_loader(__name__, globals())
-
-
 __all__ = [
     "GLOBAL_OPTOUT",
     "add",
@@ -36,3 +33,6 @@ __all__ = [
     "remove",
     "suppressed_among",
 ]
+
+# Every name but ``plain``'s from ``statements``, loaded on first use (SQLAlchemy).
+__getattr__ = exports(__name__, globals(), dict.fromkeys(__all__, ".statements"))
