@@ -303,10 +303,14 @@ def _send(req: _Request, request: HttpRequest) -> HttpResponse:
     response = req.ctx.transport.send(request, req.account.timeout_s, on_written)
     answered = time.perf_counter()
     req.latency = answered - req.started
-    if req.written is not None and req.reservation is not None:
-        # What the adaptive margin follows: the write → answer time bounds write → arrival.
+    if req.written is not None:
         head = answered if response.head_at is None else response.head_at
-        req.answer_s = head - req.written
+        if req.departure is not None:
+            # The provider had the request by its answer's head: the window's exact bound.
+            req.departure.answered(head - req.written)
+        if req.reservation is not None:
+            # What the adaptive margin follows: the write → answer time bounds write → arrival.
+            req.answer_s = head - req.written
     return response
 
 

@@ -1,14 +1,20 @@
-"""The departure gate: the last check before a request leaves, a sliding window over *written*
-times (``worker/ratelimit/lua/depart.lua`` and ``confirm.lua``).
+"""The departure gate: the last check before a request leaves, a sliding window over the
+latest moments requests can have reached the provider (``worker/ratelimit/lua/depart.lua`` and
+``confirm.lua``).
 
 Why departures are confirmed
-    Reservations space the slots and the jitter margin absorbs latency spread, but no margin
-    covers a worker descheduled between its slot and its write (tens of milliseconds on a
-    loaded machine). :meth:`DepartureGate.depart` therefore grants each request *pending*
-    (counted as departing at every later decision's "now") until :meth:`Departure.written`
-    confirms the measured write time, so the worker side never puts more than the limit in any
-    window + jitter_s. Lateness is measured on this process's monotonic clock from just before
-    the granting call, so grant + lateness is never earlier than the write.
+    Reservations space the slots, but no spacing covers a worker descheduled between its slot
+    and its write (tens of milliseconds on a loaded machine). :meth:`DepartureGate.depart`
+    therefore grants each request *pending* (counted as departing at every later decision's
+    "now") until :meth:`Departure.written` confirms the measured write time plus the margin by
+    which its arrival may lag the write. Lateness is measured on this process's monotonic clock
+    from just before the granting call, so grant + lateness is never earlier than the write.
+
+Why again at the answer
+    The provider had the request before its answer's head came back, so grant + the time to
+    that head bounds the arrival exactly. :meth:`Departure.answered` moves the entry back to
+    it: a window then costs the rate only this request's own round trip, not a margin sized for
+    the slowest recent one. The margin still covers a request whose answer never comes.
 """
 
 from __future__ import annotations
@@ -41,15 +47,31 @@ DEPART_TIMEOUT_S = 0.25
 #: write outlives this, and its place is then held for the lease plus one window.
 DEPART_LEASE_S = 10.0
 
-#: ``confirm(member, lateness_s)``: one round trip to Redis (``confirm.lua``).
-Confirm = Callable[[str, float], object]
+#: Added to an entry placed at its answer's head: the provider's clock grain and a stamp taken
+#: while it answers, not only before.
+ANSWER_FLOOR_S = 0.001
+
+#: ``confirm(member, grant_to_s, before)``: one round trip to Redis (``confirm.lua``); ``before``
+#: is the time the first confirm returned (None for the first). Returns the entry's time (us).
+Confirm = Callable[[str, float, "int | None"], object]
 
 
 class Departure:
     """One granted request. Call :meth:`written` when its body has been written (and again,
-    harmlessly, when the send is over: the first call wins)."""
+    harmlessly, when the send is over: the first call wins), then :meth:`answered` when its
+    answer's head has come."""
 
-    __slots__ = ("_clock", "_confirm", "confirmed", "lateness_s", "member", "started")
+    __slots__ = (
+        "_clock",
+        "_confirm",
+        "confirmed",
+        "confirmed_us",
+        "lateness_s",
+        "margin_s",
+        "member",
+        "started",
+        "tightens",
+    )
 
     def __init__(
         self,
@@ -57,6 +79,9 @@ class Departure:
         started: float,
         confirm: Confirm | None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        margin_s: float = 0.0,
+        tightens: bool = False,
     ) -> None:
         #: The pending entry in the departures set; None when the account has no per-second
         #: limit (nothing to confirm).
@@ -65,9 +90,15 @@ class Departure:
         self.started = started
         self._confirm = confirm
         self._clock = clock
+        #: How long after its write the request may still arrive, as far as the gate knows.
+        self.margin_s = margin_s
+        #: Whether :meth:`answered` moves the entry back to the answer's head.
+        self.tightens = tightens
         self.confirmed = member is None
         #: Grant to write, as confirmed (None until then).
         self.lateness_s: float | None = None
+        #: The entry's time the confirm returned (us; None until then, or if it failed).
+        self.confirmed_us: int | None = None
 
     def written(self, at: float | None = None) -> None:
         """The request has left (or can no longer leave): record its time. Never raises.
@@ -83,11 +114,27 @@ class Departure:
         if self.member is None or self._confirm is None:
             return
         try:
-            self._confirm(self.member, lateness)
+            got = self._confirm(self.member, lateness + self.margin_s, None)
         except Exception as exc:  # any failure: the send goes on
             log.warning(
                 "departure confirm failed (%s); it counts until its lease", type(exc).__name__
             )
+            return
+        self.confirmed_us = got if isinstance(got, int) else None
+
+    def answered(self, after_write_s: float) -> None:
+        """The answer's head came ``after_write_s`` after the write: the provider had the
+        request by then, so its entry moves back to that moment if that is earlier than
+        where :meth:`written` put it. Never raises (the answer is already in)."""
+        if not self.tightens or self.member is None or self._confirm is None:
+            return
+        lateness = self.lateness_s
+        if lateness is None or not 0 <= after_write_s < self.margin_s - ANSWER_FLOOR_S:
+            return
+        try:
+            self._confirm(self.member, lateness + after_write_s + ANSWER_FLOOR_S, self.confirmed_us)
+        except Exception as exc:
+            log.warning("departure answer-time confirm failed (%s)", type(exc).__name__)
 
 
 def ungated() -> Departure:
@@ -96,8 +143,9 @@ def ungated() -> Departure:
 
 
 class DepartureGate:
-    """Grants departures against the account's requests/s and messages/s, per window of
-    1 s + ``jitter_s`` (or 1/rate + ``jitter_s`` below one request per second)."""
+    """Grants departures against the account's requests/s and messages/s, per window of 1 s
+    (1/rate below one request per second) over entries that carry their request's margin:
+    ``jitter_s``, or the adaptive ``margin`` (then moved back to each answer's head)."""
 
     def __init__(
         self,
@@ -160,16 +208,15 @@ class DepartureGate:
         window_s, max_req, max_msg = self.window(account)
         if not max_req and not max_msg:
             return ungated()
+        margin_s = self._margin_s(account)
         keys = AccountKeys.of(self._key_prefix, account.name)
         key = keys.departures
-        ttl_ms = str(round((window_s + self._lease_s) * 1000) + 1000)
+        ttl_ms = str(round((window_s + margin_s + self._lease_s) * 1000) + 1000)
 
-        def confirm(pending: str, lateness_s: float) -> object:
-            return self._scripts.confirm(
-                keys=[key],
-                args=[pending, str(round(lateness_s * US)), ttl_ms],
-                client=self._redis,
-            )
+        def confirm(pending: str, grant_to_s: float, before: int | None) -> object:
+            first = "" if before is None else str(before)
+            args = [pending, str(round(grant_to_s * US)), ttl_ms, first]
+            return self._scripts.confirm(keys=[key], args=args, client=self._redis)
 
         args = [
             now_arg(now_ms),
@@ -179,6 +226,7 @@ class DepartureGate:
             str(messages),
             secrets.token_hex(8),
             str(round(self._lease_s * US)),
+            str(round(margin_s * US)),
         ]
         deadline = clock() + timeout_s
         while True:
@@ -187,22 +235,29 @@ class DepartureGate:
             wait = int(raw[0]) / US
             if wait == 0:
                 member = raw[2].decode() if isinstance(raw[2], bytes) else str(raw[2])
-                return Departure(member, started, confirm, clock)
+                return Departure(
+                    member,
+                    started,
+                    confirm,
+                    clock,
+                    margin_s=margin_s,
+                    tightens=self._margin is not None,
+                )
             if now_ms is not None or clock() + wait > deadline:
                 return wait
             sleep(wait)
 
     def window(self, account: AccountConfig) -> tuple[float, int, int]:
-        """(window_s, requests, messages) per window of the gate; 0 = no limit.
+        """(window_s, requests, messages) per window of the gate; 0 = no limit. Each entry
+        carries its own margin (see ``confirm.lua``), so the window is the limit's own.
 
         Whole numbers per window, as reserve.lua floors them: 2.5/s allows 2 in any window.
         """
         per_s = account.max_requests_per_second
         msg_s = account.max_messages_per_second
-        margin_s = self._margin_s(account)
-        window_s = 1.0 + margin_s
+        window_s = 1.0
         max_req = max(1, int(per_s)) if per_s else 0
         max_msg = max(1, int(msg_s)) if msg_s else 0
         if per_s and per_s < 1:
-            window_s, max_req = 1.0 / per_s + margin_s, 1
+            window_s, max_req = 1.0 / per_s, 1
         return window_s, max_req, max_msg

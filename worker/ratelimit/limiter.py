@@ -27,8 +27,10 @@ Why a jitter margin
 
     With ``adaptive_margin`` (the default) ``jitter_s`` is the ceiling: every process measures
     the write → answer time of each request (``answers`` shares them through Redis) and
-    enforces 1.5 × the largest recent one, at least 3 ms (``margin``), so a provider close
-    by gets closer to its full rate.
+    enforces 1.5 × the largest recent one, at least 3 ms (``margin``); and once a request's
+    answer is in, its entry in the departure window moves back to that answer's head, an exact
+    bound on its arrival (``gate``), so a provider close by gets close to its full rate. The
+    reservations then pace by the median answer time (``MarginEstimator.expected``).
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ class RateLimiter:
             late_limit_s=LATE_LIMIT_S if late_limit_s is None else late_limit_s,
             window_buckets=window_buckets,
             throttle_recovery_per_s=throttle_recovery_per_s,
-            margin=margin,
+            margin=self.margins.expected if adaptive_margin else None,
         )
         self.gate = DepartureGate(
             redis_client,

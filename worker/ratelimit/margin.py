@@ -10,6 +10,11 @@ lags by more than the margin puts one request too many in a window at the provid
 bound let one through on a loaded machine). A fixed margin costs its share of the rate on
 every account; on a quiet machine next to its provider the bound is a few ms.
 
+Since the departure gate moves each answered request back to its own answer's head
+(``gate``), the margin only stands for requests whose answer has not come yet; the
+reservations pace by :meth:`MarginEstimator.expected`, the usual write → answer time, which is
+what a window costs once its request is answered.
+
 This module is pure (no clock, no Redis): :class:`MarginEstimator` keeps the last
 ``window`` samples per account and answers ``clamp(p(percentile) × safety, floor, ceiling)``
 (by default the largest sample).
@@ -35,6 +40,9 @@ WINDOW = 1000
 MIN_SAMPLES = 50
 SAFETY = 1.5
 FLOOR_S = 0.003
+#: The reservations' pace: the median write → answer time plus the gate's answer floor.
+EXPECTED_PCT = 50.0
+EXPECTED_PLUS_S = 0.001
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
@@ -75,6 +83,7 @@ class MarginEstimator:
     safety: float = SAFETY
     _samples: dict[str, deque[float]] = field(default_factory=dict)
     _cached: dict[str, float] = field(default_factory=dict)
+    _expected: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.ceiling_s < 0 or self.floor_s < 0 or not 0 < self.pct <= 100:
@@ -91,6 +100,7 @@ class MarginEstimator:
             samples = self._samples[account] = deque(maxlen=self.window)
         samples.append(seconds)
         self._cached.pop(account, None)
+        self._expected.pop(account, None)
 
     def observe_all(self, account: str, values: Iterable[float]) -> None:
         for value in values:
@@ -101,7 +111,23 @@ class MarginEstimator:
         process measured (``answers``)."""
         self._samples.pop(account, None)
         self._cached.pop(account, None)
+        self._expected.pop(account, None)
         self.observe_all(account, values)
+
+    def expected(self, account: str) -> float:
+        """What a window of ``account`` usually costs once its request is answered (seconds):
+        the median sample plus :data:`EXPECTED_PLUS_S`, at most the ceiling (the ceiling until
+        the first sample). Only a pace: the gate holds the limit whatever it says, so unlike
+        :meth:`margin` it need not wait for ``min_samples``."""
+        cached = self._expected.get(account)
+        if cached is not None:
+            return cached
+        samples = self._samples.get(account, ())
+        value = self.ceiling_s
+        if samples:
+            value = min(value, percentile(tuple(samples), EXPECTED_PCT) + EXPECTED_PLUS_S)
+        self._expected[account] = value
+        return value
 
     def margin(self, account: str) -> float:
         """The margin to enforce for ``account`` now (seconds)."""

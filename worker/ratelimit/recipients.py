@@ -107,7 +107,8 @@ class RecipientHolds:
             max(round((c.window_s + margin_s) * 1000) + 1 for c in account.recipient_caps)
         )
 
-        def confirm(member: str, lateness_s: float) -> object:
+        # Confirmed once, at the write: recipient windows are widened by the margin instead.
+        def confirm(member: str, lateness_s: float, _before: int | None) -> object:
             return self._scripts.recipient_confirm(
                 keys=sent, args=[member, str(round(lateness_s * US)), keep_ms], client=self._redis
             )

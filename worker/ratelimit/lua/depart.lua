@@ -3,18 +3,20 @@ departures, so that no window at the provider sees more than the configured rate
 workers are descheduled between their reserved slot and the send.
 
 reserve.lua paces requests into evenly spaced slots (that is what keeps utilisation high);
-this script refuses a request that would put more than the limit into any (1 s + jitter)
-window of departures. It rarely refuses: only when a delayed sender would bunch with the next.
+this script refuses a request that would put more than the limit into any 1-s window of
+arrivals. It rarely refuses: only when a delayed sender would bunch with the next.
 
-A grant is *pending*: the request has not been written yet, and a worker descheduled between
-this call and its write departs later than the grant. confirm.lua then sets the entry to
-grant + measured lateness (an overestimate of the real write time). Until then a pending
-entry's real time is unknown but not earlier than now, so every decision counts it at `now`
-(inside any window that ends now) — for at most `lease` after its grant, after which it counts
-at grant + lease (a sender dead before its write must not hold a place for ever). Confirmed and
-pending times are then never earlier than the real ones for any later decision, which is what
-makes the gate exact: of any limit + 1 departures, the last one granted saw the others inside
-its window.
+Each entry stands for the latest moment its request can have reached the provider. A grant is
+*pending*: the request has not been written yet, and a worker descheduled between this call
+and its write departs later than the grant. confirm.lua then sets the entry to grant +
+measured lateness + the margin by which an arrival may lag its write, and, once the answer's
+head is in, moves it back to grant + measured time to that head (the provider had the request
+by then). Until its first confirm a pending entry's time is unknown but not earlier than now,
+so every decision counts it at `now` (inside any window that ends now) — for at most `lease`
+after its grant, after which it counts at grant + lease (a sender dead before its write must
+not hold a place for ever). Entry times are then never earlier than the arrivals for any later
+decision, and a request is granted no earlier than its own arrival: of any limit + 1
+arrivals, the last one granted saw the others inside its window.
 
 KEYS[1]  departures sorted set
          confirmed member "<time_us>:<messages>:<token>"    score time_us
@@ -29,12 +31,14 @@ KEYS[2]  the account's state hash (reserve.lua): on a grant, its `tat` (next req
          every other request 200 ms behind its slot, for good).
 
 ARGV[1]  now in us, or "" for the server clock: `now`, set by _prelude.lua
-ARGV[2]  window_us: 1 s plus the jitter margin
+ARGV[2]  window_us: 1 s (1/rate below one request per second)
 ARGV[3]  requests per window (0 = no limit)
 ARGV[4]  messages per window (0 = no limit)
 ARGV[5]  messages in this request
 ARGV[6]  token: makes the member unique
 ARGV[7]  lease_us: how long a pending entry counts as departing now
+ARGV[8]  margin_us: a pending entry is confirmed at least this long after its grant
+         (confirm.lua: the write, plus the margin by which the arrival may lag it)
 
 Returns {wait_us, now_us, member}: wait_us 0 = granted, member is the pending entry to
 confirm; wait_us > 0 = not recorded, ask again after this long (member "").
@@ -45,8 +49,10 @@ local max_req = tonumber(ARGV[3])
 local max_msg = tonumber(ARGV[4])
 local count = tonumber(ARGV[5])
 local lease = tonumber(ARGV[7])
--- A pending entry becomes exact at its confirm, which can only place it at or after its grant:
--- when the entry to wait for is pending, ask again at grant + window, or this soon if past.
+local margin = tonumber(ARGV[8])
+-- A pending entry becomes exact at its confirm, which places it at least `margin` after its
+-- grant: when the entry to wait for is pending, ask again at grant + margin + window, or this
+-- soon if that is past.
 local PENDING_POLL_US = 2000
 
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.0f', now - window))
@@ -69,7 +75,7 @@ local n = #entries
 local function wait_for(e)
   local wait = e[1] + window - now
   if e[3] then
-    wait = math.max(e[3] + window - now, PENDING_POLL_US)
+    wait = math.max(e[3] + margin + window - now, PENDING_POLL_US)
   end
   return {math.max(1, wait), now, ''}
 end
@@ -105,9 +111,9 @@ redis.call('ZADD', KEYS[1], now + lease, member)
 redis.call('PEXPIRE', KEYS[1], math.ceil((window + lease) / 1000) + 1000)
 
 -- The earliest the window lets the next request (assumed of this size) leave: the same
--- rules, with this departure in the window at `now` (+1: an entry exactly one window old is
--- still in it).
-entries[n + 1] = {now, count, now}
+-- rules, with this departure in the window at `now` + margin, where its first confirm will
+-- place it at the earliest (+1: an entry exactly one window old is still in it).
+entries[n + 1] = {now + margin, count, now}
 by_req, by_msg = must_leave(n + 1)
 local next_at = 0
 if by_req then next_at = entries[by_req][1] + window + 1 end

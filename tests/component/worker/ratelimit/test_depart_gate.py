@@ -1,8 +1,10 @@
-"""The departure gate (depart.lua + confirm.lua): a sliding window over *written* times, on a
-controlled clock, against fakeredis and a real Redis.
+"""The departure gate (depart.lua + confirm.lua): a sliding window over the latest moments
+requests can have reached the provider, on a controlled clock, against fakeredis and a real
+Redis.
 
-A grant is pending until confirmed with its measured lateness; while pending it counts as
-departing at every later decision's "now", for at most the lease.
+A grant is pending until confirmed with its measured lateness plus the margin (20 ms here: no
+answer times yet); while pending it counts as departing at every later decision's "now", for
+at most the lease. Its answer moves it back to grant + the measured time to the answer's head.
 """
 
 from __future__ import annotations
@@ -89,7 +91,9 @@ def test_no_per_second_limit_needs_no_redis(client: redis.Redis[bytes], prefix: 
 # --- pending and confirmed times ---------------------------------------------------------
 
 
-def test_confirm_sets_grant_plus_measured_lateness(client: redis.Redis[bytes], prefix: str) -> None:
+def test_confirm_sets_grant_plus_lateness_plus_margin(
+    client: redis.Redis[bytes], prefix: str
+) -> None:
     rl, acct = gate(client, prefix), account(max_requests_per_second=5)
     clock = Clock()
     dep = rl.depart(acct, 7, now_ms=T0, clock=clock)
@@ -101,7 +105,8 @@ def test_confirm_sets_grant_plus_measured_lateness(client: redis.Redis[bytes], p
     dep.written()
     dep.written(at=clock.now + 5)  # the second call (end of send) changes nothing
     token = dep.member.rsplit(":", 1)[1]
-    assert entries(client, rl, acct) == [(f"{T0 * 1000 + 37_500}:7:{token}", T0 * 1000 + 37_500)]
+    at = T0 * 1000 + 37_500 + 20_000
+    assert entries(client, rl, acct) == [(f"{at}:7:{token}", at)]
     assert dep.lateness_s == pytest.approx(0.0375)
 
 
@@ -121,7 +126,7 @@ def test_lateness_counts_from_before_the_granting_call(
     # that granted is inside the measured lateness, never outside it.
     assert (dep.started, 0) in readings
     dep.written(at=dep.started + 0.010)
-    assert entries(client, rl, acct)[0][1] == T0 * 1000 + 10_000
+    assert entries(client, rl, acct)[0][1] == T0 * 1000 + 10_000 + 20_000
 
 
 def test_pending_counts_as_departing_now(client: redis.Redis[bytes], prefix: str) -> None:
@@ -181,12 +186,13 @@ def test_wait_for_a_pending_entry_is_its_grant_plus_window(
     key = rl.keys(acct).departures
 
     def ask(at_ms: int) -> list[Any]:
-        args = [str(at_ms * 1000), "1020000", "1", "0", "1", "x", "10000000"]
+        args = [str(at_ms * 1000), "1000000", "1", "0", "1", "x", "10000000", "20000"]
         keys = [key, rl.keys(acct).state]
         return list(scripts.depart(keys=keys, args=args, client=client))
 
     assert depart(rl, acct, T0, late_ms=None)
-    # Confirming can only place it at or after its grant: nothing frees before T0 + 1.02 s.
+    # Confirming places it at least the margin after its grant: nothing frees before
+    # T0 + 20 ms + 1 s.
     assert ask(T0 + 500) == [520_000, (T0 + 500) * 1000, b""]
     # Pending for longer than a window: its confirm may come any moment, ask again soon.
     assert ask(T0 + 1500)[0] == 2000
@@ -232,6 +238,65 @@ def test_confirm_failure_never_raises(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="teledispatch.ratelimit"):
         dep.written()
     assert dep.confirmed and "departure confirm failed (ConnectionError)" in caplog.text
+
+
+# --- the answer's head ----------------------------------------------------------------------
+
+
+def test_answer_moves_the_entry_back_to_its_head(client: redis.Redis[bytes], prefix: str) -> None:
+    rl, acct = gate(client, prefix), account(max_requests_per_second=1)
+    dep = depart(rl, acct, T0, late_ms=10)  # entry at T0 + 10 ms + 20 ms margin
+    assert dep is not None and dep.member is not None
+    dep.answered(0.004)  # the answer's head came 4 ms after the write
+    token = dep.member.rsplit(":", 1)[1]
+    at = (T0 + 10 + 4 + 1) * 1000  # + the 1-ms floor
+    assert entries(client, rl, acct) == [(f"{at}:1:{token}", at)]
+    # The next request may leave one second after that head, not one after write + margin.
+    assert not depart(rl, acct, T0 + 1015)
+    assert depart(rl, acct, T0 + 1016)
+
+
+def test_an_answer_slower_than_the_margin_leaves_the_entry(
+    client: redis.Redis[bytes], prefix: str
+) -> None:
+    rl, acct = gate(client, prefix), account(max_requests_per_second=1)
+    dep = depart(rl, acct, T0, late_ms=10)
+    assert dep is not None
+    before = entries(client, rl, acct)
+    dep.answered(0.5)  # later than write + margin: that bound was already tighter
+    dep.answered(float("nan"))  # nonsense is ignored
+    assert entries(client, rl, acct) == before
+
+
+def test_an_answer_never_brings_back_a_dropped_entry(
+    client: redis.Redis[bytes], prefix: str
+) -> None:
+    rl, acct = gate(client, prefix), account(max_requests_per_second=1)
+    dep = depart(rl, acct, T0, late_ms=10)
+    assert dep is not None
+    client.delete(rl.keys(acct).departures)  # it left the window (or the set expired)
+    dep.answered(0.004)
+    assert entries(client, rl, acct) == []
+
+
+def test_an_answer_places_an_entry_whose_first_confirm_failed(
+    client: redis.Redis[bytes], prefix: str
+) -> None:
+    rl, acct = gate(client, prefix), account(max_requests_per_second=1)
+    dep = depart(rl, acct, T0, late_ms=None)
+    assert dep is not None and dep.member is not None
+    dep.confirmed, dep.lateness_s = True, 0.010  # as after a confirm that Redis did not take
+    dep.answered(0.004)
+    token = dep.member.rsplit(":", 1)[1]
+    assert entries(client, rl, acct) == [(f"{(T0 + 15) * 1000}:1:{token}", (T0 + 15) * 1000)]
+
+
+def test_a_fixed_margin_is_kept_after_the_answer(client: redis.Redis[bytes], prefix: str) -> None:
+    rl, acct = gate(client, prefix, adaptive_margin=False), account(max_requests_per_second=1)
+    dep = depart(rl, acct, T0, late_ms=10)
+    assert dep is not None
+    dep.answered(0.004)
+    assert entries(client, rl, acct)[0][1] == (T0 + 30) * 1000
 
 
 # --- on the real clock ---------------------------------------------------------------------
