@@ -9,6 +9,8 @@ stored at enqueue (``jobs.quiet_hours``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy.engine import Engine
 
 from teledispatch.db import jobs as jobs_db
@@ -21,25 +23,40 @@ _windows: dict[tuple[Engine, str], Window | None] = {}
 _WINDOWS_MAX = 10_000
 
 
-def _job_windows(engine: Engine, job_ids: set[str]) -> dict[str, Window | None]:
+def _job_windows(
+    engine: Engine, job_ids: set[str], known: Mapping[str, str | None]
+) -> dict[str, Window | None]:
+    for job_id in job_ids & known.keys():
+        if (engine, job_id) not in _windows:
+            text = known[job_id]
+            _remember(engine, job_id, Window.parse(text) if text else None)
     missing = [j for j in job_ids if (engine, j) not in _windows]
     if missing:
         with engine.connect() as conn:
             found = jobs_db.quiet_hours_of(conn, sorted(missing))
-        if len(_windows) + len(missing) > _WINDOWS_MAX:
-            _windows.clear()
         for job_id in missing:
             text = found.get(job_id)
-            _windows[(engine, job_id)] = Window.parse(text) if text else None
+            _remember(engine, job_id, Window.parse(text) if text else None)
     return {j: _windows.get((engine, j)) for j in job_ids}
 
 
+def _remember(engine: Engine, job_id: str, window: Window | None) -> None:
+    if len(_windows) >= _WINDOWS_MAX:
+        _windows.clear()
+    _windows[(engine, job_id)] = window
+
+
 def hold_quiet(
-    engine: Engine, token: str, rows: list[repo.Claimed], now: float
+    engine: Engine,
+    token: str,
+    rows: list[repo.Claimed],
+    now: float,
+    known: Mapping[str, str | None] | None = None,
 ) -> tuple[list[repo.Claimed], int]:
     """The claimed rows that may go now, and how many went back ``deferred`` (their attempt
-    given back) until their recipient's quiet hours end."""
-    windows = _job_windows(engine, {r.job_id for r in rows})
+    given back) until their recipient's quiet hours end. ``known``: jobs' stored windows
+    already read (the claim reads them with its lanes); others are looked up."""
+    windows = _job_windows(engine, {r.job_id for r in rows}, known or {})
     if not any(windows.values()):
         return rows, 0
     keep: list[repo.Claimed] = []

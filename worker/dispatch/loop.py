@@ -204,7 +204,9 @@ def _claim_and_book(
         report.add("suppressed", claim.suppressed)
         metrics.record_message_counts(account, {"suppressed": claim.suppressed})
     full = len(claim.messages) + claim.expired + claim.suppressed >= limit
-    rows, quiet = hold_quiet(ctx.engine, claim.token, claim.messages, ctx.clock())
+    rows, quiet = hold_quiet(
+        ctx.engine, claim.token, claim.messages, ctx.clock(), claim.quiet_hours
+    )
     if quiet:
         report.add("deferred", quiet)
     if not rows:

@@ -7,11 +7,11 @@ messages were claimed again by someone else) cannot overwrite the newer outcome.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
-from itertools import starmap
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
@@ -57,6 +57,9 @@ class Claim:
     expired: int = 0
     #: Rows whose recipient opted out after enqueue, written ``suppressed`` instead.
     suppressed: int = 0
+    #: The quiet-hours window stored with each job the claim saw (None: the job has none),
+    #: read with the lanes so that the quiet-hours check needs no query of its own.
+    quiet_hours: dict[str, str | None] = field(default_factory=dict)
 
 
 #: A lane's jobs listed per claim at most (a skip scan, one index probe each): more active
@@ -65,9 +68,9 @@ class Claim:
 MAX_JOBS_PER_LANE = 1000
 
 # A lane's jobs with rows of one status (a loose index scan: one probe per job, whatever their
-# sizes), each with its weight and its age; and whether the lane has due rows held back for a
-# slot. Every lane in one round trip (a single's claim made seven before). Literal statuses
-# and priorities: the partial claim index applies on PostgreSQL.
+# sizes), each with its weight, its age and its quiet hours; and whether the lane has due rows
+# held back for a slot. Every lane in one round trip (a single's claim made seven before).
+# Literal statuses and priorities: the partial claim index applies on PostgreSQL.
 _LANE_JOBS = """j_{s}_{p}(job_id, n) AS (
   SELECT (SELECT job_id FROM messages WHERE account = :account AND status = '{s}'
           AND priority = {p} ORDER BY job_id LIMIT 1), 1
@@ -77,9 +80,10 @@ _LANE_JOBS = """j_{s}_{p}(job_id, n) AS (
   FROM j_{s}_{p} WHERE j_{s}_{p}.job_id IS NOT NULL AND n < :max_jobs)"""
 _LANE_DUE = """SELECT {p}, '{s}', j_{s}_{p}.job_id,
   (SELECT weight FROM jobs WHERE jobs.id = j_{s}_{p}.job_id),
-  (SELECT created_at FROM jobs WHERE jobs.id = j_{s}_{p}.job_id)
+  (SELECT created_at FROM jobs WHERE jobs.id = j_{s}_{p}.job_id),
+  (SELECT quiet_hours FROM jobs WHERE jobs.id = j_{s}_{p}.job_id)
 FROM j_{s}_{p} WHERE j_{s}_{p}.job_id IS NOT NULL"""
-_LANE_HELD = """SELECT {p}, 'held', NULL, NULL, NULL WHERE EXISTS (
+_LANE_HELD = """SELECT {p}, 'held', NULL, NULL, NULL, NULL WHERE EXISTS (
   SELECT 1 FROM messages WHERE account = :account AND status IN ({claimable})
   AND priority = {p} AND due_at <= :now AND hold_until > :now)"""
 _LANE_PAIRS = [(s, p) for p in PRIORITY_ORDER for s in (DEFERRED, QUEUED)]
@@ -107,6 +111,8 @@ class _LaneJob:
     created_at: float
     #: Whether it has ``deferred`` rows in the lane (due or not).
     deferred: bool
+    #: Its stored quiet-hours window (``jobs.quiet_hours``).
+    quiet_hours: str | None = None
 
 
 def _lanes(
@@ -122,29 +128,30 @@ def _lanes(
     params = {"account": account, "now": now, "max_jobs": MAX_JOBS_PER_LANE}
     found: dict[int, dict[str, _LaneJob]] = {}
     held: set[int] = set()
-    for priority, status, job_id, weight, created_at in conn.execute(_LANES, params).all():
+    for priority, status, job_id, weight, created_at, quiet in conn.execute(_LANES, params).all():
         if status == "held":
             held.add(int(priority))
             continue
         lane, j = found.setdefault(int(priority), {}), str(job_id)
         deferred = status == DEFERRED or (j in lane and lane[j].deferred)
         w = float(weight) if weight is not None else 1.0
-        lane[j] = _LaneJob(j, w, float(created_at or 0.0), deferred)
+        lane[j] = _LaneJob(j, w, float(created_at or 0.0), deferred, quiet)
     order = attrgetter("created_at", "job_id")
     return {p: sorted(jobs.values(), key=order) for p, jobs in found.items()}, held
 
 
-def _rows_of(dialect: str, account: str, priority: int, status: str, job_id: str, n: int) -> Any:
-    """A job's first ``n`` due rows of one status, in its own order (due time, then seq)."""
+def _rows_of(dialect: str, priority: int, status: str, i: int) -> Any:
+    """The ``i``-th job's (``b_job{i}``) first ``b_n{i}`` due rows of one status, in its own
+    order (due time, then seq)."""
     (lit,) = literal_status(status)  # a literal, so the partial claim index applies
     now = sa.bindparam("b_now", type_=sa.Float)
     pick = (
         sa.select(m.id)
-        .where(m.account == account, m.status == lit, m.priority == priority)
-        .where(m.job_id == job_id, m.due_at <= now)
+        .where(m.account == sa.bindparam("b_account"), m.status == lit, m.priority == priority)
+        .where(m.job_id == sa.bindparam(f"b_job{i}"), m.due_at <= now)
         .where(sa.or_(m.hold_until.is_(None), m.hold_until <= now))
         .order_by(m.due_at, m.seq)
-        .limit(n)
+        .limit(sa.bindparam(f"b_n{i}", type_=sa.Integer))
     )
     if dialect == "postgresql":
         # SKIP LOCKED: concurrent claimers take disjoint rows instead of queueing; found
@@ -155,18 +162,11 @@ def _rows_of(dialect: str, account: str, priority: int, status: str, job_id: str
     return pick
 
 
-def _take(
-    conn: sa.Connection,
-    account: str,
-    priority: int,
-    status: str,
-    takes: Sequence[tuple[str, int]],
-    token: str,
-    now: float,
-) -> list[Claimed]:
-    """Claim each job's ``n`` rows of ``status`` in one ``UPDATE … RETURNING``."""
-    dialect = conn.dialect.name
-    picks = [_rows_of(dialect, account, priority, status, j, n) for j, n in takes]
+@functools.lru_cache(maxsize=256)
+def _take_statement(dialect: str, priority: int, status: str, jobs: int) -> Any:
+    """The take of ``jobs`` jobs' rows, built once per shape: building it and its cache key
+    was a third of a claim's CPU."""
+    picks = [_rows_of(dialect, priority, status, i) for i in range(jobs)]
     (lit,) = literal_status(status)
     picked: Any
     if dialect == "postgresql":
@@ -185,24 +185,56 @@ def _take(
     else:
         union = sa.union_all(*(sa.select(p.subquery().c.id) for p in picks))
         picked = sa.and_(m.id.in_(union), m.status == lit)
-    stmt = (
+    return (
         sa.update(messages_table)
         .where(picked)
         .values(
             status=SENDING,
-            claim_token=token,
+            claim_token=sa.bindparam("b_token"),
             # The lease is the batch row's. NULL here also keeps a sweep of the
             # previous release (which reads this column) away from new claims.
             lease_until=None,
             hold_until=None,
             attempts=m.attempts + 1,
-            updated_at=now,
+            updated_at=sa.bindparam("b_now", type_=sa.Float),
             sent_at=None,
         )
-        .returning(m.id, m.phone, m.group_key, m.payload, m.attempts, m.job_id, m.expires_at)
+        .returning(
+            m.id,
+            m.phone,
+            m.group_key,
+            m.payload,
+            m.attempts,
+            m.job_id,
+            m.expires_at,
+            # Asked here, one index probe per row, so that the suppression step runs only
+            # for a claim that found some (it was a statement on every claim).
+            optouts_db.opted_out(m.account, m.phone),
+        )
     )
+
+
+def _take(
+    conn: sa.Connection,
+    account: str,
+    priority: int,
+    status: str,
+    takes: Sequence[tuple[str, int]],
+    token: str,
+    now: float,
+    opted: set[str],
+) -> list[Claimed]:
+    """Claim each job's ``n`` rows of ``status`` in one ``UPDATE … RETURNING``; the ids of
+    those whose recipient is on a suppression list now are added to ``opted``."""
+    stmt = _take_statement(conn.dialect.name, priority, status, len(takes))
+    params: dict[str, Any] = {"b_now": now, "b_token": token, "b_account": account}
+    for i, (job_id, n) in enumerate(takes):
+        params[f"b_job{i}"] = job_id
+        params[f"b_n{i}"] = n
+    rows = conn.execute(stmt, params).all()
+    opted.update(row[0] for row in rows if row[7])
     # Rows unpacked in RETURNING order: access by name cost ~1 µs per row.
-    return list(starmap(Claimed, conn.execute(stmt, {"b_now": now}).all()))
+    return [Claimed(*row[:7]) for row in rows]
 
 
 #: Each account's and lane's credits between claims (see ``teledispatch.scheduling``): per
@@ -219,17 +251,18 @@ def _take_shares(
     deferred: set[str],
     token: str,
     now: float,
+    opted: set[str],
 ) -> list[Claimed]:
     """Each job's share of rows: its due ``deferred`` rows first (few, and older than the
     queue), then ``queued`` ones for the rest of its share."""
     got: list[Claimed] = []
     wanted = [(j, n) for j, n in shares.items() if j in deferred]
     if wanted:
-        got = _take(conn, account, priority, DEFERRED, wanted, token, now)
+        got = _take(conn, account, priority, DEFERRED, wanted, token, now, opted)
     have = Counter(c.job_id for c in got)
     rest = [(j, n - have[j]) for j, n in shares.items() if n > have[j]]
     if rest:
-        got += _take(conn, account, priority, QUEUED, rest, token, now)
+        got += _take(conn, account, priority, QUEUED, rest, token, now, opted)
     return got
 
 
@@ -241,6 +274,7 @@ def _claim_lane(
     want: int,
     token: str,
     now: float,
+    opted: set[str],
 ) -> list[Claimed]:
     """One lane's part of a claim: every job with rows due gets its weighted share of the
     room (:func:`teledispatch.scheduling.plan`); a job that had fewer rows due than its share
@@ -257,7 +291,8 @@ def _claim_lane(
         # Due rows unknown: each is assumed to have the whole room, so shares are by weight.
         demands = [Demand(j.job_id, priority, j.weight, room) for j in open_jobs]
         planned = plan(demands, room, credit)
-        round_got = _take_shares(conn, account, priority, planned.takes, deferred, token, now)
+        takes = planned.takes
+        round_got = _take_shares(conn, account, priority, takes, deferred, token, now, opted)
         got += round_got
         have = Counter(c.job_id for c in round_got)
         now_short = {j for j, n in planned.takes.items() if have[j] < n}
@@ -289,6 +324,7 @@ def claim(engine: Engine, account: str, limit: int, lease_s: float, now: float) 
     """
     token = uuid.uuid4().hex
     messages: list[Claimed] = []
+    opted: set[str] = set()
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # A job's rows come from the claim index in order, LIMIT stopping the scan. The
@@ -303,14 +339,15 @@ def claim(engine: Engine, account: str, limit: int, lease_s: float, now: float) 
             if want <= 0:
                 break
             if priority in lanes:
-                messages += _claim_lane(conn, account, priority, lanes[priority], want, token, now)
+                jobs = lanes[priority]
+                messages += _claim_lane(conn, account, priority, jobs, want, token, now, opted)
             if len(messages) < limit and priority in held:
                 # Held rows keep the lanes below waiting: a lower lane gets only what the ones
                 # above leave, and a held row has not left its room (without this, a saturated
                 # account's held normal rows let the low lane take the slots they wait for).
                 break
         expired = _expire_claimed(conn, token, messages, now)
-        suppressed = _suppress_claimed(conn, token, now) if messages else set()
+        suppressed = _suppress_claimed(conn, token, now, opted - expired) if opted else set()
         if expired or suppressed:
             messages = [c for c in messages if c.id not in expired and c.id not in suppressed]
         if messages:
@@ -327,7 +364,8 @@ def claim(engine: Engine, account: str, limit: int, lease_s: float, now: float) 
                     for g in dict.fromkeys(map(_group_key, messages))
                 ],
             )
-    return Claim(token, messages, len(expired), len(suppressed))
+    quiet = {j.job_id: j.quiet_hours for jobs in lanes.values() for j in jobs}
+    return Claim(token, messages, len(expired), len(suppressed), quiet)
 
 
 def _expire_claimed(
@@ -353,14 +391,14 @@ def _expire_claimed(
     return ids
 
 
-def _suppress_claimed(conn: sa.Connection, token: str, now: float) -> set[str]:
-    """Rows just claimed whose recipient opted out since enqueue become ``suppressed`` in the
-    claim's own transaction, so they are never sent. One statement over the claim's rows
-    (the ``sending`` index by token), an index lookup of the suppression lists per row; a
-    separate step, so the claim query itself stays as it is. Returns their ids."""
+def _suppress_claimed(conn: sa.Connection, token: str, now: float, ids: set[str]) -> set[str]:
+    """Rows just claimed (``ids``, found by the take) whose recipient opted out since enqueue
+    become ``suppressed`` in the claim's own transaction, so they are never sent. Returns
+    their ids."""
     changed = conn.execute(
         sa.update(messages_table)
         .where(
+            m.id.in_(sorted(ids)),
             m.claim_token == token,
             m.status == SENDING,
             optouts_db.opted_out(m.account, m.phone),
