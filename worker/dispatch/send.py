@@ -29,7 +29,7 @@ from teledispatch.worker.transport import HttpResponse
 
 from . import failover, outcomes
 from .admit import Admission
-from .common import LEASE_MARGIN_S, Report, give_back, park_booking
+from .common import LEASE_MARGIN_S, Report, give_back, has_limits, park_booking
 
 log = logging.getLogger("teledispatch.dispatch")
 
@@ -82,6 +82,8 @@ class _Request:
     parked: bool = False
     #: What ended the request, for the metrics (the raw exception for a bug of ours).
     failure: BaseException | None = None
+    #: Marks the request in flight once its body is written (None: marked already).
+    mark_flight: Callable[[], None] | None = None
 
     @property
     def reservation(self) -> Reservation | None:
@@ -106,12 +108,20 @@ def send_batch(
     messages = [OutMessage(r.id, r.phone, repo.payload_of(r.payload)) for r in rows]
     attempts = {r.id: r.attempts for r in rows}
     req = _Request(ctx, account, adapter, token, rows, report, admission, messages, attempts)
-    # In flight from here (the slot wait included) until released: singles arriving meanwhile
-    # linger to share the next request (see teledispatch.wakeups).
+    # In flight until released: singles arriving meanwhile linger to share the next request
+    # (see teledispatch.wakeups). A paced account's request from here, its slot wait
+    # included; an unpaced one waits for nothing, so from its write: the mark's round trip
+    # was on every single's way to the provider.
     flight = f"{token}:{rows[0].group_key}"
-    wakeups.flight_started(
-        ctx.redis, account, flight, time.time() + account.timeout_s + LEASE_MARGIN_S
-    )
+    until = time.time() + account.timeout_s + LEASE_MARGIN_S
+
+    def mark() -> None:
+        wakeups.flight_started(ctx.redis, account, flight, until)
+
+    if account.concurrency is None and not has_limits(account):
+        req.mark_flight = mark
+    else:
+        mark()
     try:
         updates = _attempt(req)
     finally:
@@ -299,6 +309,9 @@ def _send(req: _Request, request: HttpRequest) -> HttpResponse:
         req.written = time.perf_counter()
         if confirm is not None:
             confirm()
+        if req.mark_flight is not None:
+            req.mark_flight()
+            req.mark_flight = None
 
     response = req.ctx.transport.send(request, req.account.timeout_s, on_written)
     answered = time.perf_counter()
