@@ -87,7 +87,7 @@ _LANE_HELD = """SELECT {p}, 'held', NULL, NULL, NULL, NULL WHERE EXISTS (
   SELECT 1 FROM messages WHERE account = :account AND status IN ({claimable})
   AND priority = {p} AND due_at <= :now AND hold_until > :now)"""
 _LANE_PAIRS = [(s, p) for p in PRIORITY_ORDER for s in (DEFERRED, QUEUED)]
-_LANES = sa.text(
+_LANES_SQL = (
     "WITH RECURSIVE "
     + ", ".join(_LANE_JOBS.format(s=s, p=p) for s, p in _LANE_PAIRS)
     + " "
@@ -99,6 +99,15 @@ _LANES = sa.text(
         ]
     )
 )
+_LANES = sa.text(_LANES_SQL)
+#: The same in psycopg's parameter style, for the pipelined first round trip (see _lane_rows).
+_LANES_PG = (
+    _LANES_SQL.replace(":account", "%(account)s")
+    .replace(":now", "%(now)s")
+    .replace(":max_jobs", "%(max_jobs)s")
+)
+#: A claim's plan setting on PostgreSQL (see :func:`_lane_rows`).
+_NO_SORT = "SET LOCAL enable_sort = off"
 #: Rounds of takes per lane and claim: a round's short jobs (fewer rows due than their
 #: share) leave their room to the others in the next.
 MAX_ROUNDS = 3
@@ -128,7 +137,7 @@ def _lanes(
     params = {"account": account, "now": now, "max_jobs": MAX_JOBS_PER_LANE}
     found: dict[int, dict[str, _LaneJob]] = {}
     held: set[int] = set()
-    for priority, status, job_id, weight, created_at, quiet in conn.execute(_LANES, params).all():
+    for priority, status, job_id, weight, created_at, quiet in _lane_rows(conn, params):
         if status == "held":
             held.add(int(priority))
             continue
@@ -138,6 +147,25 @@ def _lanes(
         lane[j] = _LaneJob(j, w, float(created_at or 0.0), deferred, quiet)
     order = attrgetter("created_at", "job_id")
     return {p: sorted(jobs.values(), key=order) for p, jobs in found.items()}, held
+
+
+def _lane_rows(conn: sa.Connection, params: dict[str, Any]) -> list[Any]:
+    """The lanes query's rows. On PostgreSQL it is the claim's first statement, sent with the
+    transaction's BEGIN and the plan setting in one round trip (psycopg's pipeline mode):
+    three of the claim's round trips were these, each a wake-up of the server process, which
+    a loaded machine makes slow."""
+    if conn.dialect.name != "postgresql":
+        return list(conn.execute(_LANES, params).all())
+    raw: Any = conn.connection.driver_connection  # psycopg's Connection
+    with raw.pipeline(), raw.cursor() as cur:
+        # A job's rows come from the claim index in order, LIMIT stopping the scan. The
+        # planner's other choice, (job_id, status) then a sort, reads and sorts all of the
+        # job's rows each claim; it takes it whenever it thinks the job small: for every job
+        # before the table's first ANALYZE, and for any job newer than its statistics.
+        # Without sorts there is no such plan to take.
+        cur.execute(_NO_SORT)
+        cur.execute(_LANES_PG, params)
+        return list(cur.fetchall())
 
 
 def _rows_of(dialect: str, priority: int, status: str, i: int) -> Any:
@@ -326,13 +354,6 @@ def claim(engine: Engine, account: str, limit: int, lease_s: float, now: float) 
     messages: list[Claimed] = []
     opted: set[str] = set()
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # A job's rows come from the claim index in order, LIMIT stopping the scan. The
-            # planner's other choice, (job_id, status) then a sort, reads and sorts all of
-            # the job's rows each claim; it takes it whenever it thinks the job small: for
-            # every job before the table's first ANALYZE, and for any job newer than its
-            # statistics. Without sorts there is no such plan to take.
-            conn.exec_driver_sql("SET LOCAL enable_sort = off")
         lanes, held = _lanes(conn, account, now)
         for priority in PRIORITY_ORDER:
             want = limit - len(messages)

@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from teledispatch.db import messages as repo
+from teledispatch.db.messages import claims
 from tests.support import due_job
 
 #: Enough rows that a sequential scan or a sort of them is the planner's pick without
@@ -54,6 +55,13 @@ def test_a_claim_scans_no_table_and_sorts_no_job(database_url: str) -> None:
             doc = json.loads(doc) if isinstance(doc, str) else doc
             plans.append((statement, doc[0]["Plan"]))
 
+    # The lanes query goes through psycopg's pipeline, past SQLAlchemy's events: explained
+    # here as the claim runs it, after its plan setting in the same transaction.
+    with engine.begin() as conn:
+        conn.exec_driver_sql(claims._NO_SORT)
+        params = {"account": "nx", "now": 1.0, "max_jobs": claims.MAX_JOBS_PER_LANE}
+        with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            explain(None, cursor, claims._LANES_PG, params, None, False)
     sa.event.listen(engine, "before_cursor_execute", explain)
     try:
         claim = repo.claim(engine, "nx", 200, lease_s=60, now=1.0)
