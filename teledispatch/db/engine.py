@@ -73,7 +73,7 @@ def _ping_if_idle(dialect: sa.Dialect) -> Any:
         try:
             dialect.do_ping(dbapi_conn)
         except Exception as exc:
-            # The pool then replaces this connection with a new one (three tries).
+            # The pool then replaces this connection with a new one (one more try).
             raise sa.exc.DisconnectionError(type(exc).__name__) from exc
 
     return checkout

@@ -14,7 +14,11 @@ Why again at the answer
     The provider had the request before its answer's head came back, so grant + the time to
     that head bounds the arrival exactly. :meth:`Departure.answered` moves the entry back to
     it: a window then costs the rate only this request's own round trip, not a margin sized for
-    the slowest recent one. The margin still covers a request whose answer never comes.
+    the slowest recent one. The margin still covers a request whose answer never comes, and
+    one whose answer comes later than it: the entry is never moved later. The margin (at
+    most the configured jitter) is the assumption, as before, of how long after its write a
+    request can still arrive; a slow answer is a provider slow to answer, not a slow arrival,
+    and anchoring windows at it would cost such a provider most of its rate.
 """
 
 from __future__ import annotations

@@ -157,15 +157,31 @@ def _lane_rows(conn: sa.Connection, params: dict[str, Any]) -> list[Any]:
     if conn.dialect.name != "postgresql":
         return list(conn.execute(_LANES, params).all())
     raw: Any = conn.connection.driver_connection  # psycopg's Connection
-    with raw.pipeline(), raw.cursor() as cur:
-        # A job's rows come from the claim index in order, LIMIT stopping the scan. The
-        # planner's other choice, (job_id, status) then a sort, reads and sorts all of the
-        # job's rows each claim; it takes it whenever it thinks the job small: for every job
-        # before the table's first ANALYZE, and for any job newer than its statistics.
-        # Without sorts there is no such plan to take.
-        cur.execute(_NO_SORT)
-        cur.execute(_LANES_PG, params)
-        return list(cur.fetchall())
+    try:
+        with raw.pipeline(), raw.cursor() as cur:
+            # A job's rows come from the claim index in order, LIMIT stopping the scan. The
+            # planner's other choice, (job_id, status) then a sort, reads and sorts all of
+            # the job's rows each claim; it takes it whenever it thinks the job small: for
+            # every job before the table's first ANALYZE, and for any job newer than its
+            # statistics. Without sorts there is no such plan to take.
+            cur.execute(_NO_SORT)
+            cur.execute(_LANES_PG, params)
+            return list(cur.fetchall())
+    except conn.dialect.loaded_dbapi.Error as exc:
+        # Past SQLAlchemy here, so wrapped as it wraps every other statement's error: callers
+        # (the worker's outage detection) judge SQLAlchemy's classes, and a connection the
+        # server dropped must leave the pool.
+        gone = bool(raw.closed)
+        if gone:
+            conn.invalidate(exc)
+        raise sa.exc.DBAPIError.instance(
+            _LANES_PG,
+            params,
+            exc,
+            conn.dialect.loaded_dbapi.Error,
+            connection_invalidated=gone,
+            dialect=conn.dialect,
+        ) from exc
 
 
 def _rows_of(dialect: str, priority: int, status: str, i: int) -> Any:

@@ -113,7 +113,9 @@ redis.call('PEXPIRE', KEYS[1], math.ceil((window + lease) / 1000) + 1000)
 -- The earliest the window lets the next request (assumed of this size) leave: the same
 -- rules, with this departure in the window at `now` + margin, where its first confirm will
 -- place it at the earliest (+1: an entry exactly one window old is still in it).
+-- In order: an entry confirmed by another process (its own lateness and margin) may lie later.
 entries[n + 1] = {now + margin, count, now}
+table.sort(entries, function(a, b) return a[1] < b[1] end)
 by_req, by_msg = must_leave(n + 1)
 local next_at = 0
 if by_req then next_at = entries[by_req][1] + window + 1 end

@@ -170,6 +170,22 @@ def test_a_grant_moves_the_next_reservation_to_when_the_window_has_room(
     assert depart(rl, acct, T0 + 1221)
 
 
+def test_the_next_slot_counts_the_entries_in_time_order(
+    client: redis.Redis[bytes], prefix: str
+) -> None:
+    """An entry another process confirmed (its own lateness and margin) can lie later than
+    this grant's: the next slot is set by the earliest of the two, not the first listed."""
+    acct = account(max_requests_per_second=2)
+    wide = RateLimiter(client, key_prefix=prefix, jitter_s=0.05, adaptive_margin=False)
+    rl = gate(client, prefix)  # a 20-ms margin
+    state = rl.keys(acct).state
+    assert depart(wide, acct, T0, late_ms=60)  # its entry: T0 + 60 + 50 = T0 + 110 ms
+    client.hset(state, "tat", str(T0 * 1000))
+    assert depart(rl, acct, T0 + 70, late_ms=None)  # counted at T0 + 70 + 20 = T0 + 90 ms
+    # Two per window: the third may leave once the earlier of the two, T0 + 90 ms, has.
+    assert int(client.hget(state, "tat") or 0) == (T0 + 1090) * 1000 + 1
+
+
 def test_a_grant_never_creates_the_reservation_state(
     client: redis.Redis[bytes], prefix: str
 ) -> None:
