@@ -221,11 +221,13 @@ def _take_statement(dialect: str, priority: int, status: str, jobs: int) -> Any:
         # and re-checked their WHERE on the latest version. A row someone updated (still
         # claimable) between this statement's snapshot and its lock is left for the next
         # claim, never lost.
-        arrays = [sa.func.array(p.scalar_subquery()) for p in picks]
-        every: Any = arrays[0]
-        for a in arrays[1:]:
-            every = every.op("||")(a)
-        picked = sa.literal_column("messages.ctid") == sa.any_(every)
+        arrays: list[Any] = [sa.func.array(p.scalar_subquery()) for p in picks]
+        # Joined pairwise, so the expression is log2(jobs) deep: a chain of 200 jobs' arrays
+        # was deeper than Python's recursion limit when SQLAlchemy compiled it.
+        while len(arrays) > 1:
+            pairs = zip(arrays[::2], arrays[1::2], strict=False)
+            arrays = [a.op("||")(b) for a, b in pairs] + arrays[len(arrays) & ~1 :]
+        picked = sa.literal_column("messages.ctid") == sa.any_(arrays[0])
     else:
         union = sa.union_all(*(sa.select(p.subquery().c.id) for p in picks))
         picked = sa.and_(m.id.in_(union), m.status == lit)

@@ -29,3 +29,7 @@ def test_lanes_stay_strict_with_shares(database_url: str) -> None:
 
 def test_a_handed_back_row_keeps_its_place(database_url: str) -> None:
     cases.test_a_row_handed_back_keeps_its_place_and_waits_for_its_hold(database_url)
+
+
+def test_one_claim_takes_from_hundreds_of_single_jobs(database_url: str) -> None:
+    cases.test_one_claim_takes_from_hundreds_of_single_jobs(database_url)

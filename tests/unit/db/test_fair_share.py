@@ -159,3 +159,13 @@ def test_held_rows_of_a_lane_keep_the_lanes_below_waiting(db_url: str) -> None:
     assert jobs_of(repo.claim(engine, "nx", 10, 30.0, now + 1)) == {}
     # Once normal's rows have left, low has the room.
     assert jobs_of(repo.claim(engine, "nx", 10, 30.0, now + 2)) == {normal.job_id: 5, low.job_id: 5}
+
+
+def test_one_claim_takes_from_hundreds_of_single_jobs(db_url: str) -> None:
+    """A burst of OTPs: one claim's take names every job. Its statement stays shallow (a
+    chain of 200 jobs' arrays on PostgreSQL was deeper than Python's recursion limit)."""
+    cfg = make_settings(db_url)
+    for i in range(250):
+        enqueue_stream("nx", phones(i, 1), defaults={"content": "x"}, cfg=cfg)
+    claim = repo.claim(get_engine(db_url), "nx", 200, 30.0, later())
+    assert len(claim.messages) == 200 and len(jobs_of(claim)) == 200
