@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from teledispatch.db import messages as repo
-from teledispatch.db.messages import claims
+from teledispatch.db.messages import claim_sql
 from tests.support import due_job
 
 #: Enough rows that a sequential scan or a sort of them is the planner's pick without
@@ -58,10 +58,10 @@ def test_a_claim_scans_no_table_and_sorts_no_job(database_url: str) -> None:
     # The lanes query goes through psycopg's pipeline, past SQLAlchemy's events: explained
     # here as the claim runs it, after its plan setting in the same transaction.
     with engine.begin() as conn:
-        conn.exec_driver_sql(claims._NO_SORT)
-        params = {"account": "nx", "now": 1.0, "max_jobs": claims.MAX_JOBS_PER_LANE}
+        conn.exec_driver_sql(claim_sql.NO_SORT)
+        params = {"account": "nx", "now": 1.0, "max_jobs": claim_sql.MAX_JOBS_PER_LANE}
         with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-            explain(None, cursor, claims._LANES_PG, params, None, False)
+            explain(None, cursor, claim_sql.LANES_PG, params, None, False)
     sa.event.listen(engine, "before_cursor_execute", explain)
     try:
         claim = repo.claim(engine, "nx", 200, lease_s=60, now=1.0)
