@@ -34,6 +34,7 @@ import redis
 from teledispatch.config import AccountConfig
 
 from .keys import AccountKeys
+from .margin import ANSWER_FLOOR_S
 from .scripts import US, Scripts, now_arg
 
 log = logging.getLogger("teledispatch.ratelimit")
@@ -50,10 +51,6 @@ DEPART_TIMEOUT_S = 0.25
 #: of a small body, and confirms on any failure too; only a sender that died between grant and
 #: write outlives this, and its place is then held for the lease plus one window.
 DEPART_LEASE_S = 10.0
-
-#: Added to an entry placed at its answer's head: the provider's clock grain and a stamp taken
-#: while it answers, not only before.
-ANSWER_FLOOR_S = 0.001
 
 #: ``confirm(member, grant_to_s, before)``: one round trip to Redis (``confirm.lua``); ``before``
 #: is the time the first confirm returned (None for the first). Returns the entry's time (us).

@@ -40,9 +40,11 @@ WINDOW = 1000
 MIN_SAMPLES = 50
 SAFETY = 1.5
 FLOOR_S = 0.003
-#: The reservations' pace: the median write → answer time plus the gate's answer floor.
+#: Added to an entry the gate places at its answer's head: the provider's clock grain and a
+#: stamp taken while it answers, not only before. The reservations' pace adds it too.
+ANSWER_FLOOR_S = 0.001
+#: The reservations' pace: the median write → answer time (plus :data:`ANSWER_FLOOR_S`).
 EXPECTED_PCT = 50.0
-EXPECTED_PLUS_S = 0.001
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
@@ -116,7 +118,7 @@ class MarginEstimator:
 
     def expected(self, account: str) -> float:
         """What a window of ``account`` usually costs once its request is answered (seconds):
-        the median sample plus :data:`EXPECTED_PLUS_S`, at most the ceiling (the ceiling until
+        the median sample plus :data:`ANSWER_FLOOR_S`, at most the ceiling (the ceiling until
         the first sample). Only a pace: the gate holds the limit whatever it says, so unlike
         :meth:`margin` it need not wait for ``min_samples``."""
         cached = self._expected.get(account)
@@ -125,7 +127,7 @@ class MarginEstimator:
         samples = self._samples.get(account, ())
         value = self.ceiling_s
         if samples:
-            value = min(value, percentile(tuple(samples), EXPECTED_PCT) + EXPECTED_PLUS_S)
+            value = min(value, percentile(tuple(samples), EXPECTED_PCT) + ANSWER_FLOOR_S)
         self._expected[account] = value
         return value
 
