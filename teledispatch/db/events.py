@@ -154,23 +154,47 @@ def _among(conn: sa.Connection, seqs: Sequence[int]) -> sa.ColumnElement[bool]:
     return e.seq.in_(list(seqs))
 
 
-def mark_delivered(engine: Engine, seqs: Sequence[int], now: float) -> None:
+def _batch_of(
+    conn: sa.Connection, endpoint: str, seqs: Sequence[int]
+) -> list[sa.ColumnElement[bool]]:
+    """The pending events ``seqs`` of ``endpoint``: a head batch (:func:`head_batch`).
+
+    The endpoint and the batch's ``seq`` range make the scan the batch's own stretch of
+    ``ix_events_pending``. With ``seq`` and state alone, a planner whose statistics predate
+    a backlog (a table filled faster than autovacuum analyses it: every burst, every
+    receiver back from an outage) read every pending event of every endpoint for each
+    batch: 43 ms a batch of 200 behind 20,000 pending, and growing with the backlog."""
+    return [
+        e.endpoint == endpoint,
+        e.state == sa.literal_column("'pending'"),
+        e.seq.between(min(seqs), max(seqs)),
+        _among(conn, seqs),
+    ]
+
+
+def mark_delivered(engine: Engine, endpoint: str, seqs: Sequence[int], now: float) -> None:
     with engine.begin() as conn:
         conn.execute(
             sa.update(events_table)
-            .where(_among(conn, seqs), e.state == PENDING)
+            .where(*_batch_of(conn, endpoint, seqs))
             .values(state=DELIVERED, delivered_at=now, attempts=e.attempts + 1)
         )
 
 
 def mark_failed(
-    engine: Engine, seqs: Sequence[int], now: float, next_at: float, error: str, dead: bool
+    engine: Engine,
+    endpoint: str,
+    seqs: Sequence[int],
+    now: float,
+    next_at: float,
+    error: str,
+    dead: bool,
 ) -> None:
     """A failed attempt: retried at ``next_at``, or dead-lettered."""
     with engine.begin() as conn:
         conn.execute(
             sa.update(events_table)
-            .where(_among(conn, seqs), e.state == PENDING)
+            .where(*_batch_of(conn, endpoint, seqs))
             .values(
                 state=DEAD if dead else PENDING,
                 attempts=e.attempts + 1,

@@ -141,10 +141,10 @@ def deliver_batch(
     """One request for ``batch`` and its outcome written back."""
     answer = _attempt(cfg, batch, now, post)
     seqs = [int(r.seq) for r in batch]
-    if answer.delivered:
-        events_db.mark_delivered(engine, seqs, now)
-        return answer
     head = batch[0]
+    if answer.delivered:
+        events_db.mark_delivered(engine, head.endpoint, seqs, now)
+        return answer
     error = answer.error or f"HTTP {answer.status}"
     if answer.retryable:
         at, dead = next_attempt(
@@ -158,7 +158,7 @@ def deliver_batch(
         # Another answer (4xx, a redirect, an unusable URL or secret) will not change by
         # itself: dead-lettered now, replayable once fixed.
         at, dead = now, True
-    events_db.mark_failed(engine, seqs, now, at, error, dead)
+    events_db.mark_failed(engine, head.endpoint, seqs, now, at, error, dead)
     log.warning(
         "webhook endpoint %s: %d events %s (%s)",
         head.endpoint,

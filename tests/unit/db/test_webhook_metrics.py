@@ -14,7 +14,9 @@ def test_pending_dead_and_lag_per_account(ctx: Context) -> None:
         for job, at in (("j1", 100.0), ("j2", 250.0), ("j3", 400.0)):
             events_db.insert_job_done(conn, job, "nx", url, at)
     first, *_ = [r.seq for r in events_db.head_batch(ctx.engine, events_db.endpoint_key(url), 10)]
-    events_db.mark_failed(ctx.engine, [first], 500.0, 500.0, "HTTP 410", dead=True)
+    events_db.mark_failed(
+        ctx.engine, events_db.endpoint_key(url), [first], 500.0, 500.0, "HTTP 410", dead=True
+    )
     families = {f.name: f for f in collect_metrics(ctx.settings, now=1000.0)}
     events = {
         tuple(s.labels.values()): s.value for s in families["teledispatch_webhook_events"].samples

@@ -50,12 +50,12 @@ def test_purge_removes_old_finished_jobs_only(db_url: str) -> None:
     assert purge(engine, cutoff, dry_run=True).jobs == []
     with engine.begin() as conn:
         seqs = [int(r.seq) for r in events_db.job_events(conn, "old")]
-    events_db.mark_delivered(engine, seqs, NOW)
+    events_db.mark_delivered(engine, events_db.endpoint_key("https://h.example/x"), seqs, NOW)
     assert purge(engine, cutoff, dry_run=True).jobs == []
     assert drain.finish_jobs(engine, NOW) == 1
     with engine.begin() as conn:
         seqs = [int(r.seq) for r in events_db.job_events(conn, "old")]
-    events_db.mark_delivered(engine, seqs, NOW)
+    events_db.mark_delivered(engine, events_db.endpoint_key("https://h.example/x"), seqs, NOW)
     dry = purge(engine, cutoff, dry_run=True)
     assert (dry.jobs, dry.messages) == (["old"], 2500)
     with engine.connect() as conn:
