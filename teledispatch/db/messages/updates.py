@@ -109,14 +109,18 @@ _APPLY_PG = sa.text(
     # The event columns of the rows changed: what the outbox writes (record_changes).
     f" {EVENT_RETURNING}"
 )
-# SQLite (UPDATE … FROM needs 3.33): the same array, unpacked by json_each.
+# SQLite (UPDATE … FROM needs 3.33): the same array, unpacked by json_each, each row then
+# found by its id. The unary ``+`` keeps the claim token's index out of SQLite's plan: with
+# it, SQLite walked the claim's rows and scanned the whole array for each (2,500 outcomes
+# took 6.8 s, 200 took 40 ms).
+_HELD_SQLITE = _HELD.replace("messages.claim_token", "+messages.claim_token")
 _APPLY_SQLITE = sa.text(
     f"UPDATE messages SET {_SET} FROM (SELECT "
     "json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS status, "
     "json_extract(value, '$[2]') AS provider_id, json_extract(value, '$[3]') AS error_code, "
     "json_extract(value, '$[4]') AS error_text, json_extract(value, '$[5]') AS due_at, "
     "json_extract(value, '$[6]') AS refund, json_extract(value, '$[7]') AS hold "
-    f"FROM json_each(:rows)) AS v WHERE {_HELD}"
+    f"FROM json_each(:rows)) AS v WHERE {_HELD_SQLITE}"
     f" {EVENT_RETURNING}"
 )
 
