@@ -104,7 +104,8 @@ def purge_task() -> dict[str, Any]:
     start = c.clock()
     cutoffs = retention.account_cutoffs(c.settings, start)
     stop = lambda: c.clock() - start > PURGE_BUDGET_S  # noqa: E731
-    report = _guarded(lambda: retention.purge(c.engine, cutoffs, stop=stop))
+    pace = retention.Pace.of(c.engine)
+    report = _guarded(lambda: retention.purge(c.engine, cutoffs, stop=stop, pace=pace))
     return {"jobs": len(report.jobs), "messages": report.messages, "stopped": report.stopped}
 
 

@@ -145,7 +145,7 @@ def cmd_db_purge(args: argparse.Namespace) -> int:
     from teledispatch.config import parse_window, settings
     from teledispatch.db.engine import get_engine
     from teledispatch.db.migrate import ensure_schema
-    from teledispatch.retention import Cutoffs, account_cutoffs, purge
+    from teledispatch.retention import FULL_SPEED, Cutoffs, Pace, account_cutoffs, purge
 
     now = time.time()
     cutoff: float | Cutoffs
@@ -159,7 +159,9 @@ def cmd_db_purge(args: argparse.Namespace) -> int:
             return 2
     url = _database_url(args)
     ensure_schema(url)
-    report = purge(get_engine(url), cutoff, dry_run=args.dry_run)
+    engine = get_engine(url)
+    pace = FULL_SPEED if args.full_speed else Pace.of(engine)
+    report = purge(engine, cutoff, dry_run=args.dry_run, pace=pace)
     verb = "would remove" if args.dry_run else "removed"
     print(f"{verb} {len(report.jobs)} jobs, {report.messages} messages, {report.events} events")
     return 0
@@ -249,6 +251,11 @@ def register(sub: Any) -> None:
         help="e.g. 30d, 12h, for every account (default: each account's retention_days)",
     )
     pg.add_argument("--dry-run", action="store_true", help="list what would go; remove nothing")
+    pg.add_argument(
+        "--full-speed",
+        action="store_true",
+        help="never pause (default: while requests are in flight, work a fifth of the time)",
+    )
     pg.add_argument("--url", help="database URL (default: DATABASE_URL)")
     pg.set_defaults(func=cmd_db_purge)
 

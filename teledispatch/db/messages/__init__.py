@@ -13,7 +13,8 @@ the modules are how it is organised, not an interface:
   :func:`cancel_unclaimed`);
 - ``reconcile``: ``unknown`` messages due for a status query, and their outcome;
 - ``receipts``: :func:`settle` and receipt polling;
-- ``expiry``: :func:`expire_unsent` and retention's :func:`delete_job_messages`;
+- ``expiry``: :func:`expire_unsent` and retention's :func:`delete_job_messages` and
+  :func:`requests_in_flight`;
 - ``console``: what the operator console reads (counts of a page of jobs, failures by code);
 - ``retry``: finished messages sent again as new rows (:func:`insert_retries`);
 - ``outbox``: webhook events for the rows a transaction changed (:func:`record_changes`);
@@ -49,7 +50,12 @@ if TYPE_CHECKING:
         status_counts_of,
         waiting_errors,
     )
-    from teledispatch.db.messages.expiry import EXPIRED_CODE, delete_job_messages, expire_unsent
+    from teledispatch.db.messages.expiry import (
+        EXPIRED_CODE,
+        delete_job_messages,
+        expire_unsent,
+        requests_in_flight,
+    )
     from teledispatch.db.messages.insert import COPY_MIN_ROWS, cancel_unclaimed, insert_messages
     from teledispatch.db.messages.outbox import QUIET_STATUSES, record_changes
     from teledispatch.db.messages.parked import claimed_rows
@@ -109,6 +115,7 @@ _WHERE = {
     "EXPIRED_CODE": "expiry",
     "delete_job_messages": "expiry",
     "expire_unsent": "expiry",
+    "requests_in_flight": "expiry",
     "COPY_MIN_ROWS": "insert",
     "cancel_unclaimed": "insert",
     "insert_messages": "insert",
@@ -207,6 +214,7 @@ __all__ = [
     "postpone_receipt_poll",
     "reclaim_expired",
     "record_changes",
+    "requests_in_flight",
     "retry_plan",
     "segment_counts",
     "set_if_unknown",

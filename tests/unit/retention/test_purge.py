@@ -10,7 +10,7 @@ from teledispatch.db import messages as messages_db
 from teledispatch.db.engine import get_engine
 from teledispatch.db.messages import Update
 from teledispatch.db.tables import create_schema, messages_table
-from teledispatch.retention import Cutoffs, account_cutoffs, purge
+from teledispatch.retention import BUSY_SHARE, Cutoffs, Pace, account_cutoffs, purge
 from teledispatch.worker.webhooks import drain
 from tests.support import make_settings
 
@@ -32,9 +32,12 @@ def _job(engine: sa.Engine, job_id: str, created_at: float, n: int, url: str | N
         messages_db.insert_messages(conn, rows)
 
 
-def _finish(engine: sa.Engine, n: int) -> None:
-    claim = messages_db.claim(engine, "nx", n, 30.0, NOW)
-    messages_db.apply(engine, claim.token, [Update.failed(m.id) for m in claim.messages], NOW)
+def _finish(engine: sa.Engine, n: int, claim: messages_db.Claim | None = None) -> None:
+    """Claim ``n`` (or take ``claim``) and write their outcomes, as one request's."""
+    claim = claim or messages_db.claim(engine, "nx", n, 30.0, NOW)
+    (group,) = {m.group_key for m in claim.messages}
+    updates = [Update.failed(m.id) for m in claim.messages]
+    messages_db.apply(engine, claim.token, updates, NOW, finish=group)
 
 
 def test_purge_removes_old_finished_jobs_only(db_url: str) -> None:
@@ -145,4 +148,38 @@ def test_a_message_worked_on_again_is_never_deleted(db_url: str) -> None:
     assert purge(engine, NOW - 30 * DAY).jobs == []
     with engine.connect() as conn:
         assert jobs_db.get_job(conn, "j") is not None
+    engine.dispose()
+
+
+class Ticks:
+    """A clock that moves ``step`` seconds each time it is read: every batch takes ``step``."""
+
+    def __init__(self, step: float) -> None:
+        self.t = 0.0
+        self.step = step
+
+    def __call__(self) -> float:
+        self.t += self.step
+        return self.t
+
+
+def test_a_purge_gives_way_while_requests_are_in_flight(db_url: str) -> None:
+    engine = _engine(db_url)
+    _job(engine, "old", NOW - 40 * DAY, 2500, None)
+    _finish(engine, 2500)
+    _job(engine, "live", NOW, 3, None)
+    live = messages_db.claim(engine, "nx", 3, 30.0, NOW)  # a request in flight
+    pauses: list[float] = []
+    pace = Pace(lambda: messages_db.requests_in_flight(engine), Ticks(0.01), pauses.append)
+    assert purge(engine, NOW - 30 * DAY, pace=pace).messages == 2500
+    # After each batch (3 of messages, the empty ones that end each loop) a pause of
+    # (1 - share) / share of its 10 ms: the purge works a fifth of the time.
+    assert len(pauses) == 5
+    assert all(abs(p - 0.01 * (1 - BUSY_SHARE) / BUSY_SHARE) < 1e-9 for p in pauses)
+    _finish(engine, 3, live)
+    _job(engine, "old2", NOW - 40 * DAY, 1500, None)
+    _finish(engine, 1500)
+    pauses.clear()
+    assert purge(engine, NOW - 30 * DAY, pace=pace).messages == 1500
+    assert pauses == []  # nothing in flight: full speed
     engine.dispose()
