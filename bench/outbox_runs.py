@@ -7,8 +7,9 @@
 - ``webhooks``: the system-bound PostgreSQL run twice, without and with a webhook on every
   job (the account's ``callback_url``, a local receiver in this process); messages/s with
   over without, and events delivered per second.
-- ``purge``: a 100,000-recipient job alone, then again while ``teledispatch db purge``
-  removes 1,000,000 finished rows of old jobs; its messages/s with over without.
+- ``purge``: a 100,000-recipient job beside 1,000,000 finished rows of old jobs, without
+  and then with ``teledispatch db purge`` removing them; its messages/s with over without
+  (and, for reference, the same job in an empty database).
 """
 
 from __future__ import annotations
@@ -198,35 +199,52 @@ def webhooks(n: int, shape: Shape) -> dict[str, Any]:
     return _guarded("teledispatch", run)
 
 
+def _beside_old_jobs(n: int, purge_rows: int, shape: Shape, purge: bool) -> dict[str, Any]:
+    """A job of ``n`` in a database that already holds ``purge_rows`` finished rows of old
+    jobs, with ``db purge`` removing them meanwhile if ``purge``."""
+    account = {"linger_ms": shape.linger_ms}
+    with open_stack("teledispatch", "postgresql", account=account) as st:
+        per_job = 100_000
+        for k in range(0, purge_rows, per_job):
+            store_finished_job(st.database_url, f"old{k // per_job}", min(per_job, purge_rows - k))
+        st.foreign_jobs = "old"  # finished rows that are not the run's
+        if not purge:
+            return _measure(st, shape, "bulk", n)
+        argv = cli_argv("db", "purge", "--older-than", "30d")
+        started = time.monotonic()
+        proc = subprocess.Popen(argv, env={**os.environ, **st.env}, stdout=subprocess.PIPE)
+        during = _measure(st, shape, "bulk", n)
+        overlapped = proc.poll() is None
+        out, _ = proc.communicate(timeout=1800)
+        purge_s = time.monotonic() - started
+    return during | {
+        "purge_s": purge_s,
+        "purge_outlived_the_run": overlapped,
+        "purge_said": out.decode().strip(),
+    }
+
+
 def purge_during_run(n: int, purge_rows: int, shape: Shape) -> dict[str, Any]:
-    """A job of ``n`` alone, then while ``db purge`` removes ``purge_rows`` finished rows."""
+    """A job of ``n`` beside ``purge_rows`` finished rows of old jobs, without and then with
+    ``db purge`` removing them: the purge's own cost. The same job in an empty database is
+    reported beside them (what a history of finished rows costs a run by itself)."""
 
     def run() -> dict[str, Any]:
-        without = _plain(n, shape)
-        account = {"linger_ms": shape.linger_ms}
-        with open_stack("teledispatch", "postgresql", account=account) as st:
-            per_job = 100_000
-            for k in range(0, purge_rows, per_job):
-                store_finished_job(
-                    st.database_url, f"old{k // per_job}", min(per_job, purge_rows - k)
-                )
-            argv = cli_argv("db", "purge", "--older-than", "30d")
-            started = time.monotonic()
-            purge = subprocess.Popen(argv, env={**os.environ, **st.env}, stdout=subprocess.PIPE)
-            during = _measure(st, shape, "bulk", n)
-            overlapped = purge.poll() is None
-            out, _ = purge.communicate(timeout=1800)
-            purge_s = time.monotonic() - started
+        empty = _plain(n, shape)
+        without = _beside_old_jobs(n, purge_rows, shape, purge=False)
+        during = _beside_old_jobs(n, purge_rows, shape, purge=True)
+        purge_s = during.pop("purge_s")
         return {
             "n": n,
+            "empty": empty,
             "without": without,
             "with": during,
             "ratio_pct": 100 * during["messages_per_s"] / without["messages_per_s"],
             "purged_rows": purge_rows,
             "purge_s": purge_s,
             "purge_rows_per_s": purge_rows / purge_s,
-            "purge_outlived_the_run": overlapped,
-            "purge_said": out.decode().strip(),
+            "purge_outlived_the_run": during.pop("purge_outlived_the_run"),
+            "purge_said": during.pop("purge_said"),
         }
 
     return _guarded("teledispatch", run)
@@ -257,6 +275,10 @@ def text(name: str, run: dict[str, Any]) -> str:
             f"  events delivered {run['events_delivered']:,} at {run['events_per_s']:,.0f}/s"
         )
     else:
+        lines.append(
+            f"  beside {run['purged_rows']:,} finished rows, without a purge; in an empty "
+            f"database: {run['empty']['messages_per_s']:,.0f}"
+        )
         lines.append(
             f"  purged {run['purged_rows']:,} rows in {run['purge_s']:.0f} s "
             f"({run['purge_rows_per_s']:,.0f}/s; outlived the run: {run['purge_outlived_the_run']})"

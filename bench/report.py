@@ -326,7 +326,7 @@ TARGETS = [
         "%",
     ),
     Target(
-        "purge of finished rows during a run: its messages/s ≥ 80% of without",
+        "purge of finished rows during a run: its messages/s ≥ 80% of without the purge",
         _value_of("purge", "ratio_pct"),
         80,
         ">=",

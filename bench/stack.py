@@ -53,6 +53,9 @@ class Stack:
     procs: list[Proc] = field(default_factory=list)
     workers: list[Proc] = field(default_factory=list)
     redis_pid: int | None = None
+    #: Finished rows that are not the run's (stored beforehand, e.g. for a purge to remove):
+    #: the prefix of their job ids, which :meth:`progress` leaves out.
+    foreign_jobs: str | None = None
     _engine: sa.Engine | None = None
 
     # --- processes -------------------------------------------------------------------------
@@ -141,6 +144,9 @@ class Stack:
                 "SELECT count(*), max(updated_at) FROM messages WHERE status IN "
                 "(" + ", ".join(f"'{s}'" for s in TERMINAL) + ")"
             )
+            if self.foreign_jobs is not None:
+                prefix = self.foreign_jobs
+                sql += f" AND substr(job_id, 1, {len(prefix)}) <> '{prefix}'"
         else:
             sql = "SELECT count(*), max(created_at) FROM baseline_outcomes"
         try:
