@@ -34,9 +34,9 @@ JOBS_PAGE = 200
 DAY_S = 86400.0
 #: An account not (or no longer) in the config keeps its jobs this long.
 DEFAULT_RETENTION_DAYS = 30.0
-#: While requests are in flight, a purge's batches take at most this share of its time. A
-#: purge at full speed took a core of the database server (deletes, their WAL, the vacuum
-#: after) from a CPU-bound dispatch: messages/s fell to 58-72 % of a run without one.
+#: While requests are in flight, a purge's batches take at most this share of its time: at
+#: full speed a purge takes about a core of the database server (deletes, their WAL) from a
+#: CPU-bound dispatch (figures: bench/README.md, "a purge that gives way").
 BUSY_SHARE = 0.2
 
 T = TypeVar("T")

@@ -111,8 +111,8 @@ _APPLY_PG = sa.text(
 )
 # SQLite (UPDATE … FROM needs 3.33): the same array, unpacked by json_each, each row then
 # found by its id. The unary ``+`` keeps the claim token's index out of SQLite's plan: with
-# it, SQLite walked the claim's rows and scanned the whole array for each (2,500 outcomes
-# took 6.8 s, 200 took 40 ms).
+# it, SQLite walked the claim's rows and scanned the whole array for each: a write cost the
+# square of its batch.
 _HELD_SQLITE = _HELD.replace("messages.claim_token", "+messages.claim_token")
 _APPLY_SQLITE = sa.text(
     f"UPDATE messages SET {_SET} FROM (SELECT "
