@@ -38,33 +38,40 @@ DEFAULT_RETENTION_DAYS = 30.0
 #: full speed a purge takes about a core of the database server (deletes, their WAL) from a
 #: CPU-bound dispatch (figures: bench/README.md, "a purge that gives way").
 BUSY_SHARE = 0.2
+#: A busy sample paces the purge this long: ``busy`` is a snapshot, and between two of
+#: dispatch's statements the database is briefly idle.
+BUSY_MEMORY_S = 1.0
 
 T = TypeVar("T")
 
 
 @dataclass
 class Pace:
-    """How a purge gives way to dispatch: after each batch, if ``busy()`` (requests in
-    flight), a pause of ``(1 - share) / share`` times what the batch took; none when idle,
-    so a purge of a quiet system runs at full speed."""
+    """How a purge gives way to dispatch: after each batch, if ``busy()`` (dispatch at work),
+    a pause of ``(1 - share) / share`` times what the batch took; none when idle, so a purge
+    of a quiet system runs at full speed."""
 
     busy: Callable[[], bool]
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     share: float = BUSY_SHARE
+    _busy_until: float = field(default=float("-inf"), init=False)
 
     @classmethod
     def of(cls, engine: Engine) -> Pace:
-        """Busy while a request of any account is between its claim and its outcome."""
+        """Busy while dispatch is at work (:func:`~teledispatch.db.messages.requests_in_flight`)."""
         return cls(busy=lambda: messages_db.requests_in_flight(engine))
 
     def run(self, batch: Callable[[], T]) -> T:
-        """``batch()``, then the pause it earned."""
+        """``batch()``, then the pause it earned: paced if ``busy()`` now or within the
+        last :data:`BUSY_MEMORY_S`."""
         started = self.clock()
         result = batch()
-        took = self.clock() - started
-        if took > 0 and self.busy():
-            self.sleep(took * (1 - self.share) / self.share)
+        now = self.clock()
+        if self.busy():
+            self._busy_until = now + BUSY_MEMORY_S
+        if now < self._busy_until:
+            self.sleep((now - started) * (1 - self.share) / self.share)
         return result
 
 

@@ -65,11 +65,23 @@ def delete_job_messages(engine: Engine, job_id: str, limit: int) -> int:
         return int(conn.execute(sa.delete(messages_table).where(m.id.in_(ids))).rowcount or 0)
 
 
+# Another session of this database running a statement (an enqueue's COPY, a claim, an
+# outcome write, an API read); autovacuum and the other background processes are not client
+# backends.
+_OTHERS_ACTIVE_PG = (
+    "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+    "AND state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid())"
+)
+
+
 def requests_in_flight(engine: Engine) -> bool:
-    """Some request is between its claim and its outcome (a ``batches`` row: a handful at
-    most, so one index-free probe of a tiny table). Retention gives way while it is."""
+    """Dispatch is at work: some request is between its claim and its outcome (a ``batches``
+    row: a handful at most, so one probe of a tiny table), or, on PostgreSQL, another
+    session is running a statement (a job being stored has no request in flight yet).
+    Retention gives way while it is."""
     with engine.connect() as conn:
-        return (
-            conn.execute(sa.select(sa.literal(1)).select_from(batches_table).limit(1)).first()
-            is not None
-        )
+        if conn.execute(sa.select(sa.literal(1)).select_from(batches_table).limit(1)).first():
+            return True
+        if conn.dialect.name != "postgresql":
+            return False
+        return bool(conn.exec_driver_sql(_OTHERS_ACTIVE_PG).scalar())

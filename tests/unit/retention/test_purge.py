@@ -10,7 +10,14 @@ from teledispatch.db import messages as messages_db
 from teledispatch.db.engine import get_engine
 from teledispatch.db.messages import Update
 from teledispatch.db.tables import create_schema, messages_table
-from teledispatch.retention import BUSY_SHARE, Cutoffs, Pace, account_cutoffs, purge
+from teledispatch.retention import (
+    BUSY_MEMORY_S,
+    BUSY_SHARE,
+    Cutoffs,
+    Pace,
+    account_cutoffs,
+    purge,
+)
 from teledispatch.worker.webhooks import drain
 from tests.support import make_settings
 
@@ -170,7 +177,8 @@ def test_a_purge_gives_way_while_requests_are_in_flight(db_url: str) -> None:
     _job(engine, "live", NOW, 3, None)
     live = messages_db.claim(engine, "nx", 3, 30.0, NOW)  # a request in flight
     pauses: list[float] = []
-    pace = Pace(lambda: messages_db.requests_in_flight(engine), Ticks(0.01), pauses.append)
+    ticks = Ticks(0.01)
+    pace = Pace(lambda: messages_db.requests_in_flight(engine), ticks, pauses.append)
     assert purge(engine, NOW - 30 * DAY, pace=pace).messages == 2500
     # After each batch (3 of messages, the empty ones that end each loop) a pause of
     # (1 - share) / share of its 10 ms: the purge works a fifth of the time.
@@ -180,6 +188,21 @@ def test_a_purge_gives_way_while_requests_are_in_flight(db_url: str) -> None:
     _job(engine, "old2", NOW - 40 * DAY, 1500, None)
     _finish(engine, 1500)
     pauses.clear()
+    ticks.t += BUSY_MEMORY_S  # the last busy sample is that long ago
     assert purge(engine, NOW - 30 * DAY, pace=pace).messages == 1500
     assert pauses == []  # nothing in flight: full speed
     engine.dispose()
+
+
+def test_one_busy_sample_paces_the_batches_of_the_next_second() -> None:
+    samples = iter([True, False, False, False])
+    ticks = Ticks(0.01)
+    pauses: list[float] = []
+    pace = Pace(lambda: next(samples), ticks, pauses.append)
+    assert pace.run(lambda: 1) == 1
+    pace.run(lambda: 2)  # idle now, but busy 0.02 s ago
+    assert len(pauses) == 2
+    ticks.t += BUSY_MEMORY_S
+    pace.run(lambda: 3)
+    pace.run(lambda: 4)
+    assert len(pauses) == 2  # a second after the last busy sample: full speed
