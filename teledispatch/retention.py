@@ -34,7 +34,7 @@ JOBS_PAGE = 200
 DAY_S = 86400.0
 #: An account not (or no longer) in the config keeps its jobs this long.
 DEFAULT_RETENTION_DAYS = 30.0
-#: While requests are in flight, a purge's batches take at most this share of its time: at
+#: While dispatch is at work, a purge's batches take at most this share of its time: at
 #: full speed a purge takes about a core of the database server (deletes, their WAL) from a
 #: CPU-bound dispatch (figures: bench/README.md, "a purge that gives way").
 BUSY_SHARE = 0.2
@@ -59,8 +59,8 @@ class Pace:
 
     @classmethod
     def of(cls, engine: Engine) -> Pace:
-        """Busy while dispatch is at work (:func:`~teledispatch.db.messages.requests_in_flight`)."""
-        return cls(busy=lambda: messages_db.requests_in_flight(engine))
+        """Busy while dispatch is at work (:func:`~teledispatch.db.messages.dispatch_at_work`)."""
+        return cls(busy=lambda: messages_db.dispatch_at_work(engine))
 
     def run(self, batch: Callable[[], T]) -> T:
         """``batch()``, then the pause it earned: paced if ``busy()`` now or within the

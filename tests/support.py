@@ -151,6 +151,13 @@ def due_job(url: str, n: int) -> sa.Engine:
     return engine
 
 
+def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every node of a PostgreSQL ``EXPLAIN (FORMAT JSON)`` plan, depth first."""
+    yield plan
+    for child in plan.get("Plans", ()):
+        yield from plan_nodes(child)
+
+
 def poll(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
     """The first truthy value of ``predicate``, asked every ``every`` s for up to ``timeout``:
     for state that can only be observed from outside (another process's HTTP or database)."""

@@ -14,7 +14,7 @@ the modules are how it is organised, not an interface:
 - ``reconcile``: ``unknown`` messages due for a status query, and their outcome;
 - ``receipts``: :func:`settle` and receipt polling;
 - ``expiry``: :func:`expire_unsent` and retention's :func:`delete_job_messages` and
-  :func:`requests_in_flight`;
+  :func:`dispatch_at_work`;
 - ``console``: what the operator console reads (counts of a page of jobs, failures by code);
 - ``retry``: finished messages sent again as new rows (:func:`insert_retries`);
 - ``outbox``: webhook events for the rows a transaction changed (:func:`record_changes`);
@@ -53,8 +53,8 @@ if TYPE_CHECKING:
     from teledispatch.db.messages.expiry import (
         EXPIRED_CODE,
         delete_job_messages,
+        dispatch_at_work,
         expire_unsent,
-        requests_in_flight,
     )
     from teledispatch.db.messages.insert import COPY_MIN_ROWS, cancel_unclaimed, insert_messages
     from teledispatch.db.messages.outbox import QUIET_STATUSES, record_changes
@@ -115,7 +115,7 @@ _WHERE = {
     "EXPIRED_CODE": "expiry",
     "delete_job_messages": "expiry",
     "expire_unsent": "expiry",
-    "requests_in_flight": "expiry",
+    "dispatch_at_work": "expiry",
     "COPY_MIN_ROWS": "insert",
     "cancel_unclaimed": "insert",
     "insert_messages": "insert",
@@ -194,6 +194,7 @@ __all__ = [
     "count_job_messages",
     "count_reconciling",
     "delete_job_messages",
+    "dispatch_at_work",
     "due_for_receipt_poll",
     "due_unknown",
     "expire_unsent",
@@ -214,7 +215,6 @@ __all__ = [
     "postpone_receipt_poll",
     "reclaim_expired",
     "record_changes",
-    "requests_in_flight",
     "retry_plan",
     "segment_counts",
     "set_if_unknown",

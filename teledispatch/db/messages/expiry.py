@@ -74,7 +74,7 @@ _OTHERS_ACTIVE_PG = (
 )
 
 
-def requests_in_flight(engine: Engine) -> bool:
+def dispatch_at_work(engine: Engine) -> bool:
     """Dispatch is at work: some request is between its claim and its outcome (a ``batches``
     row: a handful at most, so one probe of a tiny table), or, on PostgreSQL, another
     session is running a statement (a job being stored has no request in flight yet).

@@ -11,7 +11,6 @@ then ran slower than its rate until autovacuum analyzed the table.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,19 +18,13 @@ import sqlalchemy as sa
 
 from teledispatch.db import messages as repo
 from teledispatch.db.messages import claim_sql
-from tests.support import due_job
+from tests.support import due_job, plan_nodes
 
 #: Enough rows that a sequential scan or a sort of them is the planner's pick without
 #: statistics (it assumes a small table otherwise).
 ROWS = 30_000
 #: What one node of a read statement may touch: a claim's rows, not the backlog's.
 MAX_READ = 1_000
-
-
-def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield plan
-    for child in plan.get("Plans", ()):
-        yield from _nodes(child)
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -70,7 +63,7 @@ def test_a_claim_scans_no_table_and_sorts_no_job(database_url: str) -> None:
     assert len(claim.messages) == 200
     assert len(plans) >= 2  # the lanes, then the take
     for statement, plan in plans:
-        for node in _nodes(plan):
+        for node in plan_nodes(plan):
             where = f"{node['Node Type']} in {statement[:80]!r}"
             assert not (
                 node["Node Type"] == "Seq Scan" and node.get("Relation Name") == "messages"

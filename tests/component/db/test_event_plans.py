@@ -10,7 +10,6 @@ its backlog grew.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ import sqlalchemy as sa
 from teledispatch.db import events as events_db
 from teledispatch.db.engine import get_engine
 from teledispatch.db.tables import create_schema
+from tests.support import plan_nodes
 
 #: Pending events behind the batch, split over two endpoints.
 BACKLOG = 6_000
@@ -26,12 +26,6 @@ BATCH = 200
 #: What one node of the statement may touch: a batch's rows, not the backlog's.
 MAX_READ = 2 * BATCH
 URLS = ("https://a.example/hook", "https://b.example/hook")
-
-
-def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield plan
-    for child in plan.get("Plans", ()):
-        yield from _nodes(child)
 
 
 def _fill(engine: sa.Engine) -> None:
@@ -77,7 +71,7 @@ def test_marking_a_batch_reads_the_batch_not_the_backlog(database_url: str, outc
     finally:
         sa.event.remove(engine, "before_cursor_execute", explain)
     assert len(plans) == 1
-    for node in _nodes(plans[0]):
+    for node in plan_nodes(plans[0]):
         touched = node.get("Actual Rows", 0) * node.get("Actual Loops", 1)
         touched += node.get("Rows Removed by Filter", 0)
         assert touched <= MAX_READ, f"{node['Node Type']}: {touched} rows"

@@ -30,7 +30,7 @@ def _blocked(engine: sa.Engine) -> bool:
 def test_another_session_at_work_counts_as_busy(database_url: str) -> None:
     engine = get_engine(database_url)
     create_schema(engine)
-    assert not messages_db.requests_in_flight(engine)
+    assert not messages_db.dispatch_at_work(engine)
     other = sa.create_engine(database_url)
     holder = other.connect()
     holder.begin()
@@ -47,11 +47,11 @@ def test_another_session_at_work_counts_as_busy(database_url: str) -> None:
         while not _blocked(engine):  # polls a condition, bounded
             assert time.monotonic() < deadline, "the second session never started waiting"
             time.sleep(0.01)
-        assert messages_db.requests_in_flight(engine)
+        assert messages_db.dispatch_at_work(engine)
     finally:
         holder.rollback()
         holder.close()
         thread.join(WAIT_S)
     assert not thread.is_alive()
-    assert not messages_db.requests_in_flight(engine)
+    assert not messages_db.dispatch_at_work(engine)
     other.dispose()

@@ -178,7 +178,7 @@ def test_a_purge_gives_way_while_requests_are_in_flight(db_url: str) -> None:
     live = messages_db.claim(engine, "nx", 3, 30.0, NOW)  # a request in flight
     pauses: list[float] = []
     ticks = Ticks(0.01)
-    pace = Pace(lambda: messages_db.requests_in_flight(engine), ticks, pauses.append)
+    pace = Pace(lambda: messages_db.dispatch_at_work(engine), ticks, pauses.append)
     assert purge(engine, NOW - 30 * DAY, pace=pace).messages == 2500
     # After each batch (3 of messages, the empty ones that end each loop) a pause of
     # (1 - share) / share of its 10 ms: the purge works a fifth of the time.
